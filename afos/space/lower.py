@@ -1,0 +1,269 @@
+"""Lowering of sympy expressions to torch: the one place where symbols meet kernels.
+
+An expression becomes a straight-line *program*: each distinct sympy sub-expression is computed once
+(common sub-expressions are shared for free because sympy nodes hash structurally) by one torch call, and
+registers are released after their last use. Running the program is a short Python loop, so eager mode
+costs one kernel per node and ``torch.compile`` can trace it into fused kernels.
+
+Choices made here, each fixing a trap of naive printing (sympy 1.14's torch printer included):
+
+* constant sub-trees are folded to Python floats at lowering time, so ``erf(x/sqrt(2))`` multiplies by a
+  float instead of calling ``torch.sqrt`` on a Python number;
+* ``Max``/``Min`` with a number use ``clamp`` (``torch.maximum`` rejects a Python float);
+* ``Heaviside`` takes sympy's value at zero (1/2 unless given) and, unlike ``torch.heaviside``, has a
+  (zero) gradient;
+* ``sinc`` is sympy's unnormalised sin(x)/x, while ``torch.sinc`` is normalised, so the argument is
+  divided by pi;
+* ``softplus``, ``sigmoid``, ``log(1 + exp(u))`` use overflow-free kernels; ``atanh`` clamps its input
+  inside (-1, 1); ``x*sigmoid(x)`` and ``x*tanh(softplus(x))`` use the fused SiLU and Mish kernels.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import sympy
+import torch
+import torch.nn.functional as F
+
+from afos.errors import UserError
+from afos.space import functions as fn
+
+Value = Any  # a torch.Tensor, or a Python float for constants
+
+
+class LoweringError(UserError):
+    """The expression uses a construct with no torch lowering (e.g. Piecewise)."""
+
+
+def _maximum(a: Value, b: Value) -> Value:
+    if isinstance(a, float):
+        a, b = b, a
+    if isinstance(b, float):
+        return torch.relu(a) if b == 0.0 else torch.clamp(a, min=b)
+    return torch.maximum(a, b)
+
+
+def _minimum(a: Value, b: Value) -> Value:
+    if isinstance(a, float):
+        a, b = b, a
+    if isinstance(b, float):
+        return torch.clamp(a, max=b)
+    return torch.minimum(a, b)
+
+
+def _atanh(a: torch.Tensor) -> torch.Tensor:
+    bound = 1.0 - torch.finfo(a.dtype).eps
+    return torch.atanh(a.clamp(-bound, bound))
+
+
+def _heaviside(a: torch.Tensor, at_zero: float) -> torch.Tensor:
+    # Built from comparisons: torch.heaviside has no derivative, a step's derivative is 0 almost everywhere.
+    return torch.where(a == 0, at_zero, (a > 0).to(a.dtype))
+
+
+def _elish(a: torch.Tensor) -> torch.Tensor:
+    return torch.where(a >= 0, a, torch.expm1(a)) * torch.sigmoid(a)
+
+
+def _upcast(op: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Run ``op`` in float32 for half-precision inputs: some special functions lack those kernels."""
+
+    def run(a: torch.Tensor) -> torch.Tensor:
+        if a.dtype in (torch.float16, torch.bfloat16):
+            return op(a.float()).to(a.dtype)
+        return op(a)
+
+    return run
+
+
+#: One-argument sympy functions and their torch kernels.
+UNARY: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
+    sympy.exp: torch.exp, sympy.log: torch.log, sympy.Abs: torch.abs,
+    sympy.sin: torch.sin, sympy.cos: torch.cos, sympy.tan: torch.tan,
+    sympy.sinh: torch.sinh, sympy.cosh: torch.cosh, sympy.tanh: torch.tanh,
+    sympy.asinh: torch.asinh, sympy.atan: torch.atan, sympy.atanh: _atanh,
+    sympy.erf: torch.erf, sympy.erfc: torch.erfc,
+    sympy.sinc: lambda a: torch.sinc(a / math.pi),
+    fn.sigmoid: torch.sigmoid, fn.softplus: F.softplus, fn.gelu: F.gelu, fn.elu: F.elu, fn.selu: F.selu,
+    fn.elish: _elish, fn.i0e: _upcast(torch.special.i0e), fn.i1e: _upcast(torch.special.i1e),
+}
+
+
+def _power(base: Value, exponent: Value) -> Value:
+    if isinstance(exponent, float):
+        special = {2.0: torch.square, -1.0: torch.reciprocal, 0.5: torch.sqrt, -0.5: torch.rsqrt}
+        if exponent in special:
+            return special[exponent](base)
+    return torch.pow(base, exponent)
+
+
+def _sum(*args: Value) -> Value:
+    return functools.reduce(lambda a, b: a + b, args)
+
+
+def _product(*args: Value) -> Value:
+    floats = [a for a in args if isinstance(a, float)]
+    tensors = [a for a in args if not isinstance(a, float)]
+    result = functools.reduce(lambda a, b: a * b, tensors)
+    scale = math.prod(floats)
+    if scale == -1.0:
+        return torch.neg(result)
+    return result if scale == 1.0 else result * scale
+
+
+@dataclass(frozen=True)
+class Program:
+    """A straight-line torch program: ``inputs`` fill the first registers, ``steps`` append the rest.
+
+    ``steps[i] = (op, argument registers, registers freed after the step)``. Registers hold tensors or
+    Python floats (folded constants).
+    """
+
+    inputs: tuple[str, ...]
+    constants: tuple[float, ...]
+    steps: tuple[tuple[Callable[..., Value], tuple[int, ...], tuple[int, ...]], ...]
+    output: int
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        registers: list[Value] = [*inputs, *self.constants]
+        for op, args, dead in self.steps:
+            registers.append(op(*[registers[i] for i in args]))
+            for index in dead:
+                registers[index] = None
+        result = registers[self.output]
+        if isinstance(result, float) or result.shape != inputs[0].shape:
+            return torch.zeros_like(inputs[0]) + result  # constant or parameter-only expressions
+        return result
+
+
+class _Builder:
+    """Turns a sympy tree into a :class:`Program`, one register per distinct sub-expression."""
+
+    def __init__(self, inputs: Sequence[sympy.Symbol]):
+        self.inputs = tuple(inputs)
+        self.registers: dict[sympy.Basic, int] = {s: i for i, s in enumerate(self.inputs)}
+        self.constants: list[float] = []
+        self.steps: list[tuple[Callable[..., Value], tuple[int, ...]]] = []
+
+    def build(self, expr: sympy.Basic) -> Program:
+        output = self.visit(expr)
+        base = len(self.inputs) + len(self.constants)
+        steps = [(op, tuple(self._final(i, base) for i in args)) for op, args in self.steps]
+        return Program(
+            tuple(str(s) for s in self.inputs), tuple(self.constants), _with_liveness(steps, base, output),
+            self._final(output, base),
+        )
+
+    def _final(self, register: int, base: int) -> int:
+        """Registers were numbered in visit order; constants move to sit right after the inputs."""
+        if register < 0:
+            return len(self.inputs) + (-register - 1)
+        return register if register < len(self.inputs) else register + len(self.constants)
+
+    def visit(self, expr: sympy.Basic) -> int:
+        if expr in self.registers:
+            return self.registers[expr]
+        if not expr.free_symbols:
+            register = self._constant(expr)
+        else:
+            op, args = _lowering(expr)
+            arg_registers = tuple(self.visit(a) for a in args)
+            self.steps.append((op, arg_registers))
+            register = len(self.inputs) + len(self.steps) - 1
+        self.registers[expr] = register
+        return register
+
+    def _constant(self, expr: sympy.Basic) -> int:
+        value = _fold(expr)
+        self.constants.append(value)
+        return -len(self.constants)  # negative = constant slot, renumbered in _final
+
+def _fold_pairs(op: Callable[[Value, Value], Value]) -> Callable[..., Value]:
+    return lambda *args: functools.reduce(op, args)
+
+
+def _fused(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basic, ...]] | None:
+    """Recognise sub-trees that one fused, numerically stable kernel computes."""
+    if isinstance(expr, sympy.log) and expr.args[0].is_Add and len(expr.args[0].args) == 2:
+        one, other = sorted(expr.args[0].args, key=lambda a: not a.is_Number)
+        if one == 1 and isinstance(other, sympy.exp):
+            return F.softplus, other.args  # log(1 + exp(u))
+    if expr.is_Mul and len(expr.args) == 2:
+        for u, v in (expr.args, expr.args[::-1]):
+            if v == fn.sigmoid(u):
+                return F.silu, (u,)
+            if v == sympy.tanh(fn.softplus(u)):
+                return F.mish, (u,)
+    return None
+
+
+def _lowering(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basic, ...]]:
+    """The torch operation computing ``expr`` from its arguments."""
+    fused = _fused(expr)
+    if fused is not None:
+        return fused
+    if expr.is_Add:
+        return _sum, expr.args
+    if expr.is_Mul:
+        return _product, expr.args
+    if expr.is_Pow:
+        return _power, expr.args
+    if isinstance(expr, sympy.Max):
+        return _fold_pairs(_maximum), expr.args
+    if isinstance(expr, sympy.Min):
+        return _fold_pairs(_minimum), expr.args
+    if isinstance(expr, sympy.Heaviside):
+        return _heaviside, expr.args  # sympy stores H(0), 1/2 by default, as a second argument
+    op = UNARY.get(expr.func)
+    if op is None or len(expr.args) != 1:
+        raise LoweringError(f"no torch lowering for {expr.func.__name__} in {expr}")
+    return op, expr.args
+
+
+def _fold(expr: sympy.Basic) -> float:
+    """Evaluate a constant sub-tree to a float in float64 torch arithmetic.
+
+    Not ``sympy.N``: a tree such as exp(exp(exp(exp(E)))) makes mpmath work with numbers of millions of
+    digits, while float64 overflows to inf at once. Non-finite constants are an error.
+    """
+    if expr.is_Number or expr.is_NumberSymbol:
+        try:
+            value = float(expr)
+        except OverflowError:
+            value = math.inf
+    else:
+        op, args = _lowering(expr)
+        tensors = [torch.tensor(_fold(a), dtype=torch.float64) for a in args]
+        value = float(op(*tensors))
+    if not math.isfinite(value):
+        raise LoweringError(f"constant {expr} is not a finite real number")
+    return value
+
+
+def _with_liveness(
+    steps: list[tuple[Callable[..., Value], tuple[int, ...]]], base: int, output: int
+) -> tuple[tuple[Callable[..., Value], tuple[int, ...], tuple[int, ...]], ...]:
+    """Attach to each step the intermediate registers whose last use it is, so memory is released."""
+    last_use: dict[int, int] = {}
+    for index, (_, args) in enumerate(steps):
+        for register in args:
+            if register >= base:
+                last_use[register] = index
+    dead: dict[int, list[int]] = {}
+    for register, index in last_use.items():
+        if register != output:
+            dead.setdefault(index, []).append(register)
+    return tuple((op, args, tuple(dead.get(i, ()))) for i, (op, args) in enumerate(steps))
+
+
+def lower(expr: sympy.Basic, inputs: Sequence[sympy.Symbol]) -> Program:
+    """Compile ``expr`` to a :class:`Program` whose positional inputs are ``inputs`` (x first)."""
+    unknown = expr.free_symbols - set(inputs)
+    if unknown:
+        names = ", ".join(sorted(str(s) for s in unknown))
+        raise LoweringError(f"expression uses undeclared symbol(s) {names}")
+    return _Builder(inputs).build(expr)
