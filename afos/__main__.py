@@ -1,0 +1,3 @@
+from afos.cli import main
+
+main()

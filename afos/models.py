@@ -1,0 +1,453 @@
+"""Network architectures in which every activation is the candidate under evaluation.
+
+Each builder receives an *activation factory* and calls it once per activation site, so the candidate
+replaces every activation of the network and a candidate with learnable parameters gets its own
+parameters in every layer. `build_model` remembers which modules the factory produced (by their
+qualified names on the model, which survive `copy.deepcopy`, pickling and `.to(device)`), and
+`activation_sites` hands them back in forward order for per-layer reporting.
+
+Image models accept any of the dataset sizes used here (8x8 digits, 28x28 MNIST family, 32x32 CIFAR):
+they end in adaptive average pooling, so the classifier's input width does not depend on the image size.
+
+Torchvision models (`resnet18`, `resnet50`, `mobilenet_v3_small`) are used as published, with two
+documented limits:
+
+* torchvision's ResNet ``BasicBlock``/``Bottleneck`` call one ``self.relu`` module two or three times in
+  ``forward``. Giving each call its own module would mean rewriting torchvision's ``forward``, so each
+  block holds a single candidate module: learnable activation parameters are per block, not per use.
+* MobileNetV3's squeeze-and-excitation ``Hardsigmoid`` is kept. It is a gate that squashes channel
+  weights into [0, 1], not the network's nonlinearity; an unbounded candidate there would change the
+  block from attention to a free multiplier and confound the comparison.
+* Their other in-place modules (MobileNetV3's classifier dropout) are made out-of-place, because they
+  would overwrite a candidate's output that its backward pass may need.
+
+They keep torchvision's ImageNet stem (stride 4 before the first block), so they see small images at
+very low resolution; the CIFAR-specific models above are the ones to use for accuracy comparisons.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from afos.errors import ConfigError
+
+ActivationFactory = Callable[[], nn.Module]
+
+_SITES_ATTR = "afos_activation_sites"
+"""Attribute on a built model: qualified names of its activation sites, in forward order."""
+
+_TORCHVISION_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the data looks like; the builders size their first and last layers from it."""
+
+    in_channels: int
+    num_classes: int
+    image_size: int | None
+    num_features: int | None
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _conv_bn_act(
+    c_in: int, c_out: int, act: ActivationFactory, *, kernel: int = 3, stride: int = 1, groups: int = 1
+) -> list[nn.Module]:
+    """Conv -> BatchNorm -> activation; the conv has no bias because BatchNorm's shift replaces it."""
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False)
+    return [conv, nn.BatchNorm2d(c_out), act()]
+
+
+def _classifier_head(channels: int, num_classes: int) -> list[nn.Module]:
+    """Global average pooling makes the classifier independent of the input image size."""
+    return [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
+
+
+def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule at a dotted path (``torch``'s own `set_submodule` is missing before 2.3)."""
+    parent_name, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent_name), child, module)
+
+
+# ------------------------------------------------------------------------------------- small models
+
+
+def _mlp(act: ActivationFactory, spec: InputSpec, *, hidden: Sequence[int] = (128, 64)) -> nn.Module:
+    """Fully connected net; flattening lets the same model take tabular rows and images."""
+    if isinstance(hidden, (str, bytes)) or not all(isinstance(h, int) and h > 0 for h in hidden):
+        raise ConfigError(f"mlp option hidden must be a sequence of positive ints, got {hidden!r}")
+    if spec.num_features is not None:
+        width = spec.num_features
+    elif spec.image_size is not None:
+        width = spec.in_channels * spec.image_size**2
+    else:
+        raise ConfigError("mlp needs num_features (tabular data) or image_size (images)")
+    layers: list[nn.Module] = [nn.Flatten()]
+    for size in hidden:
+        layers += [nn.Linear(width, size), act()]
+        width = size
+    layers.append(nn.Linear(width, spec.num_classes))
+    return nn.Sequential(*layers)
+
+
+def _small_cnn(act: ActivationFactory, spec: InputSpec) -> nn.Module:
+    """Two-conv CNN sized for 8x8 digits so a fitness evaluation takes seconds on a CPU.
+
+    Pooling to 4x4 rather than 1x1 keeps the stroke layout, which is most of the signal in 8x8 digits.
+    """
+    return nn.Sequential(
+        *_conv_bn_act(spec.in_channels, 16, act),
+        nn.MaxPool2d(2),
+        *_conv_bn_act(16, 32, act),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(32 * 16, spec.num_classes),
+    )
+
+
+def _lenet5(act: ActivationFactory, spec: InputSpec) -> nn.Module:
+    """LeNet-5 with its classic 5x5x16 feature map at 28x28 and 32x32, and still usable at 8x8.
+
+    32x32 inputs use the original unpadded convs; 28x28 pads the first conv (the usual MNIST variant)
+    to reach the same 5x5 map. Inputs under 12 pixels also pad the second conv so it fits at all, and the
+    adaptive pool then stretches their small map to the 5x5 the dense layers expect.
+    """
+    size = spec.image_size
+    assert size is not None  # _check_spec rejects tabular inputs for image models
+    pad1 = 0 if size >= 32 else 2
+    pad2 = 0 if size >= 12 else 2
+    return nn.Sequential(
+        nn.Conv2d(spec.in_channels, 6, 5, padding=pad1),
+        act(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, padding=pad2),
+        act(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(5),
+        nn.Flatten(),
+        nn.Linear(16 * 25, 120),
+        act(),
+        nn.Linear(120, 84),
+        act(),
+        nn.Linear(84, spec.num_classes),
+    )
+
+
+def _afos_cnn(act: ActivationFactory, spec: InputSpec) -> nn.Module:
+    """The AFOS paper's VGG-style CNN: three blocks of two 3x3 convs, each pooled and dropped out.
+
+    The pool before the dense layer outputs 4x4, which is the identity at the paper's 32x32 input (so
+    the dense layer has the paper's 2048 inputs) while letting 8x8 and 28x28 inputs through.
+    """
+    layers: list[nn.Module] = []
+    c_in = spec.in_channels
+    for width, dropout in ((32, 0.2), (64, 0.3), (128, 0.4)):
+        layers += [*_conv_bn_act(c_in, width, act), *_conv_bn_act(width, width, act)]
+        layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
+        c_in = width
+    layers += [nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128 * 16, 128), act(), nn.Dropout(0.5)]
+    layers.append(nn.Linear(128, spec.num_classes))
+    return nn.Sequential(*layers)
+
+
+# ------------------------------------------------------------------------------------- CIFAR ResNet
+
+
+class _PadShortcut(nn.Module):
+    """He et al.'s option-A shortcut: subsample and zero-pad channels, adding no parameters.
+
+    Parameter-free shortcuts keep the model's capacity identical to the paper's CIFAR numbers.
+    """
+
+    def __init__(self, stride: int, extra_channels: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.extra_channels = extra_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        front = self.extra_channels // 2
+        return F.pad(x, (0, 0, 0, 0, front, self.extra_channels - front))
+
+
+def _shortcut(c_in: int, c_out: int, stride: int, kind: str) -> nn.Module:
+    """Identity when shapes match, else option A (zero padding) or B (1x1 projection)."""
+    if stride == 1 and c_in == c_out:
+        return nn.Identity()
+    if kind == "A":
+        return _PadShortcut(stride, c_out - c_in)
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+
+class _BasicBlock(nn.Module):
+    """Two 3x3 convs with a residual; each of its two activations is a separate site."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, act: ActivationFactory, shortcut: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.act1 = act()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = _shortcut(c_in, c_out, stride, shortcut)
+        self.act2 = act()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act2(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """He et al.'s CIFAR ResNet (depth = 6n + 2): a 16-channel stem and three stages of n blocks."""
+
+    def __init__(self, act: ActivationFactory, spec: InputSpec, *, depth: int, shortcut: str = "A") -> None:
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise ConfigError(f"CIFAR ResNet depth must be 6n + 2 with n >= 1, got {depth}")
+        if shortcut not in ("A", "B"):
+            raise ConfigError(f"resnet option shortcut must be 'A' or 'B', got {shortcut!r}")
+        per_stage = (depth - 2) // 6
+        self.stem = nn.Sequential(*_conv_bn_act(spec.in_channels, 16, act))
+        blocks: list[nn.Module] = []
+        c_in = 16
+        for stage, width in enumerate((16, 32, 64)):
+            for index in range(per_stage):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(_BasicBlock(c_in, width, stride, act, shortcut))
+                c_in = width
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(*_classifier_head(64, spec.num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+
+# ------------------------------------------------------------------------------------- MobileNetV2
+
+_MOBILENETV2_STAGES = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 1),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+"""(expansion, channels, blocks, first stride). The CIFAR variant uses stride 1 for the 24-channel
+stage (2 on ImageNet) and a stride-1 stem, so 32x32 inputs are not reduced to 1x1 before the head."""
+
+
+class _InvertedResidual(nn.Module):
+    """Expand (1x1) -> depthwise 3x3 -> linear project (1x1); the projection has no activation by design."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, expansion: int, act: ActivationFactory) -> None:
+        super().__init__()
+        hidden = c_in * expansion
+        layers = [] if expansion == 1 else _conv_bn_act(c_in, hidden, act, kernel=1)
+        layers += _conv_bn_act(hidden, hidden, act, stride=stride, groups=hidden)
+        layers += [nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.body(x)
+        return x + out if self.residual else out
+
+
+def _mobilenetv2(act: ActivationFactory, spec: InputSpec) -> nn.Module:
+    """MobileNetV2 (width 1.0) for small images; the candidate takes the place of every ReLU6."""
+    layers = _conv_bn_act(spec.in_channels, 32, act)
+    c_in = 32
+    for expansion, width, count, stride in _MOBILENETV2_STAGES:
+        for index in range(count):
+            layers.append(_InvertedResidual(c_in, width, stride if index == 0 else 1, expansion, act))
+            c_in = width
+    layers += _conv_bn_act(c_in, 1280, act, kernel=1)
+    layers += _classifier_head(1280, spec.num_classes)
+    return nn.Sequential(*layers)
+
+
+# --------------------------------------------------------------------------------- torchvision models
+
+
+def _torchvision(act: ActivationFactory, spec: InputSpec, *, arch: str) -> nn.Module:
+    """A torchvision classifier, untrained, with its first conv and its activations swapped in place.
+
+    Imported lazily: torchvision adds about a second to start-up that most runs never need.
+    """
+    import torchvision.models
+
+    model = getattr(torchvision.models, arch)(weights=None, num_classes=spec.num_classes)
+    if spec.in_channels != 3:
+        _adapt_first_conv(model, spec.in_channels)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, _TORCHVISION_ACTIVATIONS):
+            _set_submodule(model, name, act())
+        elif getattr(module, "inplace", False):
+            # e.g. MobileNetV3's Dropout(inplace=True) right after an activation: it would overwrite
+            # the candidate's output, which a candidate such as tanh saves for its backward pass.
+            module.inplace = False
+    return model
+
+
+def _adapt_first_conv(model: nn.Module, in_channels: int) -> None:
+    """Rebuild the stem conv for the dataset's channel count, keeping every other hyper-parameter."""
+    name, conv = next((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
+    stem = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=conv.bias is not None,
+    )
+    _set_submodule(model, name, stem)
+
+
+# ------------------------------------------------------------------------------------------ registry
+
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, object]]] = {
+    "mlp": (_mlp, {}),
+    "lenet5": (_lenet5, {}),
+    "afos_cnn": (_afos_cnn, {}),
+    "resnet20": (CifarResNet, {"depth": 20}),
+    "resnet56": (CifarResNet, {"depth": 56}),
+    "mobilenetv2": (_mobilenetv2, {}),
+    "resnet18": (_torchvision, {"arch": "resnet18"}),
+    "resnet50": (_torchvision, {"arch": "resnet50"}),
+    "mobilenet_v3_small": (_torchvision, {"arch": "mobilenet_v3_small"}),
+    "small_cnn": (_small_cnn, {}),
+}
+"""name -> (builder, keyword arguments fixed by the name). The builder's other keyword-only parameters
+are the options a user may pass through `build_model`."""
+
+MODELS: tuple[str, ...] = tuple(_REGISTRY)
+
+_TABULAR_MODELS = frozenset({"mlp"})
+
+_DEFAULT_MODELS = {
+    "digits": "mlp",
+    "wine": "mlp",
+    "mnist": "lenet5",
+    "fashion-mnist": "lenet5",
+    "cifar10": "resnet20",
+    "cifar100": "resnet20",
+}
+
+
+def _resolve(name: str) -> str:
+    """Canonical model name; '-' is accepted for '_' because CLI users type both."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    return key
+
+
+def _check_options(name: str, options: dict[str, object]) -> None:
+    builder, fixed = _REGISTRY[name]
+    params = inspect.signature(builder).parameters.values()
+    allowed = sorted(p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in fixed)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        accepted = ", ".join(allowed) or "none"
+        raise ConfigError(f"model {name!r} has no option {', '.join(unknown)}; it accepts: {accepted}")
+
+
+def _check_spec(name: str, spec: InputSpec) -> None:
+    for field in ("in_channels", "num_classes", "image_size", "num_features"):
+        value = getattr(spec, field)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+    if name not in _TABULAR_MODELS and spec.image_size is None:
+        tabular = ", ".join(sorted(_TABULAR_MODELS))
+        raise ConfigError(f"model {name!r} needs image inputs (image_size); use {tabular} for tabular data")
+
+
+def _recording(factory: ActivationFactory) -> tuple[ActivationFactory, list[nn.Module]]:
+    """Wrap the factory so build_model learns which modules are activation sites."""
+    made: list[nn.Module] = []
+
+    def make() -> nn.Module:
+        module = factory()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"activation factory must return an nn.Module, got {type(module).__name__}")
+        made.append(module)
+        return module
+
+    return make, made
+
+
+def _init_weights(model: nn.Module) -> None:
+    """He-normal (fan_out) convs everywhere, as torchvision does for its own models.
+
+    One convention for every architecture keeps comparisons fair; everything is drawn from torch's global
+    generator, so a build after `torch.manual_seed` is reproducible. Linear layers keep their own init.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+# -------------------------------------------------------------------------------------------- public
+
+
+def build_model(
+    name: str,
+    activation: ActivationFactory,
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    image_size: int | None = 32,
+    num_features: int | None = None,
+    **options: object,
+) -> nn.Module:
+    """Build model `name` with a fresh `activation()` at every activation site.
+
+    `options` are per-model settings: ``hidden`` (mlp, a sequence of layer widths) and ``shortcut``
+    (resnet20/resnet56, ``"A"`` zero-padding or ``"B"`` 1x1 projection). Raises ConfigError for an
+    unknown name or option or an input shape the model cannot take.
+    """
+    key = _resolve(name)
+    _check_options(key, options)
+    spec = InputSpec(in_channels, num_classes, image_size, num_features)
+    _check_spec(key, spec)
+    builder, fixed = _REGISTRY[key]
+    factory, made = _recording(activation)
+    model = builder(factory, spec, **fixed, **options)
+    _init_weights(model)
+    made_ids = {id(module) for module in made}
+    sites = tuple(n for n, m in model.named_modules() if id(m) in made_ids)
+    setattr(model, _SITES_ATTR, sites)
+    return model
+
+
+def default_model(dataset_name: str) -> str:
+    """The architecture a dataset is evaluated with unless the user picks another."""
+    try:
+        return _DEFAULT_MODELS[dataset_name.lower()]
+    except KeyError:
+        known = ", ".join(_DEFAULT_MODELS)
+        raise ConfigError(f"no default model for dataset {dataset_name!r}; known datasets: {known}") from None
+
+
+def activation_sites(model: nn.Module) -> list[nn.Module]:
+    """The candidate modules of a model from `build_model`, in the order the forward pass first uses them.
+
+    A module shared by several uses (torchvision's per-block ReLU) appears once.
+    """
+    names = getattr(model, _SITES_ATTR, None)
+    if names is None:
+        raise ValueError("model was not built by afos.models.build_model; its activation sites are unknown")
+    return [model.get_submodule(name) for name in names]
