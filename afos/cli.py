@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -85,6 +86,95 @@ def show(expression: str, as_json: bool, plot: str | None) -> None:
     click.echo(_format_facts(facts))
     if plot:
         click.echo(f"plot        {plot}")
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML config (default: configs/quick.toml settings).")
+@click.option("--dataset", default=None, help="Dataset (digits, wine, mnist, fashion-mnist, cifar10, cifar100).")
+@click.option("--model", default=None, help="Model (mlp, small_cnn, lenet5, afos_cnn, resnet20, ...).")
+@click.option("--primitives", default=None, help="Primitive set (afos, swish, actbench) or a comma list.")
+@click.option("--population", type=int, default=None, help="Candidates per generation.")
+@click.option("--generations", type=int, default=None, help="Number of generations.")
+@click.option("--epochs", type=float, default=None, help="Training budget per candidate, in epochs.")
+@click.option("--seed", type=int, default=None, help="Random seed of the search and of training.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run-id>).")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None, help="Continue this run folder.")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
+@click.option("--data-dir", default=None, help="Folder holding the datasets (else $AFOS_DATA_DIR).")
+@click.option("--max-evals", type=int, default=None, help="Stop after this many training runs.")
+@click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
+    """Evolve activation functions with a genetic search; results go to a run folder."""
+    from afos import search as engine
+    from afos.report import write_report
+
+    overrides = {
+        "primitives": options["primitives"], "population": options["population"],
+        "generations": options["generations"], "seed": options["seed"], "max_evals": options["max_evals"],
+        "time_limit": options["time_limit"], "train.dataset": options["dataset"], "train.model": options["model"],
+        "train.epochs": options["epochs"], "train.seed": options["seed"], "train.device": options["device"],
+        "train.data_dir": options["data_dir"],
+    }
+    if resume:
+        run_dir, config = Path(resume), engine.resume_config(Path(resume), overrides)
+    else:
+        values = engine.load_config(config_path or _default_config())
+        config = engine.SearchConfig.from_dict(engine.with_overrides(values, overrides))
+        run_dir = Path(out) if out else engine.new_run_dir("results", config)
+    echo = None if quiet else (lambda message: click.echo(message, err=True))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = engine.run_log(run_dir, echo)
+    log(f"run folder {run_dir}")
+    try:
+        status = engine.Search(config, run_dir, progress=log).run()
+    except KeyboardInterrupt:
+        write_report(run_dir)
+        click.echo(f"afos: interrupted; resume with: afos search --resume {run_dir}", err=True)
+        sys.exit(130)
+    report = write_report(run_dir)
+    click.echo(_top_functions(run_dir, status, report))
+
+
+def _default_config() -> str | None:
+    """configs/quick.toml of a source checkout; an installed package falls back to the same defaults."""
+    path = Path(__file__).resolve().parent.parent / "configs" / "quick.toml"
+    return str(path) if path.exists() else None
+
+
+def _top_functions(run_dir: Path, status: str, report: Path) -> str:
+    from afos.report import summary_lines
+
+    return "\n".join([f"search {status}: {run_dir}", *summary_lines(run_dir), f"report: {report}"])
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+def report(run_dir: str) -> None:
+    """Rebuild a run's report, tables and plots from its database."""
+    from afos.report import write_report
+
+    click.echo(str(write_report(run_dir)))
+
+
+@cli.command()
+@click.argument("root", type=click.Path(file_okay=False), default="results")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs(root: str, as_json: bool) -> None:
+    """List the runs under ROOT (default results/) with status, progress and best function."""
+    from afos.report import list_runs
+
+    rows = list_runs(root)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no runs under {root}")
+    for row in rows:
+        fitness = "-" if row["fitness"] is None else f"{row['fitness']:.4f}"
+        click.echo(f"{row['run']:<44} {row['status']:<12} gen {row['generations']:<7} "
+                   f"evals {row['evaluations']:<5} best {fitness} {row['best'] or ''}")
 
 
 def _format_facts(facts: dict[str, Any]) -> str:

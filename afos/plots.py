@@ -203,3 +203,25 @@ def function_plot(
     if title:
         figure.suptitle(title)
     return _save(figure, path)
+
+
+def line_plot(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    path: str | os.PathLike[str],
+    *,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+) -> Path:
+    """Several named series over a shared x axis (e.g. best/mean/median fitness per generation)."""
+    figure, ax = _new_figure(6.0, 3.8)
+    for label, values in series.items():
+        ax.plot(list(x), [math.nan if v is None else v for v in values], marker="o", markersize=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(figure, path)

@@ -18,13 +18,19 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 from scipy import stats as sps
+
+
+def finite_mean(values: Iterable[Any]) -> float | None:
+    """Mean of the finite numbers among ``values`` (None and NaN are failed runs); None if there are none."""
+    numbers = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return sum(numbers) / len(numbers) if numbers else None
 
 # Differences smaller than this are floating-point residue of subtracting decimal accuracies
 # (0.768 - 0.763 != 0.936 - 0.931 in binary), not measured effects; rounding them restores exact ties.

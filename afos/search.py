@@ -1,0 +1,621 @@
+"""The genetic search: DEAP trees in, a run database of trained candidates out.
+
+Per generation the engine *proposes* candidates (elites from the hall of fame, tournament-selected
+offspring varied by crossover and one of four mutations, and random immigrants) and only then *trains*
+the new ones. Each proposal goes tree -> sympy -> fingerprint -> known? -> screening; a function that was
+already evaluated (in this run or, on the same protocol, in a sibling run) or that fails screening costs
+no training and its slot is refilled, so every generation trains the configured number of distinct,
+valid candidates (unless the neighbourhood is exhausted, see :data:`REFILL_LIMIT`).
+
+Crash safety and determinism: every training result is committed to the run database as it finishes,
+and after each generation the population, the hall of fame and Python's random state are committed in one
+transaction. Resuming replays the interrupted generation from that state: its proposals come out the
+same, and evaluations already stored are read back instead of trained, so a resumed run ends with the
+same hall of fame as an uninterrupted one (on CPU, where training is bit-reproducible).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from deap import gp, tools
+
+from afos import data, models
+from afos.errors import ConfigError, UserError
+from afos.space.parse import canonical
+from afos.space.primitives import primitive_set as resolve_primitives
+from afos.space.probe import fingerprint, screen
+from afos.stats import finite_mean
+from afos.store import RunStore, protocol_hash, rng_state_from_json, rng_state_to_json
+from afos.train import FitnessResult, TrainConfig, run_fitness
+from afos.trees import Individual, parse_tree, primitive_set, small_trees, to_sympy
+
+#: Proposals per open slot before a known (already evaluated) function is accepted with its stored
+#: fitness instead of being refilled; bounds the work when the neighbourhood is exhausted.
+REFILL_LIMIT = 50
+FITNESSES = ("val_accuracy", "accuracy_loss")
+#: Training-config keys that do not change what a fitness number means, left out of the protocol hash.
+_NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s")
+
+
+@dataclass
+class SearchConfig:
+    """Settings of one search; ``train`` is the fitness protocol. See the README's config reference."""
+
+    primitives: str | list[str] = "afos"
+    constants: list[float] = field(default_factory=list)
+    population: int = 12
+    generations: int = 5
+    seed_expressions: list[str] = field(default_factory=lambda: ["relu", "silu"])
+    seed: int = 0
+    tournament_size: int = 3
+    elites: int = 2
+    hall_of_fame: int = 10
+    crossover_prob: float = 0.5
+    mutation_prob: float = 0.5
+    immigrants: float = 0.2
+    init_min_depth: int = 1
+    init_max_depth: int = 3
+    max_height: int = 6
+    max_size: int = 20
+    max_evals: int | None = None
+    time_limit: float | None = None
+    fitness: str = "val_accuracy"
+    fitness_seeds: int = 1
+    tasks: list[str] = field(default_factory=list)
+    halving_rungs: int = 1
+    halving_eta: int = 3
+    reuse_runs: bool = True
+    baseline: str = "relu"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> SearchConfig:
+        """Raise :class:`ConfigError` naming the first bad key."""
+        checks = {
+            "population": self.population >= 2,
+            "generations": self.generations >= 1,
+            "tournament_size": self.tournament_size >= 1,
+            "elites": 0 <= self.elites < self.population,
+            "hall_of_fame": self.hall_of_fame >= max(1, self.elites),
+            "crossover_prob": 0 <= self.crossover_prob <= 1,
+            "mutation_prob": 0 <= self.mutation_prob <= 1,
+            "immigrants": 0 <= self.immigrants <= 1,
+            "init_min_depth": 0 <= self.init_min_depth <= self.init_max_depth,
+            "max_height": self.max_height >= self.init_max_depth,
+            "max_size": self.max_size >= 1,
+            "max_evals": self.max_evals is None or self.max_evals >= 1,
+            "time_limit": self.time_limit is None or self.time_limit > 0,
+            "fitness": self.fitness in FITNESSES,
+            "fitness_seeds": self.fitness_seeds >= 1,
+            "halving_rungs": self.halving_rungs >= 1,
+            "halving_eta": self.halving_eta >= 2,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"search config: {key}={getattr(self, key)!r} is invalid")
+        for task in self.task_list():
+            _split_task(task)
+        resolve_primitives(self.primitives)
+        self.train.validate()
+        return self
+
+    def task_list(self) -> list[str]:
+        """``dataset/model`` pairs the fitness averages over (default: the train config's one)."""
+        if self.tasks:
+            return list(self.tasks)
+        return [f"{self.train.dataset}/{self.train.model or models.default_model(self.train.dataset)}"]
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["train"] = self.train.to_dict()
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SearchConfig:
+        """Build from a config mapping (``train`` as a sub-table); unknown keys are errors by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"search config: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        settings = dict(values)
+        settings["train"] = TrainConfig.from_dict(settings.get("train", {}))
+        try:
+            return cls(**settings).validate()
+        except TypeError as error:  # a value of the wrong type, e.g. population = "ten"
+            raise ConfigError(f"search config: {error}") from None
+
+
+def _split_task(task: str) -> tuple[str, str]:
+    dataset, _, model = task.partition("/")
+    if dataset not in data.DATASETS or model not in models.MODELS:
+        raise ConfigError(f"search config: task {task!r} must be DATASET/MODEL with a known dataset and model")
+    return dataset, model
+
+
+@dataclass
+class Counts:
+    """What happened to the proposals of one generation."""
+
+    proposed: int = 0
+    duplicate: int = 0
+    screened: int = 0
+    trained: int = 0
+    failed: int = 0
+    crossovers: int = 0
+    mutations: int = 0
+
+
+@dataclass
+class Candidate:
+    """A proposal that passed screening: its tree, expression text and fingerprint."""
+
+    tree: Individual
+    text: str
+    fingerprint: str
+
+
+class _Stop(Exception):
+    """The evaluation budget or the time limit ran out."""
+
+
+Progress = Callable[[str], None]
+
+
+class Search:
+    """One search run, bound to its folder and database; :meth:`run` starts or resumes it."""
+
+    def __init__(self, config: SearchConfig, run_dir: Path, *, progress: Progress | None = None) -> None:
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.store = RunStore(self.run_dir / "afos.db")
+        self.progress = progress or (lambda message: None)
+        self.primitives = {p.name: p for p in resolve_primitives(config.primitives)}
+        self.pset = primitive_set(self.primitives.values(), config.constants)
+        self.protocol = protocol_hash(
+            {k: v for k, v in config.train.to_dict().items() if k not in _NOT_PROTOCOL}
+        )
+        self.datasets: dict[str, data.Dataset] = {}
+        self.known: dict[str, tuple[float, float]] = {}  # fingerprint -> fitness, as of generation start
+        self.verdicts: dict[str, str | None] = {}  # fingerprint -> screening reason (None: valid)
+        self.trainings = 0
+        self.started = time.monotonic()
+        self.hof: dict[str, dict[str, Any]] = {}
+        self.generation = 0
+
+    # ------------------------------------------------------------------------------------ the loop
+    def run(self) -> str:
+        """Run (or resume) to the end; returns the final status: finished, budget, time-limit.
+
+        Ctrl-C (KeyboardInterrupt) marks the run interrupted and propagates; nothing finished is lost.
+        """
+        self.store.set_meta("config", self.config.to_dict())
+        self.store.set_meta("protocol", self.protocol)
+        self.store.set_meta("status", "running")
+        population, start = self._restore()
+        status = "finished"
+        try:
+            for generation in range(start, self.config.generations):
+                population = self._generation(generation, population)
+        except _Stop as stop:
+            status = str(stop)
+            self.progress(f"stopped: {status}")
+        except KeyboardInterrupt:
+            self.store.set_meta("status", "interrupted")  # every finished evaluation is already committed
+            raise
+        self._baseline()
+        self.store.set_meta("status", status)
+        return status
+
+    def _restore(self) -> tuple[list[Individual], int]:
+        saved = self.store.last_generation()
+        if saved is None:
+            random.seed(self.config.seed)
+            return [], 0
+        py_state, _ = rng_state_from_json(saved["rng_state"])
+        random.setstate(py_state)
+        self.hof = {entry["fingerprint"]: entry for entry in saved["hall_of_fame"]}
+        population = [self._individual(item) for item in saved["population"]]
+        self.known = self._known_before(saved["generation"] + 1)
+        self.progress(f"resuming after generation {saved['generation']}")
+        return population, saved["generation"] + 1
+
+    def _individual(self, item: Mapping[str, Any]) -> Individual:
+        tree = parse_tree(item["tree"], self.pset)
+        tree.fitness.values = tuple(item["fitness"])
+        return tree
+
+    def _generation(self, generation: int, population: list[Individual]) -> list[Individual]:
+        self.generation = generation
+        counts = Counts()
+        if generation == 0:
+            candidates, carried = self._initial(counts), []
+        else:
+            carried = self._elites()
+            candidates = self._offspring(population, len(carried), counts)
+        self.progress(f"generation {generation}: training {len(candidates)} candidates")
+        fitnesses = self._evaluate(candidates, generation, counts)
+        for candidate in candidates:
+            candidate.tree.fitness.values = fitnesses[candidate.fingerprint]
+        new_population = carried + [c.tree for c in candidates]
+        self._update_hof(candidates, fitnesses, generation)
+        self._save(generation, new_population, counts)
+        return new_population
+
+    # ------------------------------------------------------------------------------- proposals
+    def _initial(self, counts: Counts) -> list[Candidate]:
+        """Seed expressions first, then ramped half-and-half trees until the population is full."""
+        accepted: list[Candidate] = []
+        for tree in self._seed_trees():
+            self._consider(tree, accepted, counts, accept_known=True)
+        return self._fill(accepted, self.config.population, 0, counts, lambda: self._random_tree())
+
+    def _offspring(self, population: list[Individual], carried: int, counts: Counts) -> list[Candidate]:
+        """Varied offspring of ``population``, then random immigrants, for the slots elites leave."""
+        slots = self.config.population - carried
+        immigrants = min(slots, round(self.config.immigrants * self.config.population))
+        taken = set(self._elite_fingerprints())
+        accepted = self._fill([], slots - immigrants, 0, counts, lambda: self._vary(population, counts), taken)
+        return self._fill(accepted, slots, 0, counts, lambda: self._random_tree(), taken)
+
+    def _fill(
+        self, accepted: list[Candidate], size: int, since: int, counts: Counts,
+        propose: Callable[[], Individual], taken: set[str] | None = None,
+    ) -> list[Candidate]:
+        """Propose until ``accepted`` holds ``size`` candidates; after :data:`REFILL_LIMIT` fruitless
+        proposals in a row a known function is accepted (with its stored fitness) rather than none."""
+        while len(accepted) < size:
+            before = len(accepted)
+            self._consider(propose(), accepted, counts, accept_known=since >= REFILL_LIMIT, taken=taken)
+            since = 0 if len(accepted) > before else since + 1
+            if since > 2 * REFILL_LIMIT:
+                break  # even known functions are exhausted: a smaller generation beats an endless loop
+        return accepted
+
+    def _consider(
+        self, tree: Individual, accepted: list[Candidate], counts: Counts, *, accept_known: bool,
+        taken: set[str] | None = None,
+    ) -> None:
+        """The per-candidate path up to training: sympy, fingerprint, duplicate check, screening."""
+        counts.proposed += 1
+        expr = to_sympy(tree, self.primitives)
+        try:
+            key = fingerprint(expr)
+        except UserError:
+            counts.screened += 1
+            return
+        in_generation = any(c.fingerprint == key for c in accepted) or key in (taken or set())
+        if in_generation or (key in self.known and not accept_known):
+            counts.duplicate += 1
+            return
+        reason = self._screen(key, expr, tree)
+        if reason is not None:
+            counts.screened += 1
+            return
+        accepted.append(Candidate(tree, canonical(expr), key))
+
+    def _screen(self, key: str, expr: Any, tree: Individual) -> str | None:
+        if key not in self.verdicts:
+            verdict = screen(expr)
+            self.verdicts[key] = verdict.reason
+            self.store.add_candidate(
+                fingerprint=key, expression=str(tree), canonical=canonical(expr), tree=str(tree),
+                generation=self.generation, status="valid" if verdict.valid else "screened",
+                reason=verdict.reason,
+            )
+        return self.verdicts[key]
+
+    def _seed_trees(self) -> list[Individual]:
+        """Seed expressions as trees: tree text directly, else the smallest tree with the same function."""
+        trees = []
+        for text in self.config.seed_expressions:
+            try:
+                trees.append(parse_tree(text, self.pset))
+                continue
+            except ConfigError:
+                pass
+            target = fingerprint(text)
+            match = next((t for t in small_trees(self.pset) if _safe_fingerprint(to_sympy(t, self.primitives)) == target), None)
+            if match is None:
+                self.progress(f"seed {text!r} cannot be built from the primitive set; skipped")
+            else:
+                trees.append(match)
+        return trees
+
+    def _random_tree(self) -> Individual:
+        return Individual(gp.genHalfAndHalf(self.pset, self.config.init_min_depth, self.config.init_max_depth))
+
+    def _vary(self, population: list[Individual], counts: Counts) -> Individual:
+        """Tournament-select a parent, then maybe cross it with a second one and maybe mutate it."""
+        first = self._clone(tools.selTournament(population, 1, self.config.tournament_size)[0])
+        if random.random() < self.config.crossover_prob:
+            second = self._clone(tools.selTournament(population, 1, self.config.tournament_size)[0])
+            first = self._limited(first, gp.cxOnePoint(first, second)[0])
+            counts.crossovers += 1
+        if random.random() < self.config.mutation_prob:
+            first = self._limited(first, self._mutate(self._clone(first)))
+            counts.mutations += 1
+        return first
+
+    def _mutate(self, tree: Individual) -> Individual:
+        """One of four mutations, chosen uniformly: subtree, node replacement, shrink, insert."""
+        kind = random.randrange(4)
+        if kind == 0:
+            return gp.mutUniform(tree, lambda pset, type_: gp.genFull(pset, 0, 2), self.pset)[0]
+        if kind == 1:
+            return gp.mutNodeReplacement(tree, self.pset)[0]
+        if kind == 2:
+            return gp.mutShrink(tree)[0]
+        return gp.mutInsert(tree, self.pset)[0]
+
+    def _limited(self, parent: Individual, child: Individual) -> Individual:
+        """Bloat control: a child over the height or size limit is replaced by its parent."""
+        if child.height > self.config.max_height or len(child) > self.config.max_size:
+            return parent
+        return child
+
+    @staticmethod
+    def _clone(tree: Individual) -> Individual:
+        copy = Individual(tree)
+        copy.fitness.values = tree.fitness.values
+        return copy
+
+    def _elite_fingerprints(self) -> list[str]:
+        return [entry["fingerprint"] for entry in self._ranked_hof()[: self.config.elites]]
+
+    def _elites(self) -> list[Individual]:
+        return [self._individual(entry) for entry in self._ranked_hof()[: self.config.elites]]
+
+    # ------------------------------------------------------------------------------ evaluation
+    def _evaluate(self, candidates: list[Candidate], generation: int, counts: Counts) -> dict[str, tuple[float, float]]:
+        """Fitness of each candidate; with successive halving only the top 1/eta climb each rung."""
+        budgets = self._budgets()
+        fitness: dict[str, tuple[float, float]] = {}
+        alive = [c for c in candidates if c.fingerprint not in self.known]
+        for c in candidates:
+            if c.fingerprint in self.known:
+                fitness[c.fingerprint] = self.known[c.fingerprint]
+        for rung, budget in enumerate(budgets):
+            for candidate in alive:
+                value = self._fitness_at(candidate, budget, generation, counts, first=rung == 0)
+                fitness[candidate.fingerprint] = (float(rung), value)
+            keep = max(1, math.ceil(len(alive) / self.config.halving_eta))
+            alive = sorted(alive, key=lambda c: (-fitness[c.fingerprint][1], c.fingerprint))[:keep]
+        return fitness
+
+    def _budgets(self) -> list[float]:
+        full, eta, rungs = self.config.train.epochs, self.config.halving_eta, self.config.halving_rungs
+        return [full / eta ** (rungs - 1 - r) for r in range(rungs)]
+
+    def _fitness_at(self, candidate: Candidate, budget: float, generation: int, counts: Counts, *, first: bool) -> float:
+        """Mean fitness over tasks x seeds at one budget; failed runs score 0."""
+        values, failed = [], False
+        for task in self.config.task_list():
+            for offset in range(self.config.fitness_seeds):
+                record = self._train(candidate.text, candidate.fingerprint, task, self.config.seed + offset, budget, generation)
+                failed |= record["status"] != "ok"
+                values.append(self._score(record))
+        if first:
+            counts.trained += 1
+            counts.failed += failed
+        return statistics.fmean(values)
+
+    def _score(self, record: Mapping[str, Any]) -> float:
+        accuracy, loss = record.get("val_accuracy"), record.get("val_loss")
+        if record["status"] != "ok" or accuracy is None or not math.isfinite(accuracy):
+            return 0.0
+        if self.config.fitness == "accuracy_loss":
+            return accuracy / loss if loss and math.isfinite(loss) and loss > 0 else 0.0
+        return accuracy
+
+    def _train(self, text: str, key: str, task: str, seed: int, budget: float, generation: int | None) -> dict[str, Any]:
+        """One fitness run, read from the store when it was already made (e.g. before a crash)."""
+        stored = self.store.find_evaluation(key, self.protocol, budget, seed, task)
+        if stored is not None:
+            return stored
+        if self.config.max_evals is not None and self.trainings >= self.config.max_evals:
+            raise _Stop("budget")
+        if self.config.time_limit is not None and time.monotonic() - self.started > self.config.time_limit:
+            raise _Stop("time-limit")
+        dataset_name, model = _split_task(task)
+        train = replace(self.config.train, dataset=dataset_name, model=model, epochs=budget, seed=seed)
+        result = run_fitness(_factory(text), train, dataset=self._dataset(dataset_name, seed))
+        self.trainings += 1
+        record = self._record(result, text, key, task, seed, budget, generation)
+        self.store.add_evaluation(record)
+        self.progress(_describe(record))
+        return record
+
+    def _record(self, result: FitnessResult, text: str, key: str, task: str, seed: int, budget: float,
+                generation: int | None) -> dict[str, Any]:
+        record = result.to_dict()
+        record.update(fingerprint=key, protocol=self.protocol, budget=budget, seed=seed, task=task,
+                      generation=generation, expression=text)
+        record["fitness"] = self._score(record)
+        return record
+
+    def _dataset(self, name: str, seed: int) -> data.Dataset:
+        key = f"{name}:{seed}"
+        if key not in self.datasets:
+            train = self.config.train
+            self.datasets[key] = data.load_dataset(name, train.data_dir, val_fraction=train.val_fraction, seed=seed)
+        return self.datasets[key]
+
+    def _known_before(self, generation: int) -> dict[str, tuple[float, float]]:
+        """Fitness of functions evaluated at full budget before ``generation`` (and in sibling runs)."""
+        full = self._budgets()[-1]
+        known: dict[str, tuple[float, float]] = {}
+        records = [r for r in self.store.evaluations(protocol=self.protocol)
+                   if r["generation"] is not None and r["generation"] < generation]
+        if self.config.reuse_runs:
+            records += list(_sibling_evaluations(self.run_dir, self.protocol))
+        by_key: dict[str, list[float]] = {}
+        for record in records:
+            if record["budget"] == full:
+                by_key.setdefault(record["fingerprint"], []).append(self._score(record))
+        rung = float(len(self._budgets()) - 1)
+        for key, scores in by_key.items():
+            known[key] = (rung, statistics.fmean(scores))
+        return known
+
+    def _baseline(self) -> None:
+        """Train the baseline (ReLU) under the same protocol, for the report's comparison.
+
+        Its evaluations are found by fingerprint (a seeded ReLU may already have been trained).
+        """
+        key = fingerprint(self.config.baseline)
+        self.store.set_meta("baseline", {"expression": self.config.baseline, "fingerprint": key,
+                                         "budget": self._budgets()[-1]})
+        for task in self.config.task_list():
+            for offset in range(self.config.fitness_seeds):
+                try:
+                    self._train(canonical(self.config.baseline), key, task, self.config.seed + offset,
+                                self._budgets()[-1], None)
+                except _Stop:
+                    return
+
+    # ----------------------------------------------------------------------- hall of fame, saving
+    def _update_hof(self, candidates: list[Candidate], fitnesses: Mapping[str, tuple[float, float]], generation: int) -> None:
+        full = self._budgets()[-1]
+        for candidate in candidates:
+            if candidate.fingerprint in self.hof:
+                continue
+            records = [r for r in self.store.evaluations(fingerprint=candidate.fingerprint, protocol=self.protocol)
+                       if r["budget"] == full] if fitnesses[candidate.fingerprint][0] == len(self._budgets()) - 1 else []
+            self.hof[candidate.fingerprint] = {
+                "fingerprint": candidate.fingerprint,
+                "tree": str(candidate.tree),
+                "canonical": candidate.text,
+                "fitness": list(fitnesses[candidate.fingerprint]),
+                "val_accuracy": finite_mean(r.get("val_accuracy") for r in records),
+                "test_accuracy": finite_mean(r.get("test_accuracy") for r in records),
+                "generation": generation,
+            }
+        ranked = self._ranked_hof()[: self.config.hall_of_fame]
+        self.hof = {entry["fingerprint"]: entry for entry in ranked}
+
+    def _ranked_hof(self) -> list[dict[str, Any]]:
+        return sorted(self.hof.values(), key=lambda e: (-e["fitness"][0], -e["fitness"][1], e["fingerprint"]))
+
+    def _save(self, generation: int, population: list[Individual], counts: Counts) -> None:
+        values = [ind.fitness.values[1] for ind in population]
+        stats = {**asdict(counts), "best": max(values), "mean": statistics.fmean(values),
+                 "median": statistics.median(values), "seconds": round(time.monotonic() - self.started, 3)}
+        self.store.save_generation(
+            generation,
+            stats=stats,
+            population=[{"tree": str(ind), "fitness": list(ind.fitness.values)} for ind in population],
+            hall_of_fame=self._ranked_hof(),
+            rng_state=rng_state_to_json(random.getstate()),
+        )
+        self.known = self._known_before(generation + 1)
+        best = self._ranked_hof()[0]
+        self.progress(
+            f"generation {generation} done: best {best['fitness'][1]:.4f} {best['canonical']}  "
+            f"(proposed {counts.proposed}, duplicate {counts.duplicate}, screened {counts.screened}, "
+            f"trained {counts.trained}, failed {counts.failed})"
+        )
+
+
+def _factory(text: str) -> Callable[[], Any]:
+    from afos.compile import Activation
+
+    return lambda: Activation(text)
+
+
+def _safe_fingerprint(expr: Any) -> str | None:
+    try:
+        return fingerprint(expr)
+    except UserError:
+        return None
+
+
+def _describe(record: Mapping[str, Any]) -> str:
+    accuracy = record.get("val_accuracy")
+    shown = f"{accuracy:.4f}" if accuracy is not None else "-"
+    return (f"  {record['status']:<8} val_acc {shown}  {record['seconds']:.1f}s  "
+            f"[{record['task']} seed {record['seed']} {record['budget']:g} ep]  {record['expression']}")
+
+
+def _sibling_evaluations(run_dir: Path, protocol: str) -> Iterable[dict[str, Any]]:
+    """Evaluations on the same protocol in the other run folders beside this one (read-only)."""
+    for other in sorted(run_dir.parent.glob("*/afos.db")):
+        if other.parent == run_dir:
+            continue
+        try:
+            with RunStore(other, readonly=True) as store:
+                yield from store.evaluations(protocol=protocol)
+        except Exception:  # noqa: BLE001 - a foreign, new or broken database is simply not reused
+            continue
+
+
+#: Options that may change when a run is resumed; everything else is part of the run's identity.
+RESUMABLE = ("generations", "max_evals", "time_limit", "train.device", "train.data_dir")
+
+
+def load_config(path: str | Path | None) -> dict[str, Any]:
+    """Read a TOML config (top-level search keys, a ``[train]`` table); None gives the defaults."""
+    if path is None:
+        return {}
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+
+
+def with_overrides(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply ``{"population": 8, "train.epochs": 2}``-style overrides (None values are skipped)."""
+    merged = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in values.items()}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, name = key.rpartition(".")
+        target = merged.setdefault(section, {}) if section else merged
+        target[name] = value
+    return merged
+
+
+def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
+    """The stored config of a run, with only the :data:`RESUMABLE` options changed."""
+    db = Path(run_dir) / "afos.db"
+    if not db.exists():
+        raise ConfigError(f"--resume {run_dir}: no afos.db there, so it is not a run folder")
+    with RunStore(db, readonly=True) as store:
+        stored = store.get_meta("config")
+    fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
+    if fixed:
+        raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(fixed)}")
+    return SearchConfig.from_dict(with_overrides(stored, overrides))
+
+
+def new_run_dir(root: str | Path, config: SearchConfig) -> Path:
+    """``results/<time>-<dataset>-<model>-s<seed>``: sortable, readable, unique per second."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    task = config.task_list()[0].replace("/", "-")
+    return Path(root) / f"{stamp}-{task}-s{config.seed}"
+
+
+def run_log(run_dir: Path, echo: Progress | None) -> Progress:
+    """A progress callback that appends timestamped lines to ``search.log`` and echoes them."""
+    path = Path(run_dir) / "search.log"
+
+    def write(message: str) -> None:
+        with path.open("a") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        if echo is not None:
+            echo(message)
+
+    return write

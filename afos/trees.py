@@ -1,0 +1,113 @@
+"""Expression trees for the genetic search: DEAP primitive sets, safe tree text, trees to sympy.
+
+DEAP's own ``PrimitiveTree.from_string`` calls ``eval`` on tokens it does not know, so trees are read
+back (from configs, the run database and resumed populations) by the small parser here instead, which
+accepts only the primitive names of the set, ``x`` and numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Iterable
+
+import sympy
+from deap import base, gp
+
+from afos.errors import ConfigError
+from afos.space.primitives import X, Primitive
+
+
+class FitnessMax(base.Fitness):
+    """Lexicographic fitness (rung reached, value): compared only at equal training budgets.
+
+    Without successive halving every candidate is on rung 0, so only the value matters.
+    """
+
+    weights = (1.0, 1.0)
+
+
+class Individual(gp.PrimitiveTree):
+    """A candidate tree carrying its fitness, as DEAP's operators expect."""
+
+    def __init__(self, content: Iterable[gp.Primitive | gp.Terminal]) -> None:
+        super().__init__(content)
+        self.fitness = FitnessMax()
+
+
+def primitive_set(primitives: Iterable[Primitive], constants: Iterable[float] = ()) -> gp.PrimitiveSet:
+    """A DEAP primitive set over the single input ``x``; ``constants`` become fixed terminals."""
+    pset = gp.PrimitiveSet("afos", 1)
+    pset.renameArguments(ARG0="x")
+    for primitive in primitives:
+        pset.addPrimitive(primitive.build, primitive.arity, name=primitive.name)
+    for value in constants:
+        pset.addTerminal(float(value), name=repr(float(value)))
+    return pset
+
+
+_TREE_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<number>-?\d+\.\d*(?:e-?\d+)?)|(?P<op>[(),]))")
+
+
+def parse_tree(text: str, pset: gp.PrimitiveSet) -> Individual:
+    """Read tree text such as ``sigmoid_mul(x, max0(x))`` with only the names of ``pset``."""
+    tokens = [(m.lastgroup, m.group(m.lastgroup or "op")) for m in _TREE_TOKEN.finditer(text)]
+    if "".join(t for _, t in tokens) != re.sub(r"\s+", "", text):
+        raise ConfigError(f"tree {text!r} has characters outside the tree grammar")
+    nodes: list[gp.Primitive | gp.Terminal] = []
+    position = _read_node(tokens, 0, pset, nodes, text)
+    if position != len(tokens):
+        raise ConfigError(f"tree {text!r} has trailing text")
+    return Individual(nodes)
+
+
+def _read_node(tokens: list, position: int, pset: gp.PrimitiveSet, nodes: list, text: str) -> int:
+    if position >= len(tokens):
+        raise ConfigError(f"tree {text!r} ends early")
+    kind, token = tokens[position]
+    terminals = {t.format(): t for t in pset.terminals[pset.ret]}
+    if kind == "number" or token in terminals:
+        key = repr(float(token)) if kind == "number" else token
+        if key not in terminals:
+            raise ConfigError(f"tree {text!r}: {token} is not a terminal of this primitive set")
+        nodes.append(terminals[key])
+        return position + 1
+    primitive = {p.name: p for p in pset.primitives[pset.ret]}.get(token)
+    if primitive is None:
+        raise ConfigError(f"tree {text!r}: {token!r} is not a primitive of this primitive set")
+    nodes.append(primitive)
+    position += 1
+    for index in range(primitive.arity):
+        expected = "(" if index == 0 else ","
+        if position >= len(tokens) or tokens[position][1] != expected:
+            raise ConfigError(f"tree {text!r}: {token} takes {primitive.arity} argument(s)")
+        position = _read_node(tokens, position + 1, pset, nodes, text)
+    if position >= len(tokens) or tokens[position][1] != ")":
+        raise ConfigError(f"tree {text!r}: {token} takes {primitive.arity} argument(s)")
+    return position + 1
+
+
+def to_sympy(tree: gp.PrimitiveTree, primitives: dict[str, Primitive]) -> sympy.Expr:
+    """Build the sympy expression of a prefix-ordered tree (iteratively: no recursion limit)."""
+    stack: list[sympy.Expr] = []
+    for node in reversed(tree):
+        if isinstance(node, gp.Terminal):
+            text = node.format()  # "x", or a constant's repr (DEAP keeps named terminals' values as text)
+            stack.append(X if text == "x" else sympy.Float(float(text)))
+        else:
+            args = [stack.pop() for _ in range(node.arity)]
+            stack.append(primitives[node.name].build(*args))
+    return stack[0]
+
+
+def small_trees(pset: gp.PrimitiveSet) -> Iterable[Individual]:
+    """Every tree of depth <= 2 over ``x``, smallest first: where a named seed is looked up."""
+    x = [pset.mapping["x"]]
+    unary = [p for p in pset.primitives[pset.ret] if p.arity == 1]
+    binary = [p for p in pset.primitives[pset.ret] if p.arity == 2]
+    depth1 = [[u, *x] for u in unary] + [[b, *x, *x] for b in binary]
+    yield from (Individual(n) for n in depth1)
+    for outer in unary:
+        yield from (Individual([outer, *inner]) for inner in depth1)
+    for outer, left, right in itertools.product(binary, [x, *depth1], [x, *depth1]):
+        yield Individual([outer, *left, *right])

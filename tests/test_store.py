@@ -1,0 +1,394 @@
+"""Tests for afos.store: real SQLite files in tmp_path, including a process killed with SIGKILL mid-write."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from afos.store import (
+    SCHEMA_VERSION,
+    RunStore,
+    StoreError,
+    protocol_hash,
+    rng_state_from_json,
+    rng_state_to_json,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _record(fingerprint: str = "fp1", seed: int = 0, **changes: object) -> dict:
+    record = {
+        "fingerprint": fingerprint, "protocol": "p" * 16, "budget": 1.0, "seed": seed, "status": "ok",
+        "reason": "", "fitness": 0.9, "val_accuracy": 0.9, "val_loss": 0.3, "test_accuracy": 0.88,
+        "test_loss": 0.35, "train_loss": 0.2, "epochs": 1.0, "steps": 30, "seconds": 1.5, "generation": 2,
+        "expression": "x*sigmoid(x)", "params": {"beta": [0.5, 1.5]},
+        "history": [{"epoch": 1, "val_accuracy": 0.9}],
+    }
+    record.update(changes)
+    return record
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    with RunStore(tmp_path / "afos.db") as opened:
+        yield opened
+
+
+def test_schema_created_versioned_and_reopened(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "afos.db"
+    with RunStore(path) as store:
+        store.set_meta("config", {"population": 20, "dataset": "digits"})
+    conn = sqlite3.connect(path)
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"meta", "candidates", "evaluations", "generations"} <= tables
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    with RunStore(path) as store:
+        assert store.get_meta("config") == {"population": 20, "dataset": "digits"}
+        assert store.get_meta("absent", "fallback") == "fallback"
+
+
+def test_meta_values_keep_their_json_type(store: RunStore) -> None:
+    values = {"int": 1, "str": "1", "float": 1.0, "big": 2**100, "none": None, "nan": math.nan,
+              "list": [1, (2, 3)]}
+    for key, value in values.items():
+        store.set_meta(key, value)
+    got = {key: store.get_meta(key, "missing") for key in values}
+    assert got == {**values, "nan": None, "list": [1, [2, 3]]}
+    assert type(got["float"]) is float and type(got["str"]) is str
+    store.set_meta("int", 2)
+    assert store.get_meta("int") == 2
+
+
+def test_refuses_foreign_and_newer_databases(tmp_path: Path) -> None:
+    foreign = tmp_path / "other.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(StoreError, match="not an afos run database"):
+        RunStore(foreign)
+    newer = tmp_path / "newer.db"
+    RunStore(newer).close()
+    with sqlite3.connect(newer) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer|upgrade"):
+        RunStore(newer)
+
+
+def test_evaluation_round_trip(store: RunStore) -> None:
+    row_id = store.add_evaluation(_record(task="digits/mlp", lr_found=0.1))
+    got = store.find_evaluation("fp1", "p" * 16, 1.0, 0, task="digits/mlp")
+    assert got["id"] == row_id
+    expected = _record(task="digits/mlp")
+    assert {key: got[key] for key in expected} == expected
+    assert got["extra"] == {"lr_found": 0.1}
+    assert got["created"] == pytest.approx(time.time(), abs=60)
+    assert store.find_evaluation("fp1", "p" * 16, 1.0, 0) is None  # task=None is its own key
+    assert store.find_evaluation("fp1", "p" * 16, 2.0, 0, task="digits/mlp") is None
+
+
+def test_non_finite_floats_become_null(store: RunStore) -> None:
+    store.add_evaluation(_record(status="diverged", fitness=math.nan, val_loss=math.inf, train_loss=-math.inf,
+                                 params={"beta": math.nan}, history=[{"loss": math.inf}, {"loss": 1.0}]))
+    got = store.find_evaluation("fp1", "p" * 16, 1.0, 0)
+    assert got["fitness"] is None and got["val_loss"] is None and got["train_loss"] is None
+    assert got["params"] == {"beta": None}
+    assert got["history"] == [{"loss": None}, {"loss": 1.0}]
+
+
+def test_numpy_values_are_stored_as_plain_json(store: RunStore) -> None:
+    store.add_evaluation(_record(fitness=np.float32(0.5), steps=np.int64(7), params={"w": np.arange(3)}))
+    got = store.find_evaluation("fp1", "p" * 16, 1.0, 0)
+    assert got["fitness"] == 0.5 and got["steps"] == 7 and got["params"] == {"w": [0, 1, 2]}
+
+
+def test_duplicate_evaluation_is_not_inserted_twice(store: RunStore) -> None:
+    first = store.add_evaluation(_record(fitness=0.9))
+    second = store.add_evaluation(_record(fitness=0.1))
+    assert second == first
+    assert store.count_evaluations() == 1
+    assert store.find_evaluation("fp1", "p" * 16, 1.0, 0)["fitness"] == 0.9
+    assert store.add_evaluation(_record(task=None, budget=1)) == first  # int budget is the same key
+    # a copied row (with id/created/extra keys) inserts cleanly elsewhere and is a duplicate here
+    copied = store.find_evaluation("fp1", "p" * 16, 1.0, 0)
+    assert store.add_evaluation(copied) == first
+    assert store.add_evaluation(_record(seed=1)) != first
+    assert store.add_evaluation(_record(task="digits/mlp")) != first
+    assert store.count_evaluations() == 3
+
+
+def test_add_evaluation_requires_key_fields(store: RunStore) -> None:
+    record = _record()
+    del record["protocol"]
+    with pytest.raises(ValueError, match="protocol"):
+        store.add_evaluation(record)
+
+
+def test_evaluations_filters_and_order(store: RunStore) -> None:
+    store.add_evaluation(_record("a", status="ok"))
+    store.add_evaluation(_record("b", status="diverged", protocol="q" * 16))
+    store.add_evaluation(_record("a", seed=1, status="timeout", task="wine/mlp"))
+    assert [row["fingerprint"] for row in store.evaluations()] == ["a", "b", "a"]
+    assert [row["seed"] for row in store.evaluations(fingerprint="a")] == [0, 1]
+    assert [row["fingerprint"] for row in store.evaluations(protocol="q" * 16)] == ["b"]
+    assert [row["status"] for row in store.evaluations(status="timeout")] == ["timeout"]
+    assert [row["task"] for row in store.evaluations(task="wine/mlp")] == ["wine/mlp"]
+    assert store.evaluations(fingerprint="a", status="diverged") == []
+
+
+def test_candidates(store: RunStore) -> None:
+    fields = {"expression": "x*sigmoid(x)", "canonical": "x*sigmoid(x)", "tree": "mul(x, sigmoid(x))",
+              "generation": 0, "status": "pending"}
+    assert store.add_candidate(fingerprint="f1", **fields) is True
+    assert store.add_candidate(fingerprint="f1", **{**fields, "generation": 3}) is False
+    assert store.add_candidate(fingerprint="f0", **fields, reason="why") is True
+    store.set_candidate_status("f1", "rejected", "diverged at epoch 1")
+    got = store.candidate("f1")
+    assert (got["status"], got["reason"], got["generation"]) == ("rejected", "diverged at epoch 1", 0)
+    assert store.candidate("nope") is None
+    assert [row["fingerprint"] for row in store.candidates()] == ["f1", "f0"]
+    with pytest.raises(KeyError):
+        store.set_candidate_status("nope", "ok")
+
+
+def test_transaction_rolls_back_on_exception(store: RunStore) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        with store.transaction():
+            store.add_evaluation(_record("a"))
+            store.set_meta("k", 1)
+            store.save_generation(0, stats={}, population=[], hall_of_fame=[], rng_state={})
+            raise RuntimeError("boom")
+    assert store.count_evaluations() == 0
+    assert store.get_meta("k") is None and store.last_generation() is None
+    store.add_evaluation(_record("b"))  # the store is still usable
+    assert store.count_evaluations() == 1
+
+
+def test_nested_transactions_commit_with_the_outer_one(tmp_path: Path) -> None:
+    path = tmp_path / "afos.db"
+    with RunStore(path) as store, RunStore(path, readonly=True) as reader:
+        with store.transaction():
+            store.add_evaluation(_record("outer"))
+            with pytest.raises(RuntimeError):
+                with store.transaction():
+                    store.add_evaluation(_record("inner"))
+                    raise RuntimeError
+            store.add_evaluation(_record("after"))
+            assert reader.count_evaluations() == 0  # nothing visible before the outermost commit
+        assert [row["fingerprint"] for row in reader.evaluations()] == ["outer", "after"]
+
+
+def test_generation_round_trip_restores_random_draws(store: RunStore) -> None:
+    random.seed(1234)
+    random.gauss(0, 1)  # leaves a cached gauss_next in the state
+    generator = np.random.default_rng(99)
+    generator.random(5)
+    state = rng_state_to_json(random.getstate(), generator.bit_generator.state)
+    expected_py = [random.random() for _ in range(5)] + [random.gauss(0, 1)]
+    expected_np = generator.random(5)
+    hall = [{"tree": "x", "fitness": [0.9]}]
+    store.save_generation(0, stats={"max": 0.5}, population=["a"], hall_of_fame=[], rng_state={})
+    store.save_generation(1, stats={"max": 0.9, "nan": math.nan}, population=["x", "mul(x, x)"],
+                          hall_of_fame=hall, rng_state=state)
+    last = store.last_generation()
+    assert last["generation"] == 1 and last["stats"] == {"max": 0.9, "nan": None}
+    assert last["population"] == ["x", "mul(x, x)"] and last["hall_of_fame"] == hall
+    assert last["finished"] == pytest.approx(time.time(), abs=60)
+    py_state, np_state = rng_state_from_json(last["rng_state"])
+    random.seed(0)
+    random.setstate(py_state)
+    assert [random.random() for _ in range(5)] + [random.gauss(0, 1)] == expected_py
+    restored = np.random.default_rng(0)
+    restored.bit_generator.state = np_state
+    assert np.array_equal(restored.random(5), expected_np)
+    assert [row["generation"] for row in store.generations()] == [0, 1]
+    assert store.generations()[0]["stats"] == {"max": 0.5}
+
+
+def test_rng_state_without_numpy() -> None:
+    state = random.Random(5).getstate()
+    assert rng_state_from_json(rng_state_to_json(state)) == (state, None)
+
+
+def test_last_generation_of_empty_run(store: RunStore) -> None:
+    assert store.last_generation() is None and store.generations() == []
+
+
+def test_readonly_reads_but_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "afos.db"
+    with RunStore(path) as store:
+        store.add_evaluation(_record())
+        store.set_meta("k", "v")
+    with RunStore(path, readonly=True) as reader:
+        assert reader.count_evaluations() == 1 and reader.get_meta("k") == "v"
+        with pytest.raises(StoreError, match="read-only"):
+            reader.add_evaluation(_record(seed=5))
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader._conn.execute("DELETE FROM evaluations")  # SQLite itself refuses too (mode=ro)
+    with RunStore(path, readonly=True) as reader:
+        assert reader.count_evaluations() == 1
+    with pytest.raises(FileNotFoundError):
+        RunStore(tmp_path / "missing.db", readonly=True)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_evaluations_table_is_plain_sql(tmp_path: Path) -> None:
+    path = tmp_path / "afos.db"
+    with RunStore(path) as store:
+        store.add_evaluation(_record("a", seed=0, fitness=0.8))
+        store.add_evaluation(_record("a", seed=1, fitness=0.9))
+        store.add_evaluation(_record("b", seed=0, status="diverged", fitness=None))
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT fingerprint, count(*), avg(fitness), max(budget) FROM evaluations "
+                        "WHERE status = 'ok' GROUP BY fingerprint").fetchall()
+    assert rows == [("a", 2, pytest.approx(0.85), 1.0)]
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(evaluations)")]
+    assert columns == ["id", "fingerprint", "protocol", "budget", "seed", "task", "status", "reason", "fitness",
+                       "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "epochs", "steps",
+                       "seconds", "generation", "expression", "params", "history", "extra", "created"]
+    plan = " ".join(str(row) for row in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM evaluations WHERE fingerprint = 'a' AND protocol = 'p'"))
+    assert "USING INDEX" in plan
+    assert conn.execute("SELECT json_extract(params, '$.beta[1]') FROM evaluations LIMIT 1").fetchone() == (1.5,)
+    conn.close()
+
+
+def test_protocol_hash_is_stable() -> None:
+    settings = {"dataset": "digits", "epochs": 1.0, "lr": 0.1, "schedule": ["cosine", 2]}
+    digest = protocol_hash(settings)
+    assert len(digest) == 16 and int(digest, 16) >= 0
+    assert protocol_hash(dict(reversed(list(settings.items())))) == digest
+    assert protocol_hash({**settings, "epochs": 1, "schedule": ("cosine", 2.0)}) == digest
+    assert protocol_hash({**settings, "lr": 0.01}) != digest
+    assert protocol_hash({"timeout_s": math.inf}) != protocol_hash({"timeout_s": None})
+    # pinned so an accidental change of the encoding (which would orphan every stored evaluation) fails here
+    assert protocol_hash({"a": 1}) == "015abd7f5cc57a2d"
+
+
+_WRITER = textwrap.dedent("""
+    import random, sys, time
+    from afos.store import RunStore, rng_state_to_json
+    store = RunStore(sys.argv[1])
+    pause_at = int(sys.argv[2])  # -1: never pause
+    store._conn.execute("PRAGMA cache_size = 8")  # tiny page cache: open transactions spill pages into the WAL
+    generation = 0
+    while True:
+        with store.transaction():  # one generation = 5 evaluations + its resume point, all or nothing
+            for i in range(5):
+                store.add_evaluation({
+                    "fingerprint": f"g{generation}-{i}", "protocol": "p", "budget": 1.0, "seed": i,
+                    "status": "ok", "fitness": generation + i / 10, "generation": generation,
+                    "params": {"generation": generation, "i": i},
+                    "history": [{"epoch": e, "loss": 1.0 / (e + 1)} for e in range(300)],
+                })
+            if generation == pause_at:
+                print("in transaction", flush=True)
+                time.sleep(60)
+            store.save_generation(generation, stats={"n": 5}, population=[f"g{generation}-{i}" for i in range(5)],
+                                  hall_of_fame=[], rng_state=rng_state_to_json(random.getstate()))
+        generation += 1
+""")
+
+
+def _start_writer(path: Path, pause_at: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(pause_at)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _kill(child: subprocess.Popen) -> None:
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=5)
+    assert child.returncode == -signal.SIGKILL
+
+
+def _assert_intact(path: Path) -> int:
+    """Integrity ok, and exactly the committed generations with all their evaluations complete."""
+    with RunStore(path) as store:
+        assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        saved = [row["generation"] for row in store.generations()]
+        assert saved == list(range(len(saved)))
+        rows = store.evaluations()
+        assert len(rows) == 5 * len(saved)  # no evaluation of an unsaved (half-written) generation
+        for row in rows:
+            generation, i = row["params"]["generation"], row["params"]["i"]
+            assert row["fingerprint"] == f"g{generation}-{i}" and row["status"] == "ok"
+            assert row["fitness"] == generation + i / 10 and len(row["history"]) == 300
+        if saved:
+            assert rng_state_from_json(store.last_generation()["rng_state"])[0][0] == random.getstate()[0]
+        store.add_evaluation(_record())  # and it is writable again
+    return len(saved)
+
+
+def test_survives_kill_9_at_a_random_moment(tmp_path: Path) -> None:
+    path = tmp_path / "afos.db"
+    child = _start_writer(path, pause_at=-1)
+    try:
+        generations = _wait_for_generations(path, child, minimum=20, deadline=time.monotonic() + 8)
+        _kill(child)
+    finally:
+        _reap(child)
+    assert _assert_intact(path) >= generations >= 20
+
+
+def test_survives_kill_9_inside_an_open_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "afos.db"
+    child = _start_writer(path, pause_at=3)
+    try:
+        assert child.stdout.readline() == b"in transaction\n", child.stderr.read().decode()
+        assert _wal_ends_uncommitted(Path(f"{path}-wal"))  # the kill really tears a transaction
+        _kill(child)
+    finally:
+        _reap(child)
+    assert _assert_intact(path) == 3
+
+
+def _wal_ends_uncommitted(wal: Path) -> bool:
+    """True when the WAL's last frame belongs to no commit (frame header bytes 4-8 are 0 for those).
+
+    WAL layout (sqlite.org/fileformat.html): a 32-byte header with the page size at bytes 8-12, then frames
+    of a 24-byte header plus one page.
+    """
+    data = wal.read_bytes()
+    frame = 24 + int.from_bytes(data[8:12], "big")
+    frames = (len(data) - 32) // frame
+    last = 32 + (frames - 1) * frame
+    return frames > 0 and int.from_bytes(data[last + 4:last + 8], "big") == 0
+
+
+def _reap(child: subprocess.Popen) -> None:
+    """Never leave a writer behind when an assertion failed first."""
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+    child.stdout.close()
+    child.stderr.close()
+
+
+def _wait_for_generations(path: Path, child: subprocess.Popen, *, minimum: int, deadline: float) -> int:
+    """Poll through a read-only store (concurrently with the writer) until enough generations committed."""
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            pytest.fail(f"writer exited early ({child.returncode}): {child.stderr.read().decode()}")
+        if path.exists():
+            try:
+                with RunStore(path, readonly=True) as reader:
+                    count = len(reader.generations())
+            except StoreError:  # file created but schema not committed yet
+                count = 0
+            if count >= minimum:
+                return count
+        time.sleep(0.02)
+    pytest.fail("writer did not commit enough generations in time")
