@@ -1,0 +1,603 @@
+"""One short, reproducible training run that scores an activation function.
+
+This is the measuring instrument of the search: :func:`run_fitness` trains a model whose every activation
+site holds the candidate and returns a :class:`FitnessResult`. The rules below protect the measurement:
+
+* **Honest.** Fitness is the validation split only. The test split is evaluated once, after training, for
+  reporting beside the fitness; it never selects, stops or rejects anything.
+* **Robust.** A bad candidate never raises: an exception while building the activation or the model, a
+  non-finite loss, an early rejection, a timeout or running out of memory become a status with a reason.
+  Only mistakes of the caller (an invalid :class:`TrainConfig`, a missing dataset, a model that cannot
+  take the dataset) raise, as :class:`afos.errors.UserError` subclasses.
+* **Fast.** Every split lives on the device (:class:`afos.data.DeviceLoader`); the training loop only
+  synchronises with the host at check points, every :data:`CHECK_EVERY` steps and at evaluations, where the
+  loss accumulated on the device is read once.
+* **Reproducible.** Model init, data split, batch order and augmentation all derive from ``config.seed``;
+  on the CPU the same seed gives bit-identical records. The caller's global RNG state is left untouched.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from afos import data, models
+from afos.errors import ConfigError
+
+__all__ = [
+    "CHECK_EVERY",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "STATUSES",
+    "FitnessResult",
+    "Learner",
+    "TrainConfig",
+    "build_optimizer",
+    "lr_factor",
+    "resolve_device",
+    "run_fitness",
+]
+
+ActivationFactory = Callable[[], nn.Module]
+Progress = Callable[[dict[str, Any]], None]
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "adagrad", "adadelta")
+SCHEDULES: tuple[str, ...] = ("constant", "cosine", "onecycle", "warmup")
+STATUSES: tuple[str, ...] = ("ok", "diverged", "rejected", "timeout", "oom", "error")
+
+CHECK_EVERY = 20
+"""Steps between reads of the training loss. Each read is a host synchronisation; a NaN between reads is
+still caught at the next one because the loss is accumulated (NaN and inf are absorbing under addition)."""
+
+_EVAL_BATCH = 1024  # evaluation keeps no activations for backward, so it can use big batches
+# onecycle follows torch's OneCycleLR defaults: a ramp over 30% of the steps, starting at the peak lr / 25.
+_ONECYCLE_WARMUP = 0.3
+_ONECYCLE_START = 1 / 25
+_REASON_LIMIT = 1000  # characters of an exception message kept in a record
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _between(
+    low: float, high: float = math.inf, *, open_low: bool = False, open_high: bool = False
+) -> Callable[[Any], bool]:
+    """Predicate for a finite real number in a range; ``open_*`` excludes an end."""
+
+    def check(value: Any) -> bool:
+        if not _real(value):
+            return False
+        above = value > low if open_low else value >= low
+        below = value < high if open_high else value <= high
+        return above and below
+
+    return check
+
+
+def _integer(low: int) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _device_ok(value: Any) -> bool:
+    """"auto", or a device string torch parses and this machine has (asking for absent CUDA is a mistake)."""
+    if value == "auto":
+        return True
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError):
+        return False
+    if device.type != "cuda":
+        return True
+    return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+
+
+_POSITIVE = _between(0, open_low=True)
+_FRACTION = _between(0, 1, open_high=True)
+_BOOL = (lambda value: isinstance(value, bool), "true or false")
+
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "dataset": (lambda v: v in data.DATASETS, f"one of {', '.join(data.DATASETS)}"),
+    "model": (lambda v: v is None or v in models.MODELS, f"None or one of {', '.join(models.MODELS)}"),
+    "epochs": (_POSITIVE, "a number > 0"),
+    "steps": (_optional(_integer(1)), "None or an integer >= 1"),
+    "batch_size": (_integer(1), "an integer >= 1"),
+    "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+    "lr": (_POSITIVE, "a number > 0"),
+    "momentum": (_FRACTION, "a number in [0, 1)"),
+    "nesterov": _BOOL,
+    "weight_decay": (_between(0), "a number >= 0"),
+    "schedule": (lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+    "warmup_epochs": (_between(0), "a number >= 0"),
+    "label_smoothing": (_FRACTION, "a number in [0, 1)"),
+    "augment": _BOOL,
+    "early_reject_epochs": (_POSITIVE, "a number > 0"),
+    "early_reject_accuracy": (_optional(_between(0, 1)), "None or a number in [0, 1]"),
+    "timeout_s": (_optional(_POSITIVE), "None or a number > 0"),
+    "seed": (_integer(0), "an integer >= 0"),
+    "device": (_device_ok, "'auto', 'cpu', or 'cuda[:N]' where CUDA is available"),
+    "amp": _BOOL,
+    "channels_last": _BOOL,
+    "data_dir": (lambda v: v is None or isinstance(v, str), "None or a folder path"),
+    "val_fraction": (_between(0, 1, open_low=True, open_high=True), "a number in (0, 1)"),
+    "param_lr": (_optional(_between(0)), "None or a number >= 0"),
+    "param_wd": (_optional(_between(0)), "None or a number >= 0"),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one fitness run; the defaults suit the offline ``digits`` dataset.
+
+    Budget: ``epochs`` may be fractional (0.5 trains half the batches of one epoch); ``steps``, when set,
+    overrides it. The learning-rate ``schedule`` is stepped per batch: ``constant``, ``cosine`` (to zero),
+    ``onecycle`` (linear ramp from lr/25 over 30% of the steps, then cosine; momentum is not cycled) or
+    ``warmup`` (linear ramp over ``warmup_epochs``, then cosine).
+
+    Weight decay applies to weight matrices and kernels only: biases, normalisation parameters and the
+    activation's own parameters are shape parameters that decay would pull towards zero, changing the
+    function rather than regularising it. Activation parameters form their own optimizer group with
+    ``param_lr`` (None: ``lr``) and ``param_wd`` (None: 0); ``param_lr=0`` freezes them.
+
+    ``augment`` applies the dataset's default augmentation (:func:`afos.data.default_augment`); it is off
+    by default because a short fitness run is limited by how fast it fits, not by overfitting (on digits,
+    10 epochs reach ~95% validation accuracy without it, ~82% with it). ``amp``
+    (bf16 autocast) and ``channels_last`` take effect on CUDA only; the CPU trains in float32.
+    Early rejection (off while ``early_reject_accuracy`` is None) stops a run whose validation accuracy
+    after ``early_reject_epochs`` is below ``early_reject_accuracy``.
+    """
+
+    dataset: str = "digits"
+    model: str | None = None
+    epochs: float = 10.0
+    steps: int | None = None
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    augment: bool = False
+    early_reject_epochs: float = 1.0
+    early_reject_accuracy: float | None = None
+    timeout_s: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    data_dir: str | None = None
+    val_fraction: float = 0.1
+    param_lr: float | None = None
+    param_wd: float | None = None
+
+    def __post_init__(self) -> None:
+        # Paths arrive from the CLI as pathlib objects; records and TOML files want plain strings.
+        if isinstance(self.data_dir, os.PathLike):
+            self.data_dir = os.fspath(self.data_dir)
+
+    def validate(self) -> TrainConfig:
+        """Raise ConfigError naming the first invalid key and its value; return self for chaining."""
+        for key, (check, expected) in _RULES.items():
+            value = getattr(self, key)
+            if not check(value):
+                raise ConfigError(f"train config: {key}={value!r} is invalid; expected {expected}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build and validate a config from e.g. a TOML table; unknown keys are an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"train config: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values).validate()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` means CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------------------------- result
+
+
+@dataclass
+class FitnessResult:
+    """The record of one fitness run; partial (metrics None) when the run stopped early.
+
+    ``val_*`` is the fitness, from the last validation pass (for ``rejected``, the one that rejected).
+    ``test_*`` is filled only for ``ok`` runs. ``history`` holds one entry per validation pass (each epoch
+    end, the early-rejection point and the final step): {step, epoch, train_loss, val_loss, val_accuracy,
+    seconds}, with ``train_loss`` the mean since the previous pass. ``params`` maps activation site index
+    (forward order) to its learned parameters: a float per scalar, {mean, min, max} per tensor. Non-finite
+    numbers are stored as None so that records are valid JSON and compare equal (JSON turns the site
+    indices into strings).
+    """
+
+    status: str
+    reason: str = ""
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    train_loss: float | None = None
+    epochs: float = 0.0
+    steps: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _param_summary(sites: list[nn.Module]) -> dict[int, dict[str, Any]]:
+    summary: dict[int, dict[str, Any]] = {}
+    for index, site in enumerate(sites):
+        values: dict[str, Any] = {}
+        for name, param in site.named_parameters():
+            p = param.detach().float()
+            if p.numel() == 1:
+                values[name] = _finite(p.item())
+            else:
+                stats = torch.stack([p.mean(), p.min(), p.max()]).tolist()
+                values[name] = {k: _finite(v) for k, v in zip(("mean", "min", "max"), stats)}
+        if values:
+            summary[index] = values
+    return summary
+
+
+# ----------------------------------------------------------------------------------- optimisation
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, sites: list[nn.Module]) -> torch.optim.Optimizer:
+    """The configured optimizer over three parameter groups: decayed weights, undecayed biases and
+    normalisation parameters, and the activation sites' own parameters (their own lr and decay)."""
+    own = {id(p): p for site in sites for p in site.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in own]
+    groups = [
+        {"params": [p for p in rest if p.ndim >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in rest if p.ndim < 2], "weight_decay": 0.0},
+        {
+            "params": list(own.values()),
+            "weight_decay": config.param_wd or 0.0,
+            "lr": config.lr if config.param_lr is None else config.param_lr,
+        },
+    ]
+    groups = [g for g in groups if g["params"]]
+    if config.optimizer == "sgd":
+        nesterov = config.nesterov and config.momentum > 0  # torch refuses nesterov without momentum
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=nesterov)
+    optimizer_class = {
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+        "adagrad": torch.optim.Adagrad,
+        "adadelta": torch.optim.Adadelta,
+    }[config.optimizer]
+    return optimizer_class(groups, lr=config.lr)
+
+
+def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
+    """Multiplier of each group's base lr at (0-based) optimizer step ``step`` of ``total``.
+
+    ``warmup`` is the ramp length for the ``warmup`` schedule; ``onecycle`` fixes its own (30%).
+    """
+    if schedule == "constant":
+        return 1.0
+    start = 0.0
+    if schedule == "onecycle":
+        warmup, start = max(1, round(_ONECYCLE_WARMUP * total)), _ONECYCLE_START
+    elif schedule == "cosine":
+        warmup = 0
+    if step < warmup:
+        return start + (1.0 - start) * (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def _on_cuda(flag: bool, device: torch.device) -> bool:
+    """bf16 autocast and channels_last pay off on CUDA only; elsewhere training stays float32, contiguous."""
+    return flag and device.type == "cuda"
+
+
+class Learner:
+    """A model with its optimizer, schedule and precision policy: one training step, one evaluation.
+
+    Shared by :func:`run_fitness` and the step-time benchmark so that what is timed is what is trained.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        sites: list[nn.Module],
+        *,
+        device: torch.device,
+        total_steps: int,
+        warmup_steps: int,
+    ) -> None:
+        self.device = device
+        self.amp = _on_cuda(config.amp, device)
+        self.channels_last = _on_cuda(config.channels_last, device)
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.model = model.to(device, memory_format=memory_format)  # only 4-d weights change format
+        self.optimizer = build_optimizer(model, config, sites)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(config.schedule, step, total_steps, warmup_steps)
+        )
+        self.label_smoothing = config.label_smoothing
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step; returns the batch loss as a device tensor (reading it is the caller's sync)."""
+        with self._autocast():
+            logits = self.model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
+
+    @torch.no_grad()  # not inference_mode: a module caching a tensor here must still be usable in training
+    def evaluate(self, loader: data.DeviceLoader) -> tuple[float, float]:
+        """(mean cross-entropy without label smoothing, accuracy), read from the device once."""
+        self.model.eval()
+        loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        count = 0
+        for x, y in loader:
+            with self._autocast():
+                logits = self.model(x).float()
+            loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+            count += len(y)
+        self.model.train()
+        total_loss, total_correct = torch.stack([loss, correct]).tolist()
+        return total_loss / count, total_correct / count
+
+
+# ---------------------------------------------------------------------------------------- the run
+
+
+class _Stop(Exception):
+    """Ends a run early with a non-ok status; raised inside the loop, turned into the record's status."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Step counts of a run, all in optimizer steps."""
+
+    per_epoch: int
+    total: int
+    warmup: int
+    reject_at: int | None  # None: early rejection off, or its point lies beyond the budget
+
+    @classmethod
+    def of(cls, config: TrainConfig, per_epoch: int) -> _Plan:
+        def steps(epochs: float) -> int:
+            return max(1, round(epochs * per_epoch))
+
+        total = config.steps if config.steps is not None else steps(config.epochs)
+        reject_at = steps(config.early_reject_epochs) if config.early_reject_accuracy is not None else None
+        return cls(
+            per_epoch=per_epoch,
+            total=total,
+            warmup=min(total, round(config.warmup_epochs * per_epoch)),
+            reject_at=reject_at if reject_at is not None and reject_at <= total else None,
+        )
+
+    def evaluates_at(self, step: int) -> bool:
+        return step % self.per_epoch == 0 or step == self.total or step == self.reject_at
+
+
+@dataclass
+class _Loaders:
+    train: data.DeviceLoader
+    val: data.DeviceLoader
+    test: data.DeviceLoader
+
+
+def _make_loaders(dataset: data.Dataset, config: TrainConfig, device: torch.device, channels_last: bool) -> _Loaders:
+    crop, flip = data.default_augment(dataset.name) if config.augment else (False, False)
+
+    def loader(x: torch.Tensor, y: torch.Tensor, *, train: bool) -> data.DeviceLoader:
+        return data.DeviceLoader(
+            x,
+            y,
+            batch_size=config.batch_size if train else _EVAL_BATCH,
+            mean=dataset.mean,
+            std=dataset.std,
+            train=train,
+            augment=train and crop,
+            flip=train and flip,
+            seed=config.seed,
+            device=device,
+            channels_last=channels_last,
+        )
+
+    return _Loaders(
+        train=loader(dataset.train_x, dataset.train_y, train=True),
+        val=loader(dataset.val_x, dataset.val_y, train=False),
+        test=loader(dataset.test_x, dataset.test_y, train=False),
+    )
+
+
+def _endless(loader: data.DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches across epoch boundaries, so a budget of 2.5 epochs is one flat loop of steps."""
+    while True:
+        yield from loader
+
+
+class _Run:
+    """One fitness run. It writes into ``result`` as it goes, so a run stopped by any exception still
+    leaves a truthful partial record, and it keeps the activation ``sites`` so that their learned
+    parameters can be reported whatever the outcome."""
+
+    def __init__(
+        self, config: TrainConfig, dataset: data.Dataset, device: torch.device, progress: Progress | None
+    ) -> None:
+        self.config, self.dataset, self.device, self.progress = config, dataset, device, progress
+        self.loaders = _make_loaders(dataset, config, device, _on_cuda(config.channels_last, device))
+        self.plan = _Plan.of(config, len(self.loaders.train))
+        self.result = FitnessResult(status="ok")
+        self.sites: list[nn.Module] = []
+        self.start = time.perf_counter()  # the clock starts after the data is on the device
+
+    def execute(self, activation: ActivationFactory) -> None:
+        learner = self._build(activation)
+        self._train(learner)
+        result = self.result
+        result.test_loss, result.test_accuracy = map(_finite, learner.evaluate(self.loaders.test))
+
+    def _build(self, activation: ActivationFactory) -> Learner:
+        dataset = self.dataset
+        model = models.build_model(
+            self.config.model or models.default_model(dataset.name),
+            activation,
+            in_channels=dataset.in_channels,
+            num_classes=dataset.num_classes,
+            image_size=dataset.image_size,
+            num_features=dataset.num_features,
+        )
+        self.sites = models.activation_sites(model)
+        plan = self.plan
+        return Learner(
+            model, self.config, self.sites, device=self.device, total_steps=plan.total, warmup_steps=plan.warmup
+        )
+
+    def _train(self, learner: Learner) -> None:
+        plan, result = self.plan, self.result
+        deadline = math.inf if self.config.timeout_s is None else self.start + self.config.timeout_s
+        batches = _endless(self.loaders.train)
+        loss_sum = torch.zeros((), device=self.device)
+        since = 0  # the step of the previous validation pass
+        for step in range(1, plan.total + 1):
+            loss_sum += learner.step(*next(batches))
+            result.steps, result.epochs = step, step / plan.per_epoch
+            if plan.evaluates_at(step):
+                self._validate(learner, step, loss_sum.item() / (step - since))
+                loss_sum.zero_()
+                since = step
+                if step == plan.reject_at:
+                    self._early_reject()
+            elif step % CHECK_EVERY == 0:
+                _check_finite(loss_sum.item(), step)
+            if step < plan.total and time.perf_counter() > deadline:
+                raise _Stop("timeout", f"timed out after {step} of {plan.total} steps")
+
+    def _validate(self, learner: Learner, step: int, train_loss: float) -> None:
+        result = self.result
+        result.train_loss = _finite(train_loss)
+        _check_finite(train_loss, step)
+        val_loss, result.val_accuracy = learner.evaluate(self.loaders.val)
+        result.val_loss = _finite(val_loss)
+        entry = {
+            "step": step,
+            "epoch": result.epochs,
+            "train_loss": result.train_loss,
+            "val_loss": result.val_loss,
+            "val_accuracy": result.val_accuracy,
+            "seconds": time.perf_counter() - self.start,
+        }
+        result.history.append(entry)
+        if self.progress is not None:
+            eta = entry["seconds"] / step * (self.plan.total - step)
+            self.progress({"event": "epoch", "epochs": self.plan.total / self.plan.per_epoch, "eta": eta, **entry})
+        if result.val_loss is None:
+            raise _Stop("diverged", f"non-finite validation loss at step {step}")
+
+    def _early_reject(self) -> None:
+        accuracy, threshold = self.result.val_accuracy, self.config.early_reject_accuracy
+        if threshold is not None and accuracy is not None and accuracy < threshold:
+            raise _Stop(
+                "rejected",
+                f"validation accuracy {accuracy:.4f} < {threshold} after {self.result.epochs:.3g} epochs",
+            )
+
+
+def _check_finite(loss: float, step: int) -> None:
+    if not math.isfinite(loss):
+        raise _Stop("diverged", f"non-finite training loss by step {step}")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    message = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in message or "not enough memory" in message)
+
+
+def run_fitness(
+    activation: ActivationFactory,
+    config: TrainConfig,
+    *,
+    dataset: data.Dataset | None = None,
+    progress: Progress | None = None,
+) -> FitnessResult:
+    """Train once with ``activation()`` at every activation site and return the record; see the module doc.
+
+    ``dataset`` lets a caller load once for many candidates (else it is loaded from ``config``); when given,
+    it is used as is, split included. ``progress`` receives a dict per validation pass
+    ({"event": "epoch", "step", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy", "seconds",
+    "eta"}); nothing is printed. Raises only for the caller's mistakes: ConfigError (invalid config, or a
+    model that cannot take the dataset) and DatasetNotFound.
+    """
+    config.validate()
+    if dataset is None:
+        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed)
+    device = resolve_device(config.device)
+    run = _Run(config, dataset, device, progress)  # outside the guard: data problems are the caller's
+    result = run.result
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        try:
+            run.execute(activation)
+        except _Stop as stop:
+            result.status, result.reason = stop.status, str(stop)
+        except ConfigError:
+            raise  # the model cannot take this dataset: the configuration's fault, not the candidate's
+        except Exception as exc:  # noqa: BLE001 - a candidate may fail in any way; it must not end the search
+            result.status = "oom" if _is_oom(exc) else "error"
+            result.reason = f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
+    if result.status == "oom":
+        gc.collect()  # the exception's frames are gone now, so the model and its activations can be freed
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    elif result.status != "error":
+        result.params = _param_summary(run.sites)
+    result.seconds = time.perf_counter() - run.start
+    return result

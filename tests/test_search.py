@@ -1,0 +1,149 @@
+"""The genetic search end to end on digits: run folder, no duplicate training, kill -9 and resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from afos.errors import ConfigError
+from afos.search import Search, SearchConfig
+from afos.store import RunStore
+
+TINY = {
+    "population": 6,
+    "generations": 3,
+    "seed": 3,
+    "elites": 1,
+    "reuse_runs": False,
+    "train": {"dataset": "digits", "model": "mlp", "epochs": 1, "batch_size": 64},
+}
+
+
+def _config(**changes: object) -> SearchConfig:
+    values = {**TINY, **changes}
+    return SearchConfig.from_dict(values)
+
+
+def _toml(path: Path, values: dict) -> Path:
+    """A minimal TOML writer for the flat test configs (tomllib only reads)."""
+    def render(value: object) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return f'"{value}"'
+        if isinstance(value, list):
+            return "[" + ", ".join(render(v) for v in value) + "]"
+        return str(value)
+
+    lines = [f"{k} = {render(v)}" for k, v in values.items() if not isinstance(v, dict)]
+    for section, table in ((k, v) for k, v in values.items() if isinstance(v, dict)):
+        lines += [f"[{section}]", *(f"{k} = {render(v)}" for k, v in table.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _rows(db: Path) -> list[tuple]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return connection.execute("SELECT fingerprint, budget, seed, task, status FROM evaluations").fetchall()
+
+
+def _hall_of_fame(run_dir: Path) -> list[tuple[str, str]]:
+    with (run_dir / "hall_of_fame.csv").open() as handle:
+        return [(row["fingerprint"], row["fitness"]) for row in csv.DictReader(handle)]
+
+
+def test_tiny_search_writes_a_trustworthy_run_folder(tmp_path: Path) -> None:
+    lines: list[str] = []
+    status = Search(_config(), tmp_path / "run", progress=lines.append).run()
+    from afos.report import write_report
+
+    write_report(tmp_path / "run")
+    assert status == "finished"
+    for name in ("afos.db", "hall_of_fame.csv", "generations.csv", "report.md", "fitness.png", "top_functions.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+    with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
+        assert [g["generation"] for g in store.generations()] == [0, 1, 2]
+        counts = [g["stats"] for g in store.generations()]
+    assert all(c["trained"] == c["proposed"] - c["duplicate"] - c["screened"] for c in counts)
+    assert counts[1]["mutations"] + counts[1]["crossovers"] > 0  # variation really runs
+    with (tmp_path / "run" / "hall_of_fame.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert header[:7] == ["rank", "expression", "canonical", "fingerprint", "fitness", "val_accuracy", "test_accuracy"]
+    assert "ReLU" in (tmp_path / "run" / "report.md").read_text() or "relu" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_a_duplicate_function_is_never_trained_twice(tmp_path: Path) -> None:
+    """Four spellings of ReLU are seeded; whatever the search proposes, one function trains once."""
+    trainings: list[str] = []
+    config = _config(seed_expressions=["relu", "max0(x)", "max0_max(x, x)", "max(x, max0(x))"], generations=2)
+    Search(config, tmp_path / "run", progress=lambda m: trainings.append(m) if m.startswith("  ") else None).run()
+    rows = _rows(tmp_path / "run" / "afos.db")
+    assert len(trainings) == len(rows)
+    assert len({(f, b, s, t) for f, b, s, t, _ in rows}) == len(rows)
+    from afos.space.probe import fingerprint
+
+    assert sum(1 for f, *_ in rows if f == fingerprint("relu")) == 1
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="populaton"):
+        SearchConfig.from_dict({"populaton": 5})
+    with pytest.raises(ConfigError, match="population"):
+        SearchConfig.from_dict({"population": 0})
+    with pytest.raises(ConfigError, match="epoch"):
+        SearchConfig.from_dict({"train": {"epoch": 3}})
+    with pytest.raises(ConfigError, match="primitive"):
+        SearchConfig.from_dict({"primitives": ["exp", "nosuch"]})
+    bad = _toml(tmp_path / "bad.toml", {"population": 4, "train": {"optimiser": "sgd"}})
+    result = subprocess.run([sys.executable, "-m", "afos", "search", "--config", str(bad)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "optimiser" in result.stderr
+
+
+def _start(config: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "afos", "search", "--config", str(config), "--out", str(out),
+                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    config = _toml(tmp_path / "tiny.toml", TINY)
+    reference = tmp_path / "a" / "run"
+    assert subprocess.run([sys.executable, "-m", "afos", "search", "--config", str(config), "--out", str(reference),
+                           "--quiet"], capture_output=True, timeout=300).returncode == 0
+
+    killed = tmp_path / "b" / "run"
+    process = _start(config, killed)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill inside generation 1: after gen 0's 6 runs, before gen 2
+        if (killed / "afos.db").exists() and 7 <= len(_rows(killed / "afos.db")) <= 9:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    before = len(_rows(killed / "afos.db"))
+    assert 0 < before < len(_rows(reference / "afos.db"))
+
+    resumed = subprocess.run([sys.executable, "-m", "afos", "search", "--resume", str(killed), "--quiet"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = _rows(killed / "afos.db")
+    assert len({r[:4] for r in rows}) == len(rows)  # nothing trained twice
+    assert sorted(rows) == sorted(_rows(reference / "afos.db"))  # nothing lost, same results
+    assert _hall_of_fame(killed) == _hall_of_fame(reference)
+
+
+def test_resume_refuses_to_change_the_protocol(tmp_path: Path) -> None:
+    Search(_config(generations=1), tmp_path / "run").run()
+    result = subprocess.run([sys.executable, "-m", "afos", "search", "--resume", str(tmp_path / "run"),
+                             "--epochs", "5"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "train.epochs" in result.stderr
