@@ -2,39 +2,81 @@
 
 :class:`Activation` is what a network holds at every activation site. It is a plain ``nn.Module``: it
 pickles (the sympy expression travels, the torch program is rebuilt on load), deep-copies, works on any
-shape, dtype and device, and can carry learnable scalar parameters. The lowering itself lives in
+shape, dtype and device, and can carry learnable parameters. The lowering itself lives in
 :mod:`afos.space.lower`, shared with screening, so the function trained is the function screened.
+
+:class:`ActivationSpec` is the plain-data description (text, parameter initialisations, scope) that
+crosses process boundaries and is stored with results; :func:`activation_factory` turns it into the
+factory a model builder calls once per activation site.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Mapping
 
 import sympy
 import torch
 from torch import nn
 
 from afos.errors import UserError
+from afos.space.families import FAMILIES
 from afos.space.lower import Program, lower
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.primitives import X
+
+#: Where learnable parameters live: one set for the network, one per activation site, one per channel.
+SCOPES = ("shared", "layer", "channel")
+Init = float | str  # a start value, or "N(mu,sigma)" for a random start
+
+_NORMAL = re.compile(r"^N\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\)$")
+
+
+def _normal(init: str) -> tuple[float, float]:
+    match = _NORMAL.match(init.strip())
+    if match is None:
+        raise UserError(f"initial value {init!r} must be a number or N(mu,sigma)")
+    mu, sigma = float(match.group(1)), float(match.group(2))
+    if sigma < 0:
+        raise UserError(f"initial value {init!r}: sigma must be >= 0")
+    return mu, sigma
+
+
+def typical_value(init: Init) -> float:
+    """The value a start stands for: the number itself, or the mean of N(mu, sigma).
+
+    Parametric forms are fingerprinted and screened at these values.
+    """
+    return float(init) if not isinstance(init, str) else _normal(init)[0]
+
+
+def _draw(init: Init, shape: tuple[int, ...]) -> torch.Tensor:
+    """A start value of ``shape``; random starts use torch's (seeded) global generator."""
+    if isinstance(init, str):
+        mu, sigma = _normal(init)
+        return torch.randn(shape) * sigma + mu
+    return torch.full(shape, float(init))
 
 
 class Activation(nn.Module):
     """An elementwise activation function compiled from an expression in ``x``.
 
     ``expr`` is expression text (parsed by the whitelist grammar) or a sympy expression.
-    ``learnable={"beta": 0.0}`` makes the named symbols trainable scalars with those initial values;
-    ``fixed={"beta": -0.25}`` substitutes values that are not trained. ``compile=True`` wraps the forward
-    in ``torch.compile(dynamic=True)`` so one compiled graph serves every batch shape.
+    ``learnable={"beta": 0.0}`` makes the named symbols trainable, started at those values or drawn from
+    ``"N(mu,sigma)"``; ``fixed={"beta": -0.25}`` substitutes values that are not trained. With
+    ``channel=True`` each parameter holds one value per channel (dim 1 of the input), created at the
+    first forward pass. ``compile=True`` wraps the forward in ``torch.compile(dynamic=True)`` so one
+    compiled graph serves every batch shape.
     """
 
     def __init__(
         self,
         expr: sympy.Expr | str,
-        learnable: Mapping[str, float] | None = None,
+        learnable: Mapping[str, Init] | None = None,
         *,
         fixed: Mapping[str, float] | None = None,
+        channel: bool = False,
         compile: bool = False,  # noqa: A002 - mirrors torch.compile, the name users expect
     ) -> None:
         super().__init__()
@@ -45,10 +87,13 @@ class Activation(nn.Module):
         parsed = parse(expr, params=[*learnable, *fixed]) if isinstance(expr, str) else expr
         self.expr: sympy.Expr = parsed.subs({parameter_symbol(k): sympy.Float(v) for k, v in fixed.items()})
         self.param_names: tuple[str, ...] = tuple(sorted(learnable))
+        self.inits: dict[str, Init] = {name: learnable[name] for name in self.param_names}
         self._check_symbols()
-        self.params = nn.ParameterDict(
-            {name: nn.Parameter(torch.tensor(float(learnable[name]))) for name in self.param_names}
-        )
+        self.channel = channel
+        self.params = nn.ParameterDict({
+            name: nn.UninitializedParameter() if channel else nn.Parameter(_draw(learnable[name], ()))
+            for name in self.param_names
+        })
         self.compiled = compile
         self._build()
 
@@ -65,8 +110,23 @@ class Activation(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Parameters follow the input's dtype so bf16 activations stay bf16 (and autograd still flows).
-        return self._program(x, *(self.params[n].to(x.dtype) for n in self.param_names))
+        if self.channel:
+            self._materialize(x)
+            shape = (-1,) + (1,) * (x.dim() - 2)  # (C,) over (N, C) and (C, 1, 1) over (N, C, H, W)
+            values = [self.params[n].view(shape).to(x.dtype) for n in self.param_names]
+        else:
+            # Parameters follow the input's dtype so bf16 activations stay bf16; autograd still flows.
+            values = [self.params[n].to(x.dtype) for n in self.param_names]
+        return self._program(x, *values)
+
+    def _materialize(self, x: torch.Tensor) -> None:
+        """Give per-channel parameters their size on first use (models materialise before training)."""
+        for name in self.param_names:
+            param = self.params[name]
+            if isinstance(param, nn.UninitializedParameter):
+                param.materialize((x.shape[1],), device=x.device, dtype=torch.float32)
+                with torch.no_grad():
+                    param.copy_(_draw(self.inits[name], (x.shape[1],)))
 
     @property
     def text(self) -> str:
@@ -76,9 +136,15 @@ class Activation(nn.Module):
     def latex(self) -> str:
         return sympy.latex(self.expr)
 
-    def values(self) -> dict[str, float]:
-        """Current parameter values, for reports."""
-        return {name: float(p.detach()) for name, p in self.params.items()}
+    def values(self) -> dict[str, Any]:
+        """Current parameter values: floats, or per-channel lists; for reports and plots."""
+        result: dict[str, Any] = {}
+        for name, param in self.params.items():
+            if isinstance(param, nn.UninitializedParameter):
+                continue
+            flat = param.detach().float().cpu()
+            result[name] = flat.item() if flat.dim() == 0 else flat.tolist()
+        return result
 
     def extra_repr(self) -> str:
         return self.text
@@ -92,3 +158,89 @@ class Activation(nn.Module):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._build()
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """Plain data for an activation: expression text, parameter starts, fixed values and scope."""
+
+    expression: str
+    learnable: dict[str, Init] = field(default_factory=dict)
+    fixed: dict[str, float] = field(default_factory=dict)
+    scope: str = "layer"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def typical_values(self) -> dict[str, float]:
+        """Parameter values at which the form is fingerprinted and screened."""
+        return {**{k: typical_value(v) for k, v in self.learnable.items()}, **self.fixed}
+
+
+def resolve_activation(
+    text: str,
+    learnable: Mapping[str, Init] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    scope: str | None = None,
+) -> ActivationSpec:
+    """A spec from a family name (``mila``, ``adaptive_tanh``, …) or expression text, plus overrides.
+
+    A name given in ``learnable`` becomes trainable even where the family fixes it (``mila`` with
+    ``learnable={"beta": -0.25}``), and vice versa for ``fixed``. The expression is parsed here, so
+    errors surface before any training.
+    """
+    family = FAMILIES.get(text.strip().lower())
+    base_learnable = dict(family.learnable) if family else {}
+    base_fixed = dict(family.fixed) if family else {}
+    for name, value in (learnable or {}).items():
+        base_fixed.pop(name, None)
+        base_learnable[name] = value
+    for name, value in (fixed or {}).items():
+        base_learnable.pop(name, None)
+        base_fixed[name] = float(value)
+    chosen_scope = scope or (family.scope if family else "layer")
+    if chosen_scope not in SCOPES:
+        raise UserError(f"parameter scope {chosen_scope!r} must be one of {', '.join(SCOPES)}")
+    spec = ActivationSpec(family.expression if family else text, base_learnable, base_fixed, chosen_scope)
+    expr = parse(spec.expression, params=[*base_learnable, *base_fixed])
+    unknown = sorted(n for n in {*base_learnable, *base_fixed} if parameter_symbol(n) not in expr.free_symbols)
+    if unknown:
+        raise UserError(f"parameter(s) {', '.join(unknown)} do not occur in {spec.expression}")
+    for init in base_learnable.values():
+        typical_value(init)  # validates N(mu,sigma) text now, not in the middle of a grid
+    return spec
+
+
+def activation_factory(spec: ActivationSpec) -> Callable[[], nn.Module]:
+    """The factory a model builder calls per activation site: a fresh module per site for ``layer`` and
+    ``channel`` scope, the one shared module for ``shared`` scope."""
+
+    def build() -> Activation:
+        return Activation(spec.expression, spec.learnable, fixed=spec.fixed, channel=spec.scope == "channel")
+
+    if spec.scope == "shared":
+        shared = build()
+        return lambda: shared
+    return build
+
+
+def parse_assignments(items: Iterable[str], *, allow_random: bool) -> dict[str, Init]:
+    """Read ``name=value`` (and, if allowed, ``name~N(mu,sigma)``) items, as given on the command line."""
+    result: dict[str, Init] = {}
+    for item in items:
+        for part in filter(None, (p.strip() for p in re.split(r",(?![^()]*\))", item))):
+            match = re.fullmatch(r"([A-Za-z_][A-Za-z_0-9]*)\s*(=|~)\s*(.+)", part)
+            if match is None:
+                raise UserError(f"{part!r} must look like name=value" + (" or name~N(mu,sigma)" if allow_random else ""))
+            name, sep, value = match.groups()
+            if sep == "~":
+                if not allow_random:
+                    raise UserError(f"{part!r}: a random start is only for learnable parameters")
+                _normal(value)
+                result[name] = value.strip()
+            else:
+                try:
+                    result[name] = float(value)
+                except ValueError:
+                    raise UserError(f"{part!r}: {value!r} is not a number") from None
+    return result

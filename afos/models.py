@@ -31,6 +31,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -427,10 +428,25 @@ def build_model(
     factory, made = _recording(activation)
     model = builder(factory, spec, **fixed, **options)
     _init_weights(model)
+    _materialize(model, spec)
     made_ids = {id(module) for module in made}
     sites = tuple(n for n, m in model.named_modules() if id(m) in made_ids)
     setattr(model, _SITES_ATTR, sites)
     return model
+
+
+def _materialize(model: nn.Module, spec: InputSpec) -> None:
+    """Give lazily sized parameters (per-channel activation parameters) their shapes with one dummy
+    forward pass, so that the optimizer and the parameter count see real tensors."""
+    if not any(isinstance(p, nn.UninitializedParameter) for p in model.parameters()):
+        return
+    size = spec.image_size
+    shape = (2, spec.num_features) if size is None else (2, spec.in_channels, size, size)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(shape))
+    model.train(was_training)
 
 
 def default_model(dataset_name: str) -> str:

@@ -138,6 +138,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "val_fraction": (_between(0, 1, open_low=True, open_high=True), "a number in (0, 1)"),
     "param_lr": (_optional(_between(0)), "None or a number >= 0"),
     "param_wd": (_optional(_between(0)), "None or a number >= 0"),
+    "model_options": (lambda v: isinstance(v, dict), "a table of model settings, e.g. {hidden = [256, 128]}"),
 }
 
 
@@ -188,6 +189,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     param_lr: float | None = None
     param_wd: float | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Paths arrive from the CLI as pathlib objects; records and TOML files want plain strings.
@@ -264,6 +266,7 @@ def _param_summary(sites: list[nn.Module]) -> dict[int, dict[str, Any]]:
     for index, site in enumerate(sites):
         values: dict[str, Any] = {}
         for name, param in site.named_parameters():
+            name = name.removeprefix("params.")  # Activation keeps its scalars in a ParameterDict
             p = param.detach().float()
             if p.numel() == 1:
                 values[name] = _finite(p.item())
@@ -492,6 +495,7 @@ class _Run:
             num_classes=dataset.num_classes,
             image_size=dataset.image_size,
             num_features=dataset.num_features,
+            **self.config.model_options,
         )
         self.sites = models.activation_sites(model)
         plan = self.plan

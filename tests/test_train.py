@@ -240,14 +240,14 @@ def test_learnable_parameters_move_and_are_reported(digits: data.Dataset) -> Non
     result = run_fitness(_learnable, TrainConfig(epochs=3, param_lr=0.5, **CPU), dataset=digits)
     assert result.status == "ok"
     assert sorted(result.params) == [0, 1]  # the digits MLP has two activation sites
-    values = [site["params.beta"] for site in result.params.values()]
+    values = [site["beta"] for site in result.params.values()]
     assert all(v != -0.25 for v in values) and values[0] != values[1]
 
 
 def test_param_lr_zero_freezes_activation_parameters(digits: data.Dataset) -> None:
     result = run_fitness(_learnable, TrainConfig(epochs=2, param_lr=0.0, **CPU), dataset=digits)
     assert result.status == "ok"
-    assert [site["params.beta"] for site in result.params.values()] == [-0.25, -0.25]
+    assert [site["beta"] for site in result.params.values()] == [-0.25, -0.25]
 
 
 def test_tensor_parameters_are_summarised(digits: data.Dataset) -> None:
