@@ -88,6 +88,31 @@ def show(expression: str, as_json: bool, plot: str | None) -> None:
         click.echo(f"plot        {plot}")
 
 
+def _executor_options(command: Any) -> Any:
+    """Where training runs happen; shared by search, evaluate and compare."""
+    options = [
+        click.option("--executor", default="serial", show_default=True,
+                     help="serial, process (local worker processes) or ray (a Ray cluster; pip install afos[ray])."),
+        click.option("--workers", type=int, default=None, help="Worker processes on a CPU-only machine."),
+        click.option("--workers-per-gpu", type=int, default=1, show_default=True, help="Workers on each visible GPU."),
+        click.option("--address", default=None, help="Ray cluster to join: auto or HOST:PORT (else $RAY_ADDRESS, "
+                                                     "else a local one)."),
+        click.option("--max-retries", type=int, default=2, show_default=True,
+                     help="Retries of a run whose worker died."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _make_executor(options: dict[str, Any]) -> Any:
+    from afos.executors import make_executor
+
+    return make_executor(options.pop("executor"), workers=options.pop("workers"),
+                         workers_per_gpu=options.pop("workers_per_gpu"), address=options.pop("address"),
+                         max_retries=options.pop("max_retries"))
+
+
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML config (default: configs/quick.toml settings).")
@@ -104,31 +129,37 @@ def show(expression: str, as_json: bool, plot: str | None) -> None:
 @click.option("--data-dir", default=None, help="Folder holding the datasets (else $AFOS_DATA_DIR).")
 @click.option("--max-evals", type=int, default=None, help="Stop after this many training runs.")
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--learnable-constants", is_flag=True, default=None,
+              help="Let mutations insert and remove constants that each fitness run trains (PANGAEA-style).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@_executor_options
 def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
     """Evolve activation functions with a genetic search; results go to a run folder."""
     from afos import search as engine
+    from afos.config import load_config, with_overrides
     from afos.report import write_report
 
     overrides = {
         "primitives": options["primitives"], "population": options["population"],
         "generations": options["generations"], "seed": options["seed"], "max_evals": options["max_evals"],
-        "time_limit": options["time_limit"], "train.dataset": options["dataset"], "train.model": options["model"],
+        "time_limit": options["time_limit"], "learnable_constants": options["learnable_constants"],
+        "train.dataset": options["dataset"], "train.model": options["model"],
         "train.epochs": options["epochs"], "train.seed": options["seed"], "train.device": options["device"],
         "train.data_dir": options["data_dir"],
     }
     if resume:
         run_dir, config = Path(resume), engine.resume_config(Path(resume), overrides)
     else:
-        values = engine.load_config(config_path or _default_config())
-        config = engine.SearchConfig.from_dict(engine.with_overrides(values, overrides))
+        values = load_config(config_path or _default_config())
+        config = engine.SearchConfig.from_dict(with_overrides(values, overrides))
         run_dir = Path(out) if out else engine.new_run_dir("results", config)
     echo = None if quiet else (lambda message: click.echo(message, err=True))
     run_dir.mkdir(parents=True, exist_ok=True)
     log = engine.run_log(run_dir, echo)
     log(f"run folder {run_dir}")
     try:
-        status = engine.Search(config, run_dir, progress=log).run()
+        with _make_executor(options) as executor:
+            status = engine.Search(config, run_dir, progress=log, executor=executor).run()
     except KeyboardInterrupt:
         write_report(run_dir)
         click.echo(f"afos: interrupted; resume with: afos search --resume {run_dir}", err=True)
@@ -175,6 +206,169 @@ def runs(root: str, as_json: bool) -> None:
         fitness = "-" if row["fitness"] is None else f"{row['fitness']:.4f}"
         click.echo(f"{row['run']:<44} {row['status']:<12} gen {row['generations']:<7} "
                    f"evals {row['evaluations']:<5} best {fitness} {row['best'] or ''}")
+
+
+#: Training options shared by evaluate and compare: (option, TrainConfig key, click settings).
+_TRAIN_OPTIONS = (
+    ("--epochs", "epochs", {"type": float, "help": "Training budget per run, in epochs (default 30)."}),
+    ("--batch-size", "batch_size", {"type": int, "help": "Mini-batch size."}),
+    ("--lr", "lr", {"type": float, "help": "Learning rate."}),
+    ("--optimizer", "optimizer", {"help": "sgd, adam, adamw, adagrad or adadelta."}),
+    ("--device", "device", {"help": "auto, cpu, cuda or cuda:N."}),
+    ("--data-dir", "data_dir", {"help": "Folder holding the datasets (else $AFOS_DATA_DIR)."}),
+    ("--param-lr", "param_lr", {"type": float, "help": "Learning rate of activation parameters (default: --lr)."}),
+    ("--param-wd", "param_wd", {"type": float, "help": "Weight decay of activation parameters (default 0)."}),
+)
+
+
+def _parameter_options(command: Any) -> Any:
+    """Learnable and fixed activation parameters (``afos evaluate``/``compare``)."""
+    options = [
+        click.option("--learnable", multiple=True, help="Train these parameters: beta=-0.25 or beta~N(0,0.1) "
+                                                        "(repeatable, or comma-separated)."),
+        click.option("--fixed", multiple=True, help="Set parameters without training them: beta=-0.25."),
+        click.option("--param-scope", type=click.Choice(["shared", "layer", "channel"]), default=None,
+                     help="One parameter set for the network, per activation site (default) or per channel."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _parameters(options: dict[str, Any]) -> dict[str, Any]:
+    from afos.compile import parse_assignments
+
+    return {"learnable": parse_assignments(options.pop("learnable"), allow_random=True),
+            "fixed": parse_assignments(options.pop("fixed"), allow_random=False),
+            "scope": options.pop("param_scope")}
+
+
+def _grid_options(command: Any) -> Any:
+    """The options every grid command takes (training settings, seeds, output), declared once."""
+    options = [
+        click.option("--seeds", type=int, default=None, help="Seeds per function and task (default 3)."),
+        *(click.option(flag, key, default=None, **settings) for flag, key, settings in _TRAIN_OPTIONS),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                     help="TOML file whose [train] table sets the training protocol (a search config works)."),
+        click.option("--out", type=click.Path(file_okay=False), default=None,
+                     help="Output folder (default results/<command>-<time>); the same --out resumes a stopped grid."),
+        click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
+                     help="Also write each run's curves here for TensorBoard."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
+        click.option("--quiet", is_flag=True, help="No progress output."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _expressions(arguments: tuple[str, ...]) -> list[str]:
+    """Expressions may start with '-', so unknown options arrive here; '--x' is a mistyped option, not math."""
+    for argument in arguments:
+        if argument.startswith("--"):
+            raise click.UsageError(f"no such option: {argument}")
+    return list(arguments)
+
+
+def _run_grid(kind: str, spec: Any, options: dict[str, Any], start: Any) -> tuple[Any, Path]:
+    """Run ``start(spec, out, ...)`` with progress on stderr; Ctrl-C says how to resume."""
+    from afos.compare_report import TensorBoardLog, default_out
+
+    out = Path(options["out"]) if options["out"] else default_out(kind)
+    on_run = TensorBoardLog(options["tensorboard"]) if options["tensorboard"] else None
+    echo = None if options["quiet"] else (lambda message: click.echo(message, err=True))
+    if echo:
+        echo(f"{kind}: {len(spec.runs())} runs into {out}")
+    try:
+        return start(spec, out, progress=echo, on_run=on_run, executor=_make_executor(options)), out
+    except KeyboardInterrupt:
+        click.echo(f"afos: interrupted; run the same command with --out {out} to resume", err=True)
+        sys.exit(130)
+
+
+def _overrides(options: dict[str, Any]) -> dict[str, Any]:
+    return {key: options[key] for _, key, _ in _TRAIN_OPTIONS}
+
+
+@cli.command(context_settings=_EXPRESSION_COMMAND)
+@click.argument("expressions", nargs=-1, required=True)
+@click.option("--baseline", default=None, help="Comma list of reference functions, e.g. relu,silu.")
+@click.option("--dataset", default=None, help="Dataset (default digits, or the --config [train] dataset).")
+@click.option("--model", default=None, help="Model (default: the dataset's default model).")
+@_grid_options
+@_parameter_options
+@_executor_options
+def evaluate(expressions: tuple[str, ...], baseline: str | None, dataset: str | None, model: str | None,
+             **options: Any) -> None:
+    """Train each function on one dataset over several seeds and tabulate validation and test accuracy.
+
+    EXPRESSIONS are math in x ('-x*erf(exp(-x))') or names: relu, leaky_relu, elu, selu, gelu, silu/swish,
+    mish, mila, softplus, tanh, sigmoid, eelu. Runs already in --out are not repeated.
+    """
+    from afos.compare import spec_from_options
+    from afos.compare_report import evaluate as run_evaluation, evaluation_table, run_row
+
+    spec = spec_from_options("evaluate", _expressions(expressions), _names(baseline) or [],
+                             datasets=[dataset] if dataset else [], model_names=[model] if model else [],
+                             seeds=options["seeds"], config_path=options["config_path"], overrides=_overrides(options),
+                             parameters=_parameters(options))
+    results, out = _run_grid("evaluate", spec, options, run_evaluation)
+    if options["as_json"]:
+        click.echo(json.dumps([run_row(run) for run in results.all_runs()], indent=2))
+        return
+    click.echo(evaluation_table(results))
+    click.echo(f"results: {out}")
+
+
+@cli.command(context_settings=_EXPRESSION_COMMAND)
+@click.argument("expressions", nargs=-1)
+@click.option("--baseline", default=None, help="Comma list of baselines (default relu,silu,gelu,mish).")
+@click.option("--datasets", default=None, help="Comma list of datasets (default digits).")
+@click.option("--models", default=None, help="Comma list of models, each trained on every dataset "
+                                               "(default: each dataset's default model).")
+@click.option("--tasks", default=None, help="Comma list of extra dataset/model cases, e.g. wine/mlp.")
+@click.option("--from", "sources", multiple=True, type=click.Path(exists=True),
+              help="Recompute the statistics from this run folder or afos.db (repeatable); trains nothing.")
+@_grid_options
+@_parameter_options
+@_executor_options
+def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | None, models: str | None,
+            tasks: str | None, sources: tuple[str, ...], **options: Any) -> None:
+    """Compare functions over datasets x models x seeds: ranks, Friedman, Nemenyi, Wilcoxon-Holm, wins.
+
+    EXPRESSIONS are the candidates (as for `afos evaluate`); cells are mean test accuracy over seeds.
+    With --from, EXPRESSIONS and --baseline choose among the stored functions.
+    """
+    from afos import compare as grid
+    from afos.compare_report import compare as run_comparison, compare_stored, comparison_text, default_out
+
+    if sources:
+        training = {"--datasets": datasets, "--models": models, "--tasks": tasks, "--seeds": options["seeds"],
+                    "--tensorboard": options["tensorboard"], "--config": options["config_path"],
+                    **{flag: options[key] for flag, key, _ in _TRAIN_OPTIONS}}
+        given = [flag for flag, value in training.items() if value is not None]
+        if given:
+            raise click.UsageError(f"--from recomputes statistics from stored runs; {', '.join(given)} cannot apply")
+        out = Path(options["out"]) if options["out"] else default_out("compare")
+        analysis = compare_stored(sources, out, _expressions(expressions), _names(baseline))
+    else:
+        if not expressions:
+            raise click.UsageError("name at least one function to compare (or use --from RUN)")
+        baselines = _names(baseline)
+        spec = grid.spec_from_options(
+            "compare", _expressions(expressions), grid.DEFAULT_BASELINES if baselines is None else baselines,
+            datasets=_names(datasets) or [], model_names=_names(models) or [], tasks=_names(tasks) or [],
+            seeds=options["seeds"], config_path=options["config_path"], overrides=_overrides(options),
+            parameters=_parameters(options))
+        analysis, out = _run_grid("compare", spec, options, run_comparison)
+    if options["as_json"]:
+        click.echo(json.dumps(analysis, indent=2))
+        return
+    click.echo(comparison_text(analysis, out))
 
 
 def _format_facts(facts: dict[str, Any]) -> str:

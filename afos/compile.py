@@ -12,6 +12,8 @@ factory a model builder calls once per activation site.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -25,6 +27,7 @@ from afos.space.families import FAMILIES
 from afos.space.lower import Program, lower
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.primitives import X
+from afos.space.probe import fingerprint
 
 #: Where learnable parameters live: one set for the network, one per activation site, one per channel.
 SCOPES = ("shared", "layer", "channel")
@@ -175,6 +178,27 @@ class ActivationSpec:
     def typical_values(self) -> dict[str, float]:
         """Parameter values at which the form is fingerprinted and screened."""
         return {**{k: typical_value(v) for k, v in self.learnable.items()}, **self.fixed}
+
+    def key(self) -> str:
+        """The identity of the activation in run databases: its fingerprint at the typical values.
+
+        With learnable parameters a short hash of the symbolic form, the starts and the scope follows:
+        ``p0*tanh(p1*x)`` equals ``tanh(x)`` at its start values but, once trained, is another candidate.
+        """
+        expr = parse(self.expression, params=[*self.learnable, *self.fixed])
+        return activation_key(expr, self.learnable, self.fixed, self.scope)
+
+
+def activation_key(
+    expr: sympy.Expr, learnable: Mapping[str, Init], fixed: Mapping[str, float] | None = None, scope: str = "layer"
+) -> str:
+    """:meth:`ActivationSpec.key` of an expression already parsed (the search's per-candidate path)."""
+    values = {**{k: typical_value(v) for k, v in learnable.items()}, **(fixed or {})}
+    key = fingerprint(expr, values)
+    if not learnable:
+        return key
+    form = json.dumps([canonical(expr), sorted(learnable.items()), scope])
+    return f"{key}:{hashlib.sha256(form.encode()).hexdigest()[:8]}"
 
 
 def resolve_activation(

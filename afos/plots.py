@@ -178,7 +178,8 @@ def function_plot(
     x_range: tuple[float, float] = (-5.0, 5.0),
     title: str | None = None,
 ) -> Path:
-    """Plot functions (label -> expression text or sympy expression), and with ``derivatives`` f' and f''.
+    """Plot functions (label -> expression, or (expression, parameter values)); with ``derivatives``
+    also f' and f''. ``params`` are the parameter values of functions given without their own.
 
     Derivatives come from autograd through the same torch lowering used in training, so a kink shows as
     the jump the optimiser actually sees.
@@ -190,8 +191,9 @@ def function_plot(
     figure = Figure(figsize=(4.2 * len(panels), 3.6))
     FigureCanvasAgg(figure)
     axes = [figure.add_subplot(1, len(panels), i + 1) for i in range(len(panels))]
-    for label, expr in functions.items():
-        for ax, curve in zip(axes, _derivatives(expr, points, len(panels) - 1, params)):
+    for label, function in functions.items():
+        expr, values = function if isinstance(function, tuple) else (function, params)
+        for ax, curve in zip(axes, _derivatives(expr, points, len(panels) - 1, values)):
             ax.plot(points.numpy(), curve, label=label, linewidth=1.6)
     for ax, name in zip(axes, panels):
         ax.set_title(name)

@@ -7,6 +7,7 @@ so ``afos report RUN_DIR`` can regenerate them after a crash, a resume or a chan
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -15,7 +16,8 @@ from afos.plots import function_plot, line_plot
 from afos.stats import finite_mean
 from afos.store import RunStore
 
-HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "val_accuracy", "test_accuracy", "generation")
+HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "val_accuracy", "test_accuracy",
+               "generation", "learned")
 GENERATION_COLUMNS = ("generation", "best", "mean", "median", "proposed", "duplicate", "screened", "trained",
                       "failed", "crossovers", "mutations", "seconds")
 
@@ -34,7 +36,8 @@ def hall_of_fame_rows(store: RunStore) -> list[dict[str, Any]]:
     return [
         {"rank": rank, "expression": e["tree"], "canonical": e["canonical"], "fingerprint": e["fingerprint"],
          "fitness": e["fitness"][1], "rung": e["fitness"][0], "val_accuracy": e["val_accuracy"],
-         "test_accuracy": e["test_accuracy"], "generation": e["generation"]}
+         "test_accuracy": e["test_accuracy"], "generation": e["generation"],
+         "learned": json.dumps(e.get("learned")) if e.get("learned") else ""}
         for rank, e in enumerate(entries, start=1)
     ]
 
@@ -81,12 +84,20 @@ def write_report(run_dir: str | Path) -> Path:
             title="Fitness over generations",
         )
     if hof:
-        shapes = {f"#{row['rank']} {row['canonical']}": row["canonical"] for row in hof[:5]}
+        shapes = {f"#{row['rank']} {row['canonical']}": _plottable(row) for row in hof[:5]}
         shapes["ReLU"] = "relu"
         function_plot(shapes, run_dir / "top_functions.png", title="Top functions beside ReLU")
     path = run_dir / "report.md"
     path.write_text(_markdown(run_dir.name, config, status, evaluations, hof, generations, baseline))
     return path
+
+
+def _plottable(row: Mapping[str, Any]) -> object:
+    """A hall-of-fame function for plotting: parametric forms with their first site's learned values."""
+    if not row["learned"]:
+        return row["canonical"]
+    first_site = next(iter(json.loads(row["learned"]).values()))
+    return row["canonical"], {k: v for k, v in first_site.items() if isinstance(v, float)}
 
 
 def _markdown(
@@ -125,6 +136,14 @@ def _markdown(
     if baseline:
         lines.append(f"| baseline | `{baseline['canonical']}` ({baseline['expression']}) | {_num(baseline['fitness'])} "
                      f"| {_num(baseline['val_accuracy'])} | {_num(baseline['test_accuracy'])} | - |")
+    learned = [row for row in hof if row["learned"]]
+    if learned:
+        lines += ["", "## Learned constants", "", "Per activation site (layer), from the first full-budget run:", ""]
+        for row in learned:
+            sites = json.loads(row["learned"])
+            shown = "; ".join(f"site {site}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()
+                                                            if isinstance(v, float)) for site, values in sites.items())
+            lines.append(f"- #{row['rank']} `{row['canonical']}`: {shown}")
     lines += [
         "",
         "The baseline is trained by the run itself under the same protocol and seeds. Differences of one "

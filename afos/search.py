@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -27,21 +28,31 @@ from typing import Any, Callable, Iterable, Mapping
 from deap import gp, tools
 
 from afos import data, models
+from afos.compile import ActivationSpec, activation_key
 from afos.errors import ConfigError, UserError
+from afos.executors import Executor, Job, make_executor
 from afos.space.parse import canonical
 from afos.space.primitives import primitive_set as resolve_primitives
 from afos.space.probe import fingerprint, screen
 from afos.stats import finite_mean
 from afos.store import RunStore, protocol_hash, rng_state_from_json, rng_state_to_json
-from afos.train import FitnessResult, TrainConfig, run_fitness
-from afos.trees import Individual, parse_tree, primitive_set, small_trees, to_sympy
+from afos.config import with_overrides
+from afos.train import TrainConfig, protocol_settings
+from afos.trees import (
+    Individual,
+    insert_scale,
+    learnable_starts,
+    parse_tree,
+    primitive_set,
+    remove_scale,
+    small_trees,
+    to_sympy,
+)
 
 #: Proposals per open slot before a known (already evaluated) function is accepted with its stored
 #: fitness instead of being refilled; bounds the work when the neighbourhood is exhausted.
 REFILL_LIMIT = 50
 FITNESSES = ("val_accuracy", "accuracy_loss")
-#: Training-config keys that do not change what a fitness number means, left out of the protocol hash.
-_NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s")
 
 
 @dataclass
@@ -73,6 +84,7 @@ class SearchConfig:
     halving_eta: int = 3
     reuse_runs: bool = True
     baseline: str = "relu"
+    learnable_constants: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> SearchConfig:
@@ -153,11 +165,13 @@ class Counts:
 
 @dataclass
 class Candidate:
-    """A proposal that passed screening: its tree, expression text and fingerprint."""
+    """A proposal that passed screening: its tree, expression text, fingerprint and learnable constants
+    (name -> start value; empty unless ``learnable_constants``)."""
 
     tree: Individual
     text: str
     fingerprint: str
+    learnable: dict[str, float] = field(default_factory=dict)
 
 
 class _Stop(Exception):
@@ -170,18 +184,20 @@ Progress = Callable[[str], None]
 class Search:
     """One search run, bound to its folder and database; :meth:`run` starts or resumes it."""
 
-    def __init__(self, config: SearchConfig, run_dir: Path, *, progress: Progress | None = None) -> None:
+    def __init__(
+        self, config: SearchConfig, run_dir: Path, *, progress: Progress | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         self.config = config.validate()
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.store = RunStore(self.run_dir / "afos.db")
         self.progress = progress or (lambda message: None)
         self.primitives = {p.name: p for p in resolve_primitives(config.primitives)}
-        self.pset = primitive_set(self.primitives.values(), config.constants)
-        self.protocol = protocol_hash(
-            {k: v for k, v in config.train.to_dict().items() if k not in _NOT_PROTOCOL}
-        )
-        self.datasets: dict[str, data.Dataset] = {}
+        self.pset = primitive_set(self.primitives.values(), config.constants,
+                                  learnable_constants=config.learnable_constants)
+        self.protocol = protocol_hash(protocol_settings(config.train.to_dict()))
+        self.executor = executor or make_executor("serial")
         self.known: dict[str, tuple[float, float]] = {}  # fingerprint -> fitness, as of generation start
         self.verdicts: dict[str, str | None] = {}  # fingerprint -> screening reason (None: valid)
         self.trainings = 0
@@ -284,9 +300,9 @@ class Search:
     ) -> None:
         """The per-candidate path up to training: sympy, fingerprint, duplicate check, screening."""
         counts.proposed += 1
-        expr = to_sympy(tree, self.primitives)
+        expr, starts = to_sympy(tree, self.primitives), learnable_starts(tree)
         try:
-            key = fingerprint(expr)
+            key = activation_key(expr, starts)
         except UserError:
             counts.screened += 1
             return
@@ -294,15 +310,14 @@ class Search:
         if in_generation or (key in self.known and not accept_known):
             counts.duplicate += 1
             return
-        reason = self._screen(key, expr, tree)
-        if reason is not None:
+        if self._screen(key, expr, tree, starts) is not None:
             counts.screened += 1
             return
-        accepted.append(Candidate(tree, canonical(expr), key))
+        accepted.append(Candidate(tree, canonical(expr), key, starts))
 
-    def _screen(self, key: str, expr: Any, tree: Individual) -> str | None:
+    def _screen(self, key: str, expr: Any, tree: Individual, starts: Mapping[str, float]) -> str | None:
         if key not in self.verdicts:
-            verdict = screen(expr)
+            verdict = screen(expr, starts)
             self.verdicts[key] = verdict.reason
             self.store.add_candidate(
                 fingerprint=key, expression=str(tree), canonical=canonical(expr), tree=str(tree),
@@ -344,8 +359,13 @@ class Search:
         return first
 
     def _mutate(self, tree: Individual) -> Individual:
-        """One of four mutations, chosen uniformly: subtree, node replacement, shrink, insert."""
-        kind = random.randrange(4)
+        """One of four mutations, chosen uniformly: subtree, node replacement, shrink, insert; with
+        learnable constants also inserting or removing a constant (six, uniformly)."""
+        kind = random.randrange(6 if self.config.learnable_constants else 4)
+        if kind == 4:
+            return insert_scale(tree, self.pset)
+        if kind == 5:
+            return remove_scale(tree)
         if kind == 0:
             return gp.mutUniform(tree, lambda pset, type_: gp.genFull(pset, 0, 2), self.pset)[0]
         if kind == 1:
@@ -376,15 +396,16 @@ class Search:
     def _evaluate(self, candidates: list[Candidate], generation: int, counts: Counts) -> dict[str, tuple[float, float]]:
         """Fitness of each candidate; with successive halving only the top 1/eta climb each rung."""
         budgets = self._budgets()
-        fitness: dict[str, tuple[float, float]] = {}
+        fitness = {c.fingerprint: self.known[c.fingerprint] for c in candidates if c.fingerprint in self.known}
         alive = [c for c in candidates if c.fingerprint not in self.known]
-        for c in candidates:
-            if c.fingerprint in self.known:
-                fitness[c.fingerprint] = self.known[c.fingerprint]
         for rung, budget in enumerate(budgets):
+            records = self._run(alive, budget, generation)
             for candidate in alive:
-                value = self._fitness_at(candidate, budget, generation, counts, first=rung == 0)
-                fitness[candidate.fingerprint] = (float(rung), value)
+                mine = records[candidate.fingerprint]
+                fitness[candidate.fingerprint] = (float(rung), statistics.fmean(self._score(r) for r in mine))
+                if rung == 0:
+                    counts.trained += 1
+                    counts.failed += any(r["status"] != "ok" for r in mine)
             keep = max(1, math.ceil(len(alive) / self.config.halving_eta))
             alive = sorted(alive, key=lambda c: (-fitness[c.fingerprint][1], c.fingerprint))[:keep]
         return fitness
@@ -393,20 +414,8 @@ class Search:
         full, eta, rungs = self.config.train.epochs, self.config.halving_eta, self.config.halving_rungs
         return [full / eta ** (rungs - 1 - r) for r in range(rungs)]
 
-    def _fitness_at(self, candidate: Candidate, budget: float, generation: int, counts: Counts, *, first: bool) -> float:
-        """Mean fitness over tasks x seeds at one budget; failed runs score 0."""
-        values, failed = [], False
-        for task in self.config.task_list():
-            for offset in range(self.config.fitness_seeds):
-                record = self._train(candidate.text, candidate.fingerprint, task, self.config.seed + offset, budget, generation)
-                failed |= record["status"] != "ok"
-                values.append(self._score(record))
-        if first:
-            counts.trained += 1
-            counts.failed += failed
-        return statistics.fmean(values)
-
     def _score(self, record: Mapping[str, Any]) -> float:
+        """Fitness of one training run; failed runs score 0."""
         accuracy, loss = record.get("val_accuracy"), record.get("val_loss")
         if record["status"] != "ok" or accuracy is None or not math.isfinite(accuracy):
             return 0.0
@@ -414,38 +423,67 @@ class Search:
             return accuracy / loss if loss and math.isfinite(loss) and loss > 0 else 0.0
         return accuracy
 
-    def _train(self, text: str, key: str, task: str, seed: int, budget: float, generation: int | None) -> dict[str, Any]:
-        """One fitness run, read from the store when it was already made (e.g. before a crash)."""
-        stored = self.store.find_evaluation(key, self.protocol, budget, seed, task)
-        if stored is not None:
-            return stored
-        if self.config.max_evals is not None and self.trainings >= self.config.max_evals:
-            raise _Stop("budget")
-        if self.config.time_limit is not None and time.monotonic() - self.started > self.config.time_limit:
-            raise _Stop("time-limit")
+    def _run(self, functions: Iterable[Candidate], budget: float, generation: int | None) -> dict[str, list[dict[str, Any]]]:
+        """Training runs of candidates over every task and fitness seed at a budget.
+
+        Runs already in the store (e.g. made before a crash) are read back; the rest go to the executor
+        in chunks of its width, so the evaluation budget and the time limit are checked between chunks.
+        Records are committed by this (driver) process as each finishes.
+        """
+        records: dict[str, list[dict[str, Any]]] = {}
+        pending: dict[str, tuple[Job, dict[str, Any]]] = {}
+        for function in functions:
+            text, key = function.text, function.fingerprint
+            records[key] = []
+            for task in self.config.task_list():
+                for seed in range(self.config.seed, self.config.seed + self.config.fitness_seeds):
+                    stored = self.store.find_evaluation(key, self.protocol, budget, seed, task)
+                    if stored is not None:
+                        records[key].append(stored)
+                        continue
+                    identity = {"fingerprint": key, "protocol": self.protocol, "budget": budget, "seed": seed,
+                                "task": task, "generation": generation, "expression": text}
+                    job = self._job(function, task, seed, budget)
+                    pending[job.key] = (job, identity)
+
+        def finished(job: Job, result: Mapping[str, Any]) -> None:
+            identity = pending[job.key][1]
+            records[identity["fingerprint"]].append(self._store_result(identity, result))
+
+        jobs = [job for job, _ in pending.values()]
+        width = max(1, getattr(self.executor, "width", 1))
+        for start in range(0, len(jobs), width):
+            self._check_limits()
+            chunk = jobs[start: start + width]
+            allowed = chunk[: self._evals_left()]
+            self.executor.run(allowed, finished)
+            if len(allowed) < len(chunk):
+                raise _Stop("budget")
+        return records
+
+    def _job(self, function: Candidate, task: str, seed: int, budget: float) -> Job:
+        """Plain data for one training run: it can cross a process or network boundary."""
         dataset_name, model = _split_task(task)
         train = replace(self.config.train, dataset=dataset_name, model=model, epochs=budget, seed=seed)
-        result = run_fitness(_factory(text), train, dataset=self._dataset(dataset_name, seed))
-        self.trainings += 1
-        record = self._record(result, text, key, task, seed, budget, generation)
+        spec = ActivationSpec(function.text, learnable=dict(function.learnable))
+        return Job(key=f"{function.fingerprint}|{task}|{seed}", activation=spec.to_dict(), train=train.to_dict())
+
+    def _store_result(self, identity: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+        record = {**result, **identity}
+        record["fitness"] = self._score(record)
         self.store.add_evaluation(record)
+        self.trainings += 1
         self.progress(_describe(record))
         return record
 
-    def _record(self, result: FitnessResult, text: str, key: str, task: str, seed: int, budget: float,
-                generation: int | None) -> dict[str, Any]:
-        record = result.to_dict()
-        record.update(fingerprint=key, protocol=self.protocol, budget=budget, seed=seed, task=task,
-                      generation=generation, expression=text)
-        record["fitness"] = self._score(record)
-        return record
+    def _check_limits(self) -> None:
+        if self._evals_left() <= 0:
+            raise _Stop("budget")
+        if self.config.time_limit is not None and time.monotonic() - self.started > self.config.time_limit:
+            raise _Stop("time-limit")
 
-    def _dataset(self, name: str, seed: int) -> data.Dataset:
-        key = f"{name}:{seed}"
-        if key not in self.datasets:
-            train = self.config.train
-            self.datasets[key] = data.load_dataset(name, train.data_dir, val_fraction=train.val_fraction, seed=seed)
-        return self.datasets[key]
+    def _evals_left(self) -> int:
+        return sys.maxsize if self.config.max_evals is None else self.config.max_evals - self.trainings
 
     def _known_before(self, generation: int) -> dict[str, tuple[float, float]]:
         """Fitness of functions evaluated at full budget before ``generation`` (and in sibling runs)."""
@@ -472,13 +510,11 @@ class Search:
         key = fingerprint(self.config.baseline)
         self.store.set_meta("baseline", {"expression": self.config.baseline, "fingerprint": key,
                                          "budget": self._budgets()[-1]})
-        for task in self.config.task_list():
-            for offset in range(self.config.fitness_seeds):
-                try:
-                    self._train(canonical(self.config.baseline), key, task, self.config.seed + offset,
-                                self._budgets()[-1], None)
-                except _Stop:
-                    return
+        try:
+            baseline = Candidate(Individual([]), canonical(self.config.baseline), key)
+            self._run([baseline], self._budgets()[-1], None)
+        except _Stop:
+            return
 
     # ----------------------------------------------------------------------- hall of fame, saving
     def _update_hof(self, candidates: list[Candidate], fitnesses: Mapping[str, tuple[float, float]], generation: int) -> None:
@@ -486,8 +522,9 @@ class Search:
         for candidate in candidates:
             if candidate.fingerprint in self.hof:
                 continue
+            at_full = fitnesses[candidate.fingerprint][0] == len(self._budgets()) - 1
             records = [r for r in self.store.evaluations(fingerprint=candidate.fingerprint, protocol=self.protocol)
-                       if r["budget"] == full] if fitnesses[candidate.fingerprint][0] == len(self._budgets()) - 1 else []
+                       if r["budget"] == full] if at_full else []
             self.hof[candidate.fingerprint] = {
                 "fingerprint": candidate.fingerprint,
                 "tree": str(candidate.tree),
@@ -496,6 +533,8 @@ class Search:
                 "val_accuracy": finite_mean(r.get("val_accuracy") for r in records),
                 "test_accuracy": finite_mean(r.get("test_accuracy") for r in records),
                 "generation": generation,
+                # learned constants per activation site, from the first full-budget run
+                "learned": records[0].get("params") if records and candidate.learnable else None,
             }
         ranked = self._ranked_hof()[: self.config.hall_of_fame]
         self.hof = {entry["fingerprint"]: entry for entry in ranked}
@@ -521,12 +560,6 @@ class Search:
             f"(proposed {counts.proposed}, duplicate {counts.duplicate}, screened {counts.screened}, "
             f"trained {counts.trained}, failed {counts.failed})"
         )
-
-
-def _factory(text: str) -> Callable[[], Any]:
-    from afos.compile import Activation
-
-    return lambda: Activation(text)
 
 
 def _safe_fingerprint(expr: Any) -> str | None:
@@ -557,35 +590,6 @@ def _sibling_evaluations(run_dir: Path, protocol: str) -> Iterable[dict[str, Any
 
 #: Options that may change when a run is resumed; everything else is part of the run's identity.
 RESUMABLE = ("generations", "max_evals", "time_limit", "train.device", "train.data_dir")
-
-
-def load_config(path: str | Path | None) -> dict[str, Any]:
-    """Read a TOML config (top-level search keys, a ``[train]`` table); None gives the defaults."""
-    if path is None:
-        return {}
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path}: {error}") from None
-
-
-def with_overrides(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply ``{"population": 8, "train.epochs": 2}``-style overrides (None values are skipped)."""
-    merged = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in values.items()}
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        section, _, name = key.rpartition(".")
-        target = merged.setdefault(section, {}) if section else merged
-        target[name] = value
-    return merged
 
 
 def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:

@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -215,6 +215,16 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train config: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**values).validate()
+
+
+#: Training settings that do not change what a fitness number means: the budget and seed (stored beside
+#: each record), where the work runs, and the soft time limit.
+NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s")
+
+
+def protocol_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that make two fitness runs comparable; their hash is a record's ``protocol``."""
+    return {k: v for k, v in settings.items() if k not in NOT_PROTOCOL}
 
 
 def resolve_device(name: str) -> torch.device:

@@ -8,6 +8,7 @@ accepts only the primitive names of the set, ``x`` and numbers.
 from __future__ import annotations
 
 import itertools
+import random
 import re
 from typing import Iterable
 
@@ -15,6 +16,7 @@ import sympy
 from deap import base, gp
 
 from afos.errors import ConfigError
+from afos.space.parse import parameter_symbol
 from afos.space.primitives import X, Primitive
 
 
@@ -35,12 +37,24 @@ class Individual(gp.PrimitiveTree):
         self.fitness = FitnessMax()
 
 
-def primitive_set(primitives: Iterable[Primitive], constants: Iterable[float] = ()) -> gp.PrimitiveSet:
-    """A DEAP primitive set over the single input ``x``; ``constants`` become fixed terminals."""
+#: The unary node ``scale(u)`` stands for ``p_i * u`` with its own learnable constant p_i (PANGAEA-style):
+#: around ``x`` it scales an edge (u(p*x)), around an operator it scales its output (p*op(...)).
+SCALE = "scale"
+#: Start value of every learnable constant: at 1 a scaled form computes its unscaled function.
+SCALE_START = 1.0
+
+
+def primitive_set(
+    primitives: Iterable[Primitive], constants: Iterable[float] = (), *, learnable_constants: bool = False
+) -> gp.PrimitiveSet:
+    """A DEAP primitive set over the single input ``x``; ``constants`` become fixed terminals and
+    ``learnable_constants`` adds the :data:`SCALE` node."""
     pset = gp.PrimitiveSet("afos", 1)
     pset.renameArguments(ARG0="x")
     for primitive in primitives:
         pset.addPrimitive(primitive.build, primitive.arity, name=primitive.name)
+    if learnable_constants:
+        pset.addPrimitive(lambda a: a, 1, name=SCALE)
     for value in constants:
         pset.addTerminal(float(value), name=repr(float(value)))
     return pset
@@ -88,16 +102,46 @@ def _read_node(tokens: list, position: int, pset: gp.PrimitiveSet, nodes: list, 
 
 
 def to_sympy(tree: gp.PrimitiveTree, primitives: dict[str, Primitive]) -> sympy.Expr:
-    """Build the sympy expression of a prefix-ordered tree (iteratively: no recursion limit)."""
+    """Build the sympy expression of a prefix-ordered tree (iteratively: no recursion limit).
+
+    The i-th :data:`SCALE` node in prefix order multiplies its argument by the parameter ``p<i>``.
+    """
+    scales = [i for i, node in enumerate(tree) if node.name == SCALE]
     stack: list[sympy.Expr] = []
-    for node in reversed(tree):
+    for index in range(len(tree) - 1, -1, -1):
+        node = tree[index]
         if isinstance(node, gp.Terminal):
             text = node.format()  # "x", or a constant's repr (DEAP keeps named terminals' values as text)
             stack.append(X if text == "x" else sympy.Float(float(text)))
+        elif node.name == SCALE:
+            stack.append(parameter_symbol(f"p{scales.index(index)}") * stack.pop())
         else:
             args = [stack.pop() for _ in range(node.arity)]
             stack.append(primitives[node.name].build(*args))
     return stack[0]
+
+
+def learnable_starts(tree: gp.PrimitiveTree) -> dict[str, float]:
+    """The learnable constants of a tree and their start values."""
+    count = sum(1 for node in tree if node.name == SCALE)
+    return {f"p{i}": SCALE_START for i in range(count)}
+
+
+def remove_scale(tree: Individual) -> Individual:
+    """Mutation: drop one randomly chosen :data:`SCALE` node (its argument takes its place)."""
+    positions = [i for i, node in enumerate(tree) if node.name == SCALE]
+    if positions:
+        index = random.choice(positions)
+        tree[index: tree.searchSubtree(index).stop] = tree[tree.searchSubtree(index + 1)]
+    return tree
+
+
+def insert_scale(tree: Individual, pset: gp.PrimitiveSet) -> Individual:
+    """Mutation: wrap one randomly chosen subtree in a :data:`SCALE` node."""
+    index = random.randrange(len(tree))
+    subtree = tree.searchSubtree(index)
+    tree[subtree] = [pset.mapping[SCALE], *tree[subtree]]
+    return tree
 
 
 def small_trees(pset: gp.PrimitiveSet) -> Iterable[Individual]:

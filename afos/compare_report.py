@@ -1,0 +1,363 @@
+"""What ``afos evaluate`` and ``afos compare`` write and print, derived from the run database.
+
+The entry points here run a grid (:mod:`afos.compare`), read it back from ``afos.db`` and write the
+files. Because every table and figure is built from stored runs, the output of a resumed grid is the
+output of an uninterrupted one, and ``compare --from`` reproduces a comparison without training.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from afos.compare import (
+    METRIC,
+    Progress,
+    Results,
+    Run,
+    Spec,
+    analyse,
+    cell_summary,
+    format_number,
+    load_results,
+    run_grid,
+    select,
+    split_task,
+)
+from afos.compile import ActivationSpec
+from afos.errors import UserError
+from afos.executors import Executor
+from afos.plots import critical_difference_diagram, function_plot, heatmap, line_plot
+
+RUN_COLUMNS = ("expression", "canonical", "fingerprint", "role", "dataset", "model", "seed", "status", "reason",
+               "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "budget", "epochs", "steps",
+               "seconds", "params")
+CELL_COLUMNS = ("case", "function", "canonical", "role", "n", "ok", "statuses", "test_accuracy",
+                "test_accuracy_std", "val_accuracy", "val_accuracy_std", "seconds")
+
+
+def default_out(kind: str) -> Path:
+    """``results/<kind>-<time>``, beside the search runs; rerunning with it as ``--out`` resumes the grid."""
+    return Path("results") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+# ------------------------------------------------------------------------------------- entry points
+
+
+def evaluate(spec: Spec, out: str | Path, *, progress: Progress | None = None,
+             on_run: Callable[[Run], None] | None = None, executor: Executor | None = None) -> Results:
+    """Run (or resume) a one-case grid and write results.json/.csv/.md, runs.csv and curves.png."""
+    results = run_grid(spec, Path(out) / "afos.db", progress=progress, on_run=on_run, executor=executor)
+    write_evaluation(Path(out), results)
+    return results
+
+
+def compare(spec: Spec, out: str | Path, *, progress: Progress | None = None,
+            on_run: Callable[[Run], None] | None = None, executor: Executor | None = None) -> dict[str, Any]:
+    """Run (or resume) a grid, analyse it and write the comparison files; returns the analysis."""
+    results = run_grid(spec, Path(out) / "afos.db", progress=progress, on_run=on_run, executor=executor)
+    return write_comparison(Path(out), results)
+
+
+def compare_stored(sources: Sequence[str | Path], out: str | Path, candidates: Sequence[str] = (),
+                   baselines: Sequence[str] | None = None) -> dict[str, Any]:
+    """Recompute a comparison from stored grids (no training); names restrict the functions and set roles."""
+    return write_comparison(Path(out), select(load_results(sources), candidates, baselines))
+
+
+# ------------------------------------------------------------------------------------------- rows
+
+
+def run_row(run: Run, *, history: bool = False) -> dict[str, Any]:
+    """One run as a flat JSON object (``--json`` of evaluate); ``history`` adds the per-epoch curve."""
+    record, function = run.record, run.function
+    dataset, model = split_task(run.task)
+    row = {"expression": function.name, "canonical": function.canonical, "fingerprint": function.fingerprint,
+           "role": function.role, "dataset": dataset, "model": model, "seed": run.seed}
+    row.update({key: record.get(key) for key in RUN_COLUMNS if key not in row})
+    return {**row, "history": record.get("history")} if history else row
+
+
+def cell_rows(results: Results) -> list[dict[str, Any]]:
+    """One summary row per (case, function): mean ± std test and validation accuracy and statuses."""
+    return [
+        {"case": case, "function": f.name, "canonical": f.canonical, "role": f.role,
+         **cell_summary(results.of(f, case))}
+        for case in results.cases for f in results.functions
+    ]
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
+
+
+def _csv_value(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    """``mean ± std``, or the mean alone when there is no spread to show (one seed)."""
+    return format_number(mean) if std is None else f"{format_number(mean)} ± {std:.4f}"
+
+
+def _statuses(cell: Mapping[str, Any]) -> str:
+    return ", ".join(f"{count} {status}" for status, count in sorted(cell["statuses"].items()))
+
+
+def _cell_text(cell: Mapping[str, Any]) -> str:
+    """A matrix cell: mean ± std test accuracy, or why it failed (with what the successful seeds reached)."""
+    if not cell["failed"]:
+        return _pm(cell[METRIC], cell[f"{METRIC}_std"])
+    reached = f": {format_number(cell[METRIC])} on {cell['ok']}" if cell["ok"] else ""
+    return f"failed ({_statuses(cell)}{reached})"
+
+
+# ----------------------------------------------------------------------------------------- evaluate
+
+
+def write_evaluation(out: Path, results: Results) -> None:
+    cells = cell_rows(results)
+    runs = results.all_runs()
+    _write_json(out / "results.json", {"grid": [s.to_dict() for s in results.specs], "functions": cells,
+                                       "runs": [run_row(r, history=True) for r in runs]})
+    _write_csv(out / "results.csv", CELL_COLUMNS, cells)
+    _write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
+    (out / "results.md").write_text(_evaluation_markdown(results, cells))
+    curves_plot(results, out / "curves.png")
+    learned_shapes(results, out)
+
+
+def learned_shapes(results: Results, out: Path) -> list[Path]:
+    """For each function with learnable parameters: its shape per layer (activation site) after training,
+    beside its initial shape, from the first successful run; ``learned-<name>.png``."""
+    paths = []
+    for function in results.functions:
+        spec = ActivationSpec(**function.activation) if function.activation else None
+        if spec is None or not spec.learnable:
+            continue
+        run = next((r for r in results.all_runs() if r.function == function and r.record.get("status") == "ok"
+                    and r.record.get("params")), None)
+        if run is None:
+            continue
+        curves: dict[str, object] = {"initial": (spec.expression, spec.typical_values())}
+        for site, values in run.record["params"].items():
+            learned = {k: v["mean"] if isinstance(v, dict) else v for k, v in values.items()}
+            curves[f"layer {site}"] = (spec.expression, {**spec.fixed, **learned})
+        title = f"{function.name}: learned shape per layer ({run.task}, seed {run.seed})"
+        paths.append(function_plot(curves, out / f"learned-{_safe(function.name)}.png", title=title))
+    return paths
+
+
+def evaluation_table(results: Results) -> str:
+    """The terminal table of ``afos evaluate``: one line per function (and case)."""
+    lines = [f"{'function':<24} {'canonical':<32} {'role':<9} {'val acc':>16} {'test acc':>16} {'s/run':>6}  runs"]
+    for cell in cell_rows(results):
+        lines.append(f"{_short(cell['function'], 24):<24} {_short(cell['canonical'], 32):<32} {cell['role']:<9} "
+                     f"{_pm(cell['val_accuracy'], cell['val_accuracy_std']):>16} "
+                     f"{_pm(cell['test_accuracy'], cell['test_accuracy_std']):>16} "
+                     f"{_seconds(cell['seconds']):>6}  {_statuses(cell)}")
+    return "\n".join(lines)
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _evaluation_markdown(results: Results, cells: list[dict[str, Any]]) -> str:
+    lines = ["# afos evaluate", "", *_protocol_lines(results), "",
+             "Accuracies are mean ± sample standard deviation over the seeds that finished ok; the test split is "
+             "held out from training and validation and touched once per run.", "",
+             "| function | canonical | role | val acc | test acc | s/run | runs |", "|---|---|---|---:|---:|---:|---|"]
+    lines += [f"| {c['function']} | `{c['canonical']}` | {c['role']} | {_pm(c['val_accuracy'], c['val_accuracy_std'])} "
+              f"| {_pm(c['test_accuracy'], c['test_accuracy_std'])} | {_seconds(c['seconds'])} | {_statuses(c)} |"
+              for c in cells]
+    failures = [r for r in results.all_runs() if r.record["status"] != "ok"]
+    if failures:
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- {r.function.name} seed {r.seed}: {r.record['status']}: {r.record['reason']}" for r in failures]
+    lines += [*_notes(results.notes), "", "![validation accuracy per epoch](curves.png)", ""]
+    return "\n".join(lines)
+
+
+def curves_plot(results: Results, path: Path) -> Path:
+    """Validation accuracy per epoch, mean over seeds, one line per function (and case when several)."""
+    curves: dict[str, dict[float, list[float]]] = {}
+    for run in results.all_runs():
+        label = run.function.name if len(results.cases) == 1 else f"{run.function.name} [{run.task}]"
+        for entry in run.record.get("history") or []:
+            if entry.get("val_accuracy") is not None:
+                curves.setdefault(label, {}).setdefault(round(entry["epoch"], 6), []).append(entry["val_accuracy"])
+    epochs = sorted({epoch for curve in curves.values() for epoch in curve})
+    series = {label: [sum(curve[e]) / len(curve[e]) if e in curve else None for e in epochs]
+              for label, curve in curves.items()}
+    return line_plot(epochs, series, path, xlabel="epoch", ylabel="validation accuracy (mean over seeds)",
+                     title="Validation accuracy during training")
+
+
+# ------------------------------------------------------------------------------------------ compare
+
+
+def write_comparison(out: Path, results: Results) -> dict[str, Any]:
+    """Analyse ``results`` and write results.json/.csv, runs.csv, report.md, heatmap.png, cd_diagram.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    analysis = analyse(results)
+    runs = results.all_runs()
+    _write_json(out / "results.json", {**analysis, "grid": [s.to_dict() for s in results.specs],
+                                       "runs": [run_row(r, history=True) for r in runs]})
+    _write_csv(out / "results.csv", CELL_COLUMNS, cell_rows(results))
+    _write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
+    names = [f["name"] for f in analysis["functions"]]
+    matrix = [[math.nan if v is None else v for v in row] for row in analysis["matrix"]]
+    heatmap(matrix, analysis["cases"], names, out / "heatmap.png", title="Mean test accuracy over seeds")
+    if analysis["average_ranks"]:
+        nemenyi = analysis["posthoc"]["nemenyi"]
+        critical_difference_diagram(analysis["average_ranks"], nemenyi["critical_difference"], out / "cd_diagram.png",
+                                    title=f"Average ranks over {analysis['friedman']['n_cases']} cases "
+                                          f"(Nemenyi CD, alpha {analysis['alpha']:g})")
+    (out / "report.md").write_text(_comparison_markdown(results, analysis))
+    return analysis
+
+
+def comparison_text(analysis: Mapping[str, Any], out: Path) -> str:
+    """The terminal summary of ``afos compare``: matrix, ranks, Friedman and the findings."""
+    names = [f["name"] for f in analysis["functions"]]
+    width = max(12, *(len(c) for c in analysis["cases"]))
+    lines = ["test accuracy (mean ± std over seeds)",
+             f"{'case':<{width}}  " + "  ".join(f"{_short(n, 18):>18}" for n in names)]
+    for case, row in zip(analysis["cases"], analysis["cells"]):
+        lines.append(f"{case:<{width}}  " + "  ".join(f"{_short(_cell_text(c), 18):>18}" for c in row))
+    ranks = analysis["average_ranks"]
+    if ranks:
+        lines.append(f"{'average rank':<{width}}  " + "  ".join(f"{ranks[n]:>18.2f}" for n in names))
+        friedman = analysis["friedman"]
+        lines.append(f"Friedman chi2 = {friedman['statistic']:.3f}, p = {friedman['p_value']:.3g} "
+                     f"(N = {friedman['n_cases']}, k = {friedman['k']})")
+    lines += [f"- {line}" for line in analysis["findings"]]
+    lines.append(f"report: {out / 'report.md'}")
+    return "\n".join(lines)
+
+
+def _comparison_markdown(results: Results, analysis: Mapping[str, Any]) -> str:
+    names = [f["name"] for f in analysis["functions"]]
+    lines = ["# afos compare", "", *_protocol_lines(results), "",
+             "## What the data supports", "", *[f"- {line}" for line in analysis["findings"]], "",
+             "## Results", "",
+             "Cells are **test accuracy**, mean ± sample standard deviation over seeds. The functions were fixed "
+             "before these runs, so no selection happens on them and the held-out test split is the unbiased "
+             "final measure. A cell is *failed* if any seed's run did not finish ok; failed cells rank worst in "
+             "their case (tied among themselves).", "",
+             *_matrix_table(analysis, names, _cell_text), "",
+             "Validation accuracy (the search's fitness; optimistic for a function selected on it):", "",
+             *_matrix_table(analysis, names, lambda c: _pm(c["val_accuracy"], c["val_accuracy_std"])), "",
+             "![results heatmap](heatmap.png)", ""]
+    if analysis["average_ranks"]:
+        lines += _test_sections(analysis)
+    lines += _notes(analysis["notes"])
+    return "\n".join(lines) + "\n"
+
+
+def _matrix_table(analysis: Mapping[str, Any], names: list[str], cell: Callable[[Mapping[str, Any]], str]) -> list[str]:
+    lines = ["| case | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines += [f"| {case} | " + " | ".join(cell(c) for c in row) + " |"
+              for case, row in zip(analysis["cases"], analysis["cells"])]
+    return lines
+
+
+def _test_sections(analysis: Mapping[str, Any]) -> list[str]:
+    friedman, nemenyi = analysis["friedman"], analysis["posthoc"]["nemenyi"]
+    ranked = sorted(analysis["average_ranks"].items(), key=lambda item: item[1])
+    lines = ["## Average ranks and Friedman test", "", "| function | average rank |", "|---|---:|"]
+    lines += [f"| {name} | {rank:.2f} |" for name, rank in ranked]
+    iman = friedman["iman_davenport"]
+    lines += ["", f"Friedman chi2 = {friedman['statistic']:.3f}, p = {friedman['p_value']:.3g} over "
+                  f"N = {friedman['n_cases']} cases and k = {friedman['k']} functions (smallest p possible with "
+                  f"these N and k: {friedman['smallest_possible_p']:.3g}). Iman-Davenport F = "
+                  + ("not defined with one case" if iman is None else
+                     f"{iman:.3f}, p = {friedman['iman_davenport_p_value']:.3g} (an approximation that is "
+                     f"anti-conservative with few cases; the chi-square p above is the one interpreted)") + ".", "",
+              "## Post-hoc tests", "",
+              f"Nemenyi critical difference {nemenyi['critical_difference']:.3f} (alpha {analysis['alpha']:g}); "
+              f"interpreted only after a significant Friedman test. Groups not significantly different: "
+              + ("; ".join(", ".join(g) for g in nemenyi["groups"]) or "none") + ".", "",
+              "![critical difference diagram](cd_diagram.png)", ""]
+    rows = analysis["posthoc"]["wilcoxon_holm"]
+    if rows:
+        lines += ["Wilcoxon signed-rank test over cases, each candidate against each baseline, Holm-corrected:", "",
+                  "| candidate | baseline | n | p | p (Holm) | direction | significant | note |",
+                  "|---|---|---:|---:|---:|---|---|---|"]
+        lines += [f"| {r['candidate']} | {r['baseline']} | {r['n']} | {r['p_value']:.3g} | {r['p_holm']:.3g} | "
+                  f"{r['direction']} | {'yes' if r['significant'] else 'no'} | {r['note']} |" for r in rows]
+        lines += ["", "## Wins against the best baseline", "",
+                  "A description of consistency, not a test: cases where the candidate's mean beats the best "
+                  "baseline's, and how many of those wins a one-sided Welch test over seeds finds significant "
+                  "(uncorrected).", "", "| candidate | wins | cases | significant wins | cases tested |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {w['candidate']} | {w['wins']} | {w['n_cases']} | "
+                  f"{'-' if w['significant_wins'] is None else w['significant_wins']} | {w['n_tested']} |"
+                  for w in analysis["wins"]]
+        lines.append("")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ shared
+
+
+def _protocol_lines(results: Results) -> list[str]:
+    """Where the runs come from and how they were trained, one line per stored grid."""
+    lines = ["## Protocol", ""]
+    for spec, source in zip(results.specs, results.sources):
+        train = spec.train
+        lines.append(f"- `{source}`: {', '.join(spec.tasks)}; seeds {', '.join(map(str, spec.seeds))}; "
+                     f"epochs {spec.budget:g}, {train['optimizer']} lr {train['lr']}, batch {train['batch_size']}, "
+                     f"{train['schedule']} schedule, weight decay {train['weight_decay']}, "
+                     f"validation fraction {train['val_fraction']}")
+    functions = "; ".join(f"{f.name} = `{f.canonical}` ({f.role})" for f in results.functions)
+    return [*lines, f"- functions: {functions}"]
+
+
+def _notes(notes: Sequence[str]) -> list[str]:
+    return ["", "Notes:", "", *[f"- {note}" for note in notes]] if notes else []
+
+
+class TensorBoardLog:
+    """Writes each finished run's per-epoch curves under ``root/<function>/<task>/seed<k>`` for TensorBoard."""
+
+    def __init__(self, root: str | Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("--tensorboard needs the tensorboard package (pip install tensorboard)") from None
+        self.root, self.writer = Path(root), SummaryWriter
+
+    def __call__(self, run: Run) -> None:
+        function = f"{_safe(run.function.name)}-{run.function.fingerprint[:6]}"  # distinct even if names sanitise alike
+        folder = self.root / function / run.task.replace("/", "-") / f"seed{run.seed}"
+        with self.writer(log_dir=str(folder)) as writer:
+            for entry in run.record.get("history") or []:
+                for key in ("val_accuracy", "val_loss", "train_loss"):
+                    if entry.get(key) is not None:
+                        writer.add_scalar(key, entry[key], entry["step"])
+            if run.record.get("test_accuracy") is not None:
+                writer.add_scalar("test_accuracy", run.record["test_accuracy"], run.record["steps"])
+
+
+def _safe(name: str) -> str:
+    """A folder name for an expression ('-x*erf(exp(-x))' -> 'x_erf_exp_-x_'; the fingerprint follows it)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip("-.")[:60] or "f"
