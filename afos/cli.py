@@ -204,7 +204,7 @@ def runs(root: str, as_json: bool) -> None:
         click.echo(f"no runs under {root}")
     for row in rows:
         fitness = "-" if row["fitness"] is None else f"{row['fitness']:.4f}"
-        click.echo(f"{row['run']:<44} {row['status']:<12} gen {row['generations']:<7} "
+        click.echo(f"{row['run']:<44} {row['kind']:<9} {row['status']:<12} gen {row['generations']:<7} "
                    f"evals {row['evaluations']:<5} best {fitness} {row['best'] or ''}")
 
 
@@ -214,6 +214,7 @@ _TRAIN_OPTIONS = (
     ("--batch-size", "batch_size", {"type": int, "help": "Mini-batch size."}),
     ("--lr", "lr", {"type": float, "help": "Learning rate."}),
     ("--optimizer", "optimizer", {"help": "sgd, adam, adamw, adagrad or adadelta."}),
+    ("--momentum", "momentum", {"type": float, "help": "SGD momentum (0 for plain SGD)."}),
     ("--device", "device", {"help": "auto, cpu, cuda or cuda:N."}),
     ("--data-dir", "data_dir", {"help": "Folder holding the datasets (else $AFOS_DATA_DIR)."}),
     ("--param-lr", "param_lr", {"type": float, "help": "Learning rate of activation parameters (default: --lr)."}),

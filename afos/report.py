@@ -182,10 +182,12 @@ def list_runs(root: str | Path) -> list[dict[str, Any]]:
         with RunStore(db, readonly=True) as store:
             config = store.get_meta("config", {}) or {}
             hof = hall_of_fame_rows(store)
+            kind = store.get_meta("kind", "search")
             runs.append({
                 "run": db.parent.name,
+                "kind": kind,
                 "status": store.get_meta("status", "unknown"),
-                "generations": f"{len(store.generations())}/{config.get('generations', '?')}",
+                "generations": f"{len(store.generations())}/{config.get('generations', '?')}" if kind == "search" else "-",
                 "evaluations": store.count_evaluations(),
                 "best": hof[0]["canonical"] if hof else None,
                 "fitness": hof[0]["fitness"] if hof else None,

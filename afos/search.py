@@ -486,21 +486,22 @@ class Search:
         return sys.maxsize if self.config.max_evals is None else self.config.max_evals - self.trainings
 
     def _known_before(self, generation: int) -> dict[str, tuple[float, float]]:
-        """Fitness of functions evaluated at full budget before ``generation`` (and in sibling runs)."""
+        """Fitness of functions fully evaluated at the full budget before ``generation`` (or in sibling
+        runs): every task and fitness seed of this run must be present, as the fitness averages them."""
         full = self._budgets()[-1]
-        known: dict[str, tuple[float, float]] = {}
+        wanted = {(task, seed) for task in self.config.task_list()
+                  for seed in range(self.config.seed, self.config.seed + self.config.fitness_seeds)}
         records = [r for r in self.store.evaluations(protocol=self.protocol)
                    if r["generation"] is not None and r["generation"] < generation]
         if self.config.reuse_runs:
             records += list(_sibling_evaluations(self.run_dir, self.protocol))
-        by_key: dict[str, list[float]] = {}
+        scores: dict[str, dict[tuple[str, int], float]] = {}
         for record in records:
-            if record["budget"] == full:
-                by_key.setdefault(record["fingerprint"], []).append(self._score(record))
+            if record["budget"] == full and (record["task"], record["seed"]) in wanted:
+                scores.setdefault(record["fingerprint"], {})[(record["task"], record["seed"])] = self._score(record)
         rung = float(len(self._budgets()) - 1)
-        for key, scores in by_key.items():
-            known[key] = (rung, statistics.fmean(scores))
-        return known
+        return {key: (rung, statistics.fmean(by_run.values())) for key, by_run in scores.items()
+                if set(by_run) == wanted}
 
     def _baseline(self) -> None:
         """Train the baseline (ReLU) under the same protocol, for the report's comparison.

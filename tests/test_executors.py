@@ -43,8 +43,10 @@ ENDLESS = _job("relu", key="endless", epochs=1e6)  # only ever stopped by a time
 
 
 def _announce_then_run(job: Job) -> dict[str, Any]:
-    """run_job, after writing this worker's pid where the test can find it."""
-    (Path(os.environ[PID_DIR]) / f"{job.key}.pid").write_text(str(os.getpid()))
+    """run_job, after writing this worker's pid where the test can find it (atomically: it polls)."""
+    path = Path(os.environ[PID_DIR]) / f"{job.key}.pid"
+    path.with_suffix(".tmp").write_text(str(os.getpid()))
+    path.with_suffix(".tmp").replace(path)
     return run_job(job)
 
 
@@ -83,7 +85,7 @@ def _timeless(record: dict) -> dict:
 
 def _pid_of(path: Path, timeout: float = 120.0) -> int:
     deadline = time.monotonic() + timeout
-    while not path.exists() or not path.read_text():
+    while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
     return int(path.read_text())
@@ -180,7 +182,7 @@ def test_process_caller_error_is_raised_not_retried(process_executor: ProcessExe
 def test_worker_that_died_while_idle_is_replaced(process_executor: ProcessExecutor) -> None:
     _run(process_executor, JOBS[:2])  # both workers up
     victim = process_executor._slots.processes[0][0]
-    os.kill(victim.pid, signal.SIGKILL)  # e.g. the OOM killer, between two jobs
+    victim.kill()  # SIGKILL, as from the OOM killer, between two jobs
     victim.join(10)
     results = _run(process_executor, JOBS)
     assert [results[e]["status"] for e in EXPRESSIONS] == ["ok", "ok", "ok", "diverged"]

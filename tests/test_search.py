@@ -147,3 +147,20 @@ def test_resume_refuses_to_change_the_protocol(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "afos", "search", "--resume", str(tmp_path / "run"),
                              "--epochs", "5"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "train.epochs" in result.stderr
+
+
+def test_learnable_constants_are_trained_recorded_and_resumable(tmp_path: Path) -> None:
+    """A PANGAEA-style run stopped after 2 generations and resumed to 3 equals an uninterrupted 3."""
+    settings = {"learnable_constants": True, "seed_expressions": ["scale(tanh(scale(x)))", "relu"]}
+    Search(_config(generations=3, **settings), tmp_path / "straight").run()
+    Search(_config(generations=2, **settings), tmp_path / "resumed").run()
+    Search(_config(generations=3, **settings), tmp_path / "resumed").run()
+    assert sorted(_rows(tmp_path / "resumed" / "afos.db")) == sorted(_rows(tmp_path / "straight" / "afos.db"))
+    with RunStore(tmp_path / "straight" / "afos.db", readonly=True) as store:
+        hall = store.last_generation()["hall_of_fame"]
+        seeded = [r for r in store.evaluations() if r["expression"] == "p0*tanh(p1*x)"]
+    assert seeded and set(seeded[0]["params"]["0"]) == {"p0", "p1"}
+    assert seeded[0]["params"]["0"] != {"p0": 1.0, "p1": 1.0}  # the constants were trained
+    with RunStore(tmp_path / "resumed" / "afos.db", readonly=True) as store:
+        assert store.last_generation()["hall_of_fame"] == hall
+    assert any(entry["learned"] for entry in hall if ":" in entry["fingerprint"])
