@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,3 +36,12 @@ def with_overrides(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> d
         target = merged.setdefault(section, {}) if section else merged
         target[name] = value
     return merged
+
+
+def check_keys(cls: type, values: Mapping[str, Any], where: str) -> None:
+    """Reject keys that are not fields of the dataclass ``cls``, naming them: a typo in a config must not
+    silently fall back to a default."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")

@@ -21,7 +21,7 @@ import random
 import sys
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -36,7 +36,7 @@ from afos.space.primitives import primitive_set as resolve_primitives
 from afos.space.probe import fingerprint, screen
 from afos.stats import finite_mean
 from afos.store import RunStore, protocol_hash, rng_state_from_json, rng_state_to_json
-from afos.config import with_overrides
+from afos.config import check_keys, with_overrides
 from afos.train import TrainConfig, protocol_settings
 from afos.trees import (
     Individual,
@@ -131,10 +131,7 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SearchConfig:
         """Build from a config mapping (``train`` as a sub-table); unknown keys are errors by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"search config: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        check_keys(cls, values, "search config")
         settings = dict(values)
         settings["train"] = TrainConfig.from_dict(settings.get("train", {}))
         try:

@@ -23,7 +23,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 import torch
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from afos import data, models
+from afos.config import check_keys
 from afos.errors import ConfigError
 
 __all__ = [
@@ -210,10 +211,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         """Build and validate a config from e.g. a TOML table; unknown keys are an error, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"train config: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        check_keys(cls, values, "train config")
         return cls(**values).validate()
 
 

@@ -55,6 +55,14 @@ def _rows(db: Path) -> list[tuple]:
         return connection.execute("SELECT fingerprint, budget, seed, task, status FROM evaluations").fetchall()
 
 
+def _rows_so_far(db: Path) -> int:
+    """Rows committed so far; 0 while the writer has not yet created the file or its schema."""
+    try:
+        return len(_rows(db))
+    except sqlite3.OperationalError:
+        return 0
+
+
 def _hall_of_fame(run_dir: Path) -> list[tuple[str, str]]:
     with (run_dir / "hall_of_fame.csv").open() as handle:
         return [(row["fingerprint"], row["fitness"]) for row in csv.DictReader(handle)]
@@ -124,7 +132,7 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
     process = _start(config, killed)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill inside generation 1: after gen 0's 6 runs, before gen 2
-        if (killed / "afos.db").exists() and 7 <= len(_rows(killed / "afos.db")) <= 9:
+        if 7 <= _rows_so_far(killed / "afos.db") <= 9:
             break
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
