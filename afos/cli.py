@@ -99,6 +99,8 @@ def _executor_options(command: Any) -> Any:
                                                      "else a local one)."),
         click.option("--max-retries", type=int, default=2, show_default=True,
                      help="Retries of a run whose worker died."),
+        click.option("--run-timeout", type=float, default=None,
+                     help="Hard wall-clock limit of one run in seconds (process and ray executors)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -110,7 +112,7 @@ def _make_executor(options: dict[str, Any]) -> Any:
 
     return make_executor(options.pop("executor"), workers=options.pop("workers"),
                          workers_per_gpu=options.pop("workers_per_gpu"), address=options.pop("address"),
-                         max_retries=options.pop("max_retries"))
+                         max_retries=options.pop("max_retries"), timeout_s=options.pop("run_timeout"))
 
 
 @cli.command()

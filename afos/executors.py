@@ -452,8 +452,8 @@ class _RayWorker:
 def _import_ray() -> Any:
     try:
         import ray  # optional dependency, imported only when asked for
-    except ImportError:
-        raise ConfigError("the ray executor needs Ray: pip install afos[ray]") from None
+    except ImportError as exc:  # absent, or installed but broken: say which
+        raise ConfigError(f"the ray executor needs Ray: pip install afos[ray] ({exc})") from None
     return ray
 
 

@@ -169,6 +169,9 @@ def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
     lines = [f"{'rank':>4}  {'fitness':>7}  {'val acc':>7}  {'test acc':>8}  function"]
     lines += [f"{row['rank']:>4}  {_num(row['fitness']):>7}  {_num(row['val_accuracy']):>7}  "
               f"{_num(row['test_accuracy']):>8}  {row['canonical']}" for row in rows]
+    if not rows:
+        lines.append("   -  no generation completed yet; its finished runs are in afos.db "
+                     "(raise --max-evals or --time-limit and --resume)")
     if baseline:
         lines.append(f"{'base':>4}  {_num(baseline['fitness']):>7}  {_num(baseline['val_accuracy']):>7}  "
                      f"{_num(baseline['test_accuracy']):>8}  {baseline['canonical']} ({baseline['expression']})")

@@ -197,7 +197,7 @@ class Search:
         self.executor = executor or make_executor("serial")
         self.known: dict[str, tuple[float, float]] = {}  # fingerprint -> fitness, as of generation start
         self.verdicts: dict[str, str | None] = {}  # fingerprint -> screening reason (None: valid)
-        self.trainings = 0
+        self.trainings = self.store.count_evaluations()  # --max-evals counts the whole run, resumes included
         self.started = time.monotonic()
         self.hof: dict[str, dict[str, Any]] = {}
         self.generation = 0
@@ -423,8 +423,8 @@ class Search:
     def _run(self, functions: Iterable[Candidate], budget: float, generation: int | None) -> dict[str, list[dict[str, Any]]]:
         """Training runs of candidates over every task and fitness seed at a budget.
 
-        Runs already in the store (e.g. made before a crash) are read back; the rest go to the executor
-        in chunks of its width, so the evaluation budget and the time limit are checked between chunks.
+        Runs already in the store (e.g. made before a crash) are read back; the rest go to the executor,
+        at most the remaining evaluation budget of them.
         Records are committed by this (driver) process as each finishes.
         """
         records: dict[str, list[dict[str, Any]]] = {}
@@ -448,10 +448,12 @@ class Search:
             records[identity["fingerprint"]].append(self._store_result(identity, result))
 
         jobs = [job for job, _ in pending.values()]
-        width = max(1, getattr(self.executor, "width", 1))
-        for start in range(0, len(jobs), width):
+        # With a time limit the jobs go out in batches of the executor's width, so the clock is checked
+        # between batches; without one they go out at once and no worker waits for a slow neighbour.
+        size = max(1, self.executor.width) if self.config.time_limit is not None else max(1, len(jobs))
+        for start in range(0, len(jobs), size):
             self._check_limits()
-            chunk = jobs[start: start + width]
+            chunk = jobs[start: start + size]
             allowed = chunk[: self._evals_left()]
             self.executor.run(allowed, finished)
             if len(allowed) < len(chunk):

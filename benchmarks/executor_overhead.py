@@ -36,7 +36,7 @@ import torch
 
 from afos.compile import resolve_activation
 from afos.config import load_config
-from afos.executors import Job, make_executor
+from afos.executors import Executor, Job, make_executor
 from afos.train import TrainConfig
 
 EXPRESSIONS = ("relu", "silu", "gelu", "-x*erf(exp(-x))", "x*tanh(softplus(x))", "tanh(x)")
@@ -82,6 +82,13 @@ class Measurement:
         return self.wall / len(self.records)
 
 
+def timed_run(executor: Executor, jobs: Sequence[Job]) -> tuple[float, list[dict[str, Any]]]:
+    records: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    executor.run(jobs, lambda job, record: records.append(record))
+    return time.perf_counter() - started, records
+
+
 def measure(
     label: str, kind: str, warmup: Sequence[Job], jobs: Sequence[Job], repeats: int, **options: Any
 ) -> Measurement:
@@ -91,15 +98,9 @@ def measure(
     with make_executor(kind, **options) as executor:
         executor.run(list(warmup)[: executor.width], lambda job, record: None)
         startup = time.perf_counter() - started
-        walls: list[float] = []
-        records: list[dict[str, Any]] = []
-        for _ in range(repeats):
-            records.clear()
-            started = time.perf_counter()
-            executor.run(jobs, lambda job, record: records.append(record))
-            walls.append(time.perf_counter() - started)
+        runs = [timed_run(executor, jobs) for _ in range(repeats)]
         workers = executor.width
-        wall = min(walls)
+    wall, records = min(runs, key=lambda run: run[0])
     failed = [r for r in records if r["status"] not in ("ok", "diverged")]
     if failed:
         sys.exit(f"{label}: {len(failed)} job(s) failed, e.g. {failed[0]['status']}: {failed[0]['reason']}")
