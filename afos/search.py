@@ -267,22 +267,23 @@ class Search:
         accepted: list[Candidate] = []
         for tree in self._seed_trees():
             self._consider(tree, accepted, counts, accept_known=True)
-        return self._fill(accepted, self.config.population, 0, counts, lambda: self._random_tree())
+        return self._fill(accepted, self.config.population, counts, self._random_tree)
 
     def _offspring(self, population: list[Individual], carried: int, counts: Counts) -> list[Candidate]:
         """Varied offspring of ``population``, then random immigrants, for the slots elites leave."""
         slots = self.config.population - carried
         immigrants = min(slots, round(self.config.immigrants * self.config.population))
         taken = set(self._elite_fingerprints())
-        accepted = self._fill([], slots - immigrants, 0, counts, lambda: self._vary(population, counts), taken)
-        return self._fill(accepted, slots, 0, counts, lambda: self._random_tree(), taken)
+        accepted = self._fill([], slots - immigrants, counts, lambda: self._vary(population, counts), taken)
+        return self._fill(accepted, slots, counts, self._random_tree, taken)
 
     def _fill(
-        self, accepted: list[Candidate], size: int, since: int, counts: Counts,
+        self, accepted: list[Candidate], size: int, counts: Counts,
         propose: Callable[[], Individual], taken: set[str] | None = None,
     ) -> list[Candidate]:
         """Propose until ``accepted`` holds ``size`` candidates; after :data:`REFILL_LIMIT` fruitless
         proposals in a row a known function is accepted (with its stored fitness) rather than none."""
+        since = 0  # fruitless proposals in a row
         while len(accepted) < size:
             before = len(accepted)
             self._consider(propose(), accepted, counts, accept_known=since >= REFILL_LIMIT, taken=taken)
