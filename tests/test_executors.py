@@ -215,7 +215,9 @@ def test_job_that_always_kills_its_worker_fails_after_max_retries() -> None:
     with ProcessExecutor(workers=2, max_retries=1, target=_lethal) as executor:
         results = _run(executor, [lethal, *JOBS])
     assert results["lethal"]["status"] == "error"
-    assert results["lethal"]["reason"] == "worker died 2 times: worker process killed by SIGKILL"
+    # The signal is named when the dead process could still be inspected; the pool may reap it first.
+    assert results["lethal"]["reason"] in {"worker died 2 times: worker process killed by SIGKILL",
+                                           "worker died 2 times: worker process terminated abruptly"}
     assert set(results["lethal"]) == set(results["relu"])  # a record like any other
     assert [results[e]["status"] for e in EXPRESSIONS] == ["ok", "ok", "ok", "diverged"]
 
