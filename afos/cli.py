@@ -290,7 +290,6 @@ def _expressions(arguments: tuple[str, ...]) -> list[str]:
 def _run_grid(kind: str, spec: Any, options: dict[str, Any], start: Any) -> tuple[Any, Path]:
     """Run ``start(spec, out, ...)`` with progress on stderr; Ctrl-C says how to resume."""
     from afos.compare_report import TensorBoardLog, default_out
-
     from afos.runs import sigterm_interrupts
 
     out = Path(options["out"]) if options["out"] else default_out(kind)
@@ -326,7 +325,8 @@ def evaluate(expressions: tuple[str, ...], baseline: str | None, dataset: str | 
     mish, mila, softplus, tanh, sigmoid, eelu. Runs already in --out are not repeated.
     """
     from afos.compare import spec_from_options
-    from afos.compare_report import evaluate as run_evaluation, evaluation_table, run_row
+    from afos.compare_report import evaluate as run_evaluation
+    from afos.compare_report import evaluation_table, run_row
 
     spec = spec_from_options("evaluate", _expressions(expressions), _names(baseline) or [],
                              datasets=[dataset] if dataset else [], model_names=[model] if model else [],
@@ -360,7 +360,8 @@ def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | 
     With --from, EXPRESSIONS and --baseline choose among the stored functions.
     """
     from afos import compare as grid
-    from afos.compare_report import compare as run_comparison, compare_stored, comparison_text, default_out
+    from afos.compare_report import compare as run_comparison
+    from afos.compare_report import compare_stored, comparison_text, default_out
 
     if sources:
         training = {"--datasets": datasets, "--models": models, "--tasks": tasks, "--seeds": options["seeds"],

@@ -38,8 +38,8 @@ from afos.compile import ActivationSpec
 from afos.errors import UserError
 from afos.evaluation import Evaluator, split_task
 from afos.executors import Executor
-from afos.store import RunStore, SiblingRuns, StoreError
 from afos.plots import critical_difference_diagram, function_plot, heatmap, line_plot
+from afos.store import RunStore, SiblingRuns, StoreError
 
 RUN_COLUMNS = ("expression", "canonical", "fingerprint", "role", "dataset", "model", "seed", "status", "reason",
                "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "budget", "epochs", "steps",

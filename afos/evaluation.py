@@ -31,7 +31,6 @@ from functools import cached_property
 from typing import Any, Protocol
 
 import torch
-
 from torch import nn
 
 from afos import __version__, data, models

@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from afos.search import score
 from afos.plots import function_plot, line_plot
+from afos.search import score
 from afos.stats import finite_mean
 from afos.store import RunStore
 

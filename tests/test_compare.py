@@ -15,8 +15,8 @@ from scipy import stats as sps
 
 from afos.compare import Function, Results, Spec, analyse, friedman_floor, select
 from afos.compare_report import load_results
-from afos.records import Evaluation, Status
 from afos.errors import UserError
+from afos.records import Evaluation, Status
 
 GRID = ["eelu", "--baseline", "relu,silu", "--datasets", "digits", "--models", "mlp,small_cnn", "--seeds", "2",
         "--epochs", "1"]

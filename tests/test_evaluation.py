@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from afos.compile import ActivationSpec
 from afos.evaluation import EvalRequest, Evaluator, Origin, Phase, protocol_id
 from afos.executors import SerialExecutor
-from afos.compile import ActivationSpec
-from afos.runs import list_runs, search as run_search
+from afos.runs import list_runs
+from afos.runs import search as run_search
 from afos.search import SearchConfig
+from afos.space.primitives import primitive_set as resolve_primitives
 from afos.store import RunStore, SiblingRuns
 from afos.train import TrainConfig
 from afos.trees import parse_tree, primitive_set
-from afos.space.primitives import primitive_set as resolve_primitives
 
 TINY = {"population": 5, "generations": 2, "seed": 7, "elites": 1,
         "train": {"dataset": "digits", "model": "mlp", "epochs": 1, "batch_size": 64}}
@@ -54,7 +55,8 @@ def test_a_twin_search_in_the_same_folder_trains_nothing_and_ends_identical(tmp_
     _search(tmp_path / "root" / "b")
     _search(tmp_path / "alone" / "c", reuse_runs=False)
     assert _hall(tmp_path / "root" / "a") == _hall(tmp_path / "root" / "b") == _hall(tmp_path / "alone" / "c")
-    assert _origins(tmp_path / "root" / "b" / "afos.db") == {"reused": sum(_origins(tmp_path / "root" / "a" / "afos.db").values())}
+    first = sum(_origins(tmp_path / "root" / "a" / "afos.db").values())
+    assert _origins(tmp_path / "root" / "b" / "afos.db") == {"reused": first}
     with RunStore(tmp_path / "root" / "b" / "afos.db", readonly=True) as store:
         records = store.evaluations()
         stats = [g["stats"] for g in store.generations()]
