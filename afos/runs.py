@@ -19,6 +19,7 @@ from afos.config import with_overrides
 from afos.errors import ConfigError, UserError
 from afos.evaluation import Evaluator, check_tasks, describe
 from afos.executors import Executor
+from afos.finalists import confirm
 from afos.report import hall_of_fame_rows, write_report
 from afos.search import Search, SearchConfig, task_configs, task_protocols
 from afos.store import Heartbeat, RunStore, SiblingRuns, StoreError, is_alive
@@ -113,8 +114,15 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, echo: Pro
         cache = SiblingRuns(run_dir.parent, run_dir) if config.reuse_runs else None
         evaluator = Evaluator(store, executor, cache=cache, on_record=lambda record: log("  " + describe(record)))
         with Heartbeat(store.path), cache or contextlib.nullcontext():
-            status = _tracked(store, lambda: Search(config, store, evaluator, progress=log).run())
+            status = _tracked(store, lambda: _search_and_confirm(config, store, evaluator, log))
     write_report(run_dir)
+    return status
+
+
+def _search_and_confirm(config: SearchConfig, store: RunStore, evaluator: Evaluator, log: Progress) -> str:
+    status = Search(config, store, evaluator, progress=log).run()
+    if config.confirm:
+        confirm(config, store, evaluator, log)
     return status
 
 

@@ -79,6 +79,10 @@ class SearchConfig:
     reuse_runs: bool = True
     baseline: str = "relu"
     learnable_constants: bool = False
+    confirm: bool = True
+    confirm_top: int = 5
+    confirm_seeds: int = 5
+    confirm_epochs: float | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> SearchConfig:
@@ -101,6 +105,9 @@ class SearchConfig:
             "fitness_seeds": self.fitness_seeds >= 1,
             "halving_rungs": self.halving_rungs >= 1,
             "halving_eta": self.halving_eta >= 2,
+            "confirm_top": self.confirm_top >= 1,
+            "confirm_seeds": self.confirm_seeds >= 2,
+            "confirm_epochs": self.confirm_epochs is None or self.confirm_epochs > 0,
         }
         for key, ok in checks.items():
             if not ok:
