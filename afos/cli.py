@@ -136,6 +136,9 @@ def _make_executor(options: dict[str, Any]) -> Any:
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--learnable-constants", is_flag=True, default=None,
               help="Let mutations insert and remove constants that each fitness run trains (PANGAEA-style).")
+@click.option("--confirm-top", type=int, default=None, help="Finalists confirmed on fresh seeds (default 5).")
+@click.option("--confirm-seeds", type=int, default=None, help="Fresh seeds per finalist and baseline (default 5).")
+@click.option("--no-confirm", is_flag=True, default=False, help="Skip the confirmation of the finalists.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_executor_options
 def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
@@ -151,6 +154,8 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         "train.dataset": options["dataset"], "train.model": options["model"],
         "train.epochs": options["epochs"], "train.seed": options["seed"], "train.device": options["device"],
         "train.data_dir": options["data_dir"], "reuse_runs": False if options.pop("no_reuse") else None,
+        "confirm_top": options.pop("confirm_top"), "confirm_seeds": options.pop("confirm_seeds"),
+        "confirm": False if options.pop("no_confirm") else None,
     }
     if resume:
         run_dir, config = Path(resume), folders.resume_config(Path(resume), overrides)
@@ -275,6 +280,18 @@ def _grid_options(command: Any) -> Any:
     return command
 
 
+def _from_search_options(command: Any) -> Any:
+    """A search's finalists as the functions of evaluate/compare (no retyping)."""
+    options = [
+        click.option("--from-search", "from_search", type=click.Path(file_okay=False, exists=True), default=None,
+                     help="Take the functions from this search run: its confirmed finalists (else its top ones)."),
+        click.option("--top", type=int, default=5, show_default=True, help="How many of them (--from-search)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _names(text: str | None) -> list[str] | None:
     return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
 
@@ -310,10 +327,11 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
 
 
 @cli.command(context_settings=_EXPRESSION_COMMAND)
-@click.argument("expressions", nargs=-1, required=True)
+@click.argument("expressions", nargs=-1)
 @click.option("--baseline", default=None, help="Comma list of reference functions, e.g. relu,silu.")
 @click.option("--dataset", default=None, help="Dataset (default digits, or the --config [train] dataset).")
 @click.option("--model", default=None, help="Model (default: the dataset's default model).")
+@_from_search_options
 @_grid_options
 @_parameter_options
 @_executor_options
@@ -328,10 +346,15 @@ def evaluate(expressions: tuple[str, ...], baseline: str | None, dataset: str | 
     from afos.compare_report import evaluate as run_evaluation
     from afos.compare_report import evaluation_table, run_row
 
-    spec = spec_from_options("evaluate", _expressions(expressions), _names(baseline) or [],
+    candidates, baselines, parameters, selection = _selected(expressions, _names(baseline), options)
+    if not candidates:
+        raise click.UsageError("name at least one function to evaluate (or use --from-search RUN)")
+    spec = spec_from_options("evaluate", candidates, baselines or [],
                              datasets=[dataset] if dataset else [], model_names=[model] if model else [],
                              seeds=options["seeds"], config_path=options["config_path"], overrides=_overrides(options),
-                             parameters=_parameters(options))
+                             parameters=parameters)
+    if selection is not None:
+        spec.notes.extend(selection.note(spec.tasks))
     results, out = _run_grid("evaluate", spec, options, run_evaluation)
     if options["as_json"]:
         click.echo(json.dumps([run_row(run) for run in results.all_runs()], indent=2))
@@ -349,6 +372,7 @@ def evaluate(expressions: tuple[str, ...], baseline: str | None, dataset: str | 
 @click.option("--tasks", default=None, help="Comma list of extra dataset/model cases, e.g. wine/mlp.")
 @click.option("--from", "sources", multiple=True, type=click.Path(exists=True),
               help="Recompute the statistics from this run folder or afos.db (repeatable); trains nothing.")
+@_from_search_options
 @_grid_options
 @_parameter_options
 @_executor_options
@@ -373,19 +397,37 @@ def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | 
         out = Path(options["out"]) if options["out"] else default_out("compare")
         analysis = compare_stored(sources, out, _expressions(expressions), _names(baseline))
     else:
-        if not expressions:
-            raise click.UsageError("name at least one function to compare (or use --from RUN)")
-        baselines = _names(baseline)
+        candidates, baselines, parameters, selection = _selected(expressions, _names(baseline), options)
+        if not candidates:
+            raise click.UsageError("name at least one function to compare (or use --from RUN or --from-search RUN)")
         spec = grid.spec_from_options(
-            "compare", _expressions(expressions), grid.DEFAULT_BASELINES if baselines is None else baselines,
+            "compare", candidates, grid.DEFAULT_BASELINES if baselines is None else baselines,
             datasets=_names(datasets) or [], model_names=_names(models) or [], tasks=_names(tasks) or [],
             seeds=options["seeds"], config_path=options["config_path"], overrides=_overrides(options),
-            parameters=_parameters(options))
+            parameters=parameters)
+        if selection is not None:
+            spec.notes.extend(selection.note(spec.tasks))
         analysis, out = _run_grid("compare", spec, options, run_comparison)
     if options["as_json"]:
         click.echo(json.dumps(analysis, indent=2))
         return
     click.echo(comparison_text(analysis, out))
+
+
+def _selected(expressions: tuple[str, ...], baselines: list[str] | None,
+              options: dict[str, Any]) -> tuple[list[str], list[str] | None, dict[str, Any], Any]:
+    """Candidates, baselines and parameter settings from the command line plus, with --from-search, the
+    search's finalists and baselines (the search's baselines unless --baseline names others)."""
+    from afos.compare_report import from_search
+
+    parameters = _parameters(options)
+    run_dir, top = options.pop("from_search"), options.pop("top")
+    if run_dir is None:
+        return _expressions(expressions), baselines, parameters, None
+    selection = from_search(run_dir, top)
+    parameters["learnable"] = {**selection.learnable, **parameters["learnable"]}
+    return ([*selection.candidates, *_expressions(expressions)],
+            selection.baselines if baselines is None else baselines, parameters, selection)
 
 
 def _format_facts(facts: dict[str, Any]) -> str:

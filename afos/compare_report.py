@@ -14,7 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,50 @@ def compare_stored(sources: Sequence[str | Path], out: str | Path, candidates: S
                    baselines: Sequence[str] | None = None) -> dict[str, Any]:
     """Recompute a comparison from stored grids (no training); names restrict the functions and set roles."""
     return write_comparison(Path(out), select(load_results(sources), candidates, baselines))
+
+
+@dataclass(frozen=True)
+class SearchSelection:
+    """The functions a search hands on to ``evaluate``/``compare --from-search``: its confirmed finalists in
+    rank order (else its hall of fame's top functions that trained ok), its baselines, the learnable
+    constants they use (trained again from their start, 1) and the tasks the search selected on."""
+
+    candidates: list[str]
+    baselines: list[str]
+    learnable: dict[str, float]
+    seen: list[str]
+
+    def note(self, tasks: Sequence[str]) -> list[str]:
+        """What the report must say: the search's own tasks are not a held-out claim."""
+        seen = [task for task in tasks if task in self.seen]
+        return [f"task {task} is the search's own (seen) task: its numbers are not a held-out claim"
+                for task in seen]
+
+
+def from_search(run_dir: str | Path, top: int) -> SearchSelection:
+    """Read a search run's finalists (or its top ``top`` ok functions) for a transfer study."""
+    from afos.finalists import baseline_names
+    from afos.report import finalist_rows, hall_of_fame_rows
+
+    if top < 1:
+        raise UserError(f"--top must be at least 1, got {top}")
+    path = Path(run_dir) / "afos.db"
+    if not path.is_file():
+        raise UserError(f"--from-search {run_dir}: no afos.db there, so it is not a run folder")
+    with RunStore(path, readonly=True) as store:
+        if store.get_meta("kind", "search") != "search":
+            raise UserError(f"--from-search {run_dir}: it is not a search run")
+        config = store.get_meta("config") or {}
+        finalists = finalist_rows(store)
+        seen = list(store.get_meta("protocols") or {})
+        if finalists:
+            chosen = [f.canonical for f in finalists if f.role == "finalist"][:top]
+        else:
+            chosen = [row["canonical"] for row in hall_of_fame_rows(store) if row["ok"]][:top]
+    if not chosen:
+        raise UserError(f"--from-search {run_dir}: the search has no function that trained ok yet")
+    constants = {name: 1.0 for text in chosen for name in re.findall(r"\bp\d+\b", text)}  # PANGAEA scale()s
+    return SearchSelection(chosen, baseline_names(config.get("baseline", "relu")), constants, seen)
 
 
 def load_results(sources: Sequence[str | Path]) -> Results:

@@ -56,11 +56,12 @@ def baseline_summary(store: RunStore) -> dict[str, Any] | None:
     """Mean validation/test accuracy of the baseline (ReLU), trained by the run under its protocol."""
     baseline = store.get_meta("baseline")
     protocols = store.get_meta("protocols") or {}
-    fitness = (store.get_meta("config") or {}).get("fitness", "val_accuracy")
     if not isinstance(baseline, dict):
         return None
+    config = store.get_meta("config") or {}
+    seeds = range(config.get("seed", 0), config.get("seed", 0) + config.get("fitness_seeds", 1))
     records = [r for r in store.evaluations(activation_key=baseline.get("fingerprint"))
-               if r.budget == baseline.get("budget") and protocols.get(r.task) == r.protocol]
+               if r.budget == baseline.get("budget") and protocols.get(r.task) == r.protocol and r.seed in seeds]
     if not records:
         return None
     ok = [r for r in records if r.ok]
@@ -68,7 +69,7 @@ def baseline_summary(store: RunStore) -> dict[str, Any] | None:
         "expression": baseline["expression"],
         "canonical": records[0].expression,
         "n_runs": len(records),
-        "fitness": finite_mean(score(r, fitness) for r in records),
+        "fitness": finite_mean(score(r, config.get("fitness", "val_accuracy")) for r in records),
         "val_accuracy": finite_mean(r.val_accuracy for r in ok),
         "test_accuracy": finite_mean(r.test_accuracy for r in ok),
         "status": ", ".join(sorted({r.status.value for r in records})),
@@ -139,7 +140,7 @@ def _markdown(
     generations: list[dict[str, Any]], baseline: Mapping[str, Any] | None, finalists: list[Finalist] | None,
 ) -> str:
     train = config.get("train", {})
-    tasks = config.get("tasks") or [f"{train.get('dataset')}/{train.get('model') or 'default model'}"]
+    tasks = config.get("tasks") or [f"{train.get('dataset')}/{train.get('model') or 'its default model'}"]
     keys = ("proposed", "duplicate", "screened", "trained", "reused", "failed")
     totals = {k: sum(g.get(k, 0) for g in generations) for k in keys}
     ranked = _ok(hof)

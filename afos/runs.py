@@ -27,7 +27,8 @@ from afos.store import Heartbeat, RunStore, SiblingRuns, StoreError, is_alive
 Progress = Callable[[str], None]
 
 #: Options that may change when a run is resumed; everything else is part of the run's identity.
-RESUMABLE = ("generations", "max_evals", "time_limit", "train.device", "train.data_dir")
+RESUMABLE = ("generations", "max_evals", "time_limit", "train.device", "train.data_dir", "reuse_runs",
+             "confirm", "confirm_top", "confirm_seeds")
 
 
 class Terminated(KeyboardInterrupt):
