@@ -47,6 +47,7 @@ from afos.evaluation import (
 )
 from afos.space.families import FAMILIES
 from afos.space.parse import canonical, parse
+from afos.stats import format_duration, format_number
 from afos.train import TrainConfig
 
 #: Epochs per run unless the user or a config file says otherwise. On digits the cosine schedule has
@@ -303,20 +304,9 @@ class GridProgress:
         eta = (time.monotonic() - self.started) / self.done * max(0, self.todo - self.done)
         where = f"reused from {record.source}" if record.origin is Origin.REUSED else f"{record.seconds:.1f}s"
         self.say(f"run {self.done}/{self.todo}  {function.name}  {record.task}  seed {record.seed}  "
-                 f"{record.status.value}  val_acc {format_number(record.val_accuracy)}  {where}  ETA {_duration(eta)}")
+                 f"{record.status.value}  val_acc {format_number(record.val_accuracy)}  {where}  ETA {format_duration(eta)}")
         if self.on_run is not None:
             self.on_run(Run(function, record.task, record.seed, record))
-
-
-def format_number(value: float | None) -> str:
-    """An accuracy or loss with 4 decimals; '-' for a missing measurement (a failed run)."""
-    return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 # --------------------------------------------------------------------------------------- the results

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -16,7 +15,7 @@ from afos.finalists import FINALIST_COLUMNS, Finalist, summarise, verdict_senten
 from afos.plots import function_plot, line_plot
 from afos.records import EvalKey, Evaluation
 from afos.search import score
-from afos.stats import finite_mean
+from afos.stats import finite_mean, format_number, plus_minus
 from afos.store import RunStore
 
 HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std",
@@ -175,7 +174,7 @@ def _markdown(
     ]
     for row in ranked:
         lines.append(f"| {row['rank']} | `{row['canonical']}` | {format_number(row['fitness'])} "
-                     f"| {_pm(row['val_accuracy'], row['val_std'])} | {format_number(row['test_accuracy'])} "
+                     f"| {plus_minus(row['val_accuracy'], row['val_std'])} | {format_number(row['test_accuracy'])} "
                      f"| {row['n_runs']} | {row['generation']} |")
     if baseline:
         lines.append(f"| baseline | `{baseline['canonical']}` ({baseline['expression']}) "
@@ -218,24 +217,14 @@ def _confirmation_lines(finalists: list[Finalist] | None) -> list[str]:
     for f in finalists:
         ci = "-" if f.test_ci_low is None else f"{format_number(f.test_ci_low)} – {format_number(f.test_ci_high)}"
         delta = "-" if f.delta_vs_relu is None else f"{100 * f.delta_vs_relu:+.2f} pts"
-        lines.append(f"| {f.rank or f.role} | `{f.canonical}` | {_pm(f.val_mean, f.val_std)} "
-                     f"| {_pm(f.test_mean, f.test_std)} | {ci} | {delta} | {_p(f.p_vs_relu)} | {_p(f.p_holm)} "
+        lines.append(f"| {f.rank or f.role} | `{f.canonical}` | {plus_minus(f.val_mean, f.val_std)} "
+                     f"| {plus_minus(f.test_mean, f.test_std)} | {ci} | {delta} | {_p(f.p_vs_relu)} | {_p(f.p_holm)} "
                      f"| {f.verdict} |")
     return [*lines, ""]
 
 
-def _pm(mean: float | None, std: float | None) -> str:
-    """``mean ± std``, or the mean alone when there is no spread to show (one run)."""
-    return format_number(mean) if std is None else f"{format_number(mean)} ± {std:.4f}"
-
-
 def _p(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
-
-
-def format_number(value: Any) -> str:
-    """An accuracy, loss or fitness with 4 decimals; '-' for a missing measurement (a failed run)."""
-    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
 
 
 def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
@@ -245,7 +234,7 @@ def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
         baseline = baseline_summary(store)
         finalists = finalist_rows(store)
     lines = [f"{'rank':>4}  {'fitness':>7}  {'val acc (search)':>16}  {'test acc':>8}  function"]
-    lines += [f"{row['rank']:>4}  {format_number(row['fitness']):>7}  {_pm(row['val_accuracy'], row['val_std']):>16}  "
+    lines += [f"{row['rank']:>4}  {format_number(row['fitness']):>7}  {plus_minus(row['val_accuracy'], row['val_std']):>16}  "
               f"{format_number(row['test_accuracy']):>8}  {row['canonical']}" for row in rows]
     if not rows:
         lines.append("   -  no generation completed yet; its finished runs are in afos.db "
@@ -256,7 +245,7 @@ def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
                      f"{baseline['canonical']} ({baseline['expression']})")
     if finalists:
         lines += ["", "confirmed on fresh seeds (rank by validation; test is the claim):"]
-        lines += [f"{f.rank or 'base':>4}  val {_pm(f.val_mean, f.val_std):>16}  test {_pm(f.test_mean, f.test_std):>16}"
-                  f"  {f.verdict:<13}  {f.canonical}" for f in finalists]
+        lines += [f"{f.rank or 'base':>4}  val {plus_minus(f.val_mean, f.val_std):>16}  "
+                  f"test {plus_minus(f.test_mean, f.test_std):>16}  {f.verdict:<13}  {f.canonical}" for f in finalists]
         lines += ["", verdict_sentence(finalists)]
     return lines
