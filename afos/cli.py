@@ -136,6 +136,9 @@ def _make_executor(options: dict[str, Any]) -> Any:
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--learnable-constants", is_flag=True, default=None,
               help="Let mutations insert and remove constants that each fitness run trains (PANGAEA-style).")
+@click.option("--baseline", default=None, help="Comma list of baselines beside ReLU (default: the config's).")
+@click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
+              help="Also write each run's curves here for TensorBoard.")
 @click.option("--confirm-top", type=int, default=None, help="Finalists confirmed on fresh seeds (default 5).")
 @click.option("--confirm-seeds", type=int, default=None, help="Fresh seeds per finalist and baseline (default 5).")
 @click.option("--no-confirm", is_flag=True, default=False, help="Skip the confirmation of the finalists.")
@@ -144,6 +147,7 @@ def _make_executor(options: dict[str, Any]) -> Any:
 def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
     """Evolve activation functions with a genetic search; results go to a run folder."""
     from afos import runs as folders
+    from afos.compare_report import TensorBoardLog
     from afos.config import load_config, with_overrides
     from afos.search import SearchConfig
 
@@ -155,7 +159,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         "train.epochs": options["epochs"], "train.seed": options["seed"], "train.device": options["device"],
         "train.data_dir": options["data_dir"], "reuse_runs": False if options.pop("no_reuse") else None,
         "confirm_top": options.pop("confirm_top"), "confirm_seeds": options.pop("confirm_seeds"),
-        "confirm": False if options.pop("no_confirm") else None,
+        "confirm": False if options.pop("no_confirm") else None, "baseline": _names(options.pop("baseline")),
     }
     if resume:
         run_dir, config = Path(resume), folders.resume_config(Path(resume), overrides)
@@ -164,9 +168,11 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         config = SearchConfig.from_dict(with_overrides(values, overrides))
         run_dir = Path(out) if out else folders.new_run_dir("results", config)
     echo = None if quiet else (lambda message: click.echo(message, err=True))
+    tensorboard = options.pop("tensorboard")
+    on_record = TensorBoardLog(tensorboard) if tensorboard else None
     try:
         with folders.sigterm_interrupts(), _make_executor(options) as executor:
-            status = folders.search(config, run_dir, executor=executor, echo=echo)
+            status = folders.search(config, run_dir, executor=executor, echo=echo, on_record=on_record)
     except KeyboardInterrupt as interrupt:
         _interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
     click.echo(_top_functions(run_dir, status, run_dir / "report.md"))
@@ -310,14 +316,14 @@ def _run_grid(kind: str, spec: Any, options: dict[str, Any], start: Any) -> tupl
     from afos.runs import sigterm_interrupts
 
     out = Path(options["out"]) if options["out"] else default_out(kind)
-    on_run = TensorBoardLog(options["tensorboard"]) if options["tensorboard"] else None
+    on_record = TensorBoardLog(options["tensorboard"]) if options["tensorboard"] else None
     echo = None if options["quiet"] else (lambda message: click.echo(message, err=True))
     if echo:
         echo(f"{kind}: {len(spec.runs())} runs into {out}")
     reuse = not options.pop("no_reuse")
     try:
         with sigterm_interrupts(), _make_executor(options) as executor:
-            return start(spec, out, executor=executor, progress=echo, on_run=on_run, reuse=reuse), out
+            return start(spec, out, executor=executor, progress=echo, on_record=on_record, reuse=reuse), out
     except KeyboardInterrupt as interrupt:
         _interrupted(interrupt, f"run the same command with --out {out} to resume")
 

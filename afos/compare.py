@@ -289,13 +289,13 @@ class GridDatabase(RunDatabase, Protocol):
 
 
 class GridProgress:
-    """One progress line per record a grid adds (``run i/n``, status, accuracy, ETA), then ``on_run``."""
+    """One progress line per record a grid adds (``run i/n``, status, accuracy, ETA), then ``on_record``."""
 
     def __init__(self, spec: Spec, store: RunDatabase, say: Progress,
-                 on_run: Callable[[Run], None] | None = None) -> None:
+                 on_record: Callable[[Evaluation], None] | None = None) -> None:
         self.names = {f.fingerprint: f for f in spec.functions}
         self.todo = sum(1 for seed, task, fn in spec.runs() if store.find_evaluation(spec.key(fn, task, seed)) is None)
-        self.say, self.on_run = say, on_run
+        self.say, self.on_record = say, on_record
         self.done, self.started = 0, time.monotonic()
 
     def __call__(self, record: Evaluation) -> None:
@@ -305,8 +305,8 @@ class GridProgress:
         where = f"reused from {record.source}" if record.origin is Origin.REUSED else f"{record.seconds:.1f}s"
         self.say(f"run {self.done}/{self.todo}  {function.name}  {record.task}  seed {record.seed}  "
                  f"{record.status.value}  val_acc {format_number(record.val_accuracy)}  {where}  ETA {format_duration(eta)}")
-        if self.on_run is not None:
-            self.on_run(Run(function, record.task, record.seed, record))
+        if self.on_record is not None:
+            self.on_record(record)
 
 
 # --------------------------------------------------------------------------------------- the results

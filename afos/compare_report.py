@@ -34,11 +34,11 @@ from afos.compare import (
 )
 from afos.compile import ActivationSpec
 from afos.errors import UserError
-from afos.evaluation import Evaluator, split_task
+from afos.evaluation import Evaluation, Evaluator, split_task
 from afos.executors import Executor
-from afos.finalists import baseline_names
 from afos.plots import critical_difference_diagram, function_plot, heatmap, line_plot
 from afos.report import finalist_rows, hall_of_fame_rows, write_csv
+from afos.search import baseline_names
 from afos.stats import format_number, plus_minus
 from afos.store import RunStore, SiblingRuns, StoreError
 
@@ -58,21 +58,21 @@ def default_out(kind: str) -> Path:
 
 
 def evaluate(spec: Spec, out: str | Path, *, executor: Executor, progress: Progress | None = None,
-             on_run: Callable[[Run], None] | None = None, reuse: bool = True) -> Results:
+             on_record: Callable[[Evaluation], None] | None = None, reuse: bool = True) -> Results:
     """Run (or resume) a one-case grid and write results.json/.csv/.md, runs.csv and curves.png."""
-    results = _run(spec, Path(out), executor, progress, on_run, reuse)
+    results = _run(spec, Path(out), executor, progress, on_record, reuse)
     write_evaluation(Path(out), results)
     return results
 
 
 def compare(spec: Spec, out: str | Path, *, executor: Executor, progress: Progress | None = None,
-            on_run: Callable[[Run], None] | None = None, reuse: bool = True) -> dict[str, Any]:
+            on_record: Callable[[Evaluation], None] | None = None, reuse: bool = True) -> dict[str, Any]:
     """Run (or resume) a grid, analyse it and write the comparison files; returns the analysis."""
-    return write_comparison(Path(out), _run(spec, Path(out), executor, progress, on_run, reuse))
+    return write_comparison(Path(out), _run(spec, Path(out), executor, progress, on_record, reuse))
 
 
 def _run(spec: Spec, out: Path, executor: Executor, progress: Progress | None,
-         on_run: Callable[[Run], None] | None, reuse: bool) -> Results:
+         on_record: Callable[[Evaluation], None] | None, reuse: bool) -> Results:
     """Open the grid's database and the cache of its sibling runs (``reuse``), and run the grid.
 
     Datasets and models are checked before the folder is created, so a bad task leaves nothing behind.
@@ -81,7 +81,7 @@ def _run(spec: Spec, out: Path, executor: Executor, progress: Progress | None,
     say = progress or (lambda message: None)
     with RunStore(out / "afos.db", meta={"kind": spec.kind}) as store, \
             (SiblingRuns(out.parent, out) if reuse else contextlib.nullcontext()) as cache:
-        evaluator = Evaluator(store, executor, cache=cache, on_record=GridProgress(spec, store, say, on_run))
+        evaluator = Evaluator(store, executor, cache=cache, on_record=GridProgress(spec, store, say, on_record))
         store.set_meta("status", "running")
         try:
             results = run_grid(spec, store, evaluator, progress=say)
@@ -420,16 +420,17 @@ class TensorBoardLog:
             raise UserError("--tensorboard needs the tensorboard package (pip install tensorboard)") from None
         self.root, self.writer = Path(root), SummaryWriter
 
-    def __call__(self, run: Run) -> None:
-        function = f"{_safe(run.function.name)}-{run.function.fingerprint[:6]}"  # distinct even if names sanitise alike
-        folder = self.root / function / run.task.replace("/", "-") / f"seed{run.seed}"
+    def __call__(self, record: Evaluation) -> None:
+        # the key's start keeps folders distinct where expressions sanitise alike; the budget tells rungs apart
+        function = f"{_safe(record.expression)}-{record.activation_key[:6]}"
+        folder = self.root / function / record.task.replace("/", "-") / f"seed{record.seed}-{record.budget:g}ep"
         with self.writer(log_dir=str(folder)) as writer:
-            for entry in run.record.history:
+            for entry in record.history:
                 for key in ("val_accuracy", "val_loss", "train_loss"):
                     if entry.get(key) is not None:
                         writer.add_scalar(key, entry[key], entry["step"])
-            if run.record.test_accuracy is not None:
-                writer.add_scalar("test_accuracy", run.record.test_accuracy, run.record.steps)
+            if record.test_accuracy is not None:
+                writer.add_scalar("test_accuracy", record.test_accuracy, record.steps)
 
 
 def _safe(name: str) -> str:

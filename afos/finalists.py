@@ -24,12 +24,11 @@ from scipy import stats as sps
 
 from afos.compile import ActivationSpec
 from afos.evaluation import EvalRequest, Evaluation, Evaluator, Phase
-from afos.search import SearchConfig, task_configs
+from afos.search import RELU, SearchConfig, baseline_names, task_configs
 from afos.space.parse import canonical
 from afos.stats import holm
 
 ALPHA = 0.05
-RELU = "relu"
 
 FINALIST_COLUMNS = ("rank", "role", "expression", "canonical", "fingerprint", "n_seeds", "failed", "val_mean",
                     "val_std", "test_mean", "test_std", "test_ci_low", "test_ci_high", "delta_vs_relu",
@@ -68,12 +67,6 @@ class Finalist:
 def confirm_seeds(seed: int, fitness_seeds: int, count: int) -> list[int]:
     """Seeds no fitness run of the search used: the ones right after its fitness seeds."""
     return list(range(seed + fitness_seeds, seed + fitness_seeds + count))
-
-
-def baseline_names(baseline: str | Sequence[str]) -> list[str]:
-    """ReLU always, then the config's baselines, each once."""
-    names = [baseline] if isinstance(baseline, str) else list(baseline)
-    return list(dict.fromkeys([RELU, *names]))
 
 
 def plan(hall_of_fame: Sequence[Mapping[str, Any]], baseline: str | Sequence[str], top: int) -> list[dict[str, Any]]:

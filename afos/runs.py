@@ -23,10 +23,10 @@ from afos.config import with_overrides
 from afos.errors import ConfigError, UserError
 from afos.evaluation import Evaluator, check_tasks, describe
 from afos.executors import Executor
-from afos.finalists import baseline_names, confirm
+from afos.finalists import confirm
 from afos.records import Evaluation
 from afos.report import hall_of_fame_rows, write_report
-from afos.search import Search, SearchConfig, task_configs, task_protocols
+from afos.search import Search, SearchConfig, baseline_names, task_configs, task_protocols
 from afos.stats import format_duration
 from afos.store import Heartbeat, RunStore, SiblingRuns, StoreError, is_alive
 
@@ -100,9 +100,10 @@ class SearchLog:
     or a time limit change it.
     """
 
-    def __init__(self, run_dir: Path, config: SearchConfig, echo: Progress | None, *, done: int = 0) -> None:
+    def __init__(self, run_dir: Path, config: SearchConfig, echo: Progress | None, *, done: int = 0,
+                 on_record: Callable[[Evaluation], None] | None = None) -> None:
         self.path = Path(run_dir) / "search.log"
-        self.echo = echo
+        self.echo, self.on_record = echo, on_record
         self.total = max(done, expected_runs(config))
         self.done = done
         self.started, self.at_start = time.monotonic(), done
@@ -120,13 +121,15 @@ class SearchLog:
             self.echo(message)
 
     def record(self, record: Evaluation) -> None:
-        """One line per record the evaluator adds, and one step of the bar."""
+        """One line per record the evaluator adds, one step of the bar, then ``on_record`` (e.g. TensorBoard)."""
         self.done += 1
         self.total = max(self.total, self.done)
         if self.bar is not None:
             self.bar.total = self.total
             self.bar.update(1)
         self(f"  run {self.done}/{self.total} {self._eta()} " + describe(record))
+        if self.on_record is not None:
+            self.on_record(record)
 
     def _eta(self) -> str:
         rate = (time.monotonic() - self.started) / max(1, self.done - self.at_start)
@@ -148,7 +151,8 @@ def expected_runs(config: SearchConfig) -> int:
     return runs if config.max_evals is None else min(runs, config.max_evals)
 
 
-def search(config: SearchConfig, run_dir: Path, *, executor: Executor, echo: Progress | None = None) -> str:
+def search(config: SearchConfig, run_dir: Path, *, executor: Executor, echo: Progress | None = None,
+           on_record: Callable[[Evaluation], None] | None = None) -> str:
     """Start or resume the search of ``run_dir`` and write its report; returns its final status.
 
     Datasets and models are checked before the folder is created, so a bad task leaves nothing behind.
@@ -161,7 +165,7 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, echo: Pro
     meta = {"kind": "search", "config": config.to_dict(), "protocols": task_protocols(config), "created": time.time()}
     with RunStore(run_dir / "afos.db", meta=meta) as store:
         store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits
-        log = SearchLog(run_dir, config, echo, done=store.count_evaluations())
+        log = SearchLog(run_dir, config, echo, done=store.count_evaluations(), on_record=on_record)
         log(f"run folder {run_dir}")
         cache = SiblingRuns(run_dir.parent, run_dir) if config.reuse_runs else None
         evaluator = Evaluator(store, executor, cache=cache, on_record=log.record)

@@ -21,7 +21,7 @@ import random
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from afos.compile import ActivationSpec
 from afos.config import check_keys
@@ -47,6 +47,7 @@ from afos.train import TrainConfig
 from afos.trees import Individual, parse_tree, primitive_set
 
 FITNESSES = ("val_accuracy", "accuracy_loss")
+RELU = "relu"
 
 
 @dataclass
@@ -77,7 +78,7 @@ class SearchConfig:
     halving_rungs: int = 1
     halving_eta: int = 3
     reuse_runs: bool = True
-    baseline: str = "relu"
+    baseline: str | list[str] = "relu"
     learnable_constants: bool = False
     confirm: bool = True
     confirm_top: int = 5
@@ -316,15 +317,15 @@ class Search:
                 if set(by_run) == wanted}
 
     def _baseline(self) -> None:
-        """Train the baseline (ReLU) under the same protocol and seeds, for the report's comparison."""
-        spec = ActivationSpec(self.config.baseline)
-        key = spec.key()
-        self.store.set_meta("baseline", {"expression": self.config.baseline, "fingerprint": key,
-                                         "budget": self.budgets[-1]})
+        """Train the baselines (ReLU first) under the same protocol and seeds, for the report's comparison."""
+        specs = [ActivationSpec(name) for name in baseline_names(self.config.baseline)]
+        self.store.set_meta("baseline", [{"expression": spec.expression, "fingerprint": spec.key(),
+                                          "budget": self.budgets[-1]} for spec in specs])
         try:
-            self._ensure([(spec, canonical(self.config.baseline), key)], self.budgets[-1], Phase.BASELINE, None)
+            self._ensure([(spec, canonical(spec.expression), spec.key()) for spec in specs], self.budgets[-1],
+                         Phase.BASELINE, None)
         except (BudgetSpent, TimeUp):
-            self.progress("the baseline was not trained: the evaluation budget or time limit ran out")
+            self.progress("the baselines were not trained: the evaluation budget or time limit ran out")
 
     # ----------------------------------------------------------------------- hall of fame, saving
     def _update_hof(self, candidates: list[Candidate], fitnesses: Mapping[str, tuple[float, float]],
@@ -375,6 +376,12 @@ class Search:
             f"{best['canonical']}  (proposed {counts.proposed}, duplicate {counts.duplicate}, screened "
             f"{counts.screened}, trained {counts.trained}, reused {counts.reused}, failed {counts.failed})"
         )
+
+
+def baseline_names(baseline: str | Sequence[str]) -> list[str]:
+    """ReLU always, then the config's baselines, each once."""
+    names = [baseline] if isinstance(baseline, str) else list(baseline)
+    return list(dict.fromkeys([RELU, *names]))
 
 
 def score(record: Evaluation, fitness: str) -> float:
