@@ -252,10 +252,11 @@ class Search:
     def _candidates_left(self) -> int:
         """How many new candidates the evaluation budget can still take: proposals beyond it could never
         train, so a huge population with a small ``max_evals`` stops proposing at once."""
-        if self.config.max_evals is None:
+        left = self._evals_left()
+        if left is None:
             return self.config.population
         runs = len(self.config.task_list()) * self.config.fitness_seeds
-        return max(1, math.ceil(self._evals_left() / runs))
+        return max(1, math.ceil(left / runs))
 
     def _record_candidate(self, key: str, tree: str, text: str, reason: str | None) -> None:
         self.store.add_candidate(activation_key=key, tree=tree, canonical=text, generation=self.generation,
