@@ -242,3 +242,18 @@ def test_json_output_carries_the_origin(tmp_path: Path) -> None:
     assert [row["origin"] for row in json.loads(first.stdout)] == ["trained"]
     assert [(row["origin"], row["source"]) for row in json.loads(second.stdout)] == [("reused", "one")]
     assert json.loads(first.stdout)[0]["val_accuracy"] == json.loads(second.stdout)[0]["val_accuracy"]
+
+
+def test_the_process_executor_beside_a_serial_twin_ends_identical(tmp_path: Path) -> None:
+    """One worker process uses the serial run's torch thread count, so it trains bit for bit alike."""
+    config = tmp_path / "tiny.toml"
+    config.write_text('population = 4\ngenerations = 2\nseed = 11\nelites = 1\nconfirm = false\n'
+                      '[train]\ndataset = "digits"\nmodel = "mlp"\nepochs = 1\nbatch_size = 64\n')
+    root = tmp_path / "root"
+    assert afos("search", "--config", str(config), "--out", str(root / "serial"), "--quiet").returncode == 0
+    result = afos("search", "--config", str(config), "--out", str(root / "process"), "--quiet", "--no-reuse",
+                  "--executor", "process", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert _hall(root / "process") == _hall(root / "serial")
+    trained = _origins(root / "serial" / "afos.db")
+    assert set(trained) == {"trained"} and _origins(root / "process" / "afos.db") == trained
