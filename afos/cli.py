@@ -1,14 +1,17 @@
 """The ``afos`` command line: a thin click layer over the library.
 
 Commands parse options, call one library function and print its result. Heavy modules (torch) are
-imported inside commands so that ``afos --help`` and input errors answer fast. Any
-:class:`afos.errors.UserError` (and click's own usage errors) becomes one line on stderr and exit code 2.
+imported inside commands so that ``afos --help`` and input errors answer fast. Every expected failure
+(see :class:`_Group`) becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +21,89 @@ from afos.errors import UserError
 
 
 class _Group(click.Group):
-    """Routes every user error to one line on stderr and exit code 2, never a traceback."""
+    """The one error boundary: an expected failure is one line on stderr and exit code 2, never a traceback.
+
+    Expected failures are the user's input (:class:`UserError`, click's usage errors), files and folders
+    (``OSError``: missing, unwritable, read-only, disk full) and broken run databases
+    (``sqlite3.DatabaseError``). Anything else is a bug: its traceback is printed, then a line asking for a
+    report, exit code 1. Exit code 130 is kept for a real Ctrl-C.
+    """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click hook
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
-        except (UserError, click.UsageError, click.BadParameter) as error:
-            message = error.format_message() if isinstance(error, click.ClickException) else str(error)
-            click.echo(f"afos: error: {message}", err=True)
-            sys.exit(2)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as error:
+            # click turns both Ctrl-C and an EOFError into Abort; only the first is an interrupt.
+            if not isinstance(error.__context__, EOFError):
+                click.echo("afos: aborted", err=True)
+                sys.exit(130)
+            _report_bug(error.__context__)
+        except KeyboardInterrupt:
             click.echo("afos: aborted", err=True)
             sys.exit(130)
+        except (UserError, click.ClickException, OSError, sqlite3.DatabaseError) as error:
+            click.echo(f"afos: error: {_expected_failure(error)}", err=True)
+            sys.exit(2)
+        except Exception as error:  # noqa: BLE001 - the boundary: whatever is left is a bug
+            _report_bug(error)
+
+
+def _report_bug(error: BaseException) -> None:
+    traceback.print_exception(error)
+    click.echo("afos: internal error (a bug in afos): please report it with the traceback above", err=True)
+    sys.exit(1)
+
+
+#: What to do about an OSError, by errno; the default is to check the path.
+_OS_ADVICE = {
+    errno.ENOSPC: "free disk space, then run the same command again (a search: --resume its folder)",
+    errno.EDQUOT: "free space within your disk quota, then run the same command again",
+    errno.EACCES: "check the permissions, or choose another folder (--out)",
+    errno.EPERM: "check the permissions, or choose another folder (--out)",
+    errno.EROFS: "choose a folder on a writable filesystem (--out)",
+    errno.ENOENT: "check the path",
+    errno.EISDIR: "a folder is in the way of a file; give a file path or remove the folder",
+    errno.ENOTDIR: "a file is in the way of a folder; give a folder path or remove the file",
+}
+
+#: What to do about a broken or unusable run database, by SQLite's error name (Python >= 3.11 gives it).
+_SQLITE_ADVICE = {
+    "SQLITE_NOTADB": "it is not an intact afos run database: restore it from a copy, or start the run in a new "
+                     "folder",
+    "SQLITE_CORRUPT": "the run database is damaged: restore it from a copy, or start the run in a new folder",
+    "SQLITE_FULL": "free disk space, then run the same command again (a search: --resume its folder)",
+    "SQLITE_READONLY": "the database or its folder cannot be written; check the permissions or copy the folder "
+                       "somewhere writable",
+    "SQLITE_CANTOPEN": "it must be a file you can read and write, in a folder you can write",
+    "SQLITE_IOERR": "the disk could not be read or written; check the filesystem and free space",
+    "SQLITE_BUSY": "another afos process holds it; wait until that one ends",
+    "SQLITE_LOCKED": "another afos process holds it; wait until that one ends",
+}
+
+
+def _expected_failure(error: Exception) -> str:
+    """The one-line message of an expected failure: what went wrong, on which file, and what to do."""
+    if isinstance(error, click.ClickException):
+        return error.format_message()
+    if isinstance(error, sqlite3.DatabaseError):
+        advice = _SQLITE_ADVICE.get(getattr(error, "sqlite_errorname", ""), _SQLITE_ADVICE["SQLITE_NOTADB"])
+        return f"{_database_of(error) or 'run database'}: {error}; {advice}"
+    if isinstance(error, OSError) and error.errno is not None:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"{where}{error.strerror or error}; {_OS_ADVICE.get(error.errno, 'check the path')}"
+    return str(error)
+
+
+def _database_of(error: BaseException) -> str | None:
+    """The file of the run store whose call raised ``error``: sqlite3's errors do not name their file.
+
+    Found as the innermost ``RunStore`` bound to ``self`` in the traceback's frames.
+    """
+    from afos.store import RunStore
+
+    stores = [frame.f_locals.get("self") for frame, _ in traceback.walk_tb(error.__traceback__)]
+    paths = [str(store.path) for store in stores if isinstance(store, RunStore)]
+    return paths[-1] if paths else None
 
 
 #: Expressions often start with '-' ("-x*erf(exp(-x))"); let them through as arguments, not options.

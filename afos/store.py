@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from afos.errors import StoreError
+
 SCHEMA_VERSION = 1
 
 # Separate statements (not one script): executescript() would COMMIT the transaction the schema is made in.
@@ -107,10 +109,6 @@ _GENERATION_JSON = ("stats", "population", "hall_of_fame", "rng_state")
 # The UNIQUE key of evaluations, written as its index is (so SQLite uses it); '' and NULL tasks are one key.
 _BY_KEY = ("SELECT {} FROM evaluations WHERE fingerprint = ? AND protocol = ? AND budget = ? AND seed = ? "
            "AND ifnull(task, '') = ifnull(?, '')")
-
-
-class StoreError(Exception):
-    """The file is not a usable afos run database, or a write was attempted on a read-only store."""
 
 
 def _jsonable(value: Any) -> Any:
