@@ -66,7 +66,8 @@ _OS_ADVICE = {
     errno.ENOTDIR: "a file is in the way of a folder; give a folder path or remove the file",
 }
 
-#: What to do about a broken or unusable run database, by SQLite's error name (Python >= 3.11 gives it).
+#: What to do about a broken or unusable run database, by SQLite's primary error name (Python >= 3.11 gives
+#: it; older ones get the neutral advice).
 _SQLITE_ADVICE = {
     "SQLITE_NOTADB": "it is not an intact afos run database: restore it from a copy, or start the run in a new "
                      "folder",
@@ -86,7 +87,8 @@ def _expected_failure(error: Exception) -> str:
     if isinstance(error, click.ClickException):
         return error.format_message()
     if isinstance(error, sqlite3.DatabaseError):
-        advice = _SQLITE_ADVICE.get(getattr(error, "sqlite_errorname", ""), _SQLITE_ADVICE["SQLITE_NOTADB"])
+        primary = "_".join(getattr(error, "sqlite_errorname", "").split("_")[:2])  # SQLITE_IOERR_WRITE: IOERR
+        advice = _SQLITE_ADVICE.get(primary, "check the file and the disk it is on")
         return f"{_database_of(error) or 'run database'}: {error}; {advice}"
     if isinstance(error, OSError) and error.errno is not None:
         where = f"{error.filename}: " if error.filename is not None else ""
