@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -24,8 +24,8 @@ class _Group(click.Group):
     """The one error boundary: an expected failure is one line on stderr and exit code 2, never a traceback.
 
     Expected failures are the user's input (:class:`UserError`, click's usage errors), files and folders
-    (``OSError``: missing, unwritable, read-only, disk full) and broken run databases
-    (``sqlite3.DatabaseError``). Anything else is a bug: its traceback is printed, then a line asking for a
+    (``OSError``: missing, unwritable, read-only, disk full) and broken run databases (``sqlite3`` errors of
+    the file or the disk, see :func:`_is_expected`). Anything else is a bug: its traceback is printed, then a line asking for a
     report, exit code 1. Exit code 130 is kept for a real Ctrl-C.
     """
 
@@ -41,14 +41,23 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("afos: aborted", err=True)
             sys.exit(130)
-        except (UserError, click.ClickException, OSError, sqlite3.DatabaseError) as error:
+        except Exception as error:  # noqa: BLE001 - the boundary: sorted into expected failures and bugs
+            if not _is_expected(error):
+                _report_bug(error)
             click.echo(f"afos: error: {_expected_failure(error)}", err=True)
             sys.exit(2)
-        except Exception as error:  # noqa: BLE001 - the boundary: whatever is left is a bug
-            _report_bug(error)
 
 
-def _report_bug(error: BaseException) -> None:
+def _is_expected(error: Exception) -> bool:
+    """Failures of the input or the environment, not of afos. Of sqlite3's errors only those of the file and
+    the disk (a plain DatabaseError: not a database, malformed; OperationalError: cannot open, read-only,
+    full, I/O); a misused connection (ProgrammingError, IntegrityError, ...) is a bug."""
+    if isinstance(error, (UserError, click.ClickException, OSError, sqlite3.OperationalError)):
+        return True
+    return type(error) is sqlite3.DatabaseError
+
+
+def _report_bug(error: BaseException) -> NoReturn:
     traceback.print_exception(error)
     click.echo("afos: internal error (a bug in afos): please report it with the traceback above", err=True)
     sys.exit(1)
@@ -92,7 +101,8 @@ def _expected_failure(error: Exception) -> str:
         return f"{_database_of(error) or 'run database'}: {error}; {advice}"
     if isinstance(error, OSError) and error.errno is not None:
         where = f"{error.filename}: " if error.filename is not None else ""
-        return f"{where}{error.strerror or error}; {_OS_ADVICE.get(error.errno, 'check the path')}"
+        advice = _OS_ADVICE.get(error.errno, "check the path" if error.filename is not None else "")
+        return f"{where}{error.strerror or error}" + (f"; {advice}" if advice else "")
     return str(error)
 
 

@@ -118,12 +118,14 @@ def test_full_filesystem_during_a_search_is_one_line(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------- bugs and Ctrl-C
 
 _RAISING_COMMAND = textwrap.dedent("""
+    import sqlite3
     import sys
     from afos.cli import cli
 
     @cli.command("raise")
     def raise_() -> None:
         raise {"bug": ZeroDivisionError("division by zero"), "eof": EOFError("ran out of input"),
+               "misuse": sqlite3.ProgrammingError("Cannot operate on a closed database."),
                "interrupt": KeyboardInterrupt()}[sys.argv[1]]
 
     cli(["raise"])
@@ -136,7 +138,8 @@ def _raising(kind: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-@pytest.mark.parametrize(("kind", "exception"), [("bug", "ZeroDivisionError"), ("eof", "EOFError")])
+@pytest.mark.parametrize(("kind", "exception"), [("bug", "ZeroDivisionError"), ("eof", "EOFError"),
+                                               ("misuse", "ProgrammingError")])
 def test_unexpected_exception_keeps_its_traceback_and_says_bug(kind: str, exception: str) -> None:
     result = _raising(kind)
     assert result.returncode == 1, result.stderr
