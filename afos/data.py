@@ -26,7 +26,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -150,7 +149,7 @@ def _read_idx(path: Path, largest: tuple[int, ...]) -> torch.Tensor:
     return torch.frombuffer(raw, dtype=torch.uint8).reshape(dims)
 
 
-def _read_exactly(f: BinaryIO, buffer: bytearray, path: Path) -> bytearray:
+def _read_exactly(f: io.BufferedIOBase, buffer: bytearray, path: Path) -> bytearray:
     """Fill ``buffer`` from ``f``; a file that ends first is truncated."""
     view, filled = memoryview(buffer), 0
     while filled < len(buffer):
