@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from afos.plots import function_plot, line_plot
+from afos.search import score
 from afos.stats import finite_mean
 from afos.store import RunStore
 
-HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "val_accuracy", "test_accuracy",
-               "generation", "learned")
+HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std",
+               "test_accuracy", "generation", "learned")
 GENERATION_COLUMNS = ("generation", "best", "mean", "median", "proposed", "duplicate", "screened", "trained",
-                      "failed", "crossovers", "mutations", "seconds")
+                      "reused", "failed", "crossovers", "mutations")
 
 
 def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> None:
@@ -35,8 +36,9 @@ def hall_of_fame_rows(store: RunStore) -> list[dict[str, Any]]:
     entries = saved["hall_of_fame"] if saved else []
     return [
         {"rank": rank, "expression": e["tree"], "canonical": e["canonical"], "fingerprint": e["fingerprint"],
-         "fitness": e["fitness"][1], "rung": e["fitness"][0], "val_accuracy": e["val_accuracy"],
-         "test_accuracy": e["test_accuracy"], "generation": e["generation"],
+         "fitness": e["fitness"][1], "rung": e["fitness"][0], "n_runs": e.get("n_runs"), "ok": e.get("ok", True),
+         "val_accuracy": e["val_accuracy"], "val_std": e.get("val_std"), "test_accuracy": e["test_accuracy"],
+         "generation": e["generation"],
          "learned": json.dumps(e.get("learned")) if e.get("learned") else ""}
         for rank, e in enumerate(entries, start=1)
     ]
@@ -49,19 +51,23 @@ def generation_rows(store: RunStore) -> list[dict[str, Any]]:
 def baseline_summary(store: RunStore) -> dict[str, Any] | None:
     """Mean validation/test accuracy of the baseline (ReLU), trained by the run under its protocol."""
     baseline = store.get_meta("baseline")
-    if not baseline:
+    protocols = store.get_meta("protocols") or {}
+    fitness = (store.get_meta("config") or {}).get("fitness", "val_accuracy")
+    if not isinstance(baseline, dict):
         return None
-    records = [r for r in store.evaluations(fingerprint=baseline["fingerprint"], protocol=store.get_meta("protocol"))
-               if r["budget"] == baseline["budget"]]
+    records = [r for r in store.evaluations(activation_key=baseline.get("fingerprint"))
+               if r.budget == baseline.get("budget") and protocols.get(r.task) == r.protocol]
     if not records:
         return None
+    ok = [r for r in records if r.ok]
     return {
         "expression": baseline["expression"],
-        "canonical": records[0]["expression"],
-        "val_accuracy": finite_mean(r["val_accuracy"] for r in records),
-        "test_accuracy": finite_mean(r["test_accuracy"] for r in records),
-        "fitness": finite_mean(r["fitness"] for r in records),
-        "status": ", ".join(sorted({r["status"] for r in records})),
+        "canonical": records[0].expression,
+        "n_runs": len(records),
+        "fitness": finite_mean(score(r, fitness) for r in records),
+        "val_accuracy": finite_mean(r.val_accuracy for r in ok),
+        "test_accuracy": finite_mean(r.test_accuracy for r in ok),
+        "status": ", ".join(sorted({r.status.value for r in records})),
     }
 
 
@@ -176,23 +182,3 @@ def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
         lines.append(f"{'base':>4}  {_num(baseline['fitness']):>7}  {_num(baseline['val_accuracy']):>7}  "
                      f"{_num(baseline['test_accuracy']):>8}  {baseline['canonical']} ({baseline['expression']})")
     return lines
-
-
-def list_runs(root: str | Path) -> list[dict[str, Any]]:
-    """One summary per run folder under ``root``: status, progress and best function."""
-    runs = []
-    for db in sorted(Path(root).glob("*/afos.db")):
-        with RunStore(db, readonly=True) as store:
-            config = store.get_meta("config", {}) or {}
-            hof = hall_of_fame_rows(store)
-            kind = store.get_meta("kind", "search")
-            runs.append({
-                "run": db.parent.name,
-                "kind": kind,
-                "status": store.get_meta("status", "unknown"),
-                "generations": f"{len(store.generations())}/{config.get('generations', '?')}" if kind == "search" else "-",
-                "evaluations": store.count_evaluations(),
-                "best": hof[0]["canonical"] if hof else None,
-                "fitness": hof[0]["fitness"] if hof else None,
-            })
-    return runs
