@@ -53,7 +53,9 @@ __all__ = [
     "FitnessResult",
     "Learner",
     "TrainConfig",
+    "build_network",
     "build_optimizer",
+    "check_setup",
     "check_validation_split",
     "lr_factor",
     "resolve_device",
@@ -472,6 +474,26 @@ def check_validation_split(dataset: data.Dataset, config: TrainConfig) -> None:
                           f"example(s) of {dataset.name}; fitness needs at least {floor}: raise val_fraction")
 
 
+def build_network(config: TrainConfig, dataset: data.Dataset, activation: ActivationFactory) -> nn.Module:
+    """The configured model for ``dataset`` with ``activation()`` at every site; a model without any
+    activation site is a :class:`ConfigError`, since every candidate would score the same in it."""
+    name = config.model or models.default_model(dataset.name)
+    model = models.build_model(name, activation, in_channels=dataset.in_channels, num_classes=dataset.num_classes,
+                               image_size=dataset.image_size, num_features=dataset.num_features,
+                               **config.model_options)
+    if not models.activation_sites(model):
+        raise ConfigError(f"train config: model {name!r} with model_options={config.model_options!r} has no "
+                          "activation site, so the activation cannot matter; give it at least one hidden layer")
+    return model
+
+
+def check_setup(config: TrainConfig, dataset: data.Dataset) -> None:
+    """Everything about a protocol that needs its dataset, checked before anything is created or trained:
+    the validation split is big enough, and the model takes the dataset and has an activation site."""
+    check_validation_split(dataset, config)
+    build_network(config, dataset, nn.Identity)
+
+
 def _endless(loader: data.DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches across epoch boundaries, so a budget of 2.5 epochs is one flat loop of steps."""
     while True:
@@ -501,21 +523,8 @@ class _Run:
         result.test_loss, result.test_accuracy = map(_finite, learner.evaluate(self.loaders.test))
 
     def _build(self, activation: ActivationFactory) -> Learner:
-        dataset = self.dataset
-        model = models.build_model(
-            self.config.model or models.default_model(dataset.name),
-            activation,
-            in_channels=dataset.in_channels,
-            num_classes=dataset.num_classes,
-            image_size=dataset.image_size,
-            num_features=dataset.num_features,
-            **self.config.model_options,
-        )
+        model = build_network(self.config, self.dataset, activation)
         self.sites = models.activation_sites(model)
-        if not self.sites:  # every candidate would train the same network and score the same
-            raise ConfigError(f"train config: model {self.config.model or models.default_model(dataset.name)!r} "
-                              f"with model_options={self.config.model_options!r} has no activation site, so the "
-                              "activation cannot matter; give it at least one hidden layer")
         plan = self.plan
         return Learner(
             model, self.config, self.sites, device=self.device, total_steps=plan.total, warmup_steps=plan.warmup

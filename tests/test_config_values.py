@@ -16,7 +16,7 @@ import torch.nn as nn
 from afos import data
 from afos.errors import ConfigError
 from afos.search import SearchConfig
-from afos.train import TrainConfig, run_fitness
+from afos.train import TrainConfig, check_setup, run_fitness
 
 _BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("reuse_runs", {"reuse_runs": "no"}),
@@ -106,3 +106,14 @@ def test_cli_reports_bad_config_values_in_one_line(tmp_path: Path, toml: str, ke
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(lines) == 1 and lines[0].startswith("afos: error: ") and key in lines[0]
+    assert not (tmp_path / "run").exists()  # checked before the run folder is made
+
+
+def test_setup_check_needs_no_training() -> None:
+    """The preflight the commands run: the same two checks, on the loaded dataset, before any folder exists."""
+    digits = data.load_dataset("digits", val_fraction=0.02)
+    with pytest.raises(ConfigError, match="leaves 29 validation example"):
+        check_setup(TrainConfig(val_fraction=0.02), digits)
+    with pytest.raises(ConfigError, match="no activation site"):
+        check_setup(TrainConfig(model_options={"hidden": []}), data.load_dataset("digits"))
+    check_setup(TrainConfig(model_options={"hidden": [4]}), data.load_dataset("digits"))
