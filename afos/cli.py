@@ -1,15 +1,18 @@
 """The ``afos`` command line: a thin click layer over the library.
 
 Commands parse options, call one library function and print its result. Heavy modules (torch) are
-imported inside commands so that ``afos --help`` and input errors answer fast. Any
-:class:`afos.errors.UserError` (and click's own usage errors) becomes one line on stderr and exit code 2.
+imported inside commands so that ``afos --help`` and input errors answer fast. Every expected failure
+(see :class:`_Group`) becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,18 +22,101 @@ from afos.errors import UserError
 
 
 class _Group(click.Group):
-    """Routes every user error to one line on stderr and exit code 2, never a traceback."""
+    """The one error boundary: an expected failure is one line on stderr and exit code 2, never a traceback.
+
+    Expected failures are the user's input (:class:`UserError`, click's usage errors), files and folders
+    (``OSError``: missing, unwritable, read-only, disk full) and broken run databases (``sqlite3`` errors of
+    the file or the disk, see :func:`_is_expected`). Anything else is a bug: its traceback is printed, then a line asking for a
+    report, exit code 1. Exit code 130 is kept for a real Ctrl-C.
+    """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click hook
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
-        except (UserError, click.UsageError, click.BadParameter) as error:
-            message = error.format_message() if isinstance(error, click.ClickException) else str(error)
-            click.echo(f"afos: error: {message}", err=True)
-            sys.exit(2)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as error:
+            # click turns both Ctrl-C and an EOFError into Abort; only the first is an interrupt.
+            if not isinstance(error.__context__, EOFError):
+                click.echo("afos: aborted", err=True)
+                sys.exit(130)
+            _report_bug(error.__context__)
+        except KeyboardInterrupt:
             click.echo("afos: aborted", err=True)
             sys.exit(130)
+        except Exception as error:  # noqa: BLE001 - the boundary: sorted into expected failures and bugs
+            if not _is_expected(error):
+                _report_bug(error)
+            click.echo(f"afos: error: {_expected_failure(error)}", err=True)
+            sys.exit(2)
+
+
+def _is_expected(error: Exception) -> bool:
+    """Failures of the input or the environment, not of afos. Of sqlite3's errors only those of the file and
+    the disk (a plain DatabaseError: not a database, malformed; OperationalError: cannot open, read-only,
+    full, I/O); a misused connection (ProgrammingError, IntegrityError, ...) is a bug."""
+    if isinstance(error, (UserError, click.ClickException, OSError, sqlite3.OperationalError)):
+        return True
+    return type(error) is sqlite3.DatabaseError
+
+
+def _report_bug(error: BaseException) -> NoReturn:
+    traceback.print_exception(error)
+    click.echo("afos: internal error (a bug in afos): please report it with the traceback above", err=True)
+    sys.exit(1)
+
+
+#: What to do about an OSError, by errno; the default is to check the path.
+_OS_ADVICE = {
+    errno.ENOSPC: "free disk space, then run the same command again (a search: --resume its folder)",
+    errno.EDQUOT: "free space within your disk quota, then run the same command again",
+    errno.EACCES: "check the permissions, or choose another folder (--out)",
+    errno.EPERM: "check the permissions, or choose another folder (--out)",
+    errno.EROFS: "choose a folder on a writable filesystem (--out)",
+    errno.ENOENT: "check the path",
+    errno.EISDIR: "a folder is in the way of a file; give a file path or remove the folder",
+    errno.ENOTDIR: "a file is in the way of a folder; give a folder path or remove the file",
+}
+
+#: What to do about a broken or unusable run database, by SQLite's primary error name (Python >= 3.11 gives
+#: it; older ones get the neutral advice).
+_SQLITE_ADVICE = {
+    "SQLITE_NOTADB": "it is not an intact afos run database: restore it from a copy, or start the run in a new "
+                     "folder",
+    "SQLITE_CORRUPT": "the run database is damaged: restore it from a copy, or start the run in a new folder",
+    "SQLITE_FULL": "free disk space, then run the same command again (a search: --resume its folder)",
+    "SQLITE_READONLY": "the database or its folder cannot be written; check the permissions or copy the folder "
+                       "somewhere writable",
+    "SQLITE_CANTOPEN": "it must be a file you can read and write, in a folder you can write",
+    "SQLITE_IOERR": "the disk could not be read or written; check the filesystem and free space",
+    "SQLITE_BUSY": "another afos process holds it; wait until that one ends",
+    "SQLITE_LOCKED": "another afos process holds it; wait until that one ends",
+}
+
+
+def _expected_failure(error: Exception) -> str:
+    """The one-line message of an expected failure: what went wrong, on which file, and what to do."""
+    if isinstance(error, click.ClickException):
+        return error.format_message()
+    if isinstance(error, sqlite3.DatabaseError):
+        primary = "_".join(getattr(error, "sqlite_errorname", "").split("_")[:2])  # SQLITE_IOERR_WRITE: IOERR
+        advice = _SQLITE_ADVICE.get(primary, "check the file and the disk it is on")
+        return f"{_database_of(error) or 'run database'}: {error}; {advice}"
+    if isinstance(error, OSError) and error.errno is not None:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        advice = _OS_ADVICE.get(error.errno, "check the path" if error.filename is not None else "")
+        return f"{where}{error.strerror or error}" + (f"; {advice}" if advice else "")
+    return str(error)
+
+
+def _database_of(error: BaseException) -> str | None:
+    """The file of the run store whose call raised ``error``: sqlite3's errors do not name their file.
+
+    Found as the innermost ``RunStore`` bound to ``self`` in the traceback's frames.
+    """
+    from afos.store import RunStore
+
+    stores = [frame.f_locals.get("self") for frame, _ in traceback.walk_tb(error.__traceback__)]
+    paths = [str(store.path) for store in stores if isinstance(store, RunStore)]
+    return paths[-1] if paths else None
 
 
 #: Expressions often start with '-' ("-x*erf(exp(-x))"); let them through as arguments, not options.

@@ -31,7 +31,6 @@ from functools import cached_property
 from typing import Any, Protocol
 
 import torch
-from torch import nn
 
 from afos import __version__, data, models
 from afos.compile import ActivationSpec
@@ -48,7 +47,7 @@ from afos.records import (
     Status,
     stable_hash,
 )
-from afos.train import TrainConfig, resolve_device
+from afos.train import TrainConfig, check_setup, resolve_device
 
 __all__ = [
     "NOT_PROTOCOL",
@@ -103,12 +102,9 @@ def check_tasks(configs: Iterable[TrainConfig]) -> None:
     """Load each dataset and build each model once before anything is created or trained, so that a
     missing dataset or a model that cannot take its dataset stops a command at once, leaving nothing
     behind, instead of hours into it."""
-    distinct = {(c.dataset, c.model, c.data_dir, c.val_fraction, c.seed): resolve_train(c) for c in configs}
-    for config in distinct.values():
-        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed)
-        models.build_model(config.model or models.default_model(config.dataset), nn.Identity,
-                           in_channels=dataset.in_channels, num_classes=dataset.num_classes,
-                           image_size=dataset.image_size, num_features=dataset.num_features, **config.model_options)
+    for config in {(c.dataset, c.model, c.data_dir, c.val_fraction, c.seed): resolve_train(c) for c in configs}.values():
+        check_setup(config, data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction,
+                                              seed=config.seed))
 
 
 def resolve_train(train: TrainConfig) -> TrainConfig:

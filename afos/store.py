@@ -38,6 +38,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from afos.errors import StoreError
 from afos.records import WORKER_DIED, EvalKey, Evaluation, Phase
 
 SCHEMA_VERSION = 2
@@ -131,10 +132,6 @@ _JSON_COLUMNS = ("activation", "params", "history", "extra")
 _GENERATION_JSON = ("stats", "population", "hall_of_fame", "rng_state")
 _BY_KEY = ("SELECT * FROM evaluations WHERE activation_key = ? AND protocol = ? AND budget = ? AND seed = ? "
            "AND task = ?")
-
-
-class StoreError(Exception):
-    """The file is not a usable afos run database, or a write was attempted on a read-only store."""
 
 
 def _jsonable(value: Any) -> Any:
