@@ -196,6 +196,9 @@ class _Slots(Protocol):
     def kill(self, slot: int) -> None:
         """Stop the slot's worker now, whatever it is doing; the next submit starts a fresh one."""
 
+    def usable(self) -> list[int]:
+        """The slots that can still run jobs (all but those retired after a _SlotLost)."""
+
 
 @dataclass
 class _Task:
@@ -223,7 +226,7 @@ class _Driver:
         self.max_retries, self.timeout_s = max_retries, timeout_s
         self.queue: deque[_Task] = deque()
         self.running: dict[Hashable, _Running] = {}
-        self.idle = list(range(slots.width))
+        self.idle = slots.usable()
 
     def run(self, jobs: Sequence[Job]) -> None:
         self.queue.extend(_Task(job) for job in jobs)
@@ -420,6 +423,9 @@ class _ProcessSlots:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
+    def usable(self) -> list[int]:
+        return list(range(self.width))  # a local process always fits: no slot is ever retired
+
     def close(self) -> None:
         for slot in range(self.width):
             self.kill(slot)
@@ -606,6 +612,9 @@ class _RaySlots:
         self.handles.pop(slot, None)
         if actor is not None:
             self.ray.kill(actor, no_restart=True)
+
+    def usable(self) -> list[int]:
+        return [slot for slot in range(self.width) if slot not in self.retired]
 
     def close(self) -> None:
         for slot in range(self.width):
