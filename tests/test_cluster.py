@@ -10,6 +10,7 @@ Matched torch threads: the serial reference trains with 1 thread, as each of the
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,13 +59,17 @@ def _evaluations(run_dir: Path) -> int:
         return 0
 
 
+def _says(log: Path, text: str) -> bool:
+    return text in log.read_text()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def _until(condition, what: str, timeout: float, log: Path | None = None) -> None:  # type: ignore[no-untyped-def]
+def _until(condition: Callable[[], bool], what: str, timeout: float, log: Path | None = None) -> None:
     """Poll ``condition`` every 0.2 s; fail naming ``what`` (and the log's tail) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -107,7 +112,7 @@ def serial(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Out
 def slurm(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A one-node Slurm cluster (2 CPUs, no GPU) for this module; the job environment to submit with."""
     state = tmp_path_factory.mktemp("slurm")
-    start = subprocess.run([HARNESS, "start", state], capture_output=True, text=True, timeout=600)
+    start = subprocess.run([HARNESS, "start", state], check=False, capture_output=True, text=True, timeout=600)
     if start.returncode == 3:
         pytest.skip(f"no Slurm here: {start.stderr.strip()}")
     job_env = {**env, "SLURM_CONF": str(state / "slurm.conf"), "VENV": sys.prefix, "CONFIG": "configs/quick.toml",
@@ -116,7 +121,8 @@ def slurm(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iter
         assert start.returncode == 0, f"the Slurm harness failed:\n{start.stderr}"
         yield job_env
     finally:
-        jobs = subprocess.run(["squeue", "--noheader", "--format=%i"], env=job_env, capture_output=True, text=True)
+        jobs = subprocess.run(["squeue", "--noheader", "--format=%i"], check=False, env=job_env, capture_output=True,
+                              text=True)
         if jobs.stdout.split():
             subprocess.run(["scancel", *jobs.stdout.split()], env=job_env, check=False)
         subprocess.run([HARNESS, "stop", state], check=False, timeout=120)
@@ -126,15 +132,15 @@ def _sbatch(job_env: dict[str, str], script: Path, args: list[str], log: Path, *
             sbatch: tuple[str, ...] = ()) -> str:
     """Submit ``script`` from the repository root; with ``wait``, until it ends (asserting success)."""
     command = ["sbatch", "--parsable", *JOB, *sbatch, f"--output={log}", "--open-mode=append"]
-    done = subprocess.run([*command, *(["--wait"] if wait else []), script, *args], env=job_env, cwd=REPO,
-                          capture_output=True, text=True, timeout=RUN_S)
+    done = subprocess.run([*command, *(["--wait"] if wait else []), script, *args], check=False, env=job_env,
+                          cwd=REPO, capture_output=True, text=True, timeout=RUN_S)
     log_text = log.read_text() if log.exists() else ""
     assert done.returncode == 0, f"sbatch {script.name} failed ({done.returncode}): {done.stderr}\n{log_text[-3000:]}"
     return done.stdout.split(";")[0].strip()
 
 
 def _job_state(job_env: dict[str, str], job: str) -> str:
-    shown = subprocess.run(["scontrol", "show", "job", job], env=job_env, capture_output=True, text=True)
+    shown = subprocess.run(["scontrol", "show", "job", job], check=False, env=job_env, capture_output=True, text=True)
     return next((f.split("=", 1)[1] for f in shown.stdout.split() if f.startswith("JobState=")), "UNKNOWN")
 
 
@@ -208,7 +214,7 @@ def _raylet_of(session: int) -> int | None:
 
 def _stop_node(node: subprocess.Popen[bytes]) -> None:
     """SIGTERM the node's process group (``ray start --block`` then stops its node), SIGKILL what is left."""
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
         try:
             os.killpg(node.pid, sig)
         except ProcessLookupError:
@@ -240,7 +246,7 @@ def ray_cluster(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, subp
             with log.open("wb") as out:
                 nodes.append(subprocess.Popen([BIN / "ray", "start", *common, *extra], env=env, stdout=out,
                                               stderr=subprocess.STDOUT, start_new_session=True))
-            _until(lambda: "Ray runtime started" in log.read_text(), f"Ray {name} starting", 120, log)
+            _until(functools.partial(_says, log, "Ray runtime started"), f"Ray {name} starting", 120, log)
         yield address, nodes[1]
     finally:
         for node in reversed(nodes):
