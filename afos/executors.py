@@ -21,6 +21,9 @@ last bits.
 Faults (process and ray): a worker that dies in the middle of a job (kill -9, a CUDA error that takes the
 process down, the OOM killer) is replaced and the job retried, preferably on another slot, up to
 ``max_retries`` times; after that the job is reported as status ``error``, reason ``worker died N times: ...``.
+Each loss is logged (``afos.executors`` logger, a warning). On Ray, a worker lost with its node is such a
+death; a replacement the remaining nodes have no room for retires its slot instead of waiting forever (see
+:class:`_RaySlots`), and with no slot left the remaining jobs are reported as ``error``.
 ``timeout_s`` is a hard wall-clock limit per job enforced by the driver, counted from dispatch (so it includes
 a new worker's start-up): the worker is killed and replaced and the job reported as ``timeout``, not retried,
 since a slow candidate would be slow again. ``TrainConfig.timeout_s`` remains the soft, in-run limit; set the
