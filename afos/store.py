@@ -204,6 +204,9 @@ class RunStore:
                 self._conn.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
                 self._conn.execute("PRAGMA synchronous=FULL")  # per connection; see the module docstring
             self._check_schema(meta or {})
+        except sqlite3.OperationalError:
+            self._conn.close()
+            raise  # a full or unreadable disk, a lock: the CLI's boundary says what to do about it
         except sqlite3.DatabaseError as error:
             self._conn.close()
             raise StoreError(f"{self.path} is not a usable afos run database ({error})") from None
