@@ -481,7 +481,7 @@ def wins(
                 raise ValueError(f"{cand}: {len(pvalues)} per-case p-values for {values.shape[0]} cases")
             defined = np.array([p is not None for p in pvalues]) & counted
             tested = int(defined.sum())
-            significant = int(sum(1 for i in np.flatnonzero(defined & won) if pvalues[i] <= alpha))
+            significant = sum(1 for i in np.flatnonzero(defined & won) if (p := pvalues[i]) is not None and p <= alpha)
         n_cases = int(counted.sum())
         fraction = won.sum() / n_cases if n_cases else math.nan
         rows.append(WinsRow(cand, n_cases, int(won.sum()), float(fraction), significant, tested))

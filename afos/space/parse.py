@@ -229,9 +229,9 @@ class _Parser:
             return self.params[name]
         if name.lower() in CONSTANTS:
             return CONSTANTS[name.lower()]
-        spec = FUNCTIONS.get(name.lower())
-        if spec is not None and spec.min_args == 1:
-            return _apply(name, spec, [X], token.pos)  # a bare activation name means name(x)
+        bare = FUNCTIONS.get(name.lower())
+        if bare is not None and bare.min_args == 1:
+            return _apply(name, bare, [X], token.pos)  # a bare activation name means name(x)
         raise ParseError(_unknown_name_message(name, token.pos, self.params))
 
     def _arguments(self) -> list[sympy.Expr]:
