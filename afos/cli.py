@@ -32,7 +32,7 @@ class _Group(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click hook
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.exceptions.Abort as error:
             # click turns both Ctrl-C and an EOFError into Abort; only the first is an interrupt.
             if not isinstance(error.__context__, EOFError):
@@ -136,7 +136,7 @@ def primitives(set_name: str | None, as_json: bool) -> None:
     """List the primitives candidates are built from, with their formulas."""
     from afos.space.primitives import PRIMITIVE_SETS, primitive_set
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": p.name, "arity": p.arity, "formula": p.formula,
          "sets": [s for s, names in PRIMITIVE_SETS.items() if p.name in names]}
         for p in primitive_set(set_name or sorted({n for names in PRIMITIVE_SETS.values() for n in names}))
