@@ -102,15 +102,15 @@ _POSITIVE = number(0, open_low=True)
 _FRACTION = number(0, 1, open_high=True)
 
 #: Upper bounds that no sensible fitness run comes near; they turn a typo (an extra zero or three) into an
-#: error instead of a run that never ends or never fits in memory.
-MAX_EPOCHS = 10_000
+#: error instead of a run that never fits in memory. Epochs stay unbounded: a run meant to be stopped only
+#: by its time limit is legitimate.
 MAX_BATCH_SIZE = 1 << 20
 MAX_STEPS = 10**9
 
 _RULES: dict[str, Rule] = {
     "dataset": (one_of(data.DATASETS), f"one of {', '.join(data.DATASETS)}"),
     "model": (optional(one_of(models.MODELS)), f"None or one of {', '.join(models.MODELS)}"),
-    "epochs": (number(0, MAX_EPOCHS, open_low=True), f"a number in (0, {MAX_EPOCHS}]"),
+    "epochs": (_POSITIVE, "a number > 0"),
     "steps": (optional(integer(1, MAX_STEPS)), f"None or an integer in [1, {MAX_STEPS}]"),
     "batch_size": (integer(1, MAX_BATCH_SIZE), f"an integer in [1, {MAX_BATCH_SIZE}]"),
     "optimizer": (one_of(OPTIMIZERS), f"one of {', '.join(OPTIMIZERS)}"),
@@ -119,10 +119,10 @@ _RULES: dict[str, Rule] = {
     "nesterov": BOOLEAN,
     "weight_decay": (number(0), "a number >= 0"),
     "schedule": (one_of(SCHEDULES), f"one of {', '.join(SCHEDULES)}"),
-    "warmup_epochs": (number(0, MAX_EPOCHS), f"a number in [0, {MAX_EPOCHS}]"),
+    "warmup_epochs": (number(0), "a number >= 0"),
     "label_smoothing": (_FRACTION, "a number in [0, 1)"),
     "augment": BOOLEAN,
-    "early_reject_epochs": (number(0, MAX_EPOCHS, open_low=True), f"a number in (0, {MAX_EPOCHS}]"),
+    "early_reject_epochs": (_POSITIVE, "a number > 0"),
     "early_reject_accuracy": (optional(number(0, 1)), "None or a number in [0, 1]"),
     "timeout_s": (optional(_POSITIVE), "None or a number > 0"),
     "seed": (integer(0, MAX_SEED), "an integer in [0, 2**63 - 1]"),

@@ -54,7 +54,7 @@ _BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("augment", {"train": {"augment": "yes"}}),
     ("model", {"train": {"model": []}}),
     ("device", {"train": {"device": 0}}),
-    ("epochs", {"train": {"epochs": 1e12}}),
+    ("epochs", {"train": {"epochs": math.inf}}),
     ("lr", {"train": {"lr": True}}),
 ]
 
