@@ -118,7 +118,8 @@ def _make_executor(options: dict[str, Any]) -> Any:
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML config (default: configs/quick.toml settings).")
-@click.option("--dataset", default=None, help="Dataset (digits, wine, mnist, fashion-mnist, cifar10, cifar100).")
+@click.option("--dataset", default=None, help="Dataset (digits, wine, mnist, fashion-mnist, cifar10, cifar100, "
+                                             "folder, csv).")
 @click.option("--model", default=None, help="Model (mlp, small_cnn, lenet5, afos_cnn, resnet20, ...).")
 @click.option("--primitives", default=None, help="Primitive set (afos, swish, actbench) or a comma list.")
 @click.option("--population", type=int, default=None, help="Candidates per generation.")
@@ -128,7 +129,11 @@ def _make_executor(options: dict[str, Any]) -> Any:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run-id>).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None, help="Continue this run folder.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-dir", default=None, help="Folder holding the datasets (else $AFOS_DATA_DIR).")
+@click.option("--data-dir", default=None, help="Folder holding the datasets (else $AFOS_DATA_DIR); for "
+                                                "--dataset folder/csv the image folder or CSV file itself.")
+@click.option("--image-size", type=int, default=None, help="Side in pixels images of --dataset folder are fitted to "
+                                                           "(default 32).")
+@click.option("--target", default=None, help="Class column of --dataset csv.")
 @click.option("--max-evals", type=int, default=None, help="Stop after this many training runs.")
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--learnable-constants", is_flag=True, default=None,
@@ -147,7 +152,8 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         "time_limit": options["time_limit"], "learnable_constants": options["learnable_constants"],
         "train.dataset": options["dataset"], "train.model": options["model"],
         "train.epochs": options["epochs"], "train.seed": options["seed"], "train.device": options["device"],
-        "train.data_dir": options["data_dir"],
+        "train.data_dir": options["data_dir"], "train.image_size": options["image_size"],
+        "train.target": options["target"],
     }
     if resume:
         run_dir, config = Path(resume), engine.resume_config(Path(resume), overrides)
@@ -218,7 +224,11 @@ _TRAIN_OPTIONS = (
     ("--optimizer", "optimizer", {"help": "sgd, adam, adamw, adagrad or adadelta."}),
     ("--momentum", "momentum", {"type": float, "help": "SGD momentum (0 for plain SGD)."}),
     ("--device", "device", {"help": "auto, cpu, cuda or cuda:N."}),
-    ("--data-dir", "data_dir", {"help": "Folder holding the datasets (else $AFOS_DATA_DIR)."}),
+    ("--data-dir", "data_dir", {"help": "Folder holding the datasets (else $AFOS_DATA_DIR); for --dataset "
+                                        "folder/csv the image folder or CSV file itself."}),
+    ("--image-size", "image_size", {"type": int, "help": "Side in pixels images of --dataset folder are fitted "
+                                                         "to (default 32)."}),
+    ("--target", "target", {"help": "Class column of --dataset csv."}),
     ("--param-lr", "param_lr", {"type": float, "help": "Learning rate of activation parameters (default: --lr)."}),
     ("--param-wd", "param_wd", {"type": float, "help": "Weight decay of activation parameters (default 0)."}),
 )

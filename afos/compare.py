@@ -257,7 +257,8 @@ def _check_tasks(spec: Spec) -> None:
     for task in spec.tasks:
         name, model = split_task(task)
         dataset = data.load_dataset(name, spec.train["data_dir"], val_fraction=spec.train["val_fraction"],
-                                    seed=spec.seeds[0])
+                                    seed=spec.seeds[0], image_size=spec.train["image_size"],
+                                    target=spec.train["target"])
         models.build_model(model, nn.Identity, in_channels=dataset.in_channels, num_classes=dataset.num_classes,
                            image_size=dataset.image_size, num_features=dataset.num_features)
 

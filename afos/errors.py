@@ -18,5 +18,9 @@ class DatasetNotFound(UserError):
     """A dataset's files are absent and could not be downloaded."""
 
 
+class DatasetError(UserError):
+    """A dataset's files are there but unusable: an empty folder, one class, an unreadable image, a bad table."""
+
+
 class ConfigError(UserError):
     """A configuration key or value is unknown or invalid."""

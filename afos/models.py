@@ -486,6 +486,8 @@ _DEFAULT_MODELS = {
     "fashion-mnist": "lenet5",
     "cifar10": "resnet20",
     "cifar100": "resnet20",
+    "folder": "resnet20",
+    "csv": "mlp",
 }
 
 

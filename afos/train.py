@@ -140,6 +140,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "param_lr": (_optional(_between(0)), "None or a number >= 0"),
     "param_wd": (_optional(_between(0)), "None or a number >= 0"),
     "model_options": (lambda v: isinstance(v, dict), "a table of model settings, e.g. {hidden = [256, 128]}"),
+    "image_size": (_integer(1), "an integer >= 1 (pixels; dataset 'folder')"),
+    "target": (lambda v: v is None or (isinstance(v, str) and bool(v)), "None or a column name (dataset 'csv')"),
 }
 
 
@@ -161,6 +163,8 @@ class TrainConfig:
     by default because a short fitness run is limited by how fast it fits, not by overfitting (on digits,
     10 epochs reach ~95% validation accuracy without it, ~82% with it). ``amp``
     (bf16 autocast) and ``channels_last`` take effect on CUDA only; the CPU trains in float32.
+    ``image_size`` (the side images of dataset ``folder`` are fitted to) and ``target`` (the class column of
+    dataset ``csv``) apply to the user's own data only; there ``data_dir`` is the data itself.
     Early rejection (off while ``early_reject_accuracy`` is None) stops a run whose validation accuracy
     after ``early_reject_epochs`` is below ``early_reject_accuracy``.
     """
@@ -191,6 +195,8 @@ class TrainConfig:
     param_lr: float | None = None
     param_wd: float | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 32
+    target: str | None = None
 
     def __post_init__(self) -> None:
         # Paths arrive from the CLI as pathlib objects; records and TOML files want plain strings.
@@ -220,9 +226,19 @@ class TrainConfig:
 NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s")
 
 
+#: Settings of the user's own data (``folder``, ``csv``), left out of other datasets' protocols so that
+#: their hashes stay those of runs made before the settings existed.
+OWN_DATA_SETTINGS = ("image_size", "target")
+
+
 def protocol_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings that make two fitness runs comparable; their hash is a record's ``protocol``."""
-    return {k: v for k, v in settings.items() if k not in NOT_PROTOCOL}
+    """The settings that make two fitness runs comparable; their hash is a record's ``protocol``.
+
+    For the user's own data ``data_dir`` names the data itself, so it is part of the protocol there.
+    """
+    own = settings.get("dataset") in data.OWN_DATASETS
+    ignored = [k for k in NOT_PROTOCOL if not (own and k == "data_dir")] + ([] if own else list(OWN_DATA_SETTINGS))
+    return {k: v for k, v in settings.items() if k not in ignored}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -590,7 +606,8 @@ def run_fitness(
     """
     config.validate()
     if dataset is None:
-        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed)
+        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed,
+                                    image_size=config.image_size, target=config.target)
     device = resolve_device(config.device)
     run = _Run(config, dataset, device, progress)  # outside the guard: data problems are the caller's
     result = run.result
