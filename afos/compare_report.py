@@ -37,9 +37,10 @@ from afos.plots import critical_difference_diagram, function_plot, heatmap, line
 
 RUN_COLUMNS = ("expression", "canonical", "fingerprint", "role", "dataset", "model", "seed", "status", "reason",
                "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "budget", "epochs", "steps",
-               "seconds", "params")
+               "seconds", "params", "val_f1", "test_f1")
 CELL_COLUMNS = ("case", "function", "canonical", "role", "n", "ok", "statuses", "test_accuracy",
-                "test_accuracy_std", "val_accuracy", "val_accuracy_std", "seconds")
+                "test_accuracy_std", "val_accuracy", "val_accuracy_std", "seconds", "test_f1", "test_f1_std",
+                "val_f1", "val_f1_std")
 
 
 def default_out(kind: str) -> Path:
@@ -163,11 +164,13 @@ def learned_shapes(results: Results, out: Path) -> list[Path]:
 
 def evaluation_table(results: Results) -> str:
     """The terminal table of ``afos evaluate``: one line per function (and case)."""
-    lines = [f"{'function':<24} {'canonical':<32} {'role':<9} {'val acc':>16} {'test acc':>16} {'s/run':>6}  runs"]
+    lines = [f"{'function':<24} {'canonical':<32} {'role':<9} {'val acc':>16} {'test acc':>16} {'test F1':>16} "
+             f"{'s/run':>6}  runs"]
     for cell in cell_rows(results):
         lines.append(f"{_short(cell['function'], 24):<24} {_short(cell['canonical'], 32):<32} {cell['role']:<9} "
                      f"{_pm(cell['val_accuracy'], cell['val_accuracy_std']):>16} "
                      f"{_pm(cell['test_accuracy'], cell['test_accuracy_std']):>16} "
+                     f"{_pm(cell['test_f1'], cell['test_f1_std']):>16} "
                      f"{_seconds(cell['seconds']):>6}  {_statuses(cell)}")
     return "\n".join(lines)
 
@@ -182,11 +185,13 @@ def _seconds(value: float | None) -> str:
 
 def _evaluation_markdown(results: Results, cells: list[dict[str, Any]]) -> str:
     lines = ["# afos evaluate", "", *_protocol_lines(results), "",
-             "Accuracies are mean ± sample standard deviation over the seeds that finished ok; the test split is "
+             "Accuracies and macro-F1 are mean ± sample standard deviation over the seeds that finished ok; the test split is "
              "held out from training and validation and touched once per run.", "",
-             "| function | canonical | role | val acc | test acc | s/run | runs |", "|---|---|---|---:|---:|---:|---|"]
+             "| function | canonical | role | val acc | test acc | val F1 | test F1 | s/run | runs |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     lines += [f"| {c['function']} | `{c['canonical']}` | {c['role']} | {_pm(c['val_accuracy'], c['val_accuracy_std'])} "
-              f"| {_pm(c['test_accuracy'], c['test_accuracy_std'])} | {_seconds(c['seconds'])} | {_statuses(c)} |"
+              f"| {_pm(c['test_accuracy'], c['test_accuracy_std'])} | {_pm(c['val_f1'], c['val_f1_std'])} "
+              f"| {_pm(c['test_f1'], c['test_f1_std'])} | {_seconds(c['seconds'])} | {_statuses(c)} |"
               for c in cells]
     failures = [r for r in results.all_runs() if r.record["status"] != "ok"]
     if failures:

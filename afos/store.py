@@ -424,7 +424,11 @@ def _evaluation_row(record: dict) -> dict[str, Any]:
 
 
 def _decode(row: sqlite3.Row, json_columns: tuple[str, ...]) -> dict:
+    """A row as a record; keys kept in ``extra`` (metrics without a column, e.g. ``val_f1``) are lifted to the
+    top level as well, so readers see a record as it was written."""
     data = dict(row)
     for column in json_columns:
         data[column] = _loads(data[column])
+    if isinstance(data.get("extra"), dict):
+        data.update({key: value for key, value in data["extra"].items() if key not in data})
     return data

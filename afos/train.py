@@ -44,6 +44,7 @@ __all__ = [
     "TrainConfig",
     "build_optimizer",
     "lr_factor",
+    "macro_f1",
     "resolve_device",
     "run_fitness",
 ]
@@ -258,7 +259,7 @@ class FitnessResult:
     ``val_*`` is the fitness, from the last validation pass (for ``rejected``, the one that rejected).
     ``test_*`` is filled only for ``ok`` runs. ``history`` holds one entry per validation pass (each epoch
     end, the early-rejection point and the final step): {step, epoch, train_loss, val_loss, val_accuracy,
-    seconds}, with ``train_loss`` the mean since the previous pass. ``params`` maps activation site index
+    val_f1, seconds}, with ``train_loss`` the mean since the previous pass. ``params`` maps activation site index
     (forward order) to its learned parameters: a float per scalar, {mean, min, max} per tensor. Non-finite
     numbers are stored as None so that records are valid JSON and compare equal (JSON turns the site
     indices into strings).
@@ -271,6 +272,8 @@ class FitnessResult:
     test_accuracy: float | None = None
     test_loss: float | None = None
     train_loss: float | None = None
+    val_f1: float | None = None
+    test_f1: float | None = None
     epochs: float = 0.0
     steps: int = 0
     seconds: float = 0.0
@@ -300,6 +303,18 @@ def _param_summary(sites: list[nn.Module]) -> dict[int, dict[str, Any]]:
         if values:
             summary[index] = values
     return summary
+
+
+def macro_f1(confusion: torch.Tensor) -> torch.Tensor:
+    """Unweighted mean of the per-class F1 scores of a confusion matrix (rows: true class, columns: predicted).
+
+    As scikit-learn's ``f1_score(average="macro")``: a class neither present nor predicted is left out, a
+    class present but never predicted correctly scores 0.
+    """
+    hits = confusion.diagonal()
+    denominator = confusion.sum(0) + confusion.sum(1)  # 2 tp + fp + fn
+    seen = denominator > 0
+    return (2 * hits[seen] / denominator[seen]).mean()
 
 
 # ----------------------------------------------------------------------------------- optimisation
@@ -396,21 +411,29 @@ class Learner:
         return loss.detach()
 
     @torch.no_grad()  # not inference_mode: a module caching a tensor here must still be usable in training
-    def evaluate(self, loader: data.DeviceLoader) -> tuple[float, float]:
-        """(mean cross-entropy without label smoothing, accuracy), read from the device once."""
+    def evaluate(self, loader: data.DeviceLoader) -> tuple[float, float, float]:
+        """(mean cross-entropy without label smoothing, accuracy, macro-F1), read from the device once.
+
+        A confusion matrix is accumulated on the device, so F1 costs one bincount per batch and no host
+        round trip; accuracy is its trace.
+        """
         self.model.eval()
         loss = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
-        count = 0
+        confusion: torch.Tensor | None = None
         for x, y in loader:
             with self._autocast():
                 logits = self.model(x).float()
             loss += F.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
-            count += len(y)
+            classes = logits.shape[1]
+            counts = torch.bincount(y * classes + logits.argmax(1), minlength=classes * classes)
+            confusion = counts if confusion is None else confusion + counts
         self.model.train()
-        total_loss, total_correct = torch.stack([loss, correct]).tolist()
-        return total_loss / count, total_correct / count
+        assert confusion is not None  # DeviceLoader refuses to be empty
+        confusion = confusion.view(classes, classes).double()
+        count = confusion.sum()
+        total_loss, accuracy, f1 = torch.stack([loss.double() / count, confusion.trace() / count,
+                                                macro_f1(confusion)]).tolist()
+        return total_loss, accuracy, f1
 
 
 # ---------------------------------------------------------------------------------------- the run
@@ -508,7 +531,7 @@ class _Run:
         learner = self._build(activation)
         self._train(learner)
         result = self.result
-        result.test_loss, result.test_accuracy = map(_finite, learner.evaluate(self.loaders.test))
+        result.test_loss, result.test_accuracy, result.test_f1 = map(_finite, learner.evaluate(self.loaders.test))
 
     def _build(self, activation: ActivationFactory) -> Learner:
         dataset = self.dataset
@@ -551,7 +574,7 @@ class _Run:
         result = self.result
         result.train_loss = _finite(train_loss)
         _check_finite(train_loss, step)
-        val_loss, result.val_accuracy = learner.evaluate(self.loaders.val)
+        val_loss, result.val_accuracy, result.val_f1 = learner.evaluate(self.loaders.val)
         result.val_loss = _finite(val_loss)
         entry = {
             "step": step,
@@ -559,6 +582,7 @@ class _Run:
             "train_loss": result.train_loss,
             "val_loss": result.val_loss,
             "val_accuracy": result.val_accuracy,
+            "val_f1": result.val_f1,
             "seconds": time.perf_counter() - self.start,
         }
         result.history.append(entry)
@@ -600,7 +624,7 @@ def run_fitness(
 
     ``dataset`` lets a caller load once for many candidates (else it is loaded from ``config``); when given,
     it is used as is, split included. ``progress`` receives a dict per validation pass
-    ({"event": "epoch", "step", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy", "seconds",
+    ({"event": "epoch", "step", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy", "val_f1", "seconds",
     "eta"}); nothing is printed. Raises only for the caller's mistakes: ConfigError (invalid config, or a
     model that cannot take the dataset) and DatasetNotFound.
     """
