@@ -384,6 +384,38 @@ def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | 
     click.echo(comparison_text(analysis, out))
 
 
+@cli.command(context_settings=_EXPRESSION_COMMAND)
+@click.argument("target")
+@click.option("--rank", type=int, default=1, show_default=True, help="Which function of a run's hall of fame.")
+@click.option("--format", "fmt", type=click.Choice(["torch", "numpy", "latex", "sympy"]), default="torch",
+              show_default=True, help="Standalone torch or numpy code, or the formula as LaTeX or sympy text.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file (default stdout).")
+@_parameter_options
+def export(target: str, rank: int, fmt: str, out: str | None, **options: Any) -> None:
+    """Export a function (TARGET: an expression, a family name, or a search RUN_DIR) as standalone code.
+
+    The torch file defines activation(x) and class Activation(torch.nn.Module); the numpy file
+    activation(x). Neither imports afos.
+    """
+    from afos.export import Form, render
+
+    if Path(target).is_dir():
+        from afos.report import hall_of_fame_form
+
+        form = hall_of_fame_form(target, rank)
+    else:
+        from afos.compile import resolve_activation
+
+        spec = resolve_activation(target, **_parameters(options))
+        form = Form.from_text(spec.expression, spec.typical_values(), source=f"Exported from {target!r}.")
+    text = render(form, fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        Path(out).write_text(text)
+        click.echo(f"wrote {out}", err=True)
+
+
 def _format_facts(facts: dict[str, Any]) -> str:
     props = facts["properties"]
     verdict = "valid" if facts["valid"] else f"rejected: {facts['reason']}"

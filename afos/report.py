@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from afos.errors import UserError
+from afos.export import Form
 from afos.plots import function_plot, line_plot
 from afos.stats import finite_mean
 from afos.store import RunStore
@@ -196,3 +198,31 @@ def list_runs(root: str | Path) -> list[dict[str, Any]]:
                 "fitness": hof[0]["fitness"] if hof else None,
             })
     return runs
+
+
+def hall_of_fame_form(run_dir: str | Path, rank: int = 1) -> Form:
+    """The function at ``rank`` (1 = best) of a search run's hall of fame, for :func:`afos.export.render`.
+
+    Learned constants are per activation site; the form carries their mean over the sites (a per-channel
+    summary counts by its mean), and says so.
+    """
+    path = Path(run_dir) / "afos.db" if Path(run_dir).is_dir() else Path(run_dir)
+    if not path.is_file():
+        raise UserError(f"{run_dir} is neither an expression nor a run folder holding afos.db")
+    with RunStore(path, readonly=True) as store:
+        generation = store.last_generation()
+    entries = (generation or {}).get("hall_of_fame") or []
+    if not entries:
+        raise UserError(f"{run_dir} has no hall of fame (not a search run, or no generation finished)")
+    if not 1 <= rank <= len(entries):
+        raise UserError(f"--rank {rank} is out of range: {run_dir} holds {len(entries)} functions")
+    entry = entries[rank - 1]
+    per_site: dict[str, list[float]] = {}
+    for values in (entry.get("learned") or {}).values():
+        for name, value in values.items():
+            per_site.setdefault(name, []).append(value["mean"] if isinstance(value, dict) else value)
+    means = {name: math.fsum(v) / len(v) for name, v in per_site.items() if None not in v}
+    source = f"Rank {rank} of {run_dir} (fitness {_num(entry['fitness'][1])})"
+    if means:
+        source += f"; learned values are means over {max(map(len, per_site.values()))} activation sites"
+    return Form.from_text(entry["canonical"], means, source=source + ".")
