@@ -8,6 +8,7 @@ output of an uninterrupted one, and ``compare --from`` reproduces a comparison w
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import re
@@ -154,12 +155,29 @@ def learned_shapes(results: Results, out: Path) -> list[Path]:
         if run is None:
             continue
         curves: dict[str, object] = {"initial": (spec.expression, spec.typical_values())}
+        bands: dict[str, list[dict[str, float]]] = {}
         for site, values in run.record["params"].items():
             learned = {k: v["mean"] if isinstance(v, dict) else v for k, v in values.items()}
             curves[f"layer {site}"] = (spec.expression, {**spec.fixed, **learned})
+            if any(isinstance(v, dict) for v in values.values()):
+                bands[f"layer {site}"] = [{**spec.fixed, **corner} for corner in _channel_corners(values)]
         title = f"{function.name}: learned shape per layer ({run.task}, seed {run.seed})"
-        paths.append(function_plot(curves, out / f"learned-{_safe(function.name)}.png", title=title))
+        if bands:
+            title += "\nline: mean over channels; band: the curves at the channels' parameter extremes"
+        paths.append(function_plot(curves, out / f"learned-{_safe(function.name)}.png", title=title,
+                                   reference="initial", bands=bands))
     return paths
+
+
+def _channel_corners(values: Mapping[str, Any]) -> list[dict[str, float]]:
+    """Every combination of each per-channel parameter's min and max (scalars as they are).
+
+    Records keep per-channel parameters as {mean, min, max}; the curves at these corners span the channels'
+    shapes wherever the function is monotone in each parameter, and show their spread in any case.
+    """
+    choices = [[(name, v["min"]), (name, v["max"])] if isinstance(v, dict) else [(name, v)]
+               for name, v in values.items()]
+    return [dict(corner) for corner in itertools.product(*choices)]
 
 
 def evaluation_table(results: Results) -> str:
@@ -230,7 +248,8 @@ def write_comparison(out: Path, results: Results) -> dict[str, Any]:
     _write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
     names = [f["name"] for f in analysis["functions"]]
     matrix = [[math.nan if v is None else v for v in row] for row in analysis["matrix"]]
-    heatmap(matrix, analysis["cases"], names, out / "heatmap.png", title="Mean test accuracy over seeds")
+    heatmap(matrix, analysis["cases"], names, out / "heatmap.png", title="Mean test accuracy over seeds",
+            value_label="mean test accuracy", per_row=True)
     if analysis["average_ranks"]:
         nemenyi = analysis["posthoc"]["nemenyi"]
         critical_difference_diagram(analysis["average_ranks"], nemenyi["critical_difference"], out / "cd_diagram.png",

@@ -88,7 +88,7 @@ def write_report(run_dir: str | Path) -> Path:
     if hof:
         shapes = {f"#{row['rank']} {row['canonical']}": _plottable(row) for row in hof[:5]}
         shapes["ReLU"] = "relu"
-        function_plot(shapes, run_dir / "top_functions.png", title="Top functions beside ReLU")
+        function_plot(shapes, run_dir / "top_functions.png", title="Top functions beside ReLU", reference="ReLU")
     path = run_dir / "report.md"
     path.write_text(_markdown(run_dir.name, config, status, evaluations, hof, generations, baseline))
     return path
