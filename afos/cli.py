@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,22 @@ import click
 from afos.errors import UserError
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for the CLI: one ``afos: warning: ...`` line, without Python's source line."""
+    text = " ".join(str(message).split())
+    click.echo(f"afos: warning: {text}", err=True)
+
+
 class _Group(click.Group):
-    """Routes every user error to one line on stderr and exit code 2, never a traceback."""
+    """Routes every user error to one line on stderr and exit code 2, never a traceback; warnings become
+    one ``afos: warning:`` line each."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click hook
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            with warnings.catch_warnings():  # restores Python's own hook when the command returns
+                warnings.showwarning = _show_warning
+                return super().main(*args, standalone_mode=False, **kwargs)
         except (UserError, click.UsageError, click.BadParameter) as error:
             message = error.format_message() if isinstance(error, click.ClickException) else str(error)
             click.echo(f"afos: error: {message}", err=True)
