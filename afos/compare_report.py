@@ -182,8 +182,8 @@ def _channel_corners(values: Mapping[str, Any]) -> list[dict[str, float]]:
 
 def evaluation_table(results: Results) -> str:
     """The terminal table of ``afos evaluate``: one line per function (and case)."""
-    lines = [f"{'function':<24} {'canonical':<32} {'role':<9} {'val acc':>16} {'test acc':>16} {'test F1':>16} "
-             f"{'s/run':>6}  runs"]
+    lines = [(f"{'function':<24} {'canonical':<32} {'role':<9} {'val acc':>16} {'test acc':>16} {'test F1':>16} "
+              f"{'s/run':>6}  runs")]
     for cell in cell_rows(results):
         lines.append(f"{_short(cell['function'], 24):<24} {_short(cell['canonical'], 32):<32} {cell['role']:<9} "
                      f"{_pm(cell['val_accuracy'], cell['val_accuracy_std']):>16} "
@@ -203,8 +203,8 @@ def _seconds(value: float | None) -> str:
 
 def _evaluation_markdown(results: Results, cells: list[dict[str, Any]]) -> str:
     lines = ["# afos evaluate", "", *_protocol_lines(results), "",
-             "Accuracies and macro-F1 are mean ± sample standard deviation over the seeds that finished ok; the test split is "
-             "held out from training and validation and touched once per run.", "",
+             ("Accuracies and macro-F1 are mean ± sample standard deviation over the seeds that finished ok; the test "
+              "split is held out from training and validation and touched once per run."), "",
              "| function | canonical | role | val acc | test acc | val F1 | test F1 | s/run | runs |",
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
     lines += [f"| {c['function']} | `{c['canonical']}` | {c['role']} | {_pm(c['val_accuracy'], c['val_accuracy_std'])} "

@@ -14,6 +14,7 @@ download missing files.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -423,17 +424,13 @@ def _cached_folder(root: Path, image_size: int) -> dict[str, Any]:
     key = _files_key(splits, image_size)
     cache = root / f".afos-cache-{image_size}px.pt"
     if cache.is_file():
-        try:
+        with contextlib.suppress(Exception):  # any unreadable cache is rebuilt from the images
             stored = torch.load(cache, weights_only=True)
             if isinstance(stored, dict) and stored.get("key") == key:
                 return stored
-        except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt from the images
-            pass
     stored = {"key": key, "classes": list(splits["train"]), "tensors": _decode_folder(splits, image_size)}
-    try:
+    with contextlib.suppress(OSError):  # a read-only data folder goes uncached
         torch.save(stored, cache)
-    except OSError:
-        pass
     return stored
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 import sympy
 from sympy.printing.numpy import NumPyPrinter
@@ -110,10 +111,14 @@ _NUMPY_UNARY = {
 class _Helpers:
     """What both printers share: the unary table, the helper definitions used so far, Max/Min folding."""
 
-    unary: dict[type, str]
-    helpers: dict[str, str]
-    needs: dict[str, tuple[str, ...]] = {}
+    unary: ClassVar[dict[type, str]]
+    helpers: ClassVar[dict[str, str]]
+    needs: ClassVar[dict[str, tuple[str, ...]]] = {}
     maximum = minimum = sinc = ""
+
+    if TYPE_CHECKING:  # provided by the sympy printer each concrete class also derives from
+        def _print(self, expr: sympy.Basic) -> str: ...
+        def doprint(self, expr: sympy.Basic) -> str: ...
 
     def used(self) -> set[str]:
         """Names of the helpers the printed code calls (and those they call)."""
@@ -127,7 +132,7 @@ class _Helpers:
         self._mark(name)
         return f"{name}({', '.join(self._print(a) for a in args)})"
 
-    def _print_Function(self, expr: sympy.Function) -> str:  # noqa: N802 - sympy's printer protocol
+    def _print_Function(self, expr: sympy.Function) -> str:
         name = self.unary.get(expr.func)
         if name is None:
             return super()._print_Function(expr)  # type: ignore[misc]
@@ -140,20 +145,20 @@ class _Helpers:
             text = f"{name}({text}, {self._print(arg)})"
         return text
 
-    def _print_Max(self, expr: sympy.Max) -> str:  # noqa: N802
+    def _print_Max(self, expr: sympy.Max) -> str:
         return self._fold(self.maximum, expr.args)
 
-    def _print_Min(self, expr: sympy.Min) -> str:  # noqa: N802
+    def _print_Min(self, expr: sympy.Min) -> str:
         return self._fold(self.minimum, expr.args)
 
-    def _print_sinc(self, expr: sympy.sinc) -> str:  # noqa: N802 - sympy's sinc is sin(x)/x, not normalised
+    def _print_sinc(self, expr: sympy.sinc) -> str:  # sympy's sinc is sin(x)/x, not normalised
         return self._call(self.sinc, expr.args[0] / sympy.pi)
 
 
 class _TorchPrinter(_Helpers, TorchPrinter):
     unary, helpers, maximum, minimum, sinc = _TORCH_UNARY, _TORCH_HELPERS, "_maximum", "_minimum", "torch.sinc"
 
-    def _print_Heaviside(self, expr: sympy.Heaviside) -> str:  # noqa: N802
+    def _print_Heaviside(self, expr: sympy.Heaviside) -> str:
         self._mark("_heaviside")
         at_zero = float(expr.args[1]) if len(expr.args) > 1 else 0.5
         return f"_heaviside({self._print(expr.args[0])}, {at_zero!r})"
@@ -161,13 +166,13 @@ class _TorchPrinter(_Helpers, TorchPrinter):
 
 class _NumpyPrinter(_Helpers, NumPyPrinter):
     unary, helpers, maximum, minimum, sinc = _NUMPY_UNARY, _NUMPY_HELPERS, "numpy.maximum", "numpy.minimum", "numpy.sinc"
-    needs = {"_gelu": ("_erf",), "_elish": ("_sigmoid",)}
+    needs: ClassVar[dict[str, tuple[str, ...]]] = {"_gelu": ("_erf",), "_elish": ("_sigmoid",)}
 
-    def _print_Heaviside(self, expr: sympy.Heaviside) -> str:  # noqa: N802
+    def _print_Heaviside(self, expr: sympy.Heaviside) -> str:
         at_zero = float(expr.args[1]) if len(expr.args) > 1 else 0.5
         return f"numpy.heaviside({self._print(expr.args[0])}, {at_zero!r})"
 
-    def _print_i0e(self, expr: sympy.Function) -> str:  # noqa: N802
+    def _print_i0e(self, expr: sympy.Function) -> str:
         raise ExportError(f"no numpy-only form of {expr.func.__name__} (it needs scipy); export it to torch")
 
     _print_i1e = _print_i0e
@@ -248,8 +253,8 @@ def _torch_file(form: Form) -> str:
         *helpers,
         *([_TORCH_BROADCAST] if channel else []),
         f"def formula({_signature(form)}):\n    return {code}\n",
-        "def activation(x):\n    \"\"\"The function with the parameter values baked in.\"\"\"\n"
-        f"    return formula(x, **{{name: {value} for name, value in PARAMETERS.items()}})\n",
+        ("def activation(x):\n    \"\"\"The function with the parameter values baked in.\"\"\"\n"
+         f"    return formula(x, **{{name: {value} for name, value in PARAMETERS.items()}})\n"),
         "class Activation(torch.nn.Module):\n"
         "    \"\"\"The function as a module; its parameters start at PARAMETERS and can be trained further.\"\"\"\n\n"
         "    def __init__(self):\n        super().__init__()\n" + parameters + "\n"
@@ -283,10 +288,10 @@ def _numpy_file(form: Form) -> str:
         *helpers,
         *([_NUMPY_BROADCAST] if channel else []),
         f"def formula({_signature(form)}):\n    return {code}\n",
-        "def activation(x):\n    \"\"\"The function with the parameter values baked in, on float arrays.\"\"\"\n"
-        "    x = numpy.asarray(x)\n"
-        "    x = x.astype(numpy.result_type(x.dtype, numpy.float32), copy=False)\n"
-        f"    return formula(x, **{{name: {value} for name, value in PARAMETERS.items()}})\n",
+        ("def activation(x):\n    \"\"\"The function with the parameter values baked in, on float arrays.\"\"\"\n"
+         "    x = numpy.asarray(x)\n"
+         "    x = x.astype(numpy.result_type(x.dtype, numpy.float32), copy=False)\n"
+         f"    return formula(x, **{{name: {value} for name, value in PARAMETERS.items()}})\n"),
     ]
     return _join(parts)
 

@@ -229,6 +229,7 @@ def function_plot(
     for label, function in functions.items():
         expr, values = function if isinstance(function, tuple) else (function, params)
         curves = _derivatives(expr, points, order, values)
+        style: dict[str, Any]
         if label == reference:
             style = {"color": "black", "linestyle": "--", "linewidth": 1.0, "zorder": 4}
         else:

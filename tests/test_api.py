@@ -23,7 +23,7 @@ def test_dir_lists_the_public_api_and_every_name_resolves() -> None:
 
 def test_import_afos_stays_light() -> None:
     code = "import sys, afos; afos.parse('x'); print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False).stdout.strip() == "False"
 
 
 def test_warnings_print_as_one_clean_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,7 +39,7 @@ def test_the_cifar_subset_warning_through_the_cli(test_data_dir: Path, tmp_path:
         [sys.executable, "-m", "afos", "evaluate", "relu", "--dataset", "cifar10", "--model", "small_cnn",
          "--data-dir", str(test_data_dir / "cifar10-subset"), "--epochs", "0.02", "--seeds", "1",
          "--out", str(tmp_path / "run"), "--quiet"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, check=False, timeout=600,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -48,6 +48,6 @@ def test_the_cifar_subset_warning_through_the_cli(test_data_dir: Path, tmp_path:
 
 
 def test_bad_input_exits_2_with_one_line() -> None:
-    result = subprocess.run([sys.executable, "-m", "afos", "export", "x +* 2"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "afos", "export", "x +* 2"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("afos: error: ")

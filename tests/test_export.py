@@ -65,7 +65,7 @@ def run_isolated(source: str, kind: str, tmp_path: Path, points: np.ndarray = GR
     work.mkdir(exist_ok=True)
     (work / "exported.py").write_text(source)
     result = subprocess.run([sys.executable, "-I", "-c", RUNNER, "exported.py", kind, json.dumps(points.tolist())],
-                            cwd=work, capture_output=True, text=True, timeout=120)
+                            cwd=work, capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -138,7 +138,7 @@ def test_impossible_exports_are_clear_errors() -> None:
 
 
 def afos(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "afos", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "afos", *args], capture_output=True, text=True, check=False, timeout=300)
 
 
 def test_cli_exports_an_expression_with_fixed_parameters(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_macro_f1_matches_scikit_learn_on_a_partly_trained_model() -> None:
         learner.step(x, y)
     test = DeviceLoader(ds.test_x, ds.test_y, batch_size=100, mean=ds.mean, std=ds.std, train=False,
                         augment=False, seed=0, device="cpu")
-    loss, accuracy, f1 = learner.evaluate(test)
+    _, accuracy, f1 = learner.evaluate(test)
     model.eval()
     with torch.no_grad():
         predictions = torch.cat([model(x).argmax(1) for x, _ in test])

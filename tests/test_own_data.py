@@ -169,7 +169,7 @@ def test_evaluate_on_a_csv_through_the_cli(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "afos", "evaluate", "relu", "--dataset", "csv", "--data-dir", str(table),
          "--target", "species", "--seeds", "1", "--epochs", "3", "--out", str(tmp_path / "run"), "--json", "--quiet"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, check=False, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
@@ -181,7 +181,7 @@ def test_missing_target_column_through_the_cli_is_exit_2(tmp_path: Path) -> None
     result = subprocess.run(
         [sys.executable, "-m", "afos", "evaluate", "relu", "--dataset", "csv", "--data-dir", str(table),
          "--target", "colour", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, check=False, timeout=300,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
