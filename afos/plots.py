@@ -241,6 +241,7 @@ def function_plot(
                 ax.fill_between(points.numpy(), spread.min(0), spread.max(0), color=line.get_color(), alpha=0.2,
                                 linewidth=0, zorder=2)
     for ax, name in zip(axes, panels):
+        _robust_ylim(ax)
         ax.set_title(name)
         ax.axhline(0, color="0.75", linewidth=0.8)
         ax.axvline(0, color="0.75", linewidth=0.8)
@@ -250,6 +251,22 @@ def function_plot(
     if title:
         figure.suptitle(title)
     return _save(figure, path)
+
+
+def _robust_ylim(ax: Any, ratio: float = 10.0) -> None:
+    """Frame the curves of typical size when some dwarf them (e.g. an exponential beside ReLU, which would
+    flatten every other function into a line): curves whose range exceeds ``ratio`` times the median range
+    are left out of the y limits, and visibly leave the frame."""
+    curves = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    curves = [c[np.isfinite(c)] for c in curves]
+    spans = np.array([np.ptp(c) if c.size else 0.0 for c in curves])
+    typical = np.median(spans[spans > 0]) if (spans > 0).any() else 0.0
+    kept = [c for c, span in zip(curves, spans) if c.size and span <= ratio * typical]
+    if typical == 0.0 or len(kept) == len([c for c in curves if c.size]) or not kept:
+        return
+    low, high = min(c.min() for c in kept), max(c.max() for c in kept)
+    pad = 0.08 * max(high - low, 1e-9)
+    ax.set_ylim(low - pad, high + pad)
 
 
 def line_plot(
