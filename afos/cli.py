@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -112,6 +113,8 @@ def _executor_options(command: Any) -> Any:
                      help="Retries of a run whose worker died."),
         click.option("--run-timeout", type=float, default=None,
                      help="Hard wall-clock limit of one run in seconds (process and ray executors)."),
+        click.option("--no-reuse", is_flag=True, default=False,
+                     help="Train every run here instead of copying identical runs from sibling run folders."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -149,13 +152,16 @@ def _make_executor(options: dict[str, Any]) -> Any:
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--learnable-constants", is_flag=True, default=None,
               help="Let mutations insert and remove constants that each fitness run trains (PANGAEA-style).")
+@click.option("--confirm-top", type=int, default=None, help="Finalists confirmed on fresh seeds (default 5).")
+@click.option("--confirm-seeds", type=int, default=None, help="Fresh seeds per finalist and baseline (default 5).")
+@click.option("--no-confirm", is_flag=True, default=False, help="Skip the confirmation of the finalists.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_executor_options
 def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
     """Evolve activation functions with a genetic search; results go to a run folder."""
-    from afos import search as engine
+    from afos import runs as folders
     from afos.config import load_config, with_overrides
-    from afos.report import write_report
+    from afos.search import SearchConfig
 
     overrides = {
         "primitives": options["primitives"], "population": options["population"],
@@ -164,33 +170,37 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         "train.dataset": options["dataset"], "train.model": options["model"],
         "train.epochs": options["epochs"], "train.seed": options["seed"], "train.device": options["device"],
         "train.data_dir": options["data_dir"], "train.image_size": options["image_size"],
-        "train.target": options["target"],
+        "train.target": options["target"], "reuse_runs": False if options.pop("no_reuse") else None,
+        "confirm_top": options.pop("confirm_top"), "confirm_seeds": options.pop("confirm_seeds"),
+        "confirm": False if options.pop("no_confirm") else None,
     }
     if resume:
-        run_dir, config = Path(resume), engine.resume_config(Path(resume), overrides)
+        run_dir, config = Path(resume), folders.resume_config(Path(resume), overrides)
     else:
         values = load_config(config_path or _default_config())
-        config = engine.SearchConfig.from_dict(with_overrides(values, overrides))
-        run_dir = Path(out) if out else engine.new_run_dir("results", config)
+        config = SearchConfig.from_dict(with_overrides(values, overrides))
+        run_dir = Path(out) if out else folders.new_run_dir("results", config)
     echo = None if quiet else (lambda message: click.echo(message, err=True))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = engine.run_log(run_dir, echo)
-    log(f"run folder {run_dir}")
     try:
-        with _make_executor(options) as executor:
-            status = engine.Search(config, run_dir, progress=log, executor=executor).run()
-    except KeyboardInterrupt:
-        write_report(run_dir)
-        click.echo(f"afos: interrupted; resume with: afos search --resume {run_dir}", err=True)
-        sys.exit(130)
-    report = write_report(run_dir)
-    click.echo(_top_functions(run_dir, status, report))
+        with folders.sigterm_interrupts(), _make_executor(options) as executor:
+            status = folders.search(config, run_dir, executor=executor, echo=echo)
+    except KeyboardInterrupt as interrupt:
+        _interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
+    click.echo(_top_functions(run_dir, status, run_dir / "report.md"))
 
 
 def _default_config() -> str | None:
     """configs/quick.toml of a source checkout; an installed package falls back to the same defaults."""
     path = Path(__file__).resolve().parent.parent / "configs" / "quick.toml"
     return str(path) if path.exists() else None
+
+
+def _interrupted(interrupt: KeyboardInterrupt, how: str) -> NoReturn:
+    """Ctrl-C exits 130, SIGTERM 143 (128 + the signal), each with how to continue."""
+    from afos.runs import Terminated
+
+    click.echo(f"afos: {'terminated' if isinstance(interrupt, Terminated) else 'interrupted'}; {how}", err=True)
+    sys.exit(143 if isinstance(interrupt, Terminated) else 130)
 
 
 def _top_functions(run_dir: Path, status: str, report: Path) -> str:
@@ -213,7 +223,7 @@ def report(run_dir: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs(root: str, as_json: bool) -> None:
     """List the runs under ROOT (default results/) with status, progress and best function."""
-    from afos.report import list_runs
+    from afos.runs import list_runs
 
     rows = list_runs(root)
     if as_json:
@@ -223,8 +233,13 @@ def runs(root: str, as_json: bool) -> None:
         click.echo(f"no runs under {root}")
     for row in rows:
         fitness = "-" if row["fitness"] is None else f"{row['fitness']:.4f}"
+        evaluations = "-" if row["evaluations"] is None else row["evaluations"]
         click.echo(f"{row['run']:<44} {row['kind']:<9} {row['status']:<12} gen {row['generations']:<7} "
-                   f"evals {row['evaluations']:<5} best {fitness} {row['best'] or ''}")
+                   f"evals {evaluations:<5} best {fitness} {row['best'] or ''}")
+        if row["resume"]:
+            beat = row["heartbeat"]
+            last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(beat)) if beat else "unknown"
+            click.echo(f"    last heartbeat {last}; to continue: {row['resume']}")
 
 
 #: Training options shared by evaluate and compare: (option, TrainConfig key, click settings).
@@ -286,6 +301,18 @@ def _grid_options(command: Any) -> Any:
     return command
 
 
+def _from_search_options(command: Any) -> Any:
+    """A search's finalists as the functions of evaluate/compare (no retyping)."""
+    options = [
+        click.option("--from-search", "from_search", type=click.Path(file_okay=False, exists=True), default=None,
+                     help="Take the functions from this search run: its confirmed finalists (else its top ones)."),
+        click.option("--top", type=int, default=5, show_default=True, help="How many of them (--from-search)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _names(text: str | None) -> list[str] | None:
     return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
 
@@ -301,17 +328,19 @@ def _expressions(arguments: tuple[str, ...]) -> list[str]:
 def _run_grid(kind: str, spec: Any, options: dict[str, Any], start: Any) -> tuple[Any, Path]:
     """Run ``start(spec, out, ...)`` with progress on stderr; Ctrl-C says how to resume."""
     from afos.compare_report import TensorBoardLog, default_out
+    from afos.runs import sigterm_interrupts
 
     out = Path(options["out"]) if options["out"] else default_out(kind)
     on_run = TensorBoardLog(options["tensorboard"]) if options["tensorboard"] else None
     echo = None if options["quiet"] else (lambda message: click.echo(message, err=True))
     if echo:
         echo(f"{kind}: {len(spec.runs())} runs into {out}")
+    reuse = not options.pop("no_reuse")
     try:
-        return start(spec, out, progress=echo, on_run=on_run, executor=_make_executor(options)), out
-    except KeyboardInterrupt:
-        click.echo(f"afos: interrupted; run the same command with --out {out} to resume", err=True)
-        sys.exit(130)
+        with sigterm_interrupts(), _make_executor(options) as executor:
+            return start(spec, out, executor=executor, progress=echo, on_run=on_run, reuse=reuse), out
+    except KeyboardInterrupt as interrupt:
+        _interrupted(interrupt, f"run the same command with --out {out} to resume")
 
 
 def _overrides(options: dict[str, Any]) -> dict[str, Any]:
@@ -319,10 +348,11 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
 
 
 @cli.command(context_settings=_EXPRESSION_COMMAND)
-@click.argument("expressions", nargs=-1, required=True)
+@click.argument("expressions", nargs=-1)
 @click.option("--baseline", default=None, help="Comma list of reference functions, e.g. relu,silu.")
 @click.option("--dataset", default=None, help="Dataset (default digits, or the --config [train] dataset).")
 @click.option("--model", default=None, help="Model (default: the dataset's default model).")
+@_from_search_options
 @_grid_options
 @_parameter_options
 @_executor_options
@@ -334,12 +364,18 @@ def evaluate(expressions: tuple[str, ...], baseline: str | None, dataset: str | 
     mish, mila, softplus, tanh, sigmoid, eelu. Runs already in --out are not repeated.
     """
     from afos.compare import spec_from_options
-    from afos.compare_report import evaluate as run_evaluation, evaluation_table, run_row
+    from afos.compare_report import evaluate as run_evaluation
+    from afos.compare_report import evaluation_table, run_row
 
-    spec = spec_from_options("evaluate", _expressions(expressions), _names(baseline) or [],
+    candidates, baselines, parameters, selection = _selected(expressions, _names(baseline), options)
+    if not candidates:
+        raise click.UsageError("name at least one function to evaluate (or use --from-search RUN)")
+    spec = spec_from_options("evaluate", candidates, baselines or [],
                              datasets=[dataset] if dataset else [], model_names=[model] if model else [],
                              seeds=options["seeds"], config_path=options["config_path"], overrides=_overrides(options),
-                             parameters=_parameters(options))
+                             parameters=parameters)
+    if selection is not None:
+        spec.notes.extend(selection.note(spec.tasks))
     results, out = _run_grid("evaluate", spec, options, run_evaluation)
     if options["as_json"]:
         click.echo(json.dumps([run_row(run) for run in results.all_runs()], indent=2))
@@ -357,6 +393,7 @@ def evaluate(expressions: tuple[str, ...], baseline: str | None, dataset: str | 
 @click.option("--tasks", default=None, help="Comma list of extra dataset/model cases, e.g. wine/mlp.")
 @click.option("--from", "sources", multiple=True, type=click.Path(exists=True),
               help="Recompute the statistics from this run folder or afos.db (repeatable); trains nothing.")
+@_from_search_options
 @_grid_options
 @_parameter_options
 @_executor_options
@@ -368,7 +405,8 @@ def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | 
     With --from, EXPRESSIONS and --baseline choose among the stored functions.
     """
     from afos import compare as grid
-    from afos.compare_report import compare as run_comparison, compare_stored, comparison_text, default_out
+    from afos.compare_report import compare as run_comparison
+    from afos.compare_report import compare_stored, comparison_text, default_out
 
     if sources:
         training = {"--datasets": datasets, "--models": models, "--tasks": tasks, "--seeds": options["seeds"],
@@ -380,19 +418,37 @@ def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | 
         out = Path(options["out"]) if options["out"] else default_out("compare")
         analysis = compare_stored(sources, out, _expressions(expressions), _names(baseline))
     else:
-        if not expressions:
-            raise click.UsageError("name at least one function to compare (or use --from RUN)")
-        baselines = _names(baseline)
+        candidates, baselines, parameters, selection = _selected(expressions, _names(baseline), options)
+        if not candidates:
+            raise click.UsageError("name at least one function to compare (or use --from RUN or --from-search RUN)")
         spec = grid.spec_from_options(
-            "compare", _expressions(expressions), grid.DEFAULT_BASELINES if baselines is None else baselines,
+            "compare", candidates, grid.DEFAULT_BASELINES if baselines is None else baselines,
             datasets=_names(datasets) or [], model_names=_names(models) or [], tasks=_names(tasks) or [],
             seeds=options["seeds"], config_path=options["config_path"], overrides=_overrides(options),
-            parameters=_parameters(options))
+            parameters=parameters)
+        if selection is not None:
+            spec.notes.extend(selection.note(spec.tasks))
         analysis, out = _run_grid("compare", spec, options, run_comparison)
     if options["as_json"]:
         click.echo(json.dumps(analysis, indent=2))
         return
     click.echo(comparison_text(analysis, out))
+
+
+def _selected(expressions: tuple[str, ...], baselines: list[str] | None,
+              options: dict[str, Any]) -> tuple[list[str], list[str] | None, dict[str, Any], Any]:
+    """Candidates, baselines and parameter settings from the command line plus, with --from-search, the
+    search's finalists and baselines (the search's baselines unless --baseline names others)."""
+    from afos.compare_report import from_search
+
+    parameters = _parameters(options)
+    run_dir, top = options.pop("from_search"), options.pop("top")
+    if run_dir is None:
+        return _expressions(expressions), baselines, parameters, None
+    selection = from_search(run_dir, top)
+    parameters["learnable"] = {**selection.learnable, **parameters["learnable"]}
+    return ([*selection.candidates, *_expressions(expressions)],
+            selection.baselines if baselines is None else baselines, parameters, selection)
 
 
 @cli.command(context_settings=_EXPRESSION_COMMAND)

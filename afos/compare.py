@@ -23,21 +23,31 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import stats as sps
-from torch import nn
 
 from afos import data, models, stats
 from afos.compile import ActivationSpec, resolve_activation
 from afos.config import load_config, with_overrides
 from afos.errors import ConfigError, UserError
-from afos.executors import Executor, Job, make_executor
+from afos.evaluation import (
+    EvalKey,
+    EvalRequest,
+    Evaluation,
+    Evaluator,
+    Origin,
+    Phase,
+    RunDatabase,
+    check_tasks,
+    protocol_id,
+    resolve_train,
+    split_task,
+)
 from afos.space.families import FAMILIES
 from afos.space.parse import canonical, parse
-from afos.store import RunStore, StoreError, protocol_hash
-from afos.train import TrainConfig, protocol_settings
+from afos.train import TrainConfig
 
 #: Epochs per run unless the user or a config file says otherwise. On digits the cosine schedule has
 #: converged by then (about 97% validation accuracy), so more epochs would cost time without changing ranks.
@@ -69,7 +79,7 @@ class Run:
     function: Function
     task: str
     seed: int
-    record: dict[str, Any]
+    record: Evaluation
 
 
 # ------------------------------------------------------------------------------------------ the spec
@@ -117,15 +127,6 @@ def _candidate_spec(text: str, learnable: Mapping[str, Any], fixed: Mapping[str,
     names = {str(s) for s in parse(expression, params=declared).free_symbols} - {"x"}
     return resolve_activation(text, {k: v for k, v in learnable.items() if k in names},
                               {k: v for k, v in fixed.items() if k in names}, scope)
-
-
-def split_task(task: str) -> tuple[str, str]:
-    """``"digits/mlp"`` -> ``("digits", "mlp")``, checking both names."""
-    dataset, _, model = task.partition("/")
-    _check_dataset(dataset)
-    if model not in models.MODELS:
-        raise ConfigError(f"task {task!r}: unknown model {model!r}; choose one of {', '.join(models.MODELS)}")
-    return dataset, model
 
 
 def _model_name(name: str) -> str:
@@ -215,21 +216,26 @@ class Spec:
             raise ConfigError("no task to run: name at least one dataset")
         functions, notes = resolve_functions(candidates, baselines, **(parameters or {}))
         settings = train.to_dict()
-        protocols = {task: _protocol(settings, task) for task in tasks}
+        protocols = {task: protocol_id(_task_config(settings, task)) for task in tasks}
         return cls(kind, functions, list(tasks), [train.seed + i for i in range(seeds)], float(train.epochs),
                    settings, protocols, notes)
 
-    def config(self, task: str, seed: int) -> TrainConfig:
-        dataset, model = split_task(task)
-        return TrainConfig.from_dict({**self.train, "dataset": dataset, "model": model, "seed": seed})
+    def config(self, task: str) -> TrainConfig:
+        """The resolved training config of a task (budget and seed are set per request)."""
+        return _task_config(self.train, task)
+
+    def request(self, function: Function, task: str, seed: int) -> EvalRequest:
+        return EvalRequest.make(ActivationSpec(**function.activation), self.config(task), budget=self.budget,
+                                seed=seed, label=function.canonical, phase=Phase.GRID)
 
     def runs(self) -> list[tuple[int, str, Function]]:
         """Seed-major order: a grid stopped half-way has every function on every task for its first seeds."""
         return [(seed, task, function) for seed in self.seeds for task in self.tasks for function in self.functions]
 
-    def key(self, function: Function, task: str, seed: int) -> tuple[str, str, float, int, str]:
-        """The run database key of one run."""
-        return function.fingerprint, self.protocols[task], self.budget, seed, task
+    def key(self, function: Function, task: str, seed: int) -> EvalKey:
+        """The run database key of one run, under the protocol stored with the grid (so that reading a grid
+        back never depends on how a later afos computes protocols)."""
+        return EvalKey(function.fingerprint, self.protocols[task], self.budget, seed, task)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -241,83 +247,65 @@ class Spec:
         return cls(**settings)
 
 
-def _protocol(settings: Mapping[str, Any], task: str) -> str:
-    """The protocol hash of a task, built as the search builds its own, so identical settings share runs."""
+def _task_config(settings: Mapping[str, Any], task: str) -> TrainConfig:
     dataset, model = split_task(task)
-    values = {**settings, "dataset": dataset, "model": model}
-    return protocol_hash(protocol_settings(values))
+    return resolve_train(TrainConfig.from_dict({**settings, "dataset": dataset, "model": model}))
 
 
 # ------------------------------------------------------------------------------------------ the grid
 
 
-def _check_tasks(spec: Spec) -> None:
-    """Load each dataset and build each model once before training, so a missing dataset or a model that
-    cannot take its dataset stops the grid at once instead of hours into it."""
-    for task in spec.tasks:
-        name, model = split_task(task)
-        dataset = data.load_dataset(name, spec.train["data_dir"], val_fraction=spec.train["val_fraction"],
-                                    seed=spec.seeds[0], image_size=spec.train["image_size"],
-                                    target=spec.train["target"])
-        models.build_model(model, nn.Identity, in_channels=dataset.in_channels, num_classes=dataset.num_classes,
-                           image_size=dataset.image_size, num_features=dataset.num_features)
+def check_grid(spec: Spec) -> None:
+    """Check every dataset and model of the grid before anything is created or trained."""
+    check_tasks(spec.config(task) for task in spec.tasks)
 
 
-def run_grid(spec: Spec, database: str | Path, *, progress: Progress | None = None,
-             on_run: Callable[[Run], None] | None = None, executor: Executor | None = None) -> Results:
-    """Train every run of ``spec`` that the run database lacks, storing each as it finishes; return the grid.
+def run_grid(spec: Spec, store: GridDatabase, evaluator: Evaluator, *, progress: Progress | None = None) -> Results:
+    """Have every run of ``spec`` evaluated (stored runs are read back, other runs' copied, the rest
+    trained) and return the grid as stored.
 
     Stored runs are facts, failures included (on the CPU a rerun would repeat them bit for bit), so they are
-    never repeated: running a killed grid again resumes it. Datasets and models are checked before the
-    database is created, so a bad task leaves no half-made output folder. ``progress`` gets one line per
-    run; ``on_run`` each newly stored run; ``executor`` (default: serial) runs the training jobs.
+    never repeated: running a killed grid again resumes it, except runs lost with their worker, which are
+    retried. ``progress`` gets the grid's notes and a resume line; the evaluator reports each new record.
     """
-    _check_tasks(spec)
-    with RunStore(database) as store, (executor or make_executor("serial")) as runner:
-        _train_missing(spec, store, runner, progress or (lambda message: None), on_run)
-        return collect(spec, store)
-
-
-def _train_missing(spec: Spec, store: RunStore, executor: Executor, say: Progress,
-                   on_run: Callable[[Run], None] | None) -> None:
+    say = progress or (lambda message: None)
     store.set_meta("kind", spec.kind)
     store.set_meta("grid", spec.to_dict())
     for note in spec.notes:
         say(f"note: {note}")
-    todo = {f"{fn.fingerprint}|{task}|{seed}": (seed, task, fn) for seed, task, fn in spec.runs()
-            if store.find_evaluation(*spec.key(fn, task, seed)) is None}
-    total = len(spec.runs())
-    if len(todo) < total:
-        say(f"resuming: {total - len(todo)} of {total} runs are already in {store.path}")
-    store.set_meta("status", "running")
-    started, done = time.monotonic(), 0
-
-    def finished(job: Job, result: Mapping[str, Any]) -> None:
-        nonlocal done
-        seed, task, function = todo[job.key]
-        key = dict(zip(("fingerprint", "protocol", "budget", "seed", "task"), spec.key(function, task, seed)))
-        record = {**result, **key, "expression": function.name}
-        store.add_evaluation(record)
-        done += 1
-        eta = (time.monotonic() - started) / done * (len(todo) - done)
-        say(_progress_line(done, len(todo), function, task, seed, record, eta))
-        if on_run is not None:
-            on_run(Run(function, task, seed, record))
-
-    jobs = [Job(key, function.activation, spec.config(task, seed).to_dict())
-            for key, (seed, task, function) in todo.items()]
-    try:
-        executor.run(jobs, finished)
-    except KeyboardInterrupt:
-        store.set_meta("status", "interrupted")  # every finished run is already committed
-        raise
-    store.set_meta("status", "finished")
+    requests = [spec.request(function, task, seed) for seed, task, function in spec.runs()]
+    stored = sum(1 for request in requests if store.find_evaluation(request.key) is not None)
+    if stored:
+        say(f"resuming: {stored} of {len(requests)} runs are already in the run database")
+    evaluator.ensure(requests)
+    return collect(spec, store)
 
 
-def _progress_line(index: int, total: int, function: Function, task: str, seed: int, record: Mapping[str, Any],
-                   eta: float) -> str:
-    return (f"run {index}/{total}  {function.name}  {task}  seed {seed}  {record['status']}  "
-            f"val_acc {format_number(record.get('val_accuracy'))}  {record['seconds']:.1f}s  ETA {_duration(eta)}")
+class GridDatabase(RunDatabase, Protocol):
+    """What a grid needs of its run database (:class:`afos.store.RunStore` provides it)."""
+
+    def set_meta(self, key: str, value: object) -> None: ...
+
+
+class GridProgress:
+    """One progress line per record a grid adds (``run i/n``, status, accuracy, ETA), then ``on_run``."""
+
+    def __init__(self, spec: Spec, store: RunDatabase, say: Progress,
+                 on_run: Callable[[Run], None] | None = None) -> None:
+        self.names = {f.fingerprint: f for f in spec.functions}
+        self.todo = sum(1 for seed, task, fn in spec.runs() if store.find_evaluation(spec.key(fn, task, seed)) is None)
+        self.say, self.on_run = say, on_run
+        self.done, self.started = 0, time.monotonic()
+
+    def __call__(self, record: Evaluation) -> None:
+        self.done += 1
+        function = self.names[record.activation_key]
+        eta = (time.monotonic() - self.started) / self.done * max(0, self.todo - self.done)
+        where = f"reused from {record.source}" if record.origin is Origin.REUSED else f"{record.seconds:.1f}s"
+        self.say(f"run {self.done}/{self.todo}  {function.name}  {record.task}  seed {record.seed}  "
+                 f"{record.status.value}  val_acc {format_number(record.val_accuracy)}  {where}  ETA {_duration(eta)}")
+        if self.on_run is not None:
+            self.on_run(Run(function, record.task, record.seed, record))
 
 
 def format_number(value: float | None) -> str:
@@ -343,7 +331,7 @@ class Results:
 
     functions: list[Function]
     cases: list[str]
-    runs: dict[tuple[str, str], dict[int, dict[str, Any]]]
+    runs: dict[tuple[str, str], dict[int, Evaluation]]
     settings: dict[str, tuple[str, float]]
     specs: list[Spec]
     sources: list[str]
@@ -358,46 +346,30 @@ class Results:
         return [run for function in self.functions for case in self.cases for run in self.of(function, case)]
 
 
-def collect(spec: Spec, store: RunStore) -> Results:
+def collect(spec: Spec, store: RunDatabase, source: str = "") -> Results:
     """The runs of ``spec`` that ``store`` holds (all of them once :func:`run_grid` has finished)."""
-    runs: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+    runs: dict[tuple[str, str], dict[int, Evaluation]] = {}
     missing = 0
     for seed, task, function in spec.runs():
-        record = store.find_evaluation(*spec.key(function, task, seed))
+        record = store.find_evaluation(spec.key(function, task, seed))
         if record is None:
             missing += 1
         else:
             runs.setdefault((function.fingerprint, task), {})[seed] = record
     notes = list(spec.notes)
     if missing:
-        notes.append(f"{missing} of {len(spec.runs())} runs of the grid in {store.path} are missing "
-                     "(it did not finish)")
+        notes.append(f"{missing} of {len(spec.runs())} runs of the grid in {source or 'the run database'} are "
+                     "missing (it did not finish)")
     settings = {task: (spec.protocols[task], spec.budget) for task in spec.tasks}
-    return Results(list(spec.functions), list(spec.tasks), runs, settings, [spec], [str(store.path)], notes)
+    return Results(list(spec.functions), list(spec.tasks), runs, settings, [spec], [source], notes)
 
 
-def load_results(sources: Sequence[str | Path]) -> Results:
-    """Merge the grids stored in run folders or ``afos.db`` files, read-only, for ``compare --from``."""
-    if not sources:
-        raise UserError("--from needs at least one run folder or afos.db file")
-    return _merge([_load_one(Path(source)) for source in sources])
-
-
-def _load_one(source: Path) -> Results:
-    path = source / "afos.db" if source.is_dir() else source
-    try:
-        with RunStore(path, readonly=True) as store:
-            grid = store.get_meta("grid")
-            if not grid:
-                raise UserError(f"{source} holds no evaluate/compare grid (is it a search run?)")
-            return collect(Spec.from_dict(grid), store)
-    except (FileNotFoundError, StoreError) as error:
-        raise UserError(f"--from {source}: {error}") from None
-
-
-def _merge(parts: list[Results]) -> Results:
-    """One result set from several; a task trained under different settings in two of them is an error,
+def merge(parts: list[Results]) -> Results:
+    """One result set from several stored grids (``compare --from``); a task trained under different
+    settings in two of them is an error,
     because pooling runs of different protocols would compare unlike with unlike."""
+    if not parts:
+        raise UserError("--from needs at least one run folder or afos.db file")
     merged = parts[0]
     for part in parts[1:]:
         for task, setting in part.settings.items():
@@ -446,12 +418,12 @@ def select(results: Results, candidates: Sequence[str] = (), baselines: Sequence
 
 def cell_summary(runs: Sequence[Run]) -> dict[str, Any]:
     """Mean ± sample std over the successful seeds of one cell, with the status counts and whether it failed."""
-    ok = [run.record for run in runs if run.record["status"] == "ok"]
-    statuses = dict(Counter(run.record["status"] for run in runs))
+    ok = [run.record for run in runs if run.record.ok]
+    statuses = dict(Counter(run.record.status.value for run in runs))
     summary = {"n": len(runs), "ok": len(ok), "failed": len(ok) < len(runs), "statuses": statuses,
-               "seconds": stats.finite_mean(run.record.get("seconds") for run in runs)}
+               "seconds": stats.finite_mean(run.record.seconds for run in runs)}
     for metric in ("test_accuracy", "val_accuracy", "test_f1", "val_f1"):
-        values = [r[metric] for r in ok if r.get(metric) is not None]
+        values = [r.metric(metric) for r in ok if r.metric(metric) is not None]
         summary[metric] = stats.finite_mean(values)
         summary[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
     return summary
@@ -534,7 +506,7 @@ def _per_case_pvalues(matrix: np.ndarray, functions: list[Function], cases: list
 
 
 def _seed_values(runs: Sequence[Run]) -> list[float]:
-    return [run.record[METRIC] if run.record["status"] == "ok" and run.record.get(METRIC) is not None else math.nan
+    return [run.record.metric(METRIC) if run.record.ok and run.record.metric(METRIC) is not None else math.nan
             for run in runs]
 
 

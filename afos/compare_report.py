@@ -7,6 +7,7 @@ output of an uninterrupted one, and ``compare --from`` reproduces a comparison w
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -14,31 +15,36 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from afos.compare import (
     METRIC,
+    GridProgress,
     Progress,
     Results,
     Run,
     Spec,
     analyse,
     cell_summary,
+    check_grid,
+    collect,
     format_number,
-    load_results,
+    merge,
     run_grid,
     select,
-    split_task,
 )
 from afos.compile import ActivationSpec
 from afos.errors import UserError
+from afos.evaluation import Evaluator, split_task
 from afos.executors import Executor
 from afos.plots import critical_difference_diagram, function_plot, heatmap, line_plot
+from afos.store import RunStore, SiblingRuns, StoreError
 
 RUN_COLUMNS = ("expression", "canonical", "fingerprint", "role", "dataset", "model", "seed", "status", "reason",
                "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "budget", "epochs", "steps",
-               "seconds", "params", "val_f1", "test_f1")
+               "seconds", "origin", "source", "attempts", "params", "val_f1", "test_f1")
 CELL_COLUMNS = ("case", "function", "canonical", "role", "n", "ok", "statuses", "test_accuracy",
                 "test_accuracy_std", "val_accuracy", "val_accuracy_std", "seconds", "test_f1", "test_f1_std",
                 "val_f1", "val_f1_std")
@@ -52,19 +58,39 @@ def default_out(kind: str) -> Path:
 # ------------------------------------------------------------------------------------- entry points
 
 
-def evaluate(spec: Spec, out: str | Path, *, progress: Progress | None = None,
-             on_run: Callable[[Run], None] | None = None, executor: Executor | None = None) -> Results:
+def evaluate(spec: Spec, out: str | Path, *, executor: Executor, progress: Progress | None = None,
+             on_run: Callable[[Run], None] | None = None, reuse: bool = True) -> Results:
     """Run (or resume) a one-case grid and write results.json/.csv/.md, runs.csv and curves.png."""
-    results = run_grid(spec, Path(out) / "afos.db", progress=progress, on_run=on_run, executor=executor)
+    results = _run(spec, Path(out), executor, progress, on_run, reuse)
     write_evaluation(Path(out), results)
     return results
 
 
-def compare(spec: Spec, out: str | Path, *, progress: Progress | None = None,
-            on_run: Callable[[Run], None] | None = None, executor: Executor | None = None) -> dict[str, Any]:
+def compare(spec: Spec, out: str | Path, *, executor: Executor, progress: Progress | None = None,
+            on_run: Callable[[Run], None] | None = None, reuse: bool = True) -> dict[str, Any]:
     """Run (or resume) a grid, analyse it and write the comparison files; returns the analysis."""
-    results = run_grid(spec, Path(out) / "afos.db", progress=progress, on_run=on_run, executor=executor)
-    return write_comparison(Path(out), results)
+    return write_comparison(Path(out), _run(spec, Path(out), executor, progress, on_run, reuse))
+
+
+def _run(spec: Spec, out: Path, executor: Executor, progress: Progress | None,
+         on_run: Callable[[Run], None] | None, reuse: bool) -> Results:
+    """Open the grid's database and the cache of its sibling runs (``reuse``), and run the grid.
+
+    Datasets and models are checked before the folder is created, so a bad task leaves nothing behind.
+    """
+    check_grid(spec)
+    say = progress or (lambda message: None)
+    with RunStore(out / "afos.db", meta={"kind": spec.kind}) as store, \
+            (SiblingRuns(out.parent, out) if reuse else contextlib.nullcontext()) as cache:
+        evaluator = Evaluator(store, executor, cache=cache, on_record=GridProgress(spec, store, say, on_run))
+        store.set_meta("status", "running")
+        try:
+            results = run_grid(spec, store, evaluator, progress=say)
+        except KeyboardInterrupt:
+            store.set_meta("status", "interrupted")  # every finished run is already committed
+            raise
+        store.set_meta("status", "finished")
+        return replace(results, sources=[str(store.path)])
 
 
 def compare_stored(sources: Sequence[str | Path], out: str | Path, candidates: Sequence[str] = (),
@@ -73,17 +99,82 @@ def compare_stored(sources: Sequence[str | Path], out: str | Path, candidates: S
     return write_comparison(Path(out), select(load_results(sources), candidates, baselines))
 
 
+@dataclass(frozen=True)
+class SearchSelection:
+    """The functions a search hands on to ``evaluate``/``compare --from-search``: its confirmed finalists in
+    rank order (else its hall of fame's top functions that trained ok), its baselines, the learnable
+    constants they use (trained again from their start, 1) and the tasks the search selected on."""
+
+    candidates: list[str]
+    baselines: list[str]
+    learnable: dict[str, float]
+    seen: list[str]
+
+    def note(self, tasks: Sequence[str]) -> list[str]:
+        """What the report must say: the search's own tasks are not a held-out claim."""
+        seen = [task for task in tasks if task in self.seen]
+        return [f"task {task} is the search's own (seen) task: its numbers are not a held-out claim"
+                for task in seen]
+
+
+def from_search(run_dir: str | Path, top: int) -> SearchSelection:
+    """Read a search run's finalists (or its top ``top`` ok functions) for a transfer study."""
+    from afos.finalists import baseline_names
+    from afos.report import finalist_rows, hall_of_fame_rows
+
+    if top < 1:
+        raise UserError(f"--top must be at least 1, got {top}")
+    path = Path(run_dir) / "afos.db"
+    if not path.is_file():
+        raise UserError(f"--from-search {run_dir}: no afos.db there, so it is not a run folder")
+    with RunStore(path, readonly=True) as store:
+        if store.get_meta("kind", "search") != "search":
+            raise UserError(f"--from-search {run_dir}: it is not a search run")
+        config = store.get_meta("config") or {}
+        finalists = finalist_rows(store)
+        seen = list(store.get_meta("protocols") or {})
+        if finalists:
+            chosen = [f.canonical for f in finalists if f.role == "finalist"][:top]
+        else:
+            chosen = [row["canonical"] for row in hall_of_fame_rows(store) if row["ok"]][:top]
+    if not chosen:
+        raise UserError(f"--from-search {run_dir}: the search has no function that trained ok yet")
+    constants = {name: 1.0 for text in chosen for name in re.findall(r"\bp\d+\b", text)}  # PANGAEA scale()s
+    return SearchSelection(chosen, baseline_names(config.get("baseline", "relu")), constants, seen)
+
+
+def load_results(sources: Sequence[str | Path]) -> Results:
+    """Merge the grids stored in run folders or ``afos.db`` files, read-only, for ``compare --from``."""
+    return merge([_load_one(Path(source)) for source in sources])
+
+
+def _load_one(source: Path) -> Results:
+    path = source / "afos.db" if source.is_dir() else source
+    try:
+        with RunStore(path, readonly=True) as store:
+            grid = store.get_meta("grid")
+            if not grid:
+                raise UserError(f"{source} holds no evaluate/compare grid (is it a search run?)")
+            try:
+                spec = Spec.from_dict(grid)
+            except (KeyError, TypeError, ValueError) as error:
+                raise UserError(f"--from {source}: the stored grid is malformed ({error})") from None
+            return collect(spec, store, str(path))
+    except (FileNotFoundError, StoreError) as error:
+        raise UserError(f"--from {source}: {error}") from None
+
+
 # ------------------------------------------------------------------------------------------- rows
 
 
 def run_row(run: Run, *, history: bool = False) -> dict[str, Any]:
     """One run as a flat JSON object (``--json`` of evaluate); ``history`` adds the per-epoch curve."""
-    record, function = run.record, run.function
+    record, function = run.record.to_dict(), run.function
     dataset, model = split_task(run.task)
     row = {"expression": function.name, "canonical": function.canonical, "fingerprint": function.fingerprint,
            "role": function.role, "dataset": dataset, "model": model, "seed": run.seed}
-    row.update({key: record.get(key) for key in RUN_COLUMNS if key not in row})
-    return {**row, "history": record.get("history")} if history else row
+    row.update({key: record.get(key, record["extra"].get(key)) for key in RUN_COLUMNS if key not in row})
+    return {**row, "history": record["history"]} if history else row
 
 
 def cell_rows(results: Results) -> list[dict[str, Any]]:
@@ -150,13 +241,13 @@ def learned_shapes(results: Results, out: Path) -> list[Path]:
         spec = ActivationSpec(**function.activation) if function.activation else None
         if spec is None or not spec.learnable:
             continue
-        run = next((r for r in results.all_runs() if r.function == function and r.record.get("status") == "ok"
-                    and r.record.get("params")), None)
+        run = next((r for r in results.all_runs() if r.function == function and r.record.ok and r.record.params),
+                   None)
         if run is None:
             continue
         curves: dict[str, object] = {"initial": (spec.expression, spec.typical_values())}
         bands: dict[str, list[dict[str, float]]] = {}
-        for site, values in run.record["params"].items():
+        for site, values in run.record.params.items():
             learned = {k: v["mean"] if isinstance(v, dict) else v for k, v in values.items()}
             curves[f"layer {site}"] = (spec.expression, {**spec.fixed, **learned})
             if any(isinstance(v, dict) for v in values.values()):
@@ -211,10 +302,10 @@ def _evaluation_markdown(results: Results, cells: list[dict[str, Any]]) -> str:
               f"| {_pm(c['test_accuracy'], c['test_accuracy_std'])} | {_pm(c['val_f1'], c['val_f1_std'])} "
               f"| {_pm(c['test_f1'], c['test_f1_std'])} | {_seconds(c['seconds'])} | {_statuses(c)} |"
               for c in cells]
-    failures = [r for r in results.all_runs() if r.record["status"] != "ok"]
+    failures = [r for r in results.all_runs() if not r.record.ok]
     if failures:
         lines += ["", "Failed runs:", ""]
-        lines += [f"- {r.function.name} seed {r.seed}: {r.record['status']}: {r.record['reason']}" for r in failures]
+        lines += [f"- {r.function.name} seed {r.seed}: {r.record.status.value}: {r.record.reason}" for r in failures]
     lines += [*_notes(results.notes), "", "![validation accuracy per epoch](curves.png)", ""]
     return "\n".join(lines)
 
@@ -224,7 +315,7 @@ def curves_plot(results: Results, path: Path) -> Path:
     curves: dict[str, dict[float, list[float]]] = {}
     for run in results.all_runs():
         label = run.function.name if len(results.cases) == 1 else f"{run.function.name} [{run.task}]"
-        for entry in run.record.get("history") or []:
+        for entry in run.record.history:
             if entry.get("val_accuracy") is not None:
                 curves.setdefault(label, {}).setdefault(round(entry["epoch"], 6), []).append(entry["val_accuracy"])
     epochs = sorted({epoch for curve in curves.values() for epoch in curve})
@@ -374,12 +465,12 @@ class TensorBoardLog:
         function = f"{_safe(run.function.name)}-{run.function.fingerprint[:6]}"  # distinct even if names sanitise alike
         folder = self.root / function / run.task.replace("/", "-") / f"seed{run.seed}"
         with self.writer(log_dir=str(folder)) as writer:
-            for entry in run.record.get("history") or []:
+            for entry in run.record.history:
                 for key in ("val_accuracy", "val_loss", "train_loss"):
                     if entry.get(key) is not None:
                         writer.add_scalar(key, entry[key], entry["step"])
-            if run.record.get("test_accuracy") is not None:
-                writer.add_scalar("test_accuracy", run.record["test_accuracy"], run.record["steps"])
+            if run.record.test_accuracy is not None:
+                writer.add_scalar("test_accuracy", run.record.test_accuracy, run.record.steps)
 
 
 def _safe(name: str) -> str:

@@ -414,7 +414,8 @@ def _decode_folder(splits: dict[str, dict[str, list[Path]]], image_size: int) ->
 
 
 def _cached_folder(root: Path, image_size: int) -> dict[str, Any]:
-    """{"key", "classes", "tensors"}: the folder's decoded images, from ``.afos-cache-<size>px.pt`` beside the data when it is current.
+    """{"key", "classes", "tensors"}: the folder's decoded images, from ``.afos-cache-<size>px.pt`` beside the
+    data when it is current.
 
     The cache holds plain tensors and strings only, written with ``torch.save`` and read back with
     ``weights_only=True``, so a planted cache file cannot run code; a stale or unreadable one is rebuilt.

@@ -35,6 +35,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -339,8 +340,8 @@ def _small_stem_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
 def _adapt_alexnet(model: nn.Module, spec: InputSpec) -> nn.Module:
     """AlexNet's 11x11/4 stem and first max-pool would shrink a 32 px image to nothing before the last
     pool; a 3x3/1 stem without that pool leaves 7x7 at 32 px, which the 6x6 adaptive pool keeps."""
-    features = model.features
-    features[0] = _small_stem_conv(features[0], spec.in_channels)
+    features = cast(nn.Sequential, model.features)
+    features[0] = _small_stem_conv(cast(nn.Conv2d, features[0]), spec.in_channels)
     features[2] = nn.Identity()
     return model
 
@@ -349,7 +350,7 @@ def _adapt_vgg(model: nn.Module, spec: InputSpec) -> nn.Module:
     """VGG's stem is already 3x3/1; ceil-mode pools let its five halvings reach 1x1 from 28 px too."""
     if spec.in_channels != 3:
         _adapt_first_conv(model, spec.in_channels)
-    for module in model.features:
+    for module in cast(nn.Sequential, model.features):
         if isinstance(module, nn.MaxPool2d):
             module.ceil_mode = True
     return model
@@ -363,7 +364,8 @@ def _adapt_googlenet(model: nn.Module, spec: InputSpec) -> nn.Module:
     """
     from torchvision.models.googlenet import BasicConv2d
 
-    model.conv1.conv = _small_stem_conv(model.conv1.conv, spec.in_channels)
+    stem = cast(BasicConv2d, model.conv1)
+    stem.conv = _small_stem_conv(stem.conv, spec.in_channels)
     model.maxpool1 = nn.Identity()
     for name, module in list(model.named_modules()):
         if isinstance(module, BasicConv2d):
@@ -374,10 +376,10 @@ def _adapt_googlenet(model: nn.Module, spec: InputSpec) -> nn.Module:
 def _adapt_densenet(model: nn.Module, spec: InputSpec) -> nn.Module:
     """A 3x3/1 stem without its pool (28 px would otherwise reach 0x0 at the last transition), and the
     final ``F.relu`` of torchvision's ``forward`` turned into a module, so that it is a site too."""
-    features = model.features
-    features.conv0 = _small_stem_conv(features.conv0, spec.in_channels)
+    features = cast(nn.Sequential, model.features)
+    features.conv0 = _small_stem_conv(cast(nn.Conv2d, features.conv0), spec.in_channels)
     features.pool0 = nn.Identity()
-    return nn.Sequential(features, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), model.classifier)
+    return nn.Sequential(features, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), cast(nn.Module, model.classifier))
 
 
 # ----------------------------------------------------------------------- Compact Convolutional Transformer

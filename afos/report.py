@@ -14,21 +14,26 @@ from typing import Any, Iterable, Mapping
 
 from afos.errors import UserError
 from afos.export import Form
+from afos.finalists import FINALIST_COLUMNS, Finalist, summarise, verdict_sentence
 from afos.plots import function_plot, line_plot
+from afos.records import EvalKey, Evaluation
+from afos.search import score
 from afos.stats import finite_mean
 from afos.store import RunStore
 
-HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "val_accuracy", "test_accuracy",
-               "generation", "learned")
+HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std",
+               "test_accuracy", "generation", "learned")
 GENERATION_COLUMNS = ("generation", "best", "mean", "median", "proposed", "duplicate", "screened", "trained",
-                      "failed", "crossovers", "mutations", "seconds")
+                      "reused", "failed", "crossovers", "mutations")
 
 
-def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> None:
+def write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """A CSV file of ``columns``; lists and dicts are written as JSON text (extra keys are ignored)."""
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+                          for k, v in row.items()} for row in rows)
 
 
 def hall_of_fame_rows(store: RunStore) -> list[dict[str, Any]]:
@@ -37,8 +42,9 @@ def hall_of_fame_rows(store: RunStore) -> list[dict[str, Any]]:
     entries = saved["hall_of_fame"] if saved else []
     return [
         {"rank": rank, "expression": e["tree"], "canonical": e["canonical"], "fingerprint": e["fingerprint"],
-         "fitness": e["fitness"][1], "rung": e["fitness"][0], "val_accuracy": e["val_accuracy"],
-         "test_accuracy": e["test_accuracy"], "generation": e["generation"],
+         "fitness": e["fitness"][1], "rung": e["fitness"][0], "n_runs": e.get("n_runs"), "ok": e.get("ok", True),
+         "val_accuracy": e["val_accuracy"], "val_std": e.get("val_std"), "test_accuracy": e["test_accuracy"],
+         "generation": e["generation"],
          "learned": json.dumps(e.get("learned")) if e.get("learned") else ""}
         for rank, e in enumerate(entries, start=1)
     ]
@@ -51,33 +57,56 @@ def generation_rows(store: RunStore) -> list[dict[str, Any]]:
 def baseline_summary(store: RunStore) -> dict[str, Any] | None:
     """Mean validation/test accuracy of the baseline (ReLU), trained by the run under its protocol."""
     baseline = store.get_meta("baseline")
-    if not baseline:
+    protocols = store.get_meta("protocols") or {}
+    if not isinstance(baseline, dict):
         return None
-    records = [r for r in store.evaluations(fingerprint=baseline["fingerprint"], protocol=store.get_meta("protocol"))
-               if r["budget"] == baseline["budget"]]
+    config = store.get_meta("config") or {}
+    seeds = range(config.get("seed", 0), config.get("seed", 0) + config.get("fitness_seeds", 1))
+    records = [r for r in store.evaluations(activation_key=baseline.get("fingerprint"))
+               if r.budget == baseline.get("budget") and protocols.get(r.task) == r.protocol and r.seed in seeds]
     if not records:
         return None
+    ok = [r for r in records if r.ok]
     return {
         "expression": baseline["expression"],
-        "canonical": records[0]["expression"],
-        "val_accuracy": finite_mean(r["val_accuracy"] for r in records),
-        "test_accuracy": finite_mean(r["test_accuracy"] for r in records),
-        "fitness": finite_mean(r["fitness"] for r in records),
-        "status": ", ".join(sorted({r["status"] for r in records})),
+        "canonical": records[0].expression,
+        "n_runs": len(records),
+        "fitness": finite_mean(score(r, config.get("fitness", "val_accuracy")) for r in records),
+        "val_accuracy": finite_mean(r.val_accuracy for r in ok),
+        "test_accuracy": finite_mean(r.test_accuracy for r in ok),
+        "status": ", ".join(sorted({r.status.value for r in records})),
     }
 
 
+def finalist_rows(store: RunStore) -> list[Finalist] | None:
+    """The confirmation table of a search from its stored runs (None for a search without one)."""
+    plan = store.get_meta("confirmation")
+    protocols = store.get_meta("protocols") or {}
+    if not isinstance(plan, dict):
+        return None
+
+    def records(function: Mapping[str, Any], seed: int) -> list[Evaluation] | None:
+        found = [store.find_evaluation(EvalKey(function["fingerprint"], protocol, plan["budget"], seed, task))
+                 for task, protocol in protocols.items()]
+        return None if any(r is None for r in found) else [r for r in found if r is not None]
+
+    return summarise(plan["functions"], plan["seeds"], records)
+
+
 def write_report(run_dir: str | Path) -> Path:
-    """Write hall_of_fame.csv, generations.csv, report.md and the plots into ``run_dir``."""
+    """Write hall_of_fame.csv, generations.csv, finalists.csv, report.md and the plots into ``run_dir``."""
     run_dir = Path(run_dir)
     with RunStore(run_dir / "afos.db", readonly=True) as store:
         config = store.get_meta("config", {}) or {}
         hof, generations = hall_of_fame_rows(store), generation_rows(store)
         baseline = baseline_summary(store)
+        finalists = finalist_rows(store)
         status = store.get_meta("status", "unknown")
         evaluations = store.count_evaluations()
-    _write_csv(run_dir / "hall_of_fame.csv", HOF_COLUMNS, hof)
-    _write_csv(run_dir / "generations.csv", GENERATION_COLUMNS, generations)
+    write_csv(run_dir / "hall_of_fame.csv", HOF_COLUMNS, hof)
+    write_csv(run_dir / "generations.csv", GENERATION_COLUMNS, generations)
+    if finalists is not None:
+        write_csv(run_dir / "finalists.csv", FINALIST_COLUMNS, [f.to_dict() for f in finalists])
     if generations:
         line_plot(
             [g["generation"] for g in generations],
@@ -85,13 +114,19 @@ def write_report(run_dir: str | Path) -> Path:
             run_dir / "fitness.png", xlabel="generation", ylabel=f"fitness ({config.get('fitness')})",
             title="Fitness over generations",
         )
-    if hof:
-        shapes = {f"#{row['rank']} {row['canonical']}": _plottable(row) for row in hof[:5]}
+    ranked = _ok(hof)
+    if ranked:
+        shapes = {f"#{row['rank']} {row['canonical']}": _plottable(row) for row in ranked[:5]}
         shapes["ReLU"] = "relu"
         function_plot(shapes, run_dir / "top_functions.png", title="Top functions beside ReLU", reference="ReLU")
     path = run_dir / "report.md"
-    path.write_text(_markdown(run_dir.name, config, status, evaluations, hof, generations, baseline))
+    path.write_text(_markdown(run_dir.name, config, status, evaluations, hof, generations, baseline, finalists))
     return path
+
+
+def _ok(hof: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hall-of-fame rows of functions whose every run finished ok: the only ones ranked in tables."""
+    return [row for row in hof if row["ok"]]
 
 
 def _plottable(row: Mapping[str, Any]) -> object:
@@ -104,17 +139,20 @@ def _plottable(row: Mapping[str, Any]) -> object:
 
 def _markdown(
     name: str, config: Mapping[str, Any], status: str, evaluations: int, hof: list[dict[str, Any]],
-    generations: list[dict[str, Any]], baseline: Mapping[str, Any] | None,
+    generations: list[dict[str, Any]], baseline: Mapping[str, Any] | None, finalists: list[Finalist] | None,
 ) -> str:
     train = config.get("train", {})
-    tasks = config.get("tasks") or [f"{train.get('dataset')}/{train.get('model') or 'default model'}"]
-    totals = {k: sum(g.get(k, 0) for g in generations) for k in ("proposed", "duplicate", "screened", "trained", "failed")}
+    tasks = config.get("tasks") or [f"{train.get('dataset')}/{train.get('model') or 'its default model'}"]
+    keys = ("proposed", "duplicate", "screened", "trained", "reused", "failed")
+    totals = {k: sum(g.get(k, 0) for g in generations) for k in keys}
+    ranked = _ok(hof)
     lines = [
         f"# afos search report: {name}",
         "",
         f"Status: **{status}**, {len(generations)} of {config.get('generations')} generations, "
         f"{evaluations} training runs in the database.",
         "",
+        *([f"**{verdict_sentence(finalists)}**", ""] if finalists else []),
         "## Protocol",
         "",
         f"- tasks: {', '.join(tasks)}",
@@ -122,23 +160,33 @@ def _markdown(
         f"batch {train.get('batch_size')}, schedule {train.get('schedule')}",
         f"- search: primitives `{config.get('primitives')}`, population {config.get('population')}, "
         f"seed {config.get('seed')}, fitness `{config.get('fitness')}` over {config.get('fitness_seeds')} seed(s)",
-        "- fitness is measured on a validation split held out from the training data; test accuracy is "
-        "computed once per run, reported here, and never used for selection.",
-        f"- proposals: {totals['proposed']} proposed, {totals['duplicate']} duplicates and "
-        f"{totals['screened']} screened out at no training cost, {totals['trained']} trained, {totals['failed']} failed.",
+        "- selection: fitness is validation accuracy on a split held out from the training data; test accuracy "
+        "is computed once per run, reported, and never used to select, rank or stop anything.",
+        f"- proposals: {totals['proposed']} proposed, {totals['duplicate']} duplicates and {totals['screened']} "
+        f"screened out at no training cost, {totals['trained']} trained here, {totals['reused']} reused from "
+        f"other runs, {totals['failed']} failed.",
         "",
-        "## Top functions",
+        *_confirmation_lines(finalists),
+        "## Top functions of the search",
         "",
-        "| rank | function | fitness | val acc | test acc | found in gen |",
-        "|---:|---|---:|---:|---:|---:|",
+        "Selection numbers: mean ± std over the search's fitness runs; the maximum of many noisy scores is "
+        "biased upwards, which is why the finalists above are confirmed on fresh seeds.",
+        "",
+        "| rank | function | fitness | val acc | test acc | runs | found in gen |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for row in hof:
-        lines.append(f"| {row['rank']} | `{row['canonical']}` | {_num(row['fitness'])} | {_num(row['val_accuracy'])} "
-                     f"| {_num(row['test_accuracy'])} | {row['generation']} |")
+    for row in ranked:
+        lines.append(f"| {row['rank']} | `{row['canonical']}` | {format_number(row['fitness'])} "
+                     f"| {_pm(row['val_accuracy'], row['val_std'])} | {format_number(row['test_accuracy'])} "
+                     f"| {row['n_runs']} | {row['generation']} |")
     if baseline:
-        lines.append(f"| baseline | `{baseline['canonical']}` ({baseline['expression']}) | {_num(baseline['fitness'])} "
-                     f"| {_num(baseline['val_accuracy'])} | {_num(baseline['test_accuracy'])} | - |")
-    learned = [row for row in hof if row["learned"]]
+        lines.append(f"| baseline | `{baseline['canonical']}` ({baseline['expression']}) "
+                     f"| {format_number(baseline['fitness'])} | {format_number(baseline['val_accuracy'])} "
+                     f"| {format_number(baseline['test_accuracy'])} | {baseline['n_runs']} | - |")
+    failed = len(hof) - len(ranked)
+    if failed:
+        lines += ["", f"{failed} function(s) of the hall of fame had a failed run and are not ranked."]
+    learned = [row for row in ranked if row["learned"]]
     if learned:
         lines += ["", "## Learned constants", "", "Per activation site (layer), from the first full-budget run:", ""]
         for row in learned:
@@ -148,9 +196,6 @@ def _markdown(
             lines.append(f"- #{row['rank']} `{row['canonical']}`: {shown}")
     lines += [
         "",
-        "The baseline is trained by the run itself under the same protocol and seeds. Differences of one "
-        "short run are noisy: confirm a finalist with `afos evaluate EXPR --seeds 5` or `afos compare`.",
-        "",
         "![fitness over generations](fitness.png)",
         "",
         "![top functions](top_functions.png)",
@@ -159,45 +204,64 @@ def _markdown(
     return "\n".join(lines)
 
 
-def _num(value: Any) -> str:
+def _confirmation_lines(finalists: list[Finalist] | None) -> list[str]:
+    if not finalists:
+        return []
+    lines = [
+        "## Confirmation",
+        "",
+        f"The finalists and baselines retrained on {finalists[0].n_seeds} seeds that took no part in the search, "
+        "paired by seed. Ranked by confirmed validation accuracy; test accuracy (mean ± std, 95 % CI) is the "
+        "held-out claim, tested against ReLU (one-sided paired t-test, Holm-corrected over the finalists).",
+        "",
+        "| rank | function | val acc | test acc | 95 % CI | Δ test vs ReLU | p | p (Holm) | verdict |",
+        "|---:|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for f in finalists:
+        ci = "-" if f.test_ci_low is None else f"{format_number(f.test_ci_low)} – {format_number(f.test_ci_high)}"
+        delta = "-" if f.delta_vs_relu is None else f"{100 * f.delta_vs_relu:+.2f} pts"
+        lines.append(f"| {f.rank or f.role} | `{f.canonical}` | {_pm(f.val_mean, f.val_std)} "
+                     f"| {_pm(f.test_mean, f.test_std)} | {ci} | {delta} | {_p(f.p_vs_relu)} | {_p(f.p_holm)} "
+                     f"| {f.verdict} |")
+    return [*lines, ""]
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    """``mean ± std``, or the mean alone when there is no spread to show (one run)."""
+    return format_number(mean) if std is None else f"{format_number(mean)} ± {std:.4f}"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def format_number(value: Any) -> str:
+    """An accuracy, loss or fitness with 4 decimals; '-' for a missing measurement (a failed run)."""
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
 
 
 def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
-    """The top functions beside the baseline, as short lines for the terminal."""
+    """The top functions beside the baseline, then the confirmation's verdict, as lines for the terminal."""
     with RunStore(Path(run_dir) / "afos.db", readonly=True) as store:
-        rows = hall_of_fame_rows(store)[:top]
+        rows = _ok(hall_of_fame_rows(store))[:top]
         baseline = baseline_summary(store)
-    lines = [f"{'rank':>4}  {'fitness':>7}  {'val acc':>7}  {'test acc':>8}  function"]
-    lines += [f"{row['rank']:>4}  {_num(row['fitness']):>7}  {_num(row['val_accuracy']):>7}  "
-              f"{_num(row['test_accuracy']):>8}  {row['canonical']}" for row in rows]
+        finalists = finalist_rows(store)
+    lines = [f"{'rank':>4}  {'fitness':>7}  {'val acc (search)':>16}  {'test acc':>8}  function"]
+    lines += [f"{row['rank']:>4}  {format_number(row['fitness']):>7}  {_pm(row['val_accuracy'], row['val_std']):>16}  "
+              f"{format_number(row['test_accuracy']):>8}  {row['canonical']}" for row in rows]
     if not rows:
         lines.append("   -  no generation completed yet; its finished runs are in afos.db "
                      "(raise --max-evals or --time-limit and --resume)")
     if baseline:
-        lines.append(f"{'base':>4}  {_num(baseline['fitness']):>7}  {_num(baseline['val_accuracy']):>7}  "
-                     f"{_num(baseline['test_accuracy']):>8}  {baseline['canonical']} ({baseline['expression']})")
+        lines.append(f"{'base':>4}  {format_number(baseline['fitness']):>7}  "
+                     f"{format_number(baseline['val_accuracy']):>16}  {format_number(baseline['test_accuracy']):>8}  "
+                     f"{baseline['canonical']} ({baseline['expression']})")
+    if finalists:
+        lines += ["", "confirmed on fresh seeds (rank by validation; test is the claim):"]
+        lines += [f"{f.rank or 'base':>4}  val {_pm(f.val_mean, f.val_std):>16}  test {_pm(f.test_mean, f.test_std):>16}"
+                  f"  {f.verdict:<13}  {f.canonical}" for f in finalists]
+        lines += ["", verdict_sentence(finalists)]
     return lines
-
-
-def list_runs(root: str | Path) -> list[dict[str, Any]]:
-    """One summary per run folder under ``root``: status, progress and best function."""
-    runs = []
-    for db in sorted(Path(root).glob("*/afos.db")):
-        with RunStore(db, readonly=True) as store:
-            config = store.get_meta("config", {}) or {}
-            hof = hall_of_fame_rows(store)
-            kind = store.get_meta("kind", "search")
-            runs.append({
-                "run": db.parent.name,
-                "kind": kind,
-                "status": store.get_meta("status", "unknown"),
-                "generations": f"{len(store.generations())}/{config.get('generations', '?')}" if kind == "search" else "-",
-                "evaluations": store.count_evaluations(),
-                "best": hof[0]["canonical"] if hof else None,
-                "fitness": hof[0]["fitness"] if hof else None,
-            })
-    return runs
 
 
 def hall_of_fame_form(run_dir: str | Path, rank: int = 1) -> Form:
@@ -222,7 +286,7 @@ def hall_of_fame_form(run_dir: str | Path, rank: int = 1) -> Form:
         for name, value in values.items():
             per_site.setdefault(name, []).append(value["mean"] if isinstance(value, dict) else value)
     means = {name: math.fsum(v) / len(v) for name, v in per_site.items() if None not in v}
-    source = f"Rank {rank} of {run_dir} (fitness {_num(entry['fitness'][1])})"
+    source = f"Rank {rank} of {run_dir} (fitness {format_number(entry['fitness'][1])})"
     if means:
         source += f"; learned values are means over {max(map(len, per_site.values()))} activation sites"
     return Form.from_text(entry["canonical"], means, source=source + ".")

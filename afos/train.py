@@ -227,19 +227,9 @@ class TrainConfig:
 NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s")
 
 
-#: Settings of the user's own data (``folder``, ``csv``), left out of other datasets' protocols so that
-#: their hashes stay those of runs made before the settings existed.
-OWN_DATA_SETTINGS = ("image_size", "target")
-
-
 def protocol_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings that make two fitness runs comparable; their hash is a record's ``protocol``.
-
-    For the user's own data ``data_dir`` names the data itself, so it is part of the protocol there.
-    """
-    own = settings.get("dataset") in data.OWN_DATASETS
-    ignored = [k for k in NOT_PROTOCOL if not (own and k == "data_dir")] + ([] if own else list(OWN_DATA_SETTINGS))
-    return {k: v for k, v in settings.items() if k not in ignored}
+    """The settings that make two fitness runs comparable; their hash is a record's ``protocol``."""
+    return {k: v for k, v in settings.items() if k not in NOT_PROTOCOL}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -576,6 +566,7 @@ class _Run:
         _check_finite(train_loss, step)
         val_loss, result.val_accuracy, result.val_f1 = learner.evaluate(self.loaders.val)
         result.val_loss = _finite(val_loss)
+        seconds = time.perf_counter() - self.start
         entry = {
             "step": step,
             "epoch": result.epochs,
@@ -583,11 +574,11 @@ class _Run:
             "val_loss": result.val_loss,
             "val_accuracy": result.val_accuracy,
             "val_f1": result.val_f1,
-            "seconds": time.perf_counter() - self.start,
+            "seconds": seconds,
         }
         result.history.append(entry)
         if self.progress is not None:
-            eta = entry["seconds"] / step * (self.plan.total - step)
+            eta = seconds / step * (self.plan.total - step)
             self.progress({"event": "epoch", "epochs": self.plan.total / self.plan.per_epoch, "eta": eta, **entry})
         if result.val_loss is None:
             raise _Stop("diverged", f"non-finite validation loss at step {step}")

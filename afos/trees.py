@@ -17,7 +17,7 @@ from deap import base, gp
 
 from afos.errors import ConfigError
 from afos.space.parse import parameter_symbol
-from afos.space.primitives import X, Primitive
+from afos.space.primitives import Primitive, X
 
 
 class FitnessMax(base.Fitness):

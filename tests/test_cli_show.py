@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ENTRY = "import atexit, sys; from afos.cli import main; atexit.register(lambda: print('TORCH', 'torch' in sys.modules, file=sys.stderr)); main()"
+ENTRY = ("import atexit, sys; from afos.cli import main; "
+         "atexit.register(lambda: print('TORCH', 'torch' in sys.modules, file=sys.stderr)); main()")
 
 
 def run_afos(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from scipy import stats as sps
 
-from afos.compare import Function, Results, Spec, analyse, friedman_floor, load_results, select
+from afos.compare import Function, Results, Spec, analyse, friedman_floor, select
+from afos.compare_report import load_results
 from afos.errors import UserError
+from afos.records import Evaluation, Status
 
 GRID = ["eelu", "--baseline", "relu,silu", "--datasets", "digits", "--models", "mlp,small_cnn", "--seeds", "2",
         "--epochs", "1"]
@@ -27,7 +29,7 @@ def afos(*args: str) -> subprocess.CompletedProcess[str]:
 
 def evaluation_keys(db: Path) -> list[tuple[str, str, int]]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        return connection.execute("SELECT fingerprint, task, seed FROM evaluations").fetchall()
+        return connection.execute("SELECT activation_key, task, seed FROM evaluations").fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,7 @@ def _count(db: Path) -> int:
 
 def _rows(db: Path) -> set[tuple]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        return set(connection.execute("SELECT id, fingerprint, task, seed, created, val_accuracy FROM evaluations"))
+        return set(connection.execute("SELECT id, activation_key, task, seed, created, val_accuracy FROM evaluations"))
 
 
 # ------------------------------------------------------------------------------ statistics, no training
@@ -137,7 +139,8 @@ def _results(cells: dict[tuple[str, str], list[tuple[str, float | None]]], roles
     """Results from (function, case) -> [(status, test accuracy) per seed]."""
     functions = [Function(name, name, name, role) for name, role in roles.items()]
     cases = list(dict.fromkeys(case for _, case in cells))
-    runs = {(name, case): {seed: {"status": status, "test_accuracy": value, "val_accuracy": value, "seconds": 1.0}
+    runs = {(name, case): {seed: Evaluation(name, "p", 1.0, seed, case, Status(status), test_accuracy=value,
+                                            val_accuracy=value, seconds=1.0)
                            for seed, (status, value) in enumerate(seeds)}
             for (name, case), seeds in cells.items()}
     return Results(functions, cases, runs, {}, [], [], [])

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from afos.errors import ConfigError
-from afos.search import Search, SearchConfig
+from afos.evaluation import Phase
+from afos.executors import SerialExecutor
+from afos.runs import search as run_search
+from afos.search import SearchConfig
 from afos.store import RunStore
 
 TINY = {
@@ -50,9 +53,15 @@ def _toml(path: Path, values: dict) -> Path:
     return path
 
 
+def _search(config: SearchConfig, run_dir: Path, progress: object = None) -> str:
+    """A search run in this process, as `afos search` runs it."""
+    with SerialExecutor() as executor:
+        return run_search(config, run_dir, executor=executor, echo=progress)
+
+
 def _rows(db: Path) -> list[tuple]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        return connection.execute("SELECT fingerprint, budget, seed, task, status FROM evaluations").fetchall()
+        return connection.execute("SELECT activation_key, budget, seed, task, status FROM evaluations").fetchall()
 
 
 def _rows_so_far(db: Path) -> int:
@@ -70,21 +79,19 @@ def _hall_of_fame(run_dir: Path) -> list[tuple[str, str]]:
 
 def test_tiny_search_writes_a_trustworthy_run_folder(tmp_path: Path) -> None:
     lines: list[str] = []
-    status = Search(_config(), tmp_path / "run", progress=lines.append).run()
-    from afos.report import write_report
-
-    write_report(tmp_path / "run")
+    status = _search(_config(), tmp_path / "run", lines.append)
     assert status == "finished"
     for name in ("afos.db", "hall_of_fame.csv", "generations.csv", "report.md", "fitness.png", "top_functions.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
     with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
         assert [g["generation"] for g in store.generations()] == [0, 1, 2]
         counts = [g["stats"] for g in store.generations()]
-    assert all(c["trained"] == c["proposed"] - c["duplicate"] - c["screened"] for c in counts)
+    assert all(c["trained"] + c["reused"] == c["proposed"] - c["duplicate"] - c["screened"] for c in counts)
     assert counts[1]["mutations"] + counts[1]["crossovers"] > 0  # variation really runs
     with (tmp_path / "run" / "hall_of_fame.csv").open() as handle:
         header = next(csv.reader(handle))
-    assert header[:7] == ["rank", "expression", "canonical", "fingerprint", "fitness", "val_accuracy", "test_accuracy"]
+    assert header[:5] == ["rank", "expression", "canonical", "fingerprint", "fitness"]
+    assert {"n_runs", "val_accuracy", "val_std", "test_accuracy"} <= set(header)
     assert "ReLU" in (tmp_path / "run" / "report.md").read_text() or "relu" in (tmp_path / "run" / "report.md").read_text()
 
 
@@ -92,7 +99,7 @@ def test_a_duplicate_function_is_never_trained_twice(tmp_path: Path) -> None:
     """Four spellings of ReLU are seeded; whatever the search proposes, one function trains once."""
     trainings: list[str] = []
     config = _config(seed_expressions=["relu", "max0(x)", "max0_max(x, x)", "max(x, max0(x))"], generations=2)
-    Search(config, tmp_path / "run", progress=lambda m: trainings.append(m) if m.startswith("  ") else None).run()
+    _search(config, tmp_path / "run", lambda m: trainings.append(m) if m.startswith("  ") else None)
     rows = _rows(tmp_path / "run" / "afos.db")
     assert len(trainings) == len(rows)
     assert len({(f, b, s, t) for f, b, s, t, _ in rows}) == len(rows)
@@ -151,7 +158,7 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
 
 
 def test_resume_refuses_to_change_the_protocol(tmp_path: Path) -> None:
-    Search(_config(generations=1), tmp_path / "run").run()
+    _search(_config(generations=1), tmp_path / "run")
     result = subprocess.run([sys.executable, "-m", "afos", "search", "--resume", str(tmp_path / "run"),
                              "--epochs", "5"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "train.epochs" in result.stderr
@@ -160,15 +167,15 @@ def test_resume_refuses_to_change_the_protocol(tmp_path: Path) -> None:
 def test_learnable_constants_are_trained_recorded_and_resumable(tmp_path: Path) -> None:
     """A PANGAEA-style run stopped after 2 generations and resumed to 3 equals an uninterrupted 3."""
     settings = {"learnable_constants": True, "seed_expressions": ["scale(tanh(scale(x)))", "relu"]}
-    Search(_config(generations=3, **settings), tmp_path / "straight").run()
-    Search(_config(generations=2, **settings), tmp_path / "resumed").run()
-    Search(_config(generations=3, **settings), tmp_path / "resumed").run()
+    _search(_config(generations=3, **settings), tmp_path / "straight")
+    _search(_config(generations=2, **settings), tmp_path / "resumed")
+    _search(_config(generations=3, **settings), tmp_path / "resumed")
     assert sorted(_rows(tmp_path / "resumed" / "afos.db")) == sorted(_rows(tmp_path / "straight" / "afos.db"))
     with RunStore(tmp_path / "straight" / "afos.db", readonly=True) as store:
         hall = store.last_generation()["hall_of_fame"]
-        seeded = [r for r in store.evaluations() if r["expression"] == "p0*tanh(p1*x)"]
-    assert seeded and set(seeded[0]["params"]["0"]) == {"p0", "p1"}
-    assert seeded[0]["params"]["0"] != {"p0": 1.0, "p1": 1.0}  # the constants were trained
+        seeded = [r for r in store.evaluations(phase=Phase.SEARCH) if r.expression == "p0*tanh(p1*x)"]
+    assert seeded and set(seeded[0].params["0"]) == {"p0", "p1"}
+    assert seeded[0].params["0"] != {"p0": 1.0, "p1": 1.0}  # the constants were trained
     with RunStore(tmp_path / "resumed" / "afos.db", readonly=True) as store:
         assert store.last_generation()["hall_of_fame"] == hall
     assert any(entry["learned"] for entry in hall if ":" in entry["fingerprint"])

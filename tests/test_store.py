@@ -16,28 +16,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from afos.store import (
-    SCHEMA_VERSION,
-    RunStore,
-    StoreError,
-    protocol_hash,
-    rng_state_from_json,
-    rng_state_to_json,
-)
+from afos.records import EvalKey, Evaluation, Origin, Phase, Status, stable_hash
+from afos.search import rng_state_from_json, rng_state_to_json
+from afos.store import SCHEMA_VERSION, RunStore, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _record(fingerprint: str = "fp1", seed: int = 0, **changes: object) -> dict:
-    record = {
-        "fingerprint": fingerprint, "protocol": "p" * 16, "budget": 1.0, "seed": seed, "status": "ok",
-        "reason": "", "fitness": 0.9, "val_accuracy": 0.9, "val_loss": 0.3, "test_accuracy": 0.88,
+def _record(activation_key: str = "fp1", seed: int = 0, **changes: object) -> Evaluation:
+    values: dict = {
+        "activation_key": activation_key, "protocol": "p" * 16, "budget": 1.0, "seed": seed, "task": "digits/mlp",
+        "status": Status.OK, "reason": "", "val_accuracy": 0.9, "val_loss": 0.3, "test_accuracy": 0.88,
         "test_loss": 0.35, "train_loss": 0.2, "epochs": 1.0, "steps": 30, "seconds": 1.5, "generation": 2,
         "expression": "x*sigmoid(x)", "params": {"beta": [0.5, 1.5]},
-        "history": [{"epoch": 1, "val_accuracy": 0.9}],
+        "history": [{"epoch": 1, "val_accuracy": 0.9}], "created": 1.0,
     }
-    record.update(changes)
-    return record
+    values.update(changes)
+    return Evaluation(**values)
+
+
+def _key(activation_key: str = "fp1", seed: int = 0, **changes: object) -> EvalKey:
+    return _record(activation_key, seed, **changes).key
 
 
 @pytest.fixture
@@ -88,79 +87,76 @@ def test_refuses_foreign_and_newer_databases(tmp_path: Path) -> None:
 
 
 def test_evaluation_round_trip(store: RunStore) -> None:
-    row_id = store.add_evaluation(_record(task="digits/mlp", lr_found=0.1))
-    got = store.find_evaluation("fp1", "p" * 16, 1.0, 0, task="digits/mlp")
-    assert got["id"] == row_id
-    expected = _record(task="digits/mlp")
-    assert {key: got[key] for key in expected} == expected
-    assert got["extra"] == {"lr_found": 0.1}
-    assert got["created"] == pytest.approx(time.time(), abs=60)
-    assert store.find_evaluation("fp1", "p" * 16, 1.0, 0) is None  # task=None is its own key
-    assert store.find_evaluation("fp1", "p" * 16, 2.0, 0, task="digits/mlp") is None
+    record = _record(extra={"lr_found": 0.1}, phase=Phase.CONFIRM, origin=Origin.REUSED, source="other-run")
+    store.add_evaluation(record)
+    assert store.find_evaluation(record.key) == record
+    assert store.find_evaluation(_key(task="wine/mlp")) is None
+    assert store.find_evaluation(_key(budget=2.0)) is None
 
 
 def test_non_finite_floats_become_null(store: RunStore) -> None:
-    store.add_evaluation(_record(status="diverged", fitness=math.nan, val_loss=math.inf, train_loss=-math.inf,
+    store.add_evaluation(_record(status=Status.DIVERGED, val_loss=math.inf, train_loss=-math.inf,
                                  params={"beta": math.nan}, history=[{"loss": math.inf}, {"loss": 1.0}]))
-    got = store.find_evaluation("fp1", "p" * 16, 1.0, 0)
-    assert got["fitness"] is None and got["val_loss"] is None and got["train_loss"] is None
-    assert got["params"] == {"beta": None}
-    assert got["history"] == [{"loss": None}, {"loss": 1.0}]
+    got = store.find_evaluation(_key())
+    assert got.val_loss is None and got.train_loss is None and got.status is Status.DIVERGED
+    assert got.params == {"beta": None}
+    assert got.history == [{"loss": None}, {"loss": 1.0}]
 
 
 def test_numpy_values_are_stored_as_plain_json(store: RunStore) -> None:
-    store.add_evaluation(_record(fitness=np.float32(0.5), steps=np.int64(7), params={"w": np.arange(3)}))
-    got = store.find_evaluation("fp1", "p" * 16, 1.0, 0)
-    assert got["fitness"] == 0.5 and got["steps"] == 7 and got["params"] == {"w": [0, 1, 2]}
+    store.add_evaluation(_record(val_accuracy=np.float32(0.5), steps=np.int64(7), params={"w": np.arange(3)}))
+    got = store.find_evaluation(_key())
+    assert got.val_accuracy == 0.5 and got.steps == 7 and got.params == {"w": [0, 1, 2]}
 
 
-def test_duplicate_evaluation_is_not_inserted_twice(store: RunStore) -> None:
-    first = store.add_evaluation(_record(fitness=0.9))
-    second = store.add_evaluation(_record(fitness=0.1))
-    assert second == first
-    assert store.count_evaluations() == 1
-    assert store.find_evaluation("fp1", "p" * 16, 1.0, 0)["fitness"] == 0.9
-    assert store.add_evaluation(_record(task=None, budget=1)) == first  # int budget is the same key
-    # a copied row (with id/created/extra keys) inserts cleanly elsewhere and is a duplicate here
-    copied = store.find_evaluation("fp1", "p" * 16, 1.0, 0)
-    assert store.add_evaluation(copied) == first
-    assert store.add_evaluation(_record(seed=1)) != first
-    assert store.add_evaluation(_record(task="digits/mlp")) != first
-    assert store.count_evaluations() == 3
+def test_an_evaluation_is_a_fact_but_a_lost_worker_is_retried(store: RunStore) -> None:
+    store.add_evaluation(_record(val_accuracy=0.9))
+    store.add_evaluation(_record(val_accuracy=0.1))
+    assert store.count_evaluations() == 1 and store.find_evaluation(_key()).val_accuracy == 0.9
+    assert store.find_evaluation(_key(budget=1)) is not None  # an int budget is the same key
+    lost = _record("lost", status=Status.ERROR, reason="worker died 3 times: killed by SIGKILL")
+    store.add_evaluation(lost)
+    assert not store.find_evaluation(lost.key).final
+    store.add_evaluation(_record("lost", attempts=2))
+    retried = store.find_evaluation(lost.key)
+    assert retried.ok and retried.attempts == 2 and store.count_evaluations() == 2
+    store.add_evaluation(_record("lost", val_accuracy=0.1, attempts=3))  # a final record is kept
+    assert store.find_evaluation(lost.key).attempts == 2
 
 
-def test_add_evaluation_requires_key_fields(store: RunStore) -> None:
-    record = _record()
-    del record["protocol"]
-    with pytest.raises(ValueError, match="protocol"):
-        store.add_evaluation(record)
+def test_malformed_rows_are_store_errors(store: RunStore) -> None:
+    store.add_evaluation(_record())
+    store._conn.execute("UPDATE evaluations SET params = '{not json'")
+    with pytest.raises(StoreError, match="malformed"):
+        store.find_evaluation(_key())
+    store._conn.execute("UPDATE evaluations SET params = '[1]', status = 'ok'")
+    with pytest.raises(StoreError, match="malformed"):
+        store.evaluations()
+    store._conn.execute("UPDATE evaluations SET params = NULL, status = 'exploded'")
+    with pytest.raises(StoreError, match="malformed"):
+        store.evaluations()
 
 
 def test_evaluations_filters_and_order(store: RunStore) -> None:
-    store.add_evaluation(_record("a", status="ok"))
-    store.add_evaluation(_record("b", status="diverged", protocol="q" * 16))
-    store.add_evaluation(_record("a", seed=1, status="timeout", task="wine/mlp"))
-    assert [row["fingerprint"] for row in store.evaluations()] == ["a", "b", "a"]
-    assert [row["seed"] for row in store.evaluations(fingerprint="a")] == [0, 1]
-    assert [row["fingerprint"] for row in store.evaluations(protocol="q" * 16)] == ["b"]
-    assert [row["status"] for row in store.evaluations(status="timeout")] == ["timeout"]
-    assert [row["task"] for row in store.evaluations(task="wine/mlp")] == ["wine/mlp"]
-    assert store.evaluations(fingerprint="a", status="diverged") == []
+    store.add_evaluation(_record("a"))
+    store.add_evaluation(_record("b", status=Status.DIVERGED, protocol="q" * 16, phase=Phase.BASELINE))
+    store.add_evaluation(_record("a", seed=1, status=Status.TIMEOUT, task="wine/mlp"))
+    assert [row.activation_key for row in store.evaluations()] == ["a", "b", "a"]
+    assert [row.seed for row in store.evaluations(activation_key="a")] == [0, 1]
+    assert [row.activation_key for row in store.evaluations(protocol="q" * 16)] == ["b"]
+    assert [row.activation_key for row in store.evaluations(phase=Phase.BASELINE)] == ["b"]
+    assert [row.task for row in store.evaluations(task="wine/mlp")] == ["wine/mlp"]
+    assert store.count_evaluations(Phase.SEARCH) == 2
 
 
 def test_candidates(store: RunStore) -> None:
-    fields = {"expression": "x*sigmoid(x)", "canonical": "x*sigmoid(x)", "tree": "mul(x, sigmoid(x))",
-              "generation": 0, "status": "pending"}
-    assert store.add_candidate(fingerprint="f1", **fields) is True
-    assert store.add_candidate(fingerprint="f1", **{**fields, "generation": 3}) is False
-    assert store.add_candidate(fingerprint="f0", **fields, reason="why") is True
-    store.set_candidate_status("f1", "rejected", "diverged at epoch 1")
-    got = store.candidate("f1")
-    assert (got["status"], got["reason"], got["generation"]) == ("rejected", "diverged at epoch 1", 0)
-    assert store.candidate("nope") is None
-    assert [row["fingerprint"] for row in store.candidates()] == ["f1", "f0"]
-    with pytest.raises(KeyError):
-        store.set_candidate_status("nope", "ok")
+    fields = {"canonical": "x*sigmoid(x)", "tree": "mul(x, sigmoid(x))", "generation": 0, "status": "valid"}
+    assert store.add_candidate(activation_key="f1", **fields) is True
+    assert store.add_candidate(activation_key="f1", **{**fields, "generation": 3}) is False
+    assert store.add_candidate(activation_key="f0", **{**fields, "status": "screened"}, reason="flat") is True
+    rows = store.candidates()
+    assert [(row["activation_key"], row["generation"], row["reason"]) for row in rows] == [("f1", 0, None),
+                                                                                          ("f0", 0, "flat")]
 
 
 def test_transaction_rolls_back_on_exception(store: RunStore) -> None:
@@ -187,39 +183,37 @@ def test_nested_transactions_commit_with_the_outer_one(tmp_path: Path) -> None:
                     raise RuntimeError
             store.add_evaluation(_record("after"))
             assert reader.count_evaluations() == 0  # nothing visible before the outermost commit
-        assert [row["fingerprint"] for row in reader.evaluations()] == ["outer", "after"]
+        assert [row.activation_key for row in reader.evaluations()] == ["outer", "after"]
 
 
 def test_generation_round_trip_restores_random_draws(store: RunStore) -> None:
     random.seed(1234)
     random.gauss(0, 1)  # leaves a cached gauss_next in the state
-    generator = np.random.default_rng(99)
-    generator.random(5)
-    state = rng_state_to_json(random.getstate(), generator.bit_generator.state)
-    expected_py = [random.random() for _ in range(5)] + [random.gauss(0, 1)]
-    expected_np = generator.random(5)
+    state = rng_state_to_json(random.getstate())
+    expected = [random.random() for _ in range(5)] + [random.gauss(0, 1)]
     hall = [{"tree": "x", "fitness": [0.9]}]
-    store.save_generation(0, stats={"max": 0.5}, population=["a"], hall_of_fame=[], rng_state={})
-    store.save_generation(1, stats={"max": 0.9, "nan": math.nan}, population=["x", "mul(x, x)"],
+    store.save_generation(0, stats={"max": 0.5}, population=[{"tree": "a"}], hall_of_fame=[], rng_state={})
+    store.save_generation(1, stats={"max": 0.9, "nan": math.nan}, population=[{"tree": "x"}],
                           hall_of_fame=hall, rng_state=state)
     last = store.last_generation()
     assert last["generation"] == 1 and last["stats"] == {"max": 0.9, "nan": None}
-    assert last["population"] == ["x", "mul(x, x)"] and last["hall_of_fame"] == hall
+    assert last["population"] == [{"tree": "x"}] and last["hall_of_fame"] == hall
     assert last["finished"] == pytest.approx(time.time(), abs=60)
-    py_state, np_state = rng_state_from_json(last["rng_state"])
     random.seed(0)
-    random.setstate(py_state)
-    assert [random.random() for _ in range(5)] + [random.gauss(0, 1)] == expected_py
-    restored = np.random.default_rng(0)
-    restored.bit_generator.state = np_state
-    assert np.array_equal(restored.random(5), expected_np)
+    random.setstate(rng_state_from_json(last["rng_state"]))
+    assert [random.random() for _ in range(5)] + [random.gauss(0, 1)] == expected
     assert [row["generation"] for row in store.generations()] == [0, 1]
-    assert store.generations()[0]["stats"] == {"max": 0.5}
 
 
-def test_rng_state_without_numpy() -> None:
-    state = random.Random(5).getstate()
-    assert rng_state_from_json(rng_state_to_json(state)) == (state, None)
+def test_a_malformed_random_state_is_refused() -> None:
+    from afos.errors import UserError
+
+    good = rng_state_to_json(random.Random(5).getstate())
+    assert rng_state_from_json(good) == random.Random(5).getstate()
+    for bad in ({}, {"python": {"version": 3, "state": [1, 2], "gauss_next": None}}, [], "x",
+                {"python": {**good["python"], "state": ["a"] * 625}}):
+        with pytest.raises(UserError, match="random state"):
+            rng_state_from_json(bad)
 
 
 def test_last_generation_of_empty_run(store: RunStore) -> None:
@@ -247,39 +241,39 @@ def test_readonly_reads_but_refuses_writes(tmp_path: Path) -> None:
 def test_evaluations_table_is_plain_sql(tmp_path: Path) -> None:
     path = tmp_path / "afos.db"
     with RunStore(path) as store:
-        store.add_evaluation(_record("a", seed=0, fitness=0.8))
-        store.add_evaluation(_record("a", seed=1, fitness=0.9))
-        store.add_evaluation(_record("b", seed=0, status="diverged", fitness=None))
+        store.add_evaluation(_record("a", seed=0, val_accuracy=0.8))
+        store.add_evaluation(_record("a", seed=1, val_accuracy=0.9))
+        store.add_evaluation(_record("b", seed=0, status=Status.DIVERGED, val_accuracy=None))
     conn = sqlite3.connect(path)
-    rows = conn.execute("SELECT fingerprint, count(*), avg(fitness), max(budget) FROM evaluations "
-                        "WHERE status = 'ok' GROUP BY fingerprint").fetchall()
+    rows = conn.execute("SELECT activation_key, count(*), avg(val_accuracy), max(budget) FROM evaluations "
+                        "WHERE status = 'ok' GROUP BY activation_key").fetchall()
     assert rows == [("a", 2, pytest.approx(0.85), 1.0)]
     columns = [row[1] for row in conn.execute("PRAGMA table_info(evaluations)")]
-    assert columns == ["id", "fingerprint", "protocol", "budget", "seed", "task", "status", "reason", "fitness",
-                       "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "epochs", "steps",
-                       "seconds", "generation", "expression", "params", "history", "extra", "created"]
+    assert columns[:6] == ["id", "activation_key", "protocol", "budget", "seed", "task"]
+    assert {"phase", "origin", "source", "attempts", "activation"} <= set(columns) and "fitness" not in columns
     plan = " ".join(str(row) for row in conn.execute(
-        "EXPLAIN QUERY PLAN SELECT * FROM evaluations WHERE fingerprint = 'a' AND protocol = 'p'"))
+        "EXPLAIN QUERY PLAN SELECT * FROM evaluations WHERE activation_key = 'a' AND protocol = 'p'"))
     assert "USING INDEX" in plan
     assert conn.execute("SELECT json_extract(params, '$.beta[1]') FROM evaluations LIMIT 1").fetchone() == (1.5,)
     conn.close()
 
 
-def test_protocol_hash_is_stable() -> None:
+def test_stable_hash_is_stable() -> None:
     settings = {"dataset": "digits", "epochs": 1.0, "lr": 0.1, "schedule": ["cosine", 2]}
-    digest = protocol_hash(settings)
+    digest = stable_hash(settings)
     assert len(digest) == 16 and int(digest, 16) >= 0
-    assert protocol_hash(dict(reversed(list(settings.items())))) == digest
-    assert protocol_hash({**settings, "epochs": 1, "schedule": ("cosine", 2.0)}) == digest
-    assert protocol_hash({**settings, "lr": 0.01}) != digest
-    assert protocol_hash({"timeout_s": math.inf}) != protocol_hash({"timeout_s": None})
+    assert stable_hash(dict(reversed(list(settings.items())))) == digest
+    assert stable_hash({**settings, "epochs": 1, "schedule": ("cosine", 2.0)}) == digest
+    assert stable_hash({**settings, "lr": 0.01}) != digest
+    assert stable_hash({"timeout_s": math.inf}) != stable_hash({"timeout_s": None})
     # pinned so an accidental change of the encoding (which would orphan every stored evaluation) fails here
-    assert protocol_hash({"a": 1}) == "015abd7f5cc57a2d"
+    assert stable_hash({"a": 1}) == "015abd7f5cc57a2d"
 
 
 _WRITER = textwrap.dedent("""
     import random, sys, time
-    from afos.store import RunStore, rng_state_to_json
+    from afos.records import Evaluation, Status
+    from afos.store import RunStore
     store = RunStore(sys.argv[1])
     pause_at = int(sys.argv[2])  # -1: never pause
     store._conn.execute("PRAGMA cache_size = 8")  # tiny page cache: open transactions spill pages into the WAL
@@ -287,17 +281,15 @@ _WRITER = textwrap.dedent("""
     while True:
         with store.transaction():  # one generation = 5 evaluations + its resume point, all or nothing
             for i in range(5):
-                store.add_evaluation({
-                    "fingerprint": f"g{generation}-{i}", "protocol": "p", "budget": 1.0, "seed": i,
-                    "status": "ok", "fitness": generation + i / 10, "generation": generation,
-                    "params": {"generation": generation, "i": i},
-                    "history": [{"epoch": e, "loss": 1.0 / (e + 1)} for e in range(300)],
-                })
+                store.add_evaluation(Evaluation(
+                    f"g{generation}-{i}", "p", 1.0, i, "digits/mlp", Status.OK, val_accuracy=generation + i / 10,
+                    generation=generation, params={"generation": generation, "i": i},
+                    history=[{"epoch": e, "loss": 1.0 / (e + 1)} for e in range(300)]))
             if generation == pause_at:
                 print("in transaction", flush=True)
                 time.sleep(60)
-            store.save_generation(generation, stats={"n": 5}, population=[f"g{generation}-{i}" for i in range(5)],
-                                  hall_of_fame=[], rng_state=rng_state_to_json(random.getstate()))
+            store.save_generation(generation, stats={"n": 5}, population=[{"tree": f"g{generation}-{i}"} for i in range(5)],
+                                  hall_of_fame=[], rng_state={"generation": generation})
         generation += 1
 """)
 
@@ -323,11 +315,11 @@ def _assert_intact(path: Path) -> int:
         rows = store.evaluations()
         assert len(rows) == 5 * len(saved)  # no evaluation of an unsaved (half-written) generation
         for row in rows:
-            generation, i = row["params"]["generation"], row["params"]["i"]
-            assert row["fingerprint"] == f"g{generation}-{i}" and row["status"] == "ok"
-            assert row["fitness"] == generation + i / 10 and len(row["history"]) == 300
+            generation, i = row.params["generation"], row.params["i"]
+            assert row.activation_key == f"g{generation}-{i}" and row.ok
+            assert row.val_accuracy == generation + i / 10 and len(row.history) == 300
         if saved:
-            assert rng_state_from_json(store.last_generation()["rng_state"])[0][0] == random.getstate()[0]
+            assert store.last_generation()["rng_state"] == {"generation": saved[-1]}
         store.add_evaluation(_record())  # and it is writable again
     return len(saved)
 

@@ -6,6 +6,6 @@ never pays torch's import time.
 """
 
 from afos.space.parse import parse
-from afos.space.primitives import PRIMITIVE_SETS, PRIMITIVES, X, Primitive, primitive_set
+from afos.space.primitives import PRIMITIVE_SETS, PRIMITIVES, Primitive, X, primitive_set
 
 __all__ = ["parse", "PRIMITIVES", "PRIMITIVE_SETS", "Primitive", "X", "primitive_set"]

@@ -52,7 +52,10 @@ def _swish(a: sympy.Expr, beta: sympy.Expr | None = None) -> sympy.Expr:
     return a * sigmoid(a if beta is None else beta * a)
 
 
-def _leaky_relu(a: sympy.Expr, slope: sympy.Expr = sympy.Rational(1, 100)) -> sympy.Expr:
+_LEAKY_SLOPE = sympy.Rational(1, 100)
+
+
+def _leaky_relu(a: sympy.Expr, slope: sympy.Expr = _LEAKY_SLOPE) -> sympy.Expr:
     return sympy.Max(a, slope * a)
 
 

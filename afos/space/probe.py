@@ -20,6 +20,7 @@ from afos.space.lower import lower
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.primitives import X
 
+
 def _grid(half_width: float, half_count: int) -> torch.Tensor:
     """Symmetric grid of 2*half_count + 1 points with an exact 0 in the middle (linspace misses it)."""
     return torch.arange(-half_count, half_count + 1, dtype=torch.float64) * (half_width / half_count)

@@ -1,0 +1,293 @@
+"""The evaluation layer: the one path from "this training run is needed" to a stored, typed record.
+
+Search, ``afos evaluate`` and ``afos compare`` describe each training run they need as an
+:class:`EvalRequest` and hand lists of them to :meth:`Evaluator.ensure`, which returns one
+:class:`Evaluation` per request after
+
+1. looking the request up in the run's own database (a resumed run reads its finished runs back),
+2. else copying it from another run's database under the same results root (a *cache*: the record is
+   a fact about the function under the protocol, so it is copied, never trained again),
+3. else training it through the executor and committing the record as it arrives.
+
+Whatever path a record takes, its values are the same (training is seeded; on the CPU bit for bit), so
+a caller that decides only from the returned records decides the same way whether it ran alone, beside
+a twin, resumed, or on another executor. Callers must therefore never look at other runs themselves.
+
+The identity of a stored result is :class:`EvalKey`: the activation's key, the *protocol* (a hash of
+every training setting that changes what a number means, derived in exactly one place,
+:func:`protocol_id`), the budget in epochs, the seed and the task.
+
+This module does not import the store: the database is handed in as a :class:`RunDatabase` (and the
+cache of other runs as a :class:`RecordCache`), so the layers stay one-way (the store sits above and
+serialises these records).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from afos import __version__, data, models
+from afos.compile import ActivationSpec
+from afos.errors import ConfigError
+from afos.executors import Executor, Job
+from afos.records import (
+    FIELDS,
+    RESULT_FIELDS,
+    WORKER_DIED,
+    EvalKey,
+    Evaluation,
+    Origin,
+    Phase,
+    Status,
+    stable_hash,
+)
+from afos.train import TrainConfig, resolve_device
+
+__all__ = [
+    "NOT_PROTOCOL",
+    "WORKER_DIED",
+    "BudgetSpent",
+    "EvalKey",
+    "EvalRequest",
+    "Evaluation",
+    "Evaluator",
+    "Origin",
+    "Phase",
+    "RecordCache",
+    "RunDatabase",
+    "Status",
+    "TimeUp",
+    "protocol_id",
+    "protocol_settings",
+    "check_tasks",
+    "resolve_train",
+    "split_task",
+    "stable_hash",
+]
+
+#: Training settings that do not change what a number means: the budget and seed (part of the key
+#: beside the protocol), where the work runs, and the soft time limit. Device *precision* does change
+#: it and enters the protocol through :func:`protocol_settings`.
+NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s", "amp", "channels_last")
+#: Settings of the user's own data (``folder``, ``csv``), left out of other datasets' protocols, which
+#: they do not affect.
+OWN_DATA_SETTINGS = ("image_size", "target")
+
+
+class BudgetSpent(Exception):
+    """The caller's evaluation budget ran out; the records made before it are committed."""
+
+
+class TimeUp(Exception):
+    """The caller's deadline passed; the records made before it are committed."""
+
+
+# ------------------------------------------------------------------------------------- the protocol
+
+
+def split_task(task: str) -> tuple[str, str]:
+    """``"digits/mlp"`` -> ``("digits", "mlp")``, checking both names."""
+    dataset, _, model = task.partition("/")
+    if dataset not in data.DATASETS:
+        raise ConfigError(f"task {task!r}: unknown dataset {dataset!r}; choose one of {', '.join(data.DATASETS)}")
+    if model not in models.MODELS:
+        raise ConfigError(f"task {task!r}: unknown model {model!r}; choose one of {', '.join(models.MODELS)}")
+    return dataset, model
+
+
+def check_tasks(configs: Iterable[TrainConfig]) -> None:
+    """Load each dataset and build each model once before anything is created or trained, so that a
+    missing dataset or a model that cannot take its dataset stops a command at once, leaving nothing
+    behind, instead of hours into it."""
+    unique = {(c.dataset, c.model, c.data_dir, c.val_fraction, c.seed, c.image_size, c.target): resolve_train(c)
+              for c in configs}
+    for config in unique.values():
+        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed,
+                                    image_size=config.image_size, target=config.target)
+        models.build_model(config.model, nn.Identity, in_channels=dataset.in_channels, num_classes=dataset.num_classes,
+                           image_size=dataset.image_size, num_features=dataset.num_features,
+                           **config.model_options)
+
+
+def resolve_train(train: TrainConfig) -> TrainConfig:
+    """The config as it will actually run: the dataset's default model filled in when none is named."""
+    return train if train.model else replace(train, model=models.default_model(train.dataset))
+
+
+def protocol_settings(train: TrainConfig) -> dict[str, Any]:
+    """Everything that makes two training runs comparable, from the *resolved* config.
+
+    The effective numerics replace the flags that ask for them (bf16 autocast and channels_last act on
+    CUDA only), and the afos version and torch major.minor are included: a result is reused as a fact
+    only where it would come out the same.
+    """
+    resolved = resolve_train(train)
+    settings = {k: v for k, v in resolved.to_dict().items() if k not in NOT_PROTOCOL}
+    if resolved.dataset in data.OWN_DATASETS:
+        settings["data_dir"] = resolved.data_dir  # the user's own data: the path names the data itself
+    else:
+        for key in OWN_DATA_SETTINGS:
+            settings.pop(key)
+    on_cuda = resolve_device(resolved.device).type == "cuda"
+    settings["precision"] = "bf16-autocast" if resolved.amp and on_cuda else "fp32"
+    settings["memory_format"] = "channels_last" if resolved.channels_last and on_cuda else "contiguous"
+    settings["afos"] = __version__
+    settings["torch"] = ".".join(torch.__version__.split(".")[:2])
+    return settings
+
+
+def protocol_id(train: TrainConfig) -> str:
+    """The protocol hash of a training config: the one definition search, evaluate and compare share."""
+    return stable_hash(protocol_settings(train))
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """One training run that a caller needs: what to train, under which resolved config, and why.
+
+    ``train`` is resolved (model filled in) with ``epochs`` the budget and ``seed`` the run's seed; build
+    requests with :meth:`make`. ``label`` is the canonical expression stored with the record.
+    """
+
+    activation: ActivationSpec
+    train: TrainConfig
+    label: str
+    phase: Phase = Phase.SEARCH
+    generation: int | None = None
+
+    @classmethod
+    def make(cls, activation: ActivationSpec, train: TrainConfig, *, budget: float, seed: int, label: str,
+             phase: Phase = Phase.SEARCH, generation: int | None = None) -> EvalRequest:
+        config = resolve_train(replace(train, epochs=float(budget), seed=int(seed), steps=None))
+        return cls(activation, config, label, phase, generation)
+
+    @property
+    def task(self) -> str:
+        return f"{self.train.dataset}/{self.train.model}"
+
+    @cached_property
+    def key(self) -> EvalKey:
+        return EvalKey(self.activation.key(), protocol_id(self.train), float(self.train.epochs), self.train.seed,
+                       self.task)
+
+
+# -------------------------------------------------------------------------------------- the evaluator
+
+
+def record_of(request: EvalRequest, result: Mapping[str, Any], *, attempts: int = 1) -> Evaluation:
+    """The record of ``request`` trained just now, from a ``FitnessResult.to_dict()``: result fields without
+    a column of their own go to ``extra``."""
+    own = {k: v for k, v in result.items() if k in RESULT_FIELDS}
+    own["status"] = Status(own["status"])
+    extra = {k: v for k, v in result.items() if k not in FIELDS}
+    return Evaluation(*request.key, **own, expression=request.label, activation=request.activation.to_dict(),
+                      phase=request.phase, generation=request.generation, attempts=attempts, extra=extra,
+                      created=time.time())
+
+
+class RunDatabase(Protocol):
+    """What the evaluation layer needs of a run database (:class:`afos.store.RunStore` provides it)."""
+
+    def find_evaluation(self, key: EvalKey) -> Evaluation | None: ...
+
+    def add_evaluation(self, evaluation: Evaluation) -> None: ...
+
+
+class RecordCache(Protocol):
+    """Finished records of *other* runs (:class:`afos.store.SiblingRuns`): ``(record, run name)`` or None."""
+
+    def find(self, key: EvalKey) -> tuple[Evaluation, str] | None: ...
+
+
+OnRecord = Callable[[Evaluation], None]
+
+
+class Evaluator:
+    """Look up, reuse, or train: see the module docstring. One per run database and executor."""
+
+    def __init__(self, store: RunDatabase, executor: Executor, *, cache: RecordCache | None = None,
+                 on_record: OnRecord | None = None) -> None:
+        self.store = store
+        self.executor = executor
+        self.cache = cache
+        self.on_record = on_record or (lambda evaluation: None)
+
+    def ensure(self, requests: Sequence[EvalRequest], *, limit: int | None = None,
+               deadline: float | None = None) -> list[Evaluation]:
+        """One record per request, in order (requests with one key share one record).
+
+        ``limit`` caps how many records this call may *add* to the database (trained or reused alike,
+        so that a budget ends at the same point whatever other runs hold); past it, :class:`BudgetSpent`
+        is raised after the allowed ones are committed. ``deadline`` (``time.monotonic()``) is checked
+        between batches of the executor's width; past it, :class:`TimeUp`.
+        """
+        found: dict[EvalKey, Evaluation] = {}
+        missing: dict[EvalKey, tuple[EvalRequest, int]] = {}
+        for request in requests:
+            key = request.key
+            if key in found or key in missing:
+                continue
+            stored = self.store.find_evaluation(key)
+            if stored is not None and stored.final:
+                found[key] = replace(stored, origin=Origin.RESUMED) if stored.origin is Origin.TRAINED else stored
+            else:
+                missing[key] = (request, stored.attempts if stored else 0)
+        pending = list(missing.values())
+        allowed = pending if limit is None else pending[: max(0, limit)]
+        self._reuse(allowed, found)
+        self._train([item for item in allowed if item[0].key not in found], found, deadline)
+        if len(allowed) < len(pending):
+            raise BudgetSpent
+        return [found[request.key] for request in requests]
+
+    def _reuse(self, items: Iterable[tuple[EvalRequest, int]], found: dict[EvalKey, Evaluation]) -> None:
+        if self.cache is None:
+            return
+        for request, _ in items:
+            hit = self.cache.find(request.key)
+            if hit is None or not hit[0].final:
+                continue
+            record, run = hit
+            copy = replace(record, expression=request.label, phase=request.phase, generation=request.generation,
+                           origin=Origin.REUSED, source=run, attempts=1, created=time.time())
+            self._commit(copy, found)
+
+    def _train(self, items: list[tuple[EvalRequest, int]], found: dict[EvalKey, Evaluation],
+               deadline: float | None) -> None:
+        by_job = {str(index): item for index, item in enumerate(items)}
+        jobs = [Job(name, request.activation.to_dict(), request.train.to_dict())
+                for name, (request, _) in by_job.items()]
+
+        def finished(job: Job, result: Mapping[str, Any]) -> None:
+            request, attempts = by_job[job.key]
+            self._commit(record_of(request, result, attempts=attempts + 1), found)
+
+        size = len(jobs) if deadline is None else max(1, self.executor.width)
+        for start in range(0, len(jobs), max(1, size)):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeUp
+            self.executor.run(jobs[start: start + size], finished)
+
+    def _commit(self, evaluation: Evaluation, found: dict[EvalKey, Evaluation]) -> None:
+        self.store.add_evaluation(evaluation)
+        found[evaluation.key] = evaluation
+        self.on_record(evaluation)
+
+
+def describe(evaluation: Evaluation) -> str:
+    """One progress line for a record: status, validation accuracy, time, where it came from."""
+    accuracy = evaluation.val_accuracy
+    shown = "-" if accuracy is None else f"{accuracy:.4f}"
+    where = f"reused from {evaluation.source}" if evaluation.origin is Origin.REUSED else f"{evaluation.seconds:.1f}s"
+    return (f"{evaluation.status.value:<8} val_acc {shown}  {where}  "
+            f"[{evaluation.task} seed {evaluation.seed} {evaluation.budget:g} ep]  {evaluation.expression}")

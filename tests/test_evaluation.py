@@ -1,0 +1,244 @@
+"""The evaluation layer and what it guarantees: runs beside each other, resumed or killed, give the same
+answer; other runs are a cache; bloat limits hold; a run's status tells the truth; old databases open."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from afos.compile import ActivationSpec
+from afos.evaluation import EvalRequest, Evaluator, Origin, Phase, protocol_id
+from afos.executors import SerialExecutor
+from afos.runs import list_runs
+from afos.runs import search as run_search
+from afos.search import SearchConfig
+from afos.space.primitives import primitive_set as resolve_primitives
+from afos.store import RunStore, SiblingRuns
+from afos.train import TrainConfig
+from afos.trees import parse_tree, primitive_set
+
+TINY = {"population": 5, "generations": 2, "seed": 7, "elites": 1,
+        "train": {"dataset": "digits", "model": "mlp", "epochs": 1, "batch_size": 64}}
+
+
+def afos(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "afos", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd)
+
+
+def _search(run_dir: Path, **changes: object) -> str:
+    with SerialExecutor() as executor:
+        return run_search(SearchConfig.from_dict({**TINY, **changes}), run_dir, executor=executor)
+
+
+def _hall(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "hall_of_fame.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def _origins(db: Path) -> dict[str, int]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return dict(connection.execute("SELECT origin, count(*) FROM evaluations GROUP BY origin").fetchall())
+
+
+def test_a_twin_search_in_the_same_folder_trains_nothing_and_ends_identical(tmp_path: Path) -> None:
+    _search(tmp_path / "root" / "a")
+    _search(tmp_path / "root" / "b")
+    _search(tmp_path / "alone" / "c", reuse_runs=False)
+    assert _hall(tmp_path / "root" / "a") == _hall(tmp_path / "root" / "b") == _hall(tmp_path / "alone" / "c")
+    first = sum(_origins(tmp_path / "root" / "a" / "afos.db").values())
+    assert _origins(tmp_path / "root" / "b" / "afos.db") == {"reused": first}
+    with RunStore(tmp_path / "root" / "b" / "afos.db", readonly=True) as store:
+        records = store.evaluations()
+        stats = [g["stats"] for g in store.generations()]
+    assert {r.source for r in records} == {"a"}
+    assert all(s["trained"] == 0 and s["reused"] > 0 for s in stats)  # generation 0 included
+
+
+def test_evaluate_then_compare_trains_only_the_new_function(tmp_path: Path) -> None:
+    common = ["--seeds", "2", "--epochs", "2", "--quiet"]
+    assert afos("evaluate", "relu", "silu", "--dataset", "digits", "--out", str(tmp_path / "r" / "ev"),
+                *common).returncode == 0
+    result = afos("compare", "relu", "silu", "tanh", "--baseline", "relu", "--datasets", "digits", "--models", "mlp",
+                  "--out", str(tmp_path / "r" / "cmp"), "--json", *common)
+    assert result.returncode == 0, result.stderr
+    with RunStore(tmp_path / "r" / "cmp" / "afos.db", readonly=True) as store:
+        records = store.evaluations()
+    trained = {r.expression for r in records if r.origin is Origin.TRAINED}
+    assert trained == {"tanh(x)"}
+    assert {r.source for r in records if r.origin is Origin.REUSED} == {"ev"}
+    with (tmp_path / "r" / "cmp" / "runs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["origin"] for row in rows} == {"trained", "reused"}
+
+
+def test_no_stored_tree_exceeds_the_bloat_limits(tmp_path: Path) -> None:
+    _search(tmp_path / "run", max_height=3, max_size=9, init_max_depth=3, population=8, generations=4,
+            crossover_prob=1.0, mutation_prob=1.0, reuse_runs=False)
+    pset = primitive_set(resolve_primitives("afos"))
+    with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
+        trees = [parse_tree(row["tree"], pset) for row in store.candidates()]
+        population = [parse_tree(item["tree"], pset) for g in store.generations() for item in g["population"]]
+        stats = [g["stats"] for g in store.generations()]
+    assert len(trees) > 10 and sum(s["crossovers"] for s in stats) > 0
+    assert all(t.height <= 3 and len(t) <= 9 for t in trees + population)
+
+
+def test_successive_halving_promotes_only_the_top_third(tmp_path: Path) -> None:
+    _search(tmp_path / "run", population=6, generations=1, halving_rungs=2, halving_eta=3, reuse_runs=False,
+            train={**TINY["train"], "epochs": 3})
+    with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
+        search = store.evaluations(phase=Phase.SEARCH)
+    cheap = {r.activation_key: r.val_accuracy if r.ok else 0.0 for r in search if r.budget == 1.0}
+    full = {r.activation_key for r in search if r.budget == 3.0}
+    assert len(cheap) == 6 and len(full) == 2  # ceil(6 / 3) climb
+    assert set(sorted(cheap, key=lambda k: (-cheap[k], k))[:2]) == full  # the best at the cheap rung
+    hall = _hall(tmp_path / "run")
+    rungs = [float(row["fitness"]) for row in hall]
+    assert len(hall) == 6 and rungs  # every candidate ranked, promoted ones first (compared at equal budget)
+    assert {row["fingerprint"] for row in hall[:2]} == full
+
+
+def test_immigrants_fill_their_share_of_each_generation(tmp_path: Path) -> None:
+    """With crossover and mutation off, offspring are copies of parents: only immigrants bring new functions."""
+    _search(tmp_path / "run", population=6, generations=2, immigrants=0.5, crossover_prob=0.0, mutation_prob=0.0,
+            reuse_runs=False)
+    with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
+        second = store.generations()[1]["stats"]
+    assert second["crossovers"] == second["mutations"] == 0
+    assert second["trained"] >= 3  # round(0.5 * 6) immigrant slots, all new
+
+
+def test_a_killed_search_shows_interrupted_and_resumes_to_its_twin(tmp_path: Path) -> None:
+    config = tmp_path / "tiny.toml"
+    config.write_text('population = 5\ngenerations = 3\nseed = 7\nelites = 1\n'
+                      '[train]\ndataset = "digits"\nmodel = "mlp"\nepochs = 1\nbatch_size = 64\n')
+    root = tmp_path / "root"
+    assert afos("search", "--config", str(config), "--out", str(root / "a"), "--quiet").returncode == 0
+    process = subprocess.Popen([sys.executable, "-m", "afos", "search", "--config", str(config), "--out",
+                                str(root / "b"), "--quiet", "--no-reuse"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _count(root / "b" / "afos.db") < 6:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    status = {row["run"]: row for row in list_runs(root)}["b"]
+    assert status["status"] == "interrupted" and "--resume" in status["resume"]
+    shown = afos("runs", str(root))
+    assert "interrupted" in shown.stdout and f"afos search --resume {root / 'b'}" in shown.stdout
+    resumed = afos("search", "--resume", str(root / "b"), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _hall(root / "b") == _hall(root / "a")
+    assert {row["run"]: row["status"] for row in list_runs(root)} == {"a": "finished", "b": "finished"}
+
+
+def _count(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            return connection.execute("SELECT count(*) FROM evaluations").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_search_that_fails_before_training_leaves_no_folder(tmp_path: Path) -> None:
+    result = afos("search", "--dataset", "mnist", "--data-dir", str(tmp_path / "nothing"), "--out",
+                  str(tmp_path / "run"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_of_a_grid_folder_is_a_clear_error(tmp_path: Path) -> None:
+    assert afos("evaluate", "relu", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path / "ev"),
+                "--quiet").returncode == 0
+    result = afos("search", "--resume", str(tmp_path / "ev"))
+    assert result.returncode == 2 and "afos evaluate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_protocol_is_the_resolved_config_plus_versions() -> None:
+    written = TrainConfig(dataset="digits")  # model unset: the dataset's default model
+    assert protocol_id(written) == protocol_id(TrainConfig(dataset="digits", model="mlp"))
+    assert protocol_id(written) != protocol_id(TrainConfig(dataset="digits", model="small_cnn"))
+    # on the CPU amp and channels_last change nothing, so they do not change the protocol either
+    assert protocol_id(written) == protocol_id(TrainConfig(dataset="digits", amp=False, channels_last=False))
+    assert protocol_id(written) == protocol_id(TrainConfig(dataset="digits", epochs=3, seed=4, device="cpu"))
+
+
+def test_a_worker_death_is_retried_when_the_command_runs_again(tmp_path: Path) -> None:
+    from afos.records import Evaluation, Status
+
+    request = EvalRequest.make(ActivationSpec("relu"), TrainConfig(dataset="digits", epochs=1), budget=1, seed=0,
+                               label="Max(0, x)", phase=Phase.GRID)
+    with RunStore(tmp_path / "afos.db") as store:
+        store.add_evaluation(Evaluation(*request.key, Status.ERROR, reason="worker died 3 times: SIGKILL"))
+        with SerialExecutor() as executor:
+            (record,) = Evaluator(store, executor).ensure([request])
+        assert record.ok and record.attempts == 2 and record.origin is Origin.TRAINED
+        assert store.find_evaluation(request.key) == record
+
+
+def test_sibling_cache_skips_broken_databases(tmp_path: Path) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "afos.db").write_bytes(b"not a database at all")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "afos.db").write_bytes(b"")
+    request = EvalRequest.make(ActivationSpec("relu"), TrainConfig(dataset="digits", epochs=1), budget=1, seed=0,
+                               label="Max(0, x)")
+    with SiblingRuns(tmp_path, tmp_path / "mine") as cache:
+        assert cache.find(request.key) is None
+
+
+def test_a_schema_1_database_is_upgraded_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old" / "afos.db"
+    path.parent.mkdir()
+    with sqlite3.connect(path) as connection:
+        for statement in _SCHEMA_1:
+            connection.execute(statement)
+        connection.execute("INSERT INTO meta VALUES ('kind', '\"compare\"')")
+        connection.execute("INSERT INTO evaluations (fingerprint, protocol, budget, seed, task, status, fitness, "
+                           "val_accuracy, params, created) VALUES ('f', 'p', 1.0, 0, 'digits/mlp', 'ok', 0.5, 0.5, "
+                           "'{\"0\": {\"beta\": 1.0}}', 1.0)")
+        connection.execute("PRAGMA user_version = 1")
+    with pytest.raises(Exception, match="older afos"):
+        RunStore(path, readonly=True)
+    with RunStore(path) as store:
+        (record,) = store.evaluations()
+    assert record.activation_key == "f" and record.phase is Phase.GRID and record.params == {"0": {"beta": 1.0}}
+    with RunStore(path, readonly=True) as store:
+        assert store.count_evaluations() == 1
+    report = afos("runs", str(tmp_path))
+    assert report.returncode == 0 and "old" in report.stdout
+
+
+_SCHEMA_1 = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+    "CREATE TABLE candidates (fingerprint TEXT PRIMARY KEY, expression TEXT NOT NULL, canonical TEXT, tree TEXT, "
+    "generation INTEGER, status TEXT NOT NULL, reason TEXT, created REAL NOT NULL)",
+    "CREATE TABLE evaluations (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, protocol TEXT NOT NULL, "
+    "budget REAL NOT NULL, seed INTEGER NOT NULL, task TEXT, status TEXT NOT NULL, reason TEXT, fitness REAL, "
+    "val_accuracy REAL, val_loss REAL, test_accuracy REAL, test_loss REAL, train_loss REAL, epochs REAL, "
+    "steps INTEGER, seconds REAL, generation INTEGER, expression TEXT, params TEXT, history TEXT, extra TEXT, "
+    "created REAL NOT NULL)",
+    "CREATE UNIQUE INDEX evaluations_key ON evaluations (fingerprint, protocol, budget, seed, ifnull(task, ''))",
+    "CREATE INDEX evaluations_task ON evaluations (task)",
+    "CREATE TABLE generations (generation INTEGER PRIMARY KEY, stats TEXT, population TEXT, hall_of_fame TEXT, "
+    "rng_state TEXT, finished REAL)",
+)
+
+
+def test_json_output_carries_the_origin(tmp_path: Path) -> None:
+    common = ["--seeds", "1", "--epochs", "1", "--dataset", "digits", "--json"]
+    first = afos("evaluate", "relu", "--out", str(tmp_path / "r" / "one"), *common)
+    second = afos("evaluate", "relu", "--out", str(tmp_path / "r" / "two"), *common)
+    assert [row["origin"] for row in json.loads(first.stdout)] == ["trained"]
+    assert [(row["origin"], row["source"]) for row in json.loads(second.stdout)] == [("reused", "one")]
+    assert json.loads(first.stdout)[0]["val_accuracy"] == json.loads(second.stdout)[0]["val_accuracy"]
