@@ -15,7 +15,9 @@ import torch
 
 from afos.compile import Activation
 from afos.export import ExportError, Form, render
-from afos.search import Search, SearchConfig
+from afos.executors import SerialExecutor
+from afos.runs import search as run_search
+from afos.search import SearchConfig
 from afos.space.parse import parse
 from afos.store import RunStore
 
@@ -158,7 +160,8 @@ def test_cli_exports_from_a_search_run_with_learned_constants(tmp_path: Path) ->
         "seed_expressions": ["scale(tanh(scale(x)))"], "reuse_runs": False,
         "train": {"dataset": "digits", "model": "mlp", "epochs": 1, "batch_size": 64},
     })
-    Search(config, run).run()
+    with SerialExecutor() as executor:
+        run_search(config, run, executor=executor)
     with RunStore(run / "afos.db", readonly=True) as store:
         hall = store.last_generation()["hall_of_fame"]
     rank = next(i for i, entry in enumerate(hall, start=1) if entry["learned"])

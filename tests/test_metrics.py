@@ -7,7 +7,9 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
+from afos.compile import ActivationSpec
 from afos.data import DeviceLoader, load_dataset
+from afos.evaluation import EvalRequest, record_of
 from afos.models import activation_sites, build_model
 from afos.store import RunStore
 from afos.train import Learner, TrainConfig, macro_f1, run_fitness
@@ -47,10 +49,12 @@ def test_macro_f1_leaves_out_classes_neither_present_nor_predicted() -> None:
 
 
 def test_every_record_carries_f1_through_the_store(tmp_path) -> None:
-    result = run_fitness(nn.ReLU, TrainConfig(epochs=2, device="cpu"))
+    config = TrainConfig(epochs=2, device="cpu")
+    result = run_fitness(nn.ReLU, config)
     assert 0.0 < result.val_f1 <= 1.0 and 0.0 < result.test_f1 <= 1.0
     assert all("val_f1" in entry for entry in result.history)
+    request = EvalRequest.make(ActivationSpec("relu"), config, budget=2, seed=0, label="relu")
     with RunStore(tmp_path / "afos.db") as store:
-        store.add_evaluation({**result.to_dict(), "fingerprint": "f", "protocol": "p", "budget": 2.0, "seed": 0})
+        store.add_evaluation(record_of(request, result.to_dict()))
         (stored,) = store.evaluations()
-    assert stored["val_f1"] == result.val_f1 and stored["test_f1"] == result.test_f1
+    assert stored.metric("val_f1") == result.val_f1 and stored.metric("test_f1") == result.test_f1

@@ -17,7 +17,8 @@ from torch import nn
 
 from afos.data import load_dataset
 from afos.errors import ConfigError, DatasetError
-from afos.train import TrainConfig, protocol_settings, run_fitness
+from afos.evaluation import protocol_settings
+from afos.train import TrainConfig, run_fitness
 
 COLOURS = {"cats": (200, 30, 30), "dogs": (30, 200, 30), "owls": (30, 30, 200)}
 
@@ -149,8 +150,8 @@ def test_csv_errors_name_the_column_or_cell(tmp_path: Path) -> None:
 
 
 def test_protocol_of_own_data_includes_the_data_and_its_settings(tmp_path: Path) -> None:
-    folder = TrainConfig(dataset="folder", data_dir=str(tmp_path), image_size=24).to_dict()
-    digits = TrainConfig(dataset="digits", data_dir=str(tmp_path)).to_dict()
+    folder = TrainConfig(dataset="folder", data_dir=str(tmp_path), image_size=24)
+    digits = TrainConfig(dataset="digits", data_dir=str(tmp_path))
     assert {"data_dir", "image_size", "target"} <= set(protocol_settings(folder))
     assert not {"data_dir", "image_size", "target"} & set(protocol_settings(digits))
 
