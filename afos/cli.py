@@ -1,15 +1,18 @@
 """The ``afos`` command line: a thin click layer over the library.
 
 Commands parse options, call one library function and print its result. Heavy modules (torch) are
-imported inside commands so that ``afos --help`` and input errors answer fast. Any
-:class:`afos.errors.UserError` (and click's own usage errors) becomes one line on stderr and exit code 2.
+imported inside commands so that ``afos --help`` and input errors answer fast. Every expected failure
+(see :class:`_Group`) becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any, NoReturn
@@ -27,21 +30,104 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 
 class _Group(click.Group):
-    """Routes every user error to one line on stderr and exit code 2, never a traceback; warnings become
-    one ``afos: warning:`` line each."""
+    """The one error boundary: an expected failure is one line on stderr and exit code 2, never a traceback.
+
+    Expected failures are the user's input (:class:`UserError`, click's usage errors), files and folders
+    (``OSError``: missing, unwritable, read-only, disk full) and broken run databases (``sqlite3`` errors of
+    the file or the disk, see :func:`_is_expected`). Anything else is a bug: its traceback is printed, then a line asking for a
+    report, exit code 1. Exit code 130 is kept for a real Ctrl-C. Python warnings become one
+    ``afos: warning:`` line each.
+    """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click hook
         try:
             with warnings.catch_warnings():  # restores Python's own hook when the command returns
                 warnings.showwarning = _show_warning
                 return super().main(*args, standalone_mode=False, **kwargs)
-        except (UserError, click.UsageError, click.BadParameter) as error:
-            message = error.format_message() if isinstance(error, click.ClickException) else str(error)
-            click.echo(f"afos: error: {message}", err=True)
-            sys.exit(2)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as error:
+            # click turns both Ctrl-C and an EOFError into Abort; only the first is an interrupt.
+            if not isinstance(error.__context__, EOFError):
+                click.echo("afos: aborted", err=True)
+                sys.exit(130)
+            _report_bug(error.__context__)
+        except KeyboardInterrupt:
             click.echo("afos: aborted", err=True)
             sys.exit(130)
+        except Exception as error:  # noqa: BLE001 - the boundary: sorted into expected failures and bugs
+            if not _is_expected(error):
+                _report_bug(error)
+            click.echo(f"afos: error: {_expected_failure(error)}", err=True)
+            sys.exit(2)
+
+
+def _is_expected(error: Exception) -> bool:
+    """Failures of the input or the environment, not of afos. Of sqlite3's errors only those of the file and
+    the disk (a plain DatabaseError: not a database, malformed; OperationalError: cannot open, read-only,
+    full, I/O); a misused connection (ProgrammingError, IntegrityError, ...) is a bug."""
+    if isinstance(error, (UserError, click.ClickException, OSError, sqlite3.OperationalError)):
+        return True
+    return type(error) is sqlite3.DatabaseError
+
+
+def _report_bug(error: BaseException) -> NoReturn:
+    traceback.print_exception(error)
+    click.echo("afos: internal error (a bug in afos): please report it with the traceback above", err=True)
+    sys.exit(1)
+
+
+#: What to do about an OSError, by errno; the default is to check the path.
+_OS_ADVICE = {
+    errno.ENOSPC: "free disk space, then run the same command again (a search: --resume its folder)",
+    errno.EDQUOT: "free space within your disk quota, then run the same command again",
+    errno.EACCES: "check the permissions, or choose another folder (--out)",
+    errno.EPERM: "check the permissions, or choose another folder (--out)",
+    errno.EROFS: "choose a folder on a writable filesystem (--out)",
+    errno.ENOENT: "check the path",
+    errno.EISDIR: "a folder is in the way of a file; give a file path or remove the folder",
+    errno.ENOTDIR: "a file is in the way of a folder; give a folder path or remove the file",
+}
+
+#: What to do about a broken or unusable run database, by SQLite's primary error name (Python >= 3.11 gives
+#: it; older ones get the neutral advice).
+_SQLITE_ADVICE = {
+    "SQLITE_NOTADB": "it is not an intact afos run database: restore it from a copy, or start the run in a new "
+                     "folder",
+    "SQLITE_CORRUPT": "the run database is damaged: restore it from a copy, or start the run in a new folder",
+    "SQLITE_FULL": "free disk space, then run the same command again (a search: --resume its folder)",
+    "SQLITE_READONLY": "the database or its folder cannot be written; check the permissions or copy the folder "
+                       "somewhere writable",
+    "SQLITE_CANTOPEN": "it must be a file you can read and write, in a folder you can write",
+    "SQLITE_IOERR": "the disk could not be read or written; check the filesystem and free space",
+    "SQLITE_BUSY": "another afos process holds it; wait until that one ends",
+    "SQLITE_LOCKED": "another afos process holds it; wait until that one ends",
+}
+
+
+def _expected_failure(error: Exception) -> str:
+    """The one-line message of an expected failure: what went wrong, on which file, and what to do."""
+    if isinstance(error, click.ClickException):
+        return error.format_message()
+    if isinstance(error, sqlite3.DatabaseError):
+        primary = "_".join(getattr(error, "sqlite_errorname", "").split("_")[:2])  # SQLITE_IOERR_WRITE: IOERR
+        advice = _SQLITE_ADVICE.get(primary, "check the file and the disk it is on")
+        return f"{_database_of(error) or 'run database'}: {error}; {advice}"
+    if isinstance(error, OSError) and error.errno is not None:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        advice = _OS_ADVICE.get(error.errno, "check the path" if error.filename is not None else "")
+        return f"{where}{error.strerror or error}" + (f"; {advice}" if advice else "")
+    return str(error)
+
+
+def _database_of(error: BaseException) -> str | None:
+    """The file of the run store whose call raised ``error``: sqlite3's errors do not name their file.
+
+    Found as the innermost ``RunStore`` bound to ``self`` in the traceback's frames.
+    """
+    from afos.store import RunStore
+
+    stores = [frame.f_locals.get("self") for frame, _ in traceback.walk_tb(error.__traceback__)]
+    paths = [str(store.path) for store in stores if isinstance(store, RunStore)]
+    return paths[-1] if paths else None
 
 
 #: Expressions often start with '-' ("-x*erf(exp(-x))"); let them through as arguments, not options.
@@ -152,6 +238,9 @@ def _make_executor(options: dict[str, Any]) -> Any:
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--learnable-constants", is_flag=True, default=None,
               help="Let mutations insert and remove constants that each fitness run trains (PANGAEA-style).")
+@click.option("--baseline", default=None, help="Comma list of baselines beside ReLU (default: the config's).")
+@click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
+              help="Also write each run's curves here for TensorBoard.")
 @click.option("--confirm-top", type=int, default=None, help="Finalists confirmed on fresh seeds (default 5).")
 @click.option("--confirm-seeds", type=int, default=None, help="Fresh seeds per finalist and baseline (default 5).")
 @click.option("--no-confirm", is_flag=True, default=False, help="Skip the confirmation of the finalists.")
@@ -160,6 +249,7 @@ def _make_executor(options: dict[str, Any]) -> Any:
 def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
     """Evolve activation functions with a genetic search; results go to a run folder."""
     from afos import runs as folders
+    from afos.compare_report import TensorBoardLog
     from afos.config import load_config, with_overrides
     from afos.search import SearchConfig
 
@@ -172,7 +262,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         "train.data_dir": options["data_dir"], "train.image_size": options["image_size"],
         "train.target": options["target"], "reuse_runs": False if options.pop("no_reuse") else None,
         "confirm_top": options.pop("confirm_top"), "confirm_seeds": options.pop("confirm_seeds"),
-        "confirm": False if options.pop("no_confirm") else None,
+        "confirm": False if options.pop("no_confirm") else None, "baseline": _names(options.pop("baseline")),
     }
     if resume:
         run_dir, config = Path(resume), folders.resume_config(Path(resume), overrides)
@@ -181,9 +271,11 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         config = SearchConfig.from_dict(with_overrides(values, overrides))
         run_dir = Path(out) if out else folders.new_run_dir("results", config)
     echo = None if quiet else (lambda message: click.echo(message, err=True))
+    tensorboard = options.pop("tensorboard")
+    on_record = TensorBoardLog(tensorboard) if tensorboard else None
     try:
         with folders.sigterm_interrupts(), _make_executor(options) as executor:
-            status = folders.search(config, run_dir, executor=executor, echo=echo)
+            status = folders.search(config, run_dir, executor=executor, echo=echo, on_record=on_record)
     except KeyboardInterrupt as interrupt:
         _interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
     click.echo(_top_functions(run_dir, status, run_dir / "report.md"))
@@ -331,14 +423,14 @@ def _run_grid(kind: str, spec: Any, options: dict[str, Any], start: Any) -> tupl
     from afos.runs import sigterm_interrupts
 
     out = Path(options["out"]) if options["out"] else default_out(kind)
-    on_run = TensorBoardLog(options["tensorboard"]) if options["tensorboard"] else None
+    on_record = TensorBoardLog(options["tensorboard"]) if options["tensorboard"] else None
     echo = None if options["quiet"] else (lambda message: click.echo(message, err=True))
     if echo:
         echo(f"{kind}: {len(spec.runs())} runs into {out}")
     reuse = not options.pop("no_reuse")
     try:
         with sigterm_interrupts(), _make_executor(options) as executor:
-            return start(spec, out, executor=executor, progress=echo, on_run=on_run, reuse=reuse), out
+            return start(spec, out, executor=executor, progress=echo, on_record=on_record, reuse=reuse), out
     except KeyboardInterrupt as interrupt:
         _interrupted(interrupt, f"run the same command with --out {out} to resume")
 

@@ -47,6 +47,7 @@ from afos.evaluation import (
 )
 from afos.space.families import FAMILIES
 from afos.space.parse import canonical, parse
+from afos.stats import format_duration, format_number
 from afos.train import TrainConfig
 
 #: Epochs per run unless the user or a config file says otherwise. On digits the cosine schedule has
@@ -288,13 +289,13 @@ class GridDatabase(RunDatabase, Protocol):
 
 
 class GridProgress:
-    """One progress line per record a grid adds (``run i/n``, status, accuracy, ETA), then ``on_run``."""
+    """One progress line per record a grid adds (``run i/n``, status, accuracy, ETA), then ``on_record``."""
 
     def __init__(self, spec: Spec, store: RunDatabase, say: Progress,
-                 on_run: Callable[[Run], None] | None = None) -> None:
+                 on_record: Callable[[Evaluation], None] | None = None) -> None:
         self.names = {f.fingerprint: f for f in spec.functions}
         self.todo = sum(1 for seed, task, fn in spec.runs() if store.find_evaluation(spec.key(fn, task, seed)) is None)
-        self.say, self.on_run = say, on_run
+        self.say, self.on_record = say, on_record
         self.done, self.started = 0, time.monotonic()
 
     def __call__(self, record: Evaluation) -> None:
@@ -303,20 +304,9 @@ class GridProgress:
         eta = (time.monotonic() - self.started) / self.done * max(0, self.todo - self.done)
         where = f"reused from {record.source}" if record.origin is Origin.REUSED else f"{record.seconds:.1f}s"
         self.say(f"run {self.done}/{self.todo}  {function.name}  {record.task}  seed {record.seed}  "
-                 f"{record.status.value}  val_acc {format_number(record.val_accuracy)}  {where}  ETA {_duration(eta)}")
-        if self.on_run is not None:
-            self.on_run(Run(function, record.task, record.seed, record))
-
-
-def format_number(value: float | None) -> str:
-    """An accuracy or loss with 4 decimals; '-' for a missing measurement (a failed run)."""
-    return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+                 f"{record.status.value}  val_acc {format_number(record.val_accuracy)}  {where}  ETA {format_duration(eta)}")
+        if self.on_record is not None:
+            self.on_record(record)
 
 
 # --------------------------------------------------------------------------------------- the results

@@ -8,13 +8,12 @@ output of an uninterrupted one, and ``compare --from`` reproduces a comparison w
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,18 @@ from afos.compare import (
     cell_summary,
     check_grid,
     collect,
-    format_number,
     merge,
     run_grid,
     select,
 )
 from afos.compile import ActivationSpec
 from afos.errors import UserError
-from afos.evaluation import Evaluator, split_task
+from afos.evaluation import Evaluation, Evaluator, split_task
 from afos.executors import Executor
 from afos.plots import critical_difference_diagram, function_plot, heatmap, line_plot
+from afos.report import finalist_rows, hall_of_fame_rows, write_csv
+from afos.search import baseline_names
+from afos.stats import format_number, plus_minus
 from afos.store import RunStore, SiblingRuns, StoreError
 
 RUN_COLUMNS = ("expression", "canonical", "fingerprint", "role", "dataset", "model", "seed", "status", "reason",
@@ -59,21 +60,21 @@ def default_out(kind: str) -> Path:
 
 
 def evaluate(spec: Spec, out: str | Path, *, executor: Executor, progress: Progress | None = None,
-             on_run: Callable[[Run], None] | None = None, reuse: bool = True) -> Results:
+             on_record: Callable[[Evaluation], None] | None = None, reuse: bool = True) -> Results:
     """Run (or resume) a one-case grid and write results.json/.csv/.md, runs.csv and curves.png."""
-    results = _run(spec, Path(out), executor, progress, on_run, reuse)
+    results = _run(spec, Path(out), executor, progress, on_record, reuse)
     write_evaluation(Path(out), results)
     return results
 
 
 def compare(spec: Spec, out: str | Path, *, executor: Executor, progress: Progress | None = None,
-            on_run: Callable[[Run], None] | None = None, reuse: bool = True) -> dict[str, Any]:
+            on_record: Callable[[Evaluation], None] | None = None, reuse: bool = True) -> dict[str, Any]:
     """Run (or resume) a grid, analyse it and write the comparison files; returns the analysis."""
-    return write_comparison(Path(out), _run(spec, Path(out), executor, progress, on_run, reuse))
+    return write_comparison(Path(out), _run(spec, Path(out), executor, progress, on_record, reuse))
 
 
 def _run(spec: Spec, out: Path, executor: Executor, progress: Progress | None,
-         on_run: Callable[[Run], None] | None, reuse: bool) -> Results:
+         on_record: Callable[[Evaluation], None] | None, reuse: bool) -> Results:
     """Open the grid's database and the cache of its sibling runs (``reuse``), and run the grid.
 
     Datasets and models are checked before the folder is created, so a bad task leaves nothing behind.
@@ -82,7 +83,7 @@ def _run(spec: Spec, out: Path, executor: Executor, progress: Progress | None,
     say = progress or (lambda message: None)
     with RunStore(out / "afos.db", meta={"kind": spec.kind}) as store, \
             (SiblingRuns(out.parent, out) if reuse else contextlib.nullcontext()) as cache:
-        evaluator = Evaluator(store, executor, cache=cache, on_record=GridProgress(spec, store, say, on_run))
+        evaluator = Evaluator(store, executor, cache=cache, on_record=GridProgress(spec, store, say, on_record))
         store.set_meta("status", "running")
         try:
             results = run_grid(spec, store, evaluator, progress=say)
@@ -119,8 +120,6 @@ class SearchSelection:
 
 def from_search(run_dir: str | Path, top: int) -> SearchSelection:
     """Read a search run's finalists (or its top ``top`` ok functions) for a transfer study."""
-    from afos.finalists import baseline_names
-    from afos.report import finalist_rows, hall_of_fame_rows
 
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
@@ -186,24 +185,8 @@ def cell_rows(results: Results) -> list[dict[str, Any]]:
     ]
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
-
-
-def _csv_value(value: Any) -> Any:
-    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
-
-
 def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
-
-
-def _pm(mean: float | None, std: float | None) -> str:
-    """``mean ± std``, or the mean alone when there is no spread to show (one seed)."""
-    return format_number(mean) if std is None else f"{format_number(mean)} ± {std:.4f}"
 
 
 def _statuses(cell: Mapping[str, Any]) -> str:
@@ -213,7 +196,7 @@ def _statuses(cell: Mapping[str, Any]) -> str:
 def _cell_text(cell: Mapping[str, Any]) -> str:
     """A matrix cell: mean ± std test accuracy, or why it failed (with what the successful seeds reached)."""
     if not cell["failed"]:
-        return _pm(cell[METRIC], cell[f"{METRIC}_std"])
+        return plus_minus(cell[METRIC], cell[f"{METRIC}_std"])
     reached = f": {format_number(cell[METRIC])} on {cell['ok']}" if cell["ok"] else ""
     return f"failed ({_statuses(cell)}{reached})"
 
@@ -226,8 +209,8 @@ def write_evaluation(out: Path, results: Results) -> None:
     runs = results.all_runs()
     _write_json(out / "results.json", {"grid": [s.to_dict() for s in results.specs], "functions": cells,
                                        "runs": [run_row(r, history=True) for r in runs]})
-    _write_csv(out / "results.csv", CELL_COLUMNS, cells)
-    _write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
+    write_csv(out / "results.csv", CELL_COLUMNS, cells)
+    write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
     (out / "results.md").write_text(_evaluation_markdown(results, cells))
     curves_plot(results, out / "curves.png")
     learned_shapes(results, out)
@@ -277,9 +260,9 @@ def evaluation_table(results: Results) -> str:
               f"{'s/run':>6}  runs")]
     for cell in cell_rows(results):
         lines.append(f"{_short(cell['function'], 24):<24} {_short(cell['canonical'], 32):<32} {cell['role']:<9} "
-                     f"{_pm(cell['val_accuracy'], cell['val_accuracy_std']):>16} "
-                     f"{_pm(cell['test_accuracy'], cell['test_accuracy_std']):>16} "
-                     f"{_pm(cell['test_f1'], cell['test_f1_std']):>16} "
+                     f"{plus_minus(cell['val_accuracy'], cell['val_accuracy_std']):>16} "
+                     f"{plus_minus(cell['test_accuracy'], cell['test_accuracy_std']):>16} "
+                     f"{plus_minus(cell['test_f1'], cell['test_f1_std']):>16} "
                      f"{_seconds(cell['seconds']):>6}  {_statuses(cell)}")
     return "\n".join(lines)
 
@@ -298,9 +281,9 @@ def _evaluation_markdown(results: Results, cells: list[dict[str, Any]]) -> str:
               "split is held out from training and validation and touched once per run."), "",
              "| function | canonical | role | val acc | test acc | val F1 | test F1 | s/run | runs |",
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
-    lines += [f"| {c['function']} | `{c['canonical']}` | {c['role']} | {_pm(c['val_accuracy'], c['val_accuracy_std'])} "
-              f"| {_pm(c['test_accuracy'], c['test_accuracy_std'])} | {_pm(c['val_f1'], c['val_f1_std'])} "
-              f"| {_pm(c['test_f1'], c['test_f1_std'])} | {_seconds(c['seconds'])} | {_statuses(c)} |"
+    lines += [f"| {c['function']} | `{c['canonical']}` | {c['role']} | {plus_minus(c['val_accuracy'], c['val_accuracy_std'])} "
+              f"| {plus_minus(c['test_accuracy'], c['test_accuracy_std'])} | {plus_minus(c['val_f1'], c['val_f1_std'])} "
+              f"| {plus_minus(c['test_f1'], c['test_f1_std'])} | {_seconds(c['seconds'])} | {_statuses(c)} |"
               for c in cells]
     failures = [r for r in results.all_runs() if not r.record.ok]
     if failures:
@@ -335,8 +318,8 @@ def write_comparison(out: Path, results: Results) -> dict[str, Any]:
     runs = results.all_runs()
     _write_json(out / "results.json", {**analysis, "grid": [s.to_dict() for s in results.specs],
                                        "runs": [run_row(r, history=True) for r in runs]})
-    _write_csv(out / "results.csv", CELL_COLUMNS, cell_rows(results))
-    _write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
+    write_csv(out / "results.csv", CELL_COLUMNS, cell_rows(results))
+    write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
     names = [f["name"] for f in analysis["functions"]]
     matrix = [[math.nan if v is None else v for v in row] for row in analysis["matrix"]]
     heatmap(matrix, analysis["cases"], names, out / "heatmap.png", title="Mean test accuracy over seeds",
@@ -380,7 +363,7 @@ def _comparison_markdown(results: Results, analysis: Mapping[str, Any]) -> str:
              "their case (tied among themselves).", "",
              *_matrix_table(analysis, names, _cell_text), "",
              "Validation accuracy (the search's fitness; optimistic for a function selected on it):", "",
-             *_matrix_table(analysis, names, lambda c: _pm(c["val_accuracy"], c["val_accuracy_std"])), "",
+             *_matrix_table(analysis, names, lambda c: plus_minus(c["val_accuracy"], c["val_accuracy_std"])), "",
              "![results heatmap](heatmap.png)", ""]
     if analysis["average_ranks"]:
         lines += _test_sections(analysis)
@@ -461,16 +444,17 @@ class TensorBoardLog:
             raise UserError("--tensorboard needs the tensorboard package (pip install tensorboard)") from None
         self.root, self.writer = Path(root), SummaryWriter
 
-    def __call__(self, run: Run) -> None:
-        function = f"{_safe(run.function.name)}-{run.function.fingerprint[:6]}"  # distinct even if names sanitise alike
-        folder = self.root / function / run.task.replace("/", "-") / f"seed{run.seed}"
+    def __call__(self, record: Evaluation) -> None:
+        # the key's start keeps folders distinct where expressions sanitise alike; the budget tells rungs apart
+        function = f"{_safe(record.expression)}-{record.activation_key[:6]}"
+        folder = self.root / function / record.task.replace("/", "-") / f"seed{record.seed}-{record.budget:g}ep"
         with self.writer(log_dir=str(folder)) as writer:
-            for entry in run.record.history:
+            for entry in record.history:
                 for key in ("val_accuracy", "val_loss", "train_loss"):
                     if entry.get(key) is not None:
                         writer.add_scalar(key, entry[key], entry["step"])
-            if run.record.test_accuracy is not None:
-                writer.add_scalar("test_accuracy", run.record.test_accuracy, run.record.steps)
+            if record.test_accuracy is not None:
+                writer.add_scalar("test_accuracy", record.test_accuracy, record.steps)
 
 
 def _safe(name: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from afos.errors import ConfigError
 
@@ -45,3 +46,67 @@ def check_keys(cls: type, values: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
+# ------------------------------------------------------------------------------------ value rules
+# One validation style for every config key: a table of key -> (predicate, what is expected), checked in
+# order, the first failure raised as one ConfigError naming the key, its value and what it should be.
+
+Check = Callable[[Any], bool]
+Rule = tuple[Check, str]
+
+#: Largest seed: seeds go into torch and numpy generators, which take 64-bit values.
+MAX_SEED = 2**63 - 1
+
+
+def is_real(value: Any) -> bool:
+    """A finite int or float; ``True``/``False`` are not numbers here, although Python says they are."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def number(low: float = -math.inf, high: float = math.inf, *, open_low: bool = False,
+           open_high: bool = False) -> Check:
+    """A finite real number in a range; ``open_*`` excludes an end."""
+
+    def check(value: Any) -> bool:
+        if not is_real(value):
+            return False
+        above = value > low if open_low else value >= low
+        below = value < high if open_high else value <= high
+        return above and below
+
+    return check
+
+
+def integer(low: int, high: int = MAX_SEED) -> Check:
+    """An int (not a float such as 4.0 or 4.5, not a bool) in ``[low, high]``."""
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def optional(check: Check) -> Check:
+    return lambda value: value is None or check(value)
+
+
+def one_of(choices: Iterable[str]) -> Check:
+    known = frozenset(choices)
+    return lambda value: isinstance(value, str) and value in known
+
+
+def list_of(check: Check) -> Check:
+    return lambda value: isinstance(value, list) and all(check(item) for item in value)
+
+
+def is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+BOOLEAN: Rule = (lambda value: isinstance(value, bool), "true or false")
+
+
+def check_rules(config: object, rules: Mapping[str, Rule], where: str) -> None:
+    """Raise :class:`ConfigError` for the first attribute of ``config`` that breaks its rule."""
+    for key, (check, expected) in rules.items():
+        value = getattr(config, key)
+        if not check(value):
+            shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:77]}..."
+            raise ConfigError(f"{where}: {key}={shown} is invalid; expected {expected}")

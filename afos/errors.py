@@ -1,8 +1,8 @@
 """Exception types shared by every layer.
 
-`UserError` and its subclasses mean *the user asked for something impossible* (bad expression, missing
-dataset, bad config). The CLI turns them into one line on stderr and exit code 2; everything else is a bug
-and keeps its traceback.
+`UserError` and its subclasses mean *the user asked for something impossible* (bad expression, missing or
+broken dataset, bad config, a folder that is not a usable run). The CLI turns them into one line on stderr
+and exit code 2; everything else is a bug and keeps its traceback.
 """
 
 
@@ -14,13 +14,18 @@ class ParseError(UserError):
     """An expression could not be parsed by the whitelist grammar."""
 
 
-class DatasetNotFound(UserError):
-    """A dataset's files are absent and could not be downloaded."""
-
-
 class DatasetError(UserError):
-    """A dataset's files are there but unusable: an empty folder, one class, an unreadable image, a bad table."""
+    """A dataset's files are absent, truncated, corrupt or larger than the dataset can be, or unusable: an
+    empty image folder, one class, an unreadable image, a table without its target column."""
+
+
+class DatasetNotFound(DatasetError):
+    """A dataset's files are absent and could not be downloaded."""
 
 
 class ConfigError(UserError):
     """A configuration key or value is unknown or invalid."""
+
+
+class StoreError(UserError):
+    """The file is not a usable afos run database, or a write was attempted on a read-only store."""

@@ -31,7 +31,6 @@ from functools import cached_property
 from typing import Any, Protocol
 
 import torch
-from torch import nn
 
 from afos import __version__, data, models
 from afos.compile import ActivationSpec
@@ -48,7 +47,7 @@ from afos.records import (
     Status,
     stable_hash,
 )
-from afos.train import TrainConfig, resolve_device
+from afos.train import TrainConfig, check_setup, resolve_device
 
 __all__ = [
     "NOT_PROTOCOL",
@@ -109,11 +108,8 @@ def check_tasks(configs: Iterable[TrainConfig]) -> None:
     unique = {(c.dataset, c.model, c.data_dir, c.val_fraction, c.seed, c.image_size, c.target): resolve_train(c)
               for c in configs}
     for config in unique.values():
-        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed,
-                                    image_size=config.image_size, target=config.target)
-        models.build_model(config.model, nn.Identity, in_channels=dataset.in_channels, num_classes=dataset.num_classes,
-                           image_size=dataset.image_size, num_features=dataset.num_features,
-                           **config.model_options)
+        check_setup(config, data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction,
+                                              seed=config.seed, image_size=config.image_size, target=config.target))
 
 
 def resolve_train(train: TrainConfig) -> TrainConfig:

@@ -21,6 +21,9 @@ last bits.
 Faults (process and ray): a worker that dies in the middle of a job (kill -9, a CUDA error that takes the
 process down, the OOM killer) is replaced and the job retried, preferably on another slot, up to
 ``max_retries`` times; after that the job is reported as status ``error``, reason ``worker died N times: ...``.
+Each loss is logged (``afos.executors`` logger, a warning). On Ray, a worker lost with its node is such a
+death; a replacement the remaining nodes have no room for retires its slot instead of waiting forever (see
+:class:`_RaySlots`), and with no slot left the remaining jobs are reported as ``error``.
 ``timeout_s`` is a hard wall-clock limit per job enforced by the driver, counted from dispatch (so it includes
 a new worker's start-up): the worker is killed and replaced and the job reported as ``timeout``, not retried,
 since a slow candidate would be slow again. ``TrainConfig.timeout_s`` remains the soft, in-run limit; set the
@@ -59,7 +62,10 @@ KINDS: tuple[str, ...] = ("serial", "process", "ray")
 _POLL_S = 1.0  # longest uninterrupted wait of the driver: bounds how late a timeout is noticed
 _JOIN_S = 10.0  # grace for a killed worker to be reaped, so its GPU memory is free before a replacement starts
 _REASON_LIMIT = 300  # characters of a worker-death message kept in a record
+_PLACE_S = 600.0  # longest wait for Ray to start an actor while the cluster seems to have room for it
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,11 @@ class _WorkerDied(Exception):
     """The worker running a job disappeared; the job itself may be fine."""
 
 
+class _SlotLost(Exception):
+    """The slot's worker cannot be started any more (its share of the cluster is gone, e.g. with a lost Ray
+    node): the slot is retired and its job, which never started, goes back to the queue uncharged."""
+
+
 class _Slots(Protocol):
     """A fixed number of single-job worker slots: what :class:`_Driver` needs from processes or actors."""
 
@@ -186,10 +197,13 @@ class _Slots(Protocol):
         """The handles finished within ``timeout`` seconds (maybe none)."""
 
     def collect(self, handle: Hashable, slot: int) -> Record:
-        """The record of a finished handle; raises _WorkerDied, or the job's own exception."""
+        """The record of a finished handle; raises _WorkerDied, _SlotLost, or the job's own exception."""
 
     def kill(self, slot: int) -> None:
         """Stop the slot's worker now, whatever it is doing; the next submit starts a fresh one."""
+
+    def usable(self) -> list[int]:
+        """The slots that can still run jobs (all but those retired after a _SlotLost)."""
 
 
 @dataclass
@@ -218,12 +232,15 @@ class _Driver:
         self.max_retries, self.timeout_s = max_retries, timeout_s
         self.queue: deque[_Task] = deque()
         self.running: dict[Hashable, _Running] = {}
-        self.idle = list(range(slots.width))
+        self.idle = slots.usable()
 
     def run(self, jobs: Sequence[Job]) -> None:
         self.queue.extend(_Task(job) for job in jobs)
         try:
             while self.queue or self.running:
+                if not self.idle and not self.running:
+                    self._no_slots_left()
+                    break
                 self._dispatch()
                 self._finish(self.slots.wait(list(self.running), self._next_wait()))
                 self._expire()
@@ -253,6 +270,9 @@ class _Driver:
             self.idle.append(entry.slot)
             try:
                 record = self.slots.collect(handle, entry.slot)
+            except _SlotLost as lost:
+                self._retire(entry, str(lost))
+                continue
             except _WorkerDied as death:
                 self._died(entry, str(death))
                 continue
@@ -268,11 +288,27 @@ class _Driver:
         task = entry.task
         task.deaths, task.last_slot = task.deaths + 1, entry.slot
         if task.deaths <= self.max_retries:
+            log.warning("worker %d lost while running %s (%s); retrying it", entry.slot, task.job.key, reason)
             self.queue.appendleft(task)
             return
+        log.warning("worker %d lost while running %s (%s); giving up after %d deaths",
+                    entry.slot, task.job.key, reason, task.deaths)
         seconds = time.monotonic() - entry.started
         times = "time" if task.deaths == 1 else "times"
         self.on_result(task.job, _failure("error", f"worker died {task.deaths} {times}: {reason}", seconds))
+
+    def _retire(self, entry: _Running, reason: str) -> None:
+        self.slots.kill(entry.slot)
+        self.idle.remove(entry.slot)
+        self.queue.appendleft(entry.task)
+        log.warning("worker %d retired (%s); its job %s goes to another worker", entry.slot, reason,
+                    entry.task.job.key)
+
+    def _no_slots_left(self) -> None:
+        """Every slot was retired: report what is left as errors rather than wait for workers forever."""
+        while self.queue:
+            task = self.queue.popleft()
+            self.on_result(task.job, _failure("error", "no worker left: the cluster lost every worker's share", 0.0))
 
     def _expire(self) -> None:
         """Kill the workers of jobs past ``timeout_s`` and report those jobs as timed out."""
@@ -393,6 +429,9 @@ class _ProcessSlots:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
+    def usable(self) -> list[int]:
+        return list(range(self.width))  # a local process always fits: no slot is ever retired
+
     def close(self) -> None:
         for slot in range(self.width):
             self.kill(slot)
@@ -490,26 +529,79 @@ def _one_line(exc: BaseException) -> str:
     return (text or type(exc).__name__)[:_REASON_LIMIT]
 
 
-class _RaySlots:
-    """One actor per slot, created on first use and replaced (killed, recreated) when lost."""
+def _room(nodes: list[dict[str, Any]], demand: dict[str, float]) -> int:
+    """How many actors that each need ``demand`` (Ray resource -> amount) the alive ``ray.nodes()`` hold."""
+    return sum(
+        min(int(node["Resources"].get(name, 0.0) / need + 1e-9) for name, need in demand.items())
+        for node in nodes
+        if node["Alive"]
+    )
 
-    def __init__(self, ray: Any, width: int, options: dict[str, Any], threads: int, target: Target) -> None:
-        self.ray, self.width, self.threads, self.target = ray, width, threads, target
+
+class _RaySlots:
+    """One actor per slot, created on first use and replaced (killed, recreated) when lost.
+
+    Ray notices a lost node itself (the GCS health-checks every raylet) and fails the tasks of the actors
+    that lived there with ``RayActorError``: a worker death, retried like a killed process. Ray's own actor
+    restarts (``max_restarts``, ``max_task_retries``) stay off, so that retries are counted, placed and
+    recorded the same way for every executor, and a timed-out actor is not brought back. What Ray does not
+    bound is the start of a replacement: an actor the remaining nodes have no room for waits for resources
+    forever. So each new actor's ``__ray_ready__`` is watched, and while it has not started its slot is
+    retired once the alive nodes cannot hold every slot any more (or after ``_PLACE_S`` without a start).
+    """
+
+    def __init__(self, ray: Any, width: int, demand: dict[str, float], threads: int, target: Target) -> None:
+        self.ray, self.width, self.demand, self.threads, self.target = ray, width, demand, threads, target
+        options = {"num_gpus": demand["GPU"], "num_cpus": 0} if "GPU" in demand else {"num_cpus": demand["CPU"]}
         self.actor_class = ray.remote(_RayWorker).options(max_restarts=0, **options)
         self.actors: list[Any] = [None] * width
+        self.handles: dict[int, Hashable] = {}  # slot -> the task it runs
+        self.starting: dict[int, tuple[Any, float]] = {}  # slot -> (its new actor's ready ref, creation time)
+        self.retired: dict[int, str] = {}  # slot -> why it can no longer be placed
 
     def submit(self, slot: int, job: Job) -> Hashable:
         if self.actors[slot] is None:
             self.actors[slot] = self.actor_class.remote(self.threads, self.target)
-        return self.actors[slot].run.remote(job)  # type: ignore[no-any-return]
+            self.starting[slot] = (self.actors[slot].__ray_ready__.remote(), time.monotonic())
+        self.handles[slot] = self.actors[slot].run.remote(job)
+        return self.handles[slot]
 
     def wait(self, handles: list[Hashable], timeout: float) -> list[Hashable]:
         ready, _ = self.ray.wait(handles, num_returns=1, timeout=timeout)
         if ready:  # take every other result that is already in, in one round
             ready, _ = self.ray.wait(handles, num_returns=len(handles), timeout=0)
-        return list(ready)
+        stuck = [self.handles[slot] for slot in self._unplaceable() if self.handles.get(slot) in handles]
+        return list(dict.fromkeys([*ready, *stuck]))
+
+    def _unplaceable(self) -> list[int]:
+        """Newly retired slots: their actor has not started, and the alive nodes have no room for it."""
+        if not self.starting:
+            return []
+        refs = [ref for ref, _ in self.starting.values()]
+        started, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        for slot, (ref, _) in list(self.starting.items()):
+            if ref in started:
+                del self.starting[slot]
+        if not self.starting:
+            return []
+        room, active = _room(self.ray.nodes(), self.demand), self.width - len(self.retired)
+        retired = []
+        for slot, (_, created) in self.starting.items():
+            if slot in self.retired:
+                continue
+            if room < active:
+                self.retired[slot] = f"the alive Ray nodes have room for {room} workers, not {active}"
+            elif time.monotonic() - created > _PLACE_S:
+                self.retired[slot] = f"Ray did not start its actor within {_PLACE_S:g} s"
+            else:
+                continue
+            active -= 1
+            retired.append(slot)
+        return retired
 
     def collect(self, handle: Hashable, slot: int) -> Record:
+        if slot in self.retired:
+            raise _SlotLost(self.retired[slot])
         exceptions = self.ray.exceptions
         try:
             return self.ray.get(handle)  # type: ignore[no-any-return]
@@ -522,8 +614,13 @@ class _RaySlots:
 
     def kill(self, slot: int) -> None:
         actor, self.actors[slot] = self.actors[slot], None
+        self.starting.pop(slot, None)
+        self.handles.pop(slot, None)
         if actor is not None:
             self.ray.kill(actor, no_restart=True)
+
+    def usable(self) -> list[int]:
+        return [slot for slot in range(self.width) if slot not in self.retired]
 
     def close(self) -> None:
         for slot in range(self.width):
@@ -557,8 +654,8 @@ class RayExecutor(_Closing):
         capacity = gpus * workers_per_gpu or max(1, cpus)
         self.width = min(workers or capacity, capacity)
         threads = max(1, cpus // self.width)
-        options = {"num_gpus": 1 / workers_per_gpu, "num_cpus": 0} if gpus else {"num_cpus": threads}
-        self._slots = _RaySlots(self._ray, self.width, options, threads, target)
+        demand = {"GPU": 1 / workers_per_gpu} if gpus else {"CPU": float(threads)}
+        self._slots = _RaySlots(self._ray, self.width, demand, threads, target)
         self.max_retries, self.timeout_s = max_retries, timeout_s
 
     def run(self, jobs: Sequence[Job], on_result: OnResult) -> None:

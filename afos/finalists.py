@@ -24,12 +24,11 @@ from scipy import stats as sps
 
 from afos.compile import ActivationSpec
 from afos.evaluation import EvalRequest, Evaluation, Evaluator, Phase
-from afos.search import SearchConfig, task_configs
+from afos.search import RELU, SearchConfig, baseline_names, task_configs
 from afos.space.parse import canonical
 from afos.stats import holm
 
 ALPHA = 0.05
-RELU = "relu"
 
 FINALIST_COLUMNS = ("rank", "role", "expression", "canonical", "fingerprint", "n_seeds", "failed", "val_mean",
                     "val_std", "test_mean", "test_std", "test_ci_low", "test_ci_high", "delta_vs_relu",
@@ -70,26 +69,19 @@ def confirm_seeds(seed: int, fitness_seeds: int, count: int) -> list[int]:
     return list(range(seed + fitness_seeds, seed + fitness_seeds + count))
 
 
-def baseline_names(baseline: str | Sequence[str]) -> list[str]:
-    """ReLU always, then the config's baselines, each once."""
-    names = [baseline] if isinstance(baseline, str) else list(baseline)
-    return list(dict.fromkeys([RELU, *names]))
-
-
 def plan(hall_of_fame: Sequence[Mapping[str, Any]], baseline: str | Sequence[str], top: int) -> list[dict[str, Any]]:
     """The functions to confirm: the top ``top`` hall-of-fame entries that trained ok, then the baselines
     (a baseline that is also a finalist is confirmed once, as a baseline)."""
-    bases = [{"role": "baseline", "expression": name, "canonical": canonical(name),
-              "activation": ActivationSpec(name).to_dict()} for name in baseline_names(baseline)]
-    for entry in bases:
-        entry["fingerprint"] = ActivationSpec(**entry["activation"]).key()
+    bases: list[dict[str, Any]] = [
+        {"role": "baseline", "expression": name, "canonical": canonical(name), "fingerprint": ActivationSpec(name).key(),
+         "activation": ActivationSpec(name).to_dict()} for name in baseline_names(baseline)]
     taken = {entry["fingerprint"] for entry in bases}
-    finalists = []
+    finalists: list[dict[str, Any]] = []
     for entry in hall_of_fame:
         if len(finalists) == top:
             break
         if entry.get("ok", True) and entry.get("n_runs", 1) and entry["fingerprint"] not in taken:
-            learnable = {f"p{i}": 1.0 for i in range(_constants(entry))}
+            learnable: dict[str, float | str] = {f"p{i}": 1.0 for i in range(_constants(entry))}
             finalists.append({"role": "finalist", "expression": entry["canonical"], "canonical": entry["canonical"],
                               "fingerprint": entry["fingerprint"],
                               "activation": ActivationSpec(entry["canonical"], learnable=learnable).to_dict()})
@@ -99,7 +91,7 @@ def plan(hall_of_fame: Sequence[Mapping[str, Any]], baseline: str | Sequence[str
 
 def _constants(entry: Mapping[str, Any]) -> int:
     """How many learnable constants (p0, p1, ...) a hall-of-fame function has."""
-    first = next(iter((entry.get("learned") or {}).values()), {})
+    first: Mapping[str, Any] = next(iter((entry.get("learned") or {}).values()), {})
     return len([name for name in first if name.startswith("p")])
 
 
@@ -138,77 +130,80 @@ def summarise(functions: Sequence[Mapping[str, Any]], seeds: Sequence[int], reco
               alpha: float = ALPHA) -> list[Finalist]:
     """The finalists.csv rows from the stored confirmation runs (``records(function, seed)`` gives its runs
     over the tasks); finalists ranked by confirmed validation mean, then the baselines."""
-    per_seed = {}
-    for function in functions:
-        found = {seed: records(function, seed) for seed in seeds}
-        per_seed[function["fingerprint"]] = {seed: _seed_values(runs) for seed, runs in found.items() if runs}
+    outcomes = {f["fingerprint"]: _outcomes(records, f, seeds) for f in functions}
     relu = next((f for f in functions if f["expression"] == RELU), None)
-    relu_test = {s: v[1] for s, v in per_seed[relu["fingerprint"]].items()} if relu else {}
-    rows = []
-    for function in functions:
-        values = per_seed[function["fingerprint"]]
-        rows.append(_row(function, values, relu_test if function is not relu else {}))
-    finalists = [r for r in rows if r["role"] == "finalist"]
-    for suffix in ("", "_less"):  # one-sided p of "better", then of "worse", each Holm-corrected
-        pvalues = [r[f"p{suffix}"] for r in finalists]
-        tested = [i for i, p in enumerate(pvalues) if p is not None]
-        corrected = holm([pvalues[i] for i in tested]) if tested else []
-        for i, p in zip(tested, corrected):
-            finalists[i][f"p_holm{suffix}"] = float(p)
-    finalists.sort(key=lambda r: (r["val_mean"] is None, -(r["val_mean"] or 0.0), r["fingerprint"]))
-    ordered = finalists + [r for r in rows if r["role"] == "baseline"]
-    return [_finalist(rank if row["role"] == "finalist" else None, row, alpha)
-            for rank, row in enumerate(ordered, start=1)]
+    relu_test = {s: test for s, (_, test) in outcomes[relu["fingerprint"]][0].items()} if relu else {}
+    rows = [_Row(f, *outcomes[f["fingerprint"]], relu_test if f is not relu else {}) for f in functions]
+    finalists = [r for r in rows if r.role == "finalist"]
+    for side in ("greater", "less"):  # one-sided p of "better", then of "worse", each Holm-corrected
+        tested = [(r, p) for r in finalists if (p := r.p[side]) is not None]
+        for (row, _), corrected in zip(tested, holm([p for _, p in tested]) if tested else []):
+            row.p_holm[side] = float(corrected)
+    finalists.sort(key=lambda r: (r.val_mean is None, -(r.val_mean or 0.0), r.fingerprint))
+    ordered = finalists + [r for r in rows if r.role == "baseline"]
+    return [row.finalist(rank if row.role == "finalist" else None, alpha) for rank, row in enumerate(ordered, 1)]
 
 
-def _seed_values(runs: Sequence[Evaluation]) -> tuple[float | None, float | None]:
-    """(validation, test) accuracy of one seed, averaged over the tasks; None if any task failed."""
-    if not runs or not all(r.ok and r.val_accuracy is not None and r.test_accuracy is not None for r in runs):
-        return None, None
-    return statistics.fmean(r.val_accuracy for r in runs), statistics.fmean(r.test_accuracy for r in runs)
+#: Per seed that finished ok on every task: (validation, test) accuracy averaged over the tasks.
+SeedValues = dict[int, tuple[float, float]]
 
 
-def _row(function: Mapping[str, Any], values: Mapping[int, tuple[float | None, float | None]],
-         relu_test: Mapping[int, float | None]) -> dict[str, Any]:
-    ok = {s: v for s, v in values.items() if v[0] is not None}
-    val = [v[0] for v in ok.values()]
-    test = [v[1] for v in ok.values()]
-    paired = [(ok[s][1], relu_test[s]) for s in ok if relu_test.get(s) is not None]
-    row = {**{k: function[k] for k in ("role", "expression", "canonical", "fingerprint")},
-           "n_seeds": len(values), "failed": len(values) - len(ok), "val_mean": _mean(val), "val_std": _std(val),
-           "test_mean": _mean(test), "test_std": _std(test), "test_ci": _interval(test), "delta": None,
-           "delta_ci": (None, None), "p": None, "p_less": None, "p_holm": None, "p_holm_less": None}
-    if len(paired) >= 2:
-        differences = [a - b for a, b in paired]
-        row["delta"], row["delta_ci"] = statistics.fmean(differences), _interval(differences)
-        if any(d != differences[0] for d in differences) or differences[0] != 0:
-            row["p"] = _paired_p([a for a, _ in paired], [b for _, b in paired], "greater")
-            row["p_less"] = _paired_p([a for a, _ in paired], [b for _, b in paired], "less")
-    elif len(paired) == 1:
-        row["delta"] = paired[0][0] - paired[0][1]
-    return row
+def _outcomes(records: Lookup, function: Mapping[str, Any], seeds: Sequence[int]) -> tuple[SeedValues, int]:
+    """The seeds' values of a function, and how many of its stored seeds failed on some task."""
+    values: SeedValues = {}
+    failed = 0
+    for seed in seeds:
+        runs = records(function, seed)
+        if not runs:
+            continue  # not trained yet (a confirmation still under way)
+        if all(r.ok and r.val_accuracy is not None and r.test_accuracy is not None for r in runs):
+            values[seed] = (statistics.fmean(r.val_accuracy or 0.0 for r in runs),
+                            statistics.fmean(r.test_accuracy or 0.0 for r in runs))
+        else:
+            failed += 1
+    return values, failed
+
+
+class _Row:
+    """The statistics of one function's confirmation, paired with ReLU's test accuracy by seed."""
+
+    def __init__(self, function: Mapping[str, Any], values: SeedValues, failed: int,
+                 relu_test: Mapping[int, float]) -> None:
+        self.role, self.expression = function["role"], function["expression"]
+        self.canonical, self.fingerprint = function["canonical"], function["fingerprint"]
+        self.failed, self.n_seeds = failed, len(values) + failed
+        val, test = [v for v, _ in values.values()], [t for _, t in values.values()]
+        self.val_mean, self.val_std = _mean(val), _std(val)
+        self.test_mean, self.test_std, self.test_ci = _mean(test), _std(test), _interval(test)
+        mine = [values[s][1] for s in values if s in relu_test]
+        theirs = [relu_test[s] for s in values if s in relu_test]
+        differences = [a - b for a, b in zip(mine, theirs)]
+        self.delta, self.delta_ci = _mean(differences), _interval(differences)
+        varies = len(differences) >= 2 and (len(set(differences)) > 1 or differences[0] != 0)
+        self.p: dict[str, float | None] = {side: _paired_p(mine, theirs, side) if varies else None
+                                           for side in ("greater", "less")}
+        self.p_holm: dict[str, float | None] = {"greater": None, "less": None}
+
+    def finalist(self, rank: int | None, alpha: float) -> Finalist:
+        better, worse = self.p_holm["greater"], self.p_holm["less"]
+        if self.role == "baseline":
+            verdict = "baseline"
+        elif better is not None and better < alpha:
+            verdict = "better"
+        elif worse is not None and worse < alpha:
+            verdict = "worse"
+        elif self.n_seeds and self.failed == self.n_seeds:
+            verdict = "failed"
+        else:
+            verdict = "no difference"
+        return Finalist(rank, self.role, self.expression, self.canonical, self.fingerprint, self.n_seeds,
+                        self.failed, self.val_mean, self.val_std, self.test_mean, self.test_std, *self.test_ci,
+                        self.delta, *self.delta_ci, self.p["greater"], better, verdict)
 
 
 def _paired_p(candidate: list[float], baseline: list[float], side: str) -> float | None:
-    result = sps.ttest_rel(candidate, baseline, alternative=side)
-    p = float(result.pvalue)
+    p = float(sps.ttest_rel(candidate, baseline, alternative=side).pvalue)
     return None if math.isnan(p) else p
-
-
-def _finalist(rank: int | None, row: Mapping[str, Any], alpha: float) -> Finalist:
-    if row["role"] == "baseline":
-        verdict = "baseline"
-    elif row["p_holm"] is not None and row["p_holm"] < alpha:
-        verdict = "better"
-    elif row["p_holm_less"] is not None and row["p_holm_less"] < alpha:
-        verdict = "worse"
-    elif row["failed"] == row["n_seeds"]:
-        verdict = "failed"
-    else:
-        verdict = "no difference"
-    return Finalist(rank, row["role"], row["expression"], row["canonical"], row["fingerprint"], row["n_seeds"],
-                    row["failed"], row["val_mean"], row["val_std"], row["test_mean"], row["test_std"],
-                    *row["test_ci"], row["delta"], *row["delta_ci"], row["p"], row["p_holm"], verdict)
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -83,7 +83,7 @@ OnScreened = Callable[[str, str, str, "str | None"], None]
 class Proposer:
     """Variation, bloat limits, immigrants, screening and de-duplication within one run."""
 
-    def __init__(self, settings: Variation, pset: gp.PrimitiveSet, primitives: Mapping[str, Primitive], *,
+    def __init__(self, settings: Variation, pset: gp.PrimitiveSet, primitives: dict[str, Primitive], *,
                  on_screened: OnScreened, say: Callable[[str], None], deadline: float | None = None) -> None:
         self.settings = settings
         self.pset = pset

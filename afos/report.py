@@ -18,7 +18,7 @@ from afos.finalists import FINALIST_COLUMNS, Finalist, summarise, verdict_senten
 from afos.plots import function_plot, line_plot
 from afos.records import EvalKey, Evaluation
 from afos.search import score
-from afos.stats import finite_mean
+from afos.stats import finite_mean, format_number, plus_minus
 from afos.store import RunStore
 
 HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std",
@@ -54,28 +54,30 @@ def generation_rows(store: RunStore) -> list[dict[str, Any]]:
     return [{"generation": g["generation"], **g["stats"]} for g in store.generations()]
 
 
-def baseline_summary(store: RunStore) -> dict[str, Any] | None:
-    """Mean validation/test accuracy of the baseline (ReLU), trained by the run under its protocol."""
-    baseline = store.get_meta("baseline")
+def baseline_summaries(store: RunStore) -> list[dict[str, Any]]:
+    """Mean validation/test accuracy of each baseline (ReLU first), trained by the run on its fitness seeds."""
+    baselines = store.get_meta("baseline")
+    baselines = [baselines] if isinstance(baselines, dict) else baselines  # afos before baseline lists
     protocols = store.get_meta("protocols") or {}
-    if not isinstance(baseline, dict):
-        return None
     config = store.get_meta("config") or {}
     seeds = range(config.get("seed", 0), config.get("seed", 0) + config.get("fitness_seeds", 1))
-    records = [r for r in store.evaluations(activation_key=baseline.get("fingerprint"))
-               if r.budget == baseline.get("budget") and protocols.get(r.task) == r.protocol and r.seed in seeds]
-    if not records:
-        return None
-    ok = [r for r in records if r.ok]
-    return {
-        "expression": baseline["expression"],
-        "canonical": records[0].expression,
-        "n_runs": len(records),
-        "fitness": finite_mean(score(r, config.get("fitness", "val_accuracy")) for r in records),
-        "val_accuracy": finite_mean(r.val_accuracy for r in ok),
-        "test_accuracy": finite_mean(r.test_accuracy for r in ok),
-        "status": ", ".join(sorted({r.status.value for r in records})),
-    }
+    summaries = []
+    for baseline in baselines if isinstance(baselines, list) else []:
+        records = [r for r in store.evaluations(activation_key=baseline.get("fingerprint"))
+                   if r.budget == baseline.get("budget") and protocols.get(r.task) == r.protocol and r.seed in seeds]
+        if not records:
+            continue
+        ok = [r for r in records if r.ok]
+        summaries.append({
+            "expression": baseline["expression"],
+            "canonical": records[0].expression,
+            "n_runs": len(records),
+            "fitness": finite_mean(score(r, config.get("fitness", "val_accuracy")) for r in records),
+            "val_accuracy": finite_mean(r.val_accuracy for r in ok),
+            "test_accuracy": finite_mean(r.test_accuracy for r in ok),
+            "status": ", ".join(sorted({r.status.value for r in records})),
+        })
+    return summaries
 
 
 def finalist_rows(store: RunStore) -> list[Finalist] | None:
@@ -99,7 +101,7 @@ def write_report(run_dir: str | Path) -> Path:
     with RunStore(run_dir / "afos.db", readonly=True) as store:
         config = store.get_meta("config", {}) or {}
         hof, generations = hall_of_fame_rows(store), generation_rows(store)
-        baseline = baseline_summary(store)
+        baselines = baseline_summaries(store)
         finalists = finalist_rows(store)
         status = store.get_meta("status", "unknown")
         evaluations = store.count_evaluations()
@@ -120,7 +122,7 @@ def write_report(run_dir: str | Path) -> Path:
         shapes["ReLU"] = "relu"
         function_plot(shapes, run_dir / "top_functions.png", title="Top functions beside ReLU", reference="ReLU")
     path = run_dir / "report.md"
-    path.write_text(_markdown(run_dir.name, config, status, evaluations, hof, generations, baseline, finalists))
+    path.write_text(_markdown(run_dir.name, config, status, evaluations, hof, generations, baselines, finalists))
     return path
 
 
@@ -139,7 +141,7 @@ def _plottable(row: Mapping[str, Any]) -> object:
 
 def _markdown(
     name: str, config: Mapping[str, Any], status: str, evaluations: int, hof: list[dict[str, Any]],
-    generations: list[dict[str, Any]], baseline: Mapping[str, Any] | None, finalists: list[Finalist] | None,
+    generations: list[dict[str, Any]], baselines: list[dict[str, Any]], finalists: list[Finalist] | None,
 ) -> str:
     train = config.get("train", {})
     tasks = config.get("tasks") or [f"{train.get('dataset')}/{train.get('model') or 'its default model'}"]
@@ -177,9 +179,9 @@ def _markdown(
     ]
     for row in ranked:
         lines.append(f"| {row['rank']} | `{row['canonical']}` | {format_number(row['fitness'])} "
-                     f"| {_pm(row['val_accuracy'], row['val_std'])} | {format_number(row['test_accuracy'])} "
+                     f"| {plus_minus(row['val_accuracy'], row['val_std'])} | {format_number(row['test_accuracy'])} "
                      f"| {row['n_runs']} | {row['generation']} |")
-    if baseline:
+    for baseline in baselines:
         lines.append(f"| baseline | `{baseline['canonical']}` ({baseline['expression']}) "
                      f"| {format_number(baseline['fitness'])} | {format_number(baseline['val_accuracy'])} "
                      f"| {format_number(baseline['test_accuracy'])} | {baseline['n_runs']} | - |")
@@ -220,46 +222,36 @@ def _confirmation_lines(finalists: list[Finalist] | None) -> list[str]:
     for f in finalists:
         ci = "-" if f.test_ci_low is None else f"{format_number(f.test_ci_low)} – {format_number(f.test_ci_high)}"
         delta = "-" if f.delta_vs_relu is None else f"{100 * f.delta_vs_relu:+.2f} pts"
-        lines.append(f"| {f.rank or f.role} | `{f.canonical}` | {_pm(f.val_mean, f.val_std)} "
-                     f"| {_pm(f.test_mean, f.test_std)} | {ci} | {delta} | {_p(f.p_vs_relu)} | {_p(f.p_holm)} "
+        lines.append(f"| {f.rank or f.role} | `{f.canonical}` | {plus_minus(f.val_mean, f.val_std)} "
+                     f"| {plus_minus(f.test_mean, f.test_std)} | {ci} | {delta} | {_p(f.p_vs_relu)} | {_p(f.p_holm)} "
                      f"| {f.verdict} |")
     return [*lines, ""]
-
-
-def _pm(mean: float | None, std: float | None) -> str:
-    """``mean ± std``, or the mean alone when there is no spread to show (one run)."""
-    return format_number(mean) if std is None else f"{format_number(mean)} ± {std:.4f}"
 
 
 def _p(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def format_number(value: Any) -> str:
-    """An accuracy, loss or fitness with 4 decimals; '-' for a missing measurement (a failed run)."""
-    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
-
-
 def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
     """The top functions beside the baseline, then the confirmation's verdict, as lines for the terminal."""
     with RunStore(Path(run_dir) / "afos.db", readonly=True) as store:
         rows = _ok(hall_of_fame_rows(store))[:top]
-        baseline = baseline_summary(store)
+        baselines = baseline_summaries(store)
         finalists = finalist_rows(store)
     lines = [f"{'rank':>4}  {'fitness':>7}  {'val acc (search)':>16}  {'test acc':>8}  function"]
-    lines += [f"{row['rank']:>4}  {format_number(row['fitness']):>7}  {_pm(row['val_accuracy'], row['val_std']):>16}  "
+    lines += [f"{row['rank']:>4}  {format_number(row['fitness']):>7}  {plus_minus(row['val_accuracy'], row['val_std']):>16}  "
               f"{format_number(row['test_accuracy']):>8}  {row['canonical']}" for row in rows]
     if not rows:
         lines.append("   -  no generation completed yet; its finished runs are in afos.db "
                      "(raise --max-evals or --time-limit and --resume)")
-    if baseline:
+    for baseline in baselines:
         lines.append(f"{'base':>4}  {format_number(baseline['fitness']):>7}  "
                      f"{format_number(baseline['val_accuracy']):>16}  {format_number(baseline['test_accuracy']):>8}  "
                      f"{baseline['canonical']} ({baseline['expression']})")
     if finalists:
         lines += ["", "confirmed on fresh seeds (rank by validation; test is the claim):"]
-        lines += [f"{f.rank or 'base':>4}  val {_pm(f.val_mean, f.val_std):>16}  test {_pm(f.test_mean, f.test_std):>16}"
-                  f"  {f.verdict:<13}  {f.canonical}" for f in finalists]
+        lines += [f"{f.rank or 'base':>4}  val {plus_minus(f.val_mean, f.val_std):>16}  "
+                  f"test {plus_minus(f.test_mean, f.test_std):>16}  {f.verdict:<13}  {f.canonical}" for f in finalists]
         lines += ["", verdict_sentence(finalists)]
     return lines
 

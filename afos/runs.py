@@ -9,19 +9,25 @@ happened to the run (running with a heartbeat, finished, stopped by a limit, int
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
+
+from tqdm import tqdm
 
 from afos.config import with_overrides
 from afos.errors import ConfigError, UserError
 from afos.evaluation import Evaluator, check_tasks, describe
 from afos.executors import Executor
 from afos.finalists import confirm
+from afos.records import Evaluation
 from afos.report import hall_of_fame_rows, write_report
-from afos.search import Search, SearchConfig, task_configs, task_protocols
+from afos.search import Search, SearchConfig, baseline_names, task_configs, task_protocols
+from afos.stats import format_duration
 from afos.store import Heartbeat, RunStore, SiblingRuns, StoreError, is_alive
 
 Progress = Callable[[str], None]
@@ -84,20 +90,69 @@ def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
     return config
 
 
-def run_log(run_dir: Path, echo: Progress | None) -> Progress:
-    """A progress callback that appends timestamped lines to ``search.log`` and echoes them."""
-    path = Path(run_dir) / "search.log"
+class SearchLog:
+    """Where a search reports: timestamped lines in ``search.log`` always; on a terminal a tqdm progress bar
+    over the expected training runs with the lines above it; elsewhere (a log file, CI) plain lines, each
+    record line with ``run i/n`` and an ETA.
 
-    def write(message: str) -> None:
-        with path.open("a") as handle:
+    The expected total (every generation's new candidates on every task and fitness seed, the halving
+    rungs, the baseline and the confirmation) is an estimate: duplicates accepted from the refill, a budget
+    or a time limit change it.
+    """
+
+    def __init__(self, run_dir: Path, config: SearchConfig, echo: Progress | None, *, done: int = 0,
+                 on_record: Callable[[Evaluation], None] | None = None) -> None:
+        self.path = Path(run_dir) / "search.log"
+        self.echo, self.on_record = echo, on_record
+        self.total = max(done, expected_runs(config))
+        self.done = done
+        self.started, self.at_start = time.monotonic(), done
+        self.bar = None
+        if echo is not None and sys.stderr.isatty():
+            self.bar = tqdm(total=self.total, initial=done, unit="run", file=sys.stderr, dynamic_ncols=True,
+                            desc="afos search")
+
+    def __call__(self, message: str) -> None:
+        with self.path.open("a") as handle:
             handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-        if echo is not None:
-            echo(message)
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        elif self.echo is not None:
+            self.echo(message)
 
-    return write
+    def record(self, record: Evaluation) -> None:
+        """One line per record the evaluator adds, one step of the bar, then ``on_record`` (e.g. TensorBoard)."""
+        self.done += 1
+        self.total = max(self.total, self.done)
+        if self.bar is not None:
+            self.bar.total = self.total
+            self.bar.update(1)
+        self(f"  run {self.done}/{self.total} {self._eta()} " + describe(record))
+        if self.on_record is not None:
+            self.on_record(record)
+
+    def _eta(self) -> str:
+        rate = (time.monotonic() - self.started) / max(1, self.done - self.at_start)
+        return f"ETA {format_duration(rate * (self.total - self.done))}"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def search(config: SearchConfig, run_dir: Path, *, executor: Executor, echo: Progress | None = None) -> str:
+def expected_runs(config: SearchConfig) -> int:
+    """The training runs a search is expected to need (see :class:`SearchLog`)."""
+    per_candidate = len(config.task_list()) * config.fitness_seeds
+    rungs = sum(1 / config.halving_eta ** r for r in range(config.halving_rungs))
+    candidates = config.population + (config.generations - 1) * (config.population - config.elites)
+    runs = math.ceil(candidates * per_candidate * rungs) + per_candidate  # + the baseline
+    if config.confirm:
+        runs += (config.confirm_top + len(baseline_names(config.baseline))) * len(config.task_list()) * config.confirm_seeds
+    return runs if config.max_evals is None else min(runs, config.max_evals)
+
+
+def search(config: SearchConfig, run_dir: Path, *, executor: Executor, echo: Progress | None = None,
+           on_record: Callable[[Evaluation], None] | None = None) -> str:
     """Start or resume the search of ``run_dir`` and write its report; returns its final status.
 
     Datasets and models are checked before the folder is created, so a bad task leaves nothing behind.
@@ -110,12 +165,15 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, echo: Pro
     meta = {"kind": "search", "config": config.to_dict(), "protocols": task_protocols(config), "created": time.time()}
     with RunStore(run_dir / "afos.db", meta=meta) as store:
         store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits
-        log = run_log(run_dir, echo)
+        log = SearchLog(run_dir, config, echo, done=store.count_evaluations(), on_record=on_record)
         log(f"run folder {run_dir}")
         cache = SiblingRuns(run_dir.parent, run_dir) if config.reuse_runs else None
-        evaluator = Evaluator(store, executor, cache=cache, on_record=lambda record: log("  " + describe(record)))
-        with Heartbeat(store.path), cache or contextlib.nullcontext():
-            status = _tracked(store, lambda: _search_and_confirm(config, store, evaluator, log))
+        evaluator = Evaluator(store, executor, cache=cache, on_record=log.record)
+        try:
+            with Heartbeat(store.path), cache or contextlib.nullcontext():
+                status = _tracked(store, lambda: _search_and_confirm(config, store, evaluator, log))
+        finally:
+            log.close()
     write_report(run_dir)
     return status
 

@@ -21,10 +21,22 @@ import random
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from afos.compile import ActivationSpec
-from afos.config import check_keys
+from afos.config import (
+    BOOLEAN,
+    MAX_SEED,
+    Rule,
+    check_keys,
+    check_rules,
+    integer,
+    is_text,
+    list_of,
+    number,
+    one_of,
+    optional,
+)
 from afos.errors import ConfigError, UserError
 from afos.evaluation import (
     BudgetSpent,
@@ -40,13 +52,61 @@ from afos.evaluation import (
     split_task,
 )
 from afos.proposals import Candidate, Counts, Proposer, Variation
-from afos.space.parse import canonical
+from afos.space.parse import MAX_LITERAL, canonical
 from afos.space.primitives import primitive_set as resolve_primitives
 from afos.stats import finite_mean
 from afos.train import TrainConfig
-from afos.trees import Individual, parse_tree, primitive_set
+from afos.trees import MAX_TREE_DEPTH, Individual, parse_tree, primitive_set
 
 FITNESSES = ("val_accuracy", "accuracy_loss")
+RELU = "relu"
+
+#: Upper bounds of the search's sizes. Far beyond useful runs, they stop a typo (population = 1000000000)
+#: from proposing forever. Trees: initial trees grow up to 2**depth nodes, and a tree of MAX_TREE_SIZE nodes
+#: (at most 25 characters each) stays within the parser's limits when it is read back from the database.
+MAX_POPULATION = 10_000
+MAX_GENERATIONS = 100_000
+MAX_INIT_DEPTH = 8
+MAX_TREE_SIZE = 64
+MAX_FITNESS_SEEDS = 100
+MAX_HALVING_RUNGS = 10
+
+_PROBABILITY = (number(0, 1), "a number in [0, 1]")
+_TEXT_LIST = (list_of(is_text), "a list of strings")
+_RULES: dict[str, Rule] = {
+    "primitives": (lambda v: is_text(v) or (list_of(is_text)(v) and bool(v)),
+                   "a primitive set name (afos, swish, actbench) or a list of primitive names"),
+    "constants": (list_of(number(-MAX_LITERAL, MAX_LITERAL)), f"a list of numbers within ±{MAX_LITERAL:g}"),
+    "population": (integer(2, MAX_POPULATION), f"an integer in [2, {MAX_POPULATION}]"),
+    "generations": (integer(1, MAX_GENERATIONS), f"an integer in [1, {MAX_GENERATIONS}]"),
+    "seed_expressions": _TEXT_LIST,
+    "seed": (integer(0, MAX_SEED), "an integer in [0, 2**63 - 1]"),
+    "tournament_size": (integer(1, MAX_POPULATION), f"an integer in [1, {MAX_POPULATION}]"),
+    "elites": (integer(0, MAX_POPULATION), "an integer >= 0, below population"),
+    "hall_of_fame": (integer(1, MAX_POPULATION), f"an integer in [max(1, elites), {MAX_POPULATION}]"),
+    "crossover_prob": _PROBABILITY,
+    "mutation_prob": _PROBABILITY,
+    "immigrants": _PROBABILITY,
+    "init_min_depth": (integer(0, MAX_INIT_DEPTH), "an integer >= 0, at most init_max_depth"),
+    "init_max_depth": (integer(0, MAX_INIT_DEPTH), f"an integer in [init_min_depth, {MAX_INIT_DEPTH}]"),
+    "max_height": (integer(0, MAX_TREE_DEPTH), f"an integer in [init_max_depth, {MAX_TREE_DEPTH}]"),
+    "max_size": (integer(1, MAX_TREE_SIZE), f"an integer in [1, {MAX_TREE_SIZE}]"),
+    "max_evals": (optional(integer(1)), "None or an integer >= 1"),
+    "time_limit": (optional(number(0, open_low=True)), "None or a number of seconds > 0"),
+    "fitness": (one_of(FITNESSES), f"one of {', '.join(FITNESSES)}"),
+    "fitness_seeds": (integer(1, MAX_FITNESS_SEEDS), f"an integer in [1, {MAX_FITNESS_SEEDS}]"),
+    "tasks": (list_of(is_text), "a list of 'DATASET/MODEL' strings"),
+    "halving_rungs": (integer(1, MAX_HALVING_RUNGS), f"an integer in [1, {MAX_HALVING_RUNGS}]"),
+    "halving_eta": (integer(2, 100), "an integer in [2, 100]"),
+    "reuse_runs": BOOLEAN,
+    "baseline": (lambda v: is_text(v) or list_of(is_text)(v),
+                 "an expression or a built-in name, or a list of them (ReLU is always a baseline)"),
+    "learnable_constants": BOOLEAN,
+    "confirm": BOOLEAN,
+    "confirm_top": (integer(1, MAX_POPULATION), f"an integer in [1, {MAX_POPULATION}]"),
+    "confirm_seeds": (integer(2, MAX_FITNESS_SEEDS), f"an integer in [2, {MAX_FITNESS_SEEDS}]"),
+    "confirm_epochs": (optional(number(0, open_low=True)), "None or a number of epochs > 0"),
+}
 
 
 @dataclass
@@ -77,7 +137,7 @@ class SearchConfig:
     halving_rungs: int = 1
     halving_eta: int = 3
     reuse_runs: bool = True
-    baseline: str = "relu"
+    baseline: str | list[str] = "relu"
     learnable_constants: bool = False
     confirm: bool = True
     confirm_top: int = 5
@@ -86,34 +146,22 @@ class SearchConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> SearchConfig:
-        """Raise :class:`ConfigError` naming the first bad key."""
-        checks = {
-            "population": self.population >= 2,
-            "generations": self.generations >= 1,
-            "tournament_size": self.tournament_size >= 1,
-            "elites": 0 <= self.elites < self.population,
-            "hall_of_fame": self.hall_of_fame >= max(1, self.elites),
-            "crossover_prob": 0 <= self.crossover_prob <= 1,
-            "mutation_prob": 0 <= self.mutation_prob <= 1,
-            "immigrants": 0 <= self.immigrants <= 1,
-            "init_min_depth": 0 <= self.init_min_depth <= self.init_max_depth,
-            "max_height": self.max_height >= self.init_max_depth,
-            "max_size": self.max_size >= 1,
-            "max_evals": self.max_evals is None or self.max_evals >= 1,
-            "time_limit": self.time_limit is None or self.time_limit > 0,
-            "fitness": self.fitness in FITNESSES,
-            "fitness_seeds": self.fitness_seeds >= 1,
-            "halving_rungs": self.halving_rungs >= 1,
-            "halving_eta": self.halving_eta >= 2,
-            "confirm_top": self.confirm_top >= 1,
-            "confirm_seeds": self.confirm_seeds >= 2,
-            "confirm_epochs": self.confirm_epochs is None or self.confirm_epochs > 0,
+        """Raise :class:`ConfigError` naming the first bad key: each value's type and range (the rule table),
+        then the bounds that relate two keys."""
+        check_rules(self, _RULES, "search config")
+        relations = {
+            "elites": (self.elites < self.population, "below population"),
+            "hall_of_fame": (self.hall_of_fame >= self.elites, "at least elites"),
+            "init_min_depth": (self.init_min_depth <= self.init_max_depth, "at most init_max_depth"),
+            "max_height": (self.max_height >= self.init_max_depth, "at least init_max_depth"),
         }
-        for key, ok in checks.items():
+        for key, (ok, expected) in relations.items():
             if not ok:
-                raise ConfigError(f"search config: {key}={getattr(self, key)!r} is invalid")
+                raise ConfigError(f"search config: {key}={getattr(self, key)!r} is invalid; expected {expected}")
         for task in self.task_list():
             split_task(task)
+        for name in baseline_names(self.baseline):
+            canonical(name)  # a baseline that does not parse is an error now, not after the search
         resolve_primitives(self.primitives)
         self.train.validate()
         return self
@@ -135,10 +183,7 @@ class SearchConfig:
         check_keys(cls, values, "search config")
         settings = dict(values)
         settings["train"] = TrainConfig.from_dict(settings.get("train", {}))
-        try:
-            return cls(**settings).validate()
-        except TypeError as error:  # a value of the wrong type, e.g. population = "ten"
-            raise ConfigError(f"search config: {error}") from None
+        return cls(**settings).validate()
 
 
 class SearchDatabase(RunDatabase, Protocol):
@@ -251,10 +296,11 @@ class Search:
     def _candidates_left(self) -> int:
         """How many new candidates the evaluation budget can still take: proposals beyond it could never
         train, so a huge population with a small ``max_evals`` stops proposing at once."""
-        if self.config.max_evals is None:
+        left = self._evals_left()
+        if left is None:
             return self.config.population
         runs = len(self.config.task_list()) * self.config.fitness_seeds
-        return max(1, math.ceil(self._evals_left() / runs))
+        return max(1, math.ceil(left / runs))
 
     def _record_candidate(self, key: str, tree: str, text: str, reason: str | None) -> None:
         self.store.add_candidate(activation_key=key, tree=tree, canonical=text, generation=self.generation,
@@ -316,15 +362,15 @@ class Search:
                 if set(by_run) == wanted}
 
     def _baseline(self) -> None:
-        """Train the baseline (ReLU) under the same protocol and seeds, for the report's comparison."""
-        spec = ActivationSpec(self.config.baseline)
-        key = spec.key()
-        self.store.set_meta("baseline", {"expression": self.config.baseline, "fingerprint": key,
-                                         "budget": self.budgets[-1]})
+        """Train the baselines (ReLU first) under the same protocol and seeds, for the report's comparison."""
+        specs = [ActivationSpec(name) for name in baseline_names(self.config.baseline)]
+        self.store.set_meta("baseline", [{"expression": spec.expression, "fingerprint": spec.key(),
+                                          "budget": self.budgets[-1]} for spec in specs])
         try:
-            self._ensure([(spec, canonical(self.config.baseline), key)], self.budgets[-1], Phase.BASELINE, None)
+            self._ensure([(spec, canonical(spec.expression), spec.key()) for spec in specs], self.budgets[-1],
+                         Phase.BASELINE, None)
         except (BudgetSpent, TimeUp):
-            self.progress("the baseline was not trained: the evaluation budget or time limit ran out")
+            self.progress("the baselines were not trained: the evaluation budget or time limit ran out")
 
     # ----------------------------------------------------------------------- hall of fame, saving
     def _update_hof(self, candidates: list[Candidate], fitnesses: Mapping[str, tuple[float, float]],
@@ -375,6 +421,12 @@ class Search:
             f"{best['canonical']}  (proposed {counts.proposed}, duplicate {counts.duplicate}, screened "
             f"{counts.screened}, trained {counts.trained}, reused {counts.reused}, failed {counts.failed})"
         )
+
+
+def baseline_names(baseline: str | Sequence[str]) -> list[str]:
+    """ReLU always, then the config's baselines, each once."""
+    names = [baseline] if isinstance(baseline, str) else list(baseline)
+    return list(dict.fromkeys([RELU, *names]))
 
 
 def score(record: Evaluation, fitness: str) -> float:

@@ -37,6 +37,23 @@ def finite_mean(values: Iterable[Any]) -> float | None:
 _DIFFERENCE_DECIMALS = 12
 
 
+def format_number(value: Any) -> str:
+    """An accuracy, loss or fitness with 4 decimals; '-' for a missing measurement (a failed run)."""
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
+
+
+def format_duration(seconds: float) -> str:
+    """12s, 3m05s, 1h02m: an ETA or a run time as people read it."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def plus_minus(mean: float | None, std: float | None) -> str:
+    """``mean ± std``, or the mean alone when there is no spread to show (one run)."""
+    return format_number(mean) if std is None else f"{format_number(mean)} ± {std:.4f}"
+
+
 def _json_value(value: Any) -> Any:
     """Make one value strict-JSON-safe: numpy scalars become Python ones, NaN/inf become None."""
     if isinstance(value, np.generic):

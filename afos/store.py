@@ -38,6 +38,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from afos.errors import StoreError
 from afos.records import WORKER_DIED, EvalKey, Evaluation, Phase
 
 SCHEMA_VERSION = 2
@@ -133,10 +134,6 @@ _BY_KEY = ("SELECT * FROM evaluations WHERE activation_key = ? AND protocol = ? 
            "AND task = ?")
 
 
-class StoreError(Exception):
-    """The file is not a usable afos run database, or a write was attempted on a read-only store."""
-
-
 def _jsonable(value: Any) -> Any:
     """Plain JSON data from ``value``: non-finite floats -> None, tuples -> lists, enums by value, numpy values
     via ``tolist``.
@@ -207,6 +204,9 @@ class RunStore:
                 self._conn.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
                 self._conn.execute("PRAGMA synchronous=FULL")  # per connection; see the module docstring
             self._check_schema(meta or {})
+        except sqlite3.OperationalError:
+            self._conn.close()
+            raise  # a full or unreadable disk, a lock: the CLI's boundary says what to do about it
         except sqlite3.DatabaseError as error:
             self._conn.close()
             raise StoreError(f"{self.path} is not a usable afos run database ({error})") from None

@@ -31,7 +31,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from afos import data, models
-from afos.config import check_keys
+from afos.config import (
+    BOOLEAN,
+    MAX_SEED,
+    Rule,
+    check_keys,
+    check_rules,
+    integer,
+    is_text,
+    number,
+    one_of,
+    optional,
+)
 from afos.errors import ConfigError
 
 __all__ = [
@@ -42,7 +53,10 @@ __all__ = [
     "FitnessResult",
     "Learner",
     "TrainConfig",
+    "build_network",
     "build_optimizer",
+    "check_setup",
+    "check_validation_split",
     "lr_factor",
     "macro_f1",
     "resolve_device",
@@ -70,37 +84,12 @@ _REASON_LIMIT = 1000  # characters of an exception message kept in a record
 # --------------------------------------------------------------------------------------------- config
 
 
-def _real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _between(
-    low: float, high: float = math.inf, *, open_low: bool = False, open_high: bool = False
-) -> Callable[[Any], bool]:
-    """Predicate for a finite real number in a range; ``open_*`` excludes an end."""
-
-    def check(value: Any) -> bool:
-        if not _real(value):
-            return False
-        above = value > low if open_low else value >= low
-        below = value < high if open_high else value <= high
-        return above and below
-
-    return check
-
-
-def _integer(low: int) -> Callable[[Any], bool]:
-    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda value: value is None or check(value)
-
-
 def _device_ok(value: Any) -> bool:
     """"auto", or a device string torch parses and this machine has (asking for absent CUDA is a mistake)."""
     if value == "auto":
         return True
+    if not isinstance(value, str):
+        return False
     try:
         device = torch.device(value)
     except (RuntimeError, TypeError):
@@ -110,39 +99,44 @@ def _device_ok(value: Any) -> bool:
     return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
 
 
-_POSITIVE = _between(0, open_low=True)
-_FRACTION = _between(0, 1, open_high=True)
-_BOOL = (lambda value: isinstance(value, bool), "true or false")
+_POSITIVE = number(0, open_low=True)
+_FRACTION = number(0, 1, open_high=True)
 
-_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "dataset": (lambda v: v in data.DATASETS, f"one of {', '.join(data.DATASETS)}"),
-    "model": (lambda v: v is None or v in models.MODELS, f"None or one of {', '.join(models.MODELS)}"),
-    "epochs": (_POSITIVE, "a number > 0"),
-    "steps": (_optional(_integer(1)), "None or an integer >= 1"),
-    "batch_size": (_integer(1), "an integer >= 1"),
-    "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+#: Upper bounds that no sensible fitness run comes near; they turn a typo (an extra zero or three) into an
+#: error instead of a run that never ends or never fits in memory.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 1 << 20
+MAX_STEPS = 10**9
+
+_RULES: dict[str, Rule] = {
+    "dataset": (one_of(data.DATASETS), f"one of {', '.join(data.DATASETS)}"),
+    "model": (optional(one_of(models.MODELS)), f"None or one of {', '.join(models.MODELS)}"),
+    "epochs": (number(0, MAX_EPOCHS, open_low=True), f"a number in (0, {MAX_EPOCHS}]"),
+    "steps": (optional(integer(1, MAX_STEPS)), f"None or an integer in [1, {MAX_STEPS}]"),
+    "batch_size": (integer(1, MAX_BATCH_SIZE), f"an integer in [1, {MAX_BATCH_SIZE}]"),
+    "optimizer": (one_of(OPTIMIZERS), f"one of {', '.join(OPTIMIZERS)}"),
     "lr": (_POSITIVE, "a number > 0"),
     "momentum": (_FRACTION, "a number in [0, 1)"),
-    "nesterov": _BOOL,
-    "weight_decay": (_between(0), "a number >= 0"),
-    "schedule": (lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
-    "warmup_epochs": (_between(0), "a number >= 0"),
+    "nesterov": BOOLEAN,
+    "weight_decay": (number(0), "a number >= 0"),
+    "schedule": (one_of(SCHEDULES), f"one of {', '.join(SCHEDULES)}"),
+    "warmup_epochs": (number(0, MAX_EPOCHS), f"a number in [0, {MAX_EPOCHS}]"),
     "label_smoothing": (_FRACTION, "a number in [0, 1)"),
-    "augment": _BOOL,
-    "early_reject_epochs": (_POSITIVE, "a number > 0"),
-    "early_reject_accuracy": (_optional(_between(0, 1)), "None or a number in [0, 1]"),
-    "timeout_s": (_optional(_POSITIVE), "None or a number > 0"),
-    "seed": (_integer(0), "an integer >= 0"),
+    "augment": BOOLEAN,
+    "early_reject_epochs": (number(0, MAX_EPOCHS, open_low=True), f"a number in (0, {MAX_EPOCHS}]"),
+    "early_reject_accuracy": (optional(number(0, 1)), "None or a number in [0, 1]"),
+    "timeout_s": (optional(_POSITIVE), "None or a number > 0"),
+    "seed": (integer(0, MAX_SEED), "an integer in [0, 2**63 - 1]"),
     "device": (_device_ok, "'auto', 'cpu', or 'cuda[:N]' where CUDA is available"),
-    "amp": _BOOL,
-    "channels_last": _BOOL,
-    "data_dir": (lambda v: v is None or isinstance(v, str), "None or a folder path"),
-    "val_fraction": (_between(0, 1, open_low=True, open_high=True), "a number in (0, 1)"),
-    "param_lr": (_optional(_between(0)), "None or a number >= 0"),
-    "param_wd": (_optional(_between(0)), "None or a number >= 0"),
+    "amp": BOOLEAN,
+    "channels_last": BOOLEAN,
+    "data_dir": (optional(is_text), "None or a folder path"),
+    "val_fraction": (number(0, 1, open_low=True, open_high=True), "a number in (0, 1)"),
+    "param_lr": (optional(number(0)), "None or a number >= 0"),
+    "param_wd": (optional(number(0)), "None or a number >= 0"),
     "model_options": (lambda v: isinstance(v, dict), "a table of model settings, e.g. {hidden = [256, 128]}"),
-    "image_size": (_integer(1), "an integer >= 1 (pixels; dataset 'folder')"),
-    "target": (lambda v: v is None or (isinstance(v, str) and bool(v)), "None or a column name (dataset 'csv')"),
+    "image_size": (integer(1, 4096), "an integer in [1, 4096] (pixels; dataset 'folder')"),
+    "target": (optional(lambda v: is_text(v) and bool(v)), "None or a column name (dataset 'csv')"),
 }
 
 
@@ -206,10 +200,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid key and its value; return self for chaining."""
-        for key, (check, expected) in _RULES.items():
-            value = getattr(self, key)
-            if not check(value):
-                raise ConfigError(f"train config: {key}={value!r} is invalid; expected {expected}")
+        check_rules(self, _RULES, "train config")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -218,6 +209,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         """Build and validate a config from e.g. a TOML table; unknown keys are an error, not ignored."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"train config must be a table of settings ([train] in TOML), got {values!r}")
         check_keys(cls, values, "train config")
         return cls(**values).validate()
 
@@ -496,6 +489,40 @@ def _make_loaders(dataset: data.Dataset, config: TrainConfig, device: torch.devi
     )
 
 
+#: Smallest validation split fitness is measured on: below it accuracy moves in steps too coarse to rank
+#: candidates (one example: fitness 0 or 1). Datasets under 500 examples (wine: 142) need only a tenth.
+MIN_VAL_EXAMPLES = 50
+
+
+def check_validation_split(dataset: data.Dataset, config: TrainConfig) -> None:
+    """Raise :class:`ConfigError` when the validation split is too small to rank candidates by."""
+    held_out, total = len(dataset.val_y), len(dataset.val_y) + len(dataset.train_y)
+    floor = max(dataset.num_classes, min(MIN_VAL_EXAMPLES, total // 10))
+    if held_out < floor:
+        raise ConfigError(f"train config: val_fraction={config.val_fraction!r} leaves {held_out} validation "
+                          f"example(s) of {dataset.name}; fitness needs at least {floor}: raise val_fraction")
+
+
+def build_network(config: TrainConfig, dataset: data.Dataset, activation: ActivationFactory) -> nn.Module:
+    """The configured model for ``dataset`` with ``activation()`` at every site; a model without any
+    activation site is a :class:`ConfigError`, since every candidate would score the same in it."""
+    name = config.model or models.default_model(dataset.name)
+    model = models.build_model(name, activation, in_channels=dataset.in_channels, num_classes=dataset.num_classes,
+                               image_size=dataset.image_size, num_features=dataset.num_features,
+                               **config.model_options)
+    if not models.activation_sites(model):
+        raise ConfigError(f"train config: model {name!r} with model_options={config.model_options!r} has no "
+                          "activation site, so the activation cannot matter; give it at least one hidden layer")
+    return model
+
+
+def check_setup(config: TrainConfig, dataset: data.Dataset) -> None:
+    """Everything about a protocol that needs its dataset, checked before anything is created or trained:
+    the validation split is big enough, and the model takes the dataset and has an activation site."""
+    check_validation_split(dataset, config)
+    build_network(config, dataset, nn.Identity)
+
+
 def _endless(loader: data.DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches across epoch boundaries, so a budget of 2.5 epochs is one flat loop of steps."""
     while True:
@@ -511,6 +538,7 @@ class _Run:
         self, config: TrainConfig, dataset: data.Dataset, device: torch.device, progress: Progress | None
     ) -> None:
         self.config, self.dataset, self.device, self.progress = config, dataset, device, progress
+        check_validation_split(dataset, config)
         self.loaders = _make_loaders(dataset, config, device, _on_cuda(config.channels_last, device))
         self.plan = _Plan.of(config, len(self.loaders.train))
         self.result = FitnessResult(status="ok")
@@ -524,16 +552,7 @@ class _Run:
         result.test_loss, result.test_accuracy, result.test_f1 = map(_finite, learner.evaluate(self.loaders.test))
 
     def _build(self, activation: ActivationFactory) -> Learner:
-        dataset = self.dataset
-        model = models.build_model(
-            self.config.model or models.default_model(dataset.name),
-            activation,
-            in_channels=dataset.in_channels,
-            num_classes=dataset.num_classes,
-            image_size=dataset.image_size,
-            num_features=dataset.num_features,
-            **self.config.model_options,
-        )
+        model = build_network(self.config, self.dataset, activation)
         self.sites = models.activation_sites(model)
         plan = self.plan
         return Learner(

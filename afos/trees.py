@@ -16,7 +16,7 @@ import sympy
 from deap import base, gp
 
 from afos.errors import ConfigError
-from afos.space.parse import parameter_symbol
+from afos.space.parse import MAX_DEPTH, MAX_LENGTH, parameter_symbol
 from afos.space.primitives import Primitive, X
 
 
@@ -60,22 +60,34 @@ def primitive_set(
     return pset
 
 
-_TREE_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<number>-?\d+\.\d*(?:e-?\d+)?)|(?P<op>[(),]))")
+#: Stored trees are read within the expression parser's limits, so a crafted database cannot make reading
+#: them deep (recursion) or long (time, memory): at most MAX_TREE_DEPTH levels below the root, MAX_LENGTH
+#: characters of text.
+MAX_TREE_DEPTH = MAX_DEPTH
+
+_TREE_TOKEN = re.compile(
+    r"\s*(?:(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<number>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|(?P<op>[(),]))"
+)
 
 
 def parse_tree(text: str, pset: gp.PrimitiveSet) -> Individual:
     """Read tree text such as ``sigmoid_mul(x, max0(x))`` with only the names of ``pset``."""
+    if not isinstance(text, str) or len(text) > MAX_LENGTH:
+        size = f"{len(text)} characters long" if isinstance(text, str) else f"a {type(text).__name__}"
+        raise ConfigError(f"tree text is {size}; a tree is a string of at most {MAX_LENGTH} characters")
     tokens = [(m.lastgroup, m.group(m.lastgroup or "op")) for m in _TREE_TOKEN.finditer(text)]
     if "".join(t for _, t in tokens) != re.sub(r"\s+", "", text):
         raise ConfigError(f"tree {text!r} has characters outside the tree grammar")
     nodes: list[gp.Primitive | gp.Terminal] = []
-    position = _read_node(tokens, 0, pset, nodes, text)
+    position = _read_node(tokens, 0, pset, nodes, text, 0)
     if position != len(tokens):
         raise ConfigError(f"tree {text!r} has trailing text")
     return Individual(nodes)
 
 
-def _read_node(tokens: list, position: int, pset: gp.PrimitiveSet, nodes: list, text: str) -> int:
+def _read_node(tokens: list, position: int, pset: gp.PrimitiveSet, nodes: list, text: str, depth: int) -> int:
+    if depth > MAX_TREE_DEPTH:
+        raise ConfigError(f"tree {text[:40]!r}... nests deeper than {MAX_TREE_DEPTH} levels")
     if position >= len(tokens):
         raise ConfigError(f"tree {text!r} ends early")
     kind, token = tokens[position]
@@ -95,7 +107,7 @@ def _read_node(tokens: list, position: int, pset: gp.PrimitiveSet, nodes: list, 
         expected = "(" if index == 0 else ","
         if position >= len(tokens) or tokens[position][1] != expected:
             raise ConfigError(f"tree {text!r}: {token} takes {primitive.arity} argument(s)")
-        position = _read_node(tokens, position + 1, pset, nodes, text)
+        position = _read_node(tokens, position + 1, pset, nodes, text, depth + 1)
     if position >= len(tokens) or tokens[position][1] != ")":
         raise ConfigError(f"tree {text!r}: {token} takes {primitive.arity} argument(s)")
     return position + 1

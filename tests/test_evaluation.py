@@ -242,3 +242,34 @@ def test_json_output_carries_the_origin(tmp_path: Path) -> None:
     assert [row["origin"] for row in json.loads(first.stdout)] == ["trained"]
     assert [(row["origin"], row["source"]) for row in json.loads(second.stdout)] == [("reused", "one")]
     assert json.loads(first.stdout)[0]["val_accuracy"] == json.loads(second.stdout)[0]["val_accuracy"]
+
+
+def test_the_process_executor_beside_a_serial_twin_ends_identical(tmp_path: Path) -> None:
+    """One worker process uses the serial run's torch thread count, so it trains bit for bit alike."""
+    config = tmp_path / "tiny.toml"
+    config.write_text('population = 4\ngenerations = 2\nseed = 11\nelites = 1\nconfirm = false\n'
+                      '[train]\ndataset = "digits"\nmodel = "mlp"\nepochs = 1\nbatch_size = 64\n')
+    root = tmp_path / "root"
+    assert afos("search", "--config", str(config), "--out", str(root / "serial"), "--quiet").returncode == 0
+    result = afos("search", "--config", str(config), "--out", str(root / "process"), "--quiet", "--no-reuse",
+                  "--executor", "process", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert _hall(root / "process") == _hall(root / "serial")
+    trained = _origins(root / "serial" / "afos.db")
+    assert set(trained) == {"trained"} and _origins(root / "process" / "afos.db") == trained
+
+
+def test_sigterm_marks_the_run_interrupted(tmp_path: Path) -> None:
+    """A scheduler's cancel (SIGTERM) is handled like Ctrl-C: status interrupted, exit 143, resumable."""
+    process = subprocess.Popen([sys.executable, "-m", "afos", "search", "--population", "6", "--generations", "3",
+                                "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _count(tmp_path / "run" / "afos.db") < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "terminated; resume with: afos search --resume" in stderr and "Traceback" not in stderr
+    (row,) = list_runs(tmp_path)
+    assert row["status"] == "interrupted"

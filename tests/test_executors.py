@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 
+from afos import executors
 from afos.compile import resolve_activation
 from afos.errors import ConfigError
 from afos.executors import Executor, Job, ProcessExecutor, RayExecutor, make_executor, run_job
@@ -297,3 +298,36 @@ def test_ray_lost_actor_is_replaced(ray_session: Any) -> None:
 def test_ray_caller_error_is_raised(ray_session: Any) -> None:
     with RayExecutor(workers=1) as executor, pytest.raises(ConfigError, match=r"lr=-1\.0"):
         executor.run([_job("relu", lr=-1.0)], lambda job, record: None)
+
+
+class _Squatter:
+    """An actor that only holds cluster resources, as another user's job would."""
+
+
+@pytest.mark.slow  # half a minute: the retirement waits out _PLACE_S, set above a busy machine's actor start
+def test_ray_slot_without_room_is_retired(ray_session: Any, monkeypatch: pytest.MonkeyPatch,
+                                          reference: Callable[[Job, int], dict]) -> None:
+    monkeypatch.setattr(executors, "_PLACE_S", 30.0)  # well above an actor's start on a busy machine
+    squatter = ray_session.remote(_Squatter).options(num_gpus=0.5, num_cpus=0).remote()
+    ray_session.get(squatter.__ray_ready__.remote())
+    try:  # two slots of half the GPU each, room for one: the second waits for resources, then is retired
+        with RayExecutor(workers_per_gpu=2) as executor:
+            results = _run(executor, JOBS)
+            assert {k: _timeless(r) for k, r in results.items()} == {j.key: reference(j, 1) for j in JOBS}
+            assert {k: _timeless(r) for k, r in _run(executor, JOBS[:2]).items()} == {
+                j.key: reference(j, 1) for j in JOBS[:2]}  # the next call does not wait for the retired slot
+    finally:
+        ray_session.kill(squatter)
+
+
+def test_ray_without_any_room_records_errors(ray_session: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(executors, "_PLACE_S", 2.0)
+    squatter = ray_session.remote(_Squatter).options(num_gpus=1, num_cpus=0).remote()
+    ray_session.get(squatter.__ray_ready__.remote())
+    try:
+        with RayExecutor(workers_per_gpu=2) as executor:
+            results = _run(executor, JOBS)
+    finally:
+        ray_session.kill(squatter)
+    assert {r["status"] for r in results.values()} == {"error"}
+    assert all(r["reason"].startswith("no worker left") for r in results.values())

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from afos.compile import Activation
-from afos.export import ExportError, Form, render
 from afos.executors import SerialExecutor
+from afos.export import ExportError, Form, render
 from afos.runs import search as run_search
 from afos.search import SearchConfig
 from afos.space.parse import parse

@@ -26,6 +26,7 @@ TINY = {
     "seed": 3,
     "elites": 1,
     "reuse_runs": False,
+    "confirm": False,  # the confirmation phase has tests of its own (test_finalists.py)
     "train": {"dataset": "digits", "model": "mlp", "epochs": 1, "batch_size": 64},
 }
 

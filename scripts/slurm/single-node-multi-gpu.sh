@@ -4,9 +4,11 @@
 #
 #   bash scripts/slurm/single-node-multi-gpu.sh                   # on a workstation
 #   sbatch scripts/slurm/single-node-multi-gpu.sh --generations 5 # on Slurm, with the #SBATCH lines below
+#   CONFIG=configs/fashion-mnist.toml sbatch scripts/slurm/single-node-multi-gpu.sh
 #
 # Run from the repository root. Arguments go to `afos search`. The dataset must be on disk (AFOS_DATA_DIR
-# or --data-dir) when the machine cannot download it.
+# or --data-dir) when the machine cannot download it. Without GPUs the workers are CPU processes. A job that
+# is requeued, or resubmitted with the same --out or with --resume, resumes its run (search-args.sh).
 #SBATCH --job-name=afos-1node
 #SBATCH --nodes=1
 #SBATCH --ntasks=1
@@ -20,6 +22,8 @@ set -euo pipefail
 cd "${SLURM_SUBMIT_DIR:-.}"
 # shellcheck disable=SC1091
 source "${VENV:-.venv}/bin/activate"
+# shellcheck source=scripts/slurm/search-args.sh
+source scripts/slurm/search-args.sh
 
-afos search --config configs/cifar10-resnet20.toml --executor process \
-    --workers-per-gpu "${WORKERS_PER_GPU:-2}" "$@"
+search_args "${CONFIG:-configs/cifar10-resnet20.toml}" "$@"
+afos search --executor process --workers-per-gpu "${WORKERS_PER_GPU:-2}" "${SEARCH_ARGS[@]}"
