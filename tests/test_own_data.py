@@ -159,7 +159,7 @@ def test_protocol_of_own_data_includes_the_data_and_its_settings(tmp_path: Path)
 def test_a_fitness_run_on_a_folder(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "data", per_class=8)
     config = TrainConfig(dataset="folder", data_dir=str(root), image_size=8, model="small_cnn", epochs=2,
-                         batch_size=8, device="cpu")
+                         batch_size=8, device="cpu", val_fraction=0.3)
     result = run_fitness(nn.SiLU, config)
     assert result.status == "ok", result.reason
     assert 0.0 <= result.test_accuracy <= 1.0
