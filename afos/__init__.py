@@ -19,6 +19,17 @@ _EXPORTS = {
     "screen": "afos.space.probe",
     "properties": "afos.space.probe",
     "Activation": "afos.compile",
+    "ActivationSpec": "afos.compile",
+    "resolve_activation": "afos.compile",
+    "build_model": "afos.models",
+    "activation_sites": "afos.models",
+    "MODELS": "afos.models",
+    "load_dataset": "afos.data",
+    "DATASETS": "afos.data",
+    "TrainConfig": "afos.train",
+    "FitnessResult": "afos.train",
+    "run_fitness": "afos.train",
+    "UserError": "afos.errors",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -29,3 +40,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'afos' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """The public API only (PEP 562), not this module's helpers and imports."""
+    return sorted(__all__)

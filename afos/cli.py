@@ -13,6 +13,7 @@ import sqlite3
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,18 +22,28 @@ import click
 from afos.errors import UserError
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for the CLI: one ``afos: warning: ...`` line, without Python's source line."""
+    text = " ".join(str(message).split())
+    click.echo(f"afos: warning: {text}", err=True)
+
+
 class _Group(click.Group):
     """The one error boundary: an expected failure is one line on stderr and exit code 2, never a traceback.
 
     Expected failures are the user's input (:class:`UserError`, click's usage errors), files and folders
     (``OSError``: missing, unwritable, read-only, disk full) and broken run databases (``sqlite3`` errors of
     the file or the disk, see :func:`_is_expected`). Anything else is a bug: its traceback is printed, then a line asking for a
-    report, exit code 1. Exit code 130 is kept for a real Ctrl-C.
+    report, exit code 1. Exit code 130 is kept for a real Ctrl-C. Python warnings become one
+    ``afos: warning:`` line each.
     """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click hook
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+            with warnings.catch_warnings():  # restores Python's own hook when the command returns
+                warnings.showwarning = _show_warning
+                return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.exceptions.Abort as error:
             # click turns both Ctrl-C and an EOFError into Abort; only the first is an interrupt.
             if not isinstance(error.__context__, EOFError):
@@ -207,7 +218,8 @@ def _make_executor(options: dict[str, Any]) -> Any:
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML config (default: configs/quick.toml settings).")
-@click.option("--dataset", default=None, help="Dataset (digits, wine, mnist, fashion-mnist, cifar10, cifar100).")
+@click.option("--dataset", default=None, help="Dataset (digits, wine, mnist, fashion-mnist, cifar10, cifar100, "
+                                             "folder, csv).")
 @click.option("--model", default=None, help="Model (mlp, small_cnn, lenet5, afos_cnn, resnet20, ...).")
 @click.option("--primitives", default=None, help="Primitive set (afos, swish, actbench) or a comma list.")
 @click.option("--population", type=int, default=None, help="Candidates per generation.")
@@ -217,7 +229,11 @@ def _make_executor(options: dict[str, Any]) -> Any:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run-id>).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None, help="Continue this run folder.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-dir", default=None, help="Folder holding the datasets (else $AFOS_DATA_DIR).")
+@click.option("--data-dir", default=None, help="Folder holding the datasets (else $AFOS_DATA_DIR); for "
+                                                "--dataset folder/csv the image folder or CSV file itself.")
+@click.option("--image-size", type=int, default=None, help="Side in pixels images of --dataset folder are fitted to "
+                                                           "(default 32).")
+@click.option("--target", default=None, help="Class column of --dataset csv.")
 @click.option("--max-evals", type=int, default=None, help="Stop after this many training runs.")
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--learnable-constants", is_flag=True, default=None,
@@ -243,7 +259,8 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         "time_limit": options["time_limit"], "learnable_constants": options["learnable_constants"],
         "train.dataset": options["dataset"], "train.model": options["model"],
         "train.epochs": options["epochs"], "train.seed": options["seed"], "train.device": options["device"],
-        "train.data_dir": options["data_dir"], "reuse_runs": False if options.pop("no_reuse") else None,
+        "train.data_dir": options["data_dir"], "train.image_size": options["image_size"],
+        "train.target": options["target"], "reuse_runs": False if options.pop("no_reuse") else None,
         "confirm_top": options.pop("confirm_top"), "confirm_seeds": options.pop("confirm_seeds"),
         "confirm": False if options.pop("no_confirm") else None, "baseline": _names(options.pop("baseline")),
     }
@@ -325,7 +342,11 @@ _TRAIN_OPTIONS = (
     ("--optimizer", "optimizer", {"help": "sgd, adam, adamw, adagrad or adadelta."}),
     ("--momentum", "momentum", {"type": float, "help": "SGD momentum (0 for plain SGD)."}),
     ("--device", "device", {"help": "auto, cpu, cuda or cuda:N."}),
-    ("--data-dir", "data_dir", {"help": "Folder holding the datasets (else $AFOS_DATA_DIR)."}),
+    ("--data-dir", "data_dir", {"help": "Folder holding the datasets (else $AFOS_DATA_DIR); for --dataset "
+                                        "folder/csv the image folder or CSV file itself."}),
+    ("--image-size", "image_size", {"type": int, "help": "Side in pixels images of --dataset folder are fitted "
+                                                         "to (default 32)."}),
+    ("--target", "target", {"help": "Class column of --dataset csv."}),
     ("--param-lr", "param_lr", {"type": float, "help": "Learning rate of activation parameters (default: --lr)."}),
     ("--param-wd", "param_wd", {"type": float, "help": "Weight decay of activation parameters (default 0)."}),
 )
@@ -520,6 +541,38 @@ def _selected(expressions: tuple[str, ...], baselines: list[str] | None,
     parameters["learnable"] = {**selection.learnable, **parameters["learnable"]}
     return ([*selection.candidates, *_expressions(expressions)],
             selection.baselines if baselines is None else baselines, parameters, selection)
+
+
+@cli.command(context_settings=_EXPRESSION_COMMAND)
+@click.argument("target")
+@click.option("--rank", type=int, default=1, show_default=True, help="Which function of a run's hall of fame.")
+@click.option("--format", "fmt", type=click.Choice(["torch", "numpy", "latex", "sympy"]), default="torch",
+              show_default=True, help="Standalone torch or numpy code, or the formula as LaTeX or sympy text.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file (default stdout).")
+@_parameter_options
+def export(target: str, rank: int, fmt: str, out: str | None, **options: Any) -> None:
+    """Export a function (TARGET: an expression, a family name, or a search RUN_DIR) as standalone code.
+
+    The torch file defines activation(x) and class Activation(torch.nn.Module); the numpy file
+    activation(x). Neither imports afos.
+    """
+    from afos.export import Form, render
+
+    if Path(target).is_dir():
+        from afos.report import hall_of_fame_form
+
+        form = hall_of_fame_form(target, rank)
+    else:
+        from afos.compile import resolve_activation
+
+        spec = resolve_activation(target, **_parameters(options))
+        form = Form.from_text(spec.expression, spec.typical_values(), source=f"Exported from {target!r}.")
+    text = render(form, fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        Path(out).write_text(text)
+        click.echo(f"wrote {out}", err=True)
 
 
 def _format_facts(facts: dict[str, Any]) -> str:

@@ -412,7 +412,7 @@ def cell_summary(runs: Sequence[Run]) -> dict[str, Any]:
     statuses = dict(Counter(run.record.status.value for run in runs))
     summary = {"n": len(runs), "ok": len(ok), "failed": len(ok) < len(runs), "statuses": statuses,
                "seconds": stats.finite_mean(run.record.seconds for run in runs)}
-    for metric in ("test_accuracy", "val_accuracy"):
+    for metric in ("test_accuracy", "val_accuracy", "test_f1", "val_f1"):
         values = [r.metric(metric) for r in ok if r.metric(metric) is not None]
         summary[metric] = stats.finite_mean(values)
         summary[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None

@@ -8,6 +8,7 @@ output of an uninterrupted one, and ``compare --from`` reproduces a comparison w
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import re
@@ -44,9 +45,10 @@ from afos.store import RunStore, SiblingRuns, StoreError
 
 RUN_COLUMNS = ("expression", "canonical", "fingerprint", "role", "dataset", "model", "seed", "status", "reason",
                "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "budget", "epochs", "steps",
-               "seconds", "origin", "source", "attempts", "params")
+               "seconds", "origin", "source", "attempts", "params", "val_f1", "test_f1")
 CELL_COLUMNS = ("case", "function", "canonical", "role", "n", "ok", "statuses", "test_accuracy",
-                "test_accuracy_std", "val_accuracy", "val_accuracy_std", "seconds")
+                "test_accuracy_std", "val_accuracy", "val_accuracy_std", "seconds", "test_f1", "test_f1_std",
+                "val_f1", "val_f1_std")
 
 
 def default_out(kind: str) -> Path:
@@ -227,21 +229,40 @@ def learned_shapes(results: Results, out: Path) -> list[Path]:
         if run is None:
             continue
         curves: dict[str, object] = {"initial": (spec.expression, spec.typical_values())}
+        bands: dict[str, list[dict[str, float]]] = {}
         for site, values in run.record.params.items():
             learned = {k: v["mean"] if isinstance(v, dict) else v for k, v in values.items()}
             curves[f"layer {site}"] = (spec.expression, {**spec.fixed, **learned})
+            if any(isinstance(v, dict) for v in values.values()):
+                bands[f"layer {site}"] = [{**spec.fixed, **corner} for corner in _channel_corners(values)]
         title = f"{function.name}: learned shape per layer ({run.task}, seed {run.seed})"
-        paths.append(function_plot(curves, out / f"learned-{_safe(function.name)}.png", title=title))
+        if bands:
+            title += "\nline: mean over channels; band: the curves at the channels' parameter extremes"
+        paths.append(function_plot(curves, out / f"learned-{_safe(function.name)}.png", title=title,
+                                   reference="initial", bands=bands))
     return paths
+
+
+def _channel_corners(values: Mapping[str, Any]) -> list[dict[str, float]]:
+    """Every combination of each per-channel parameter's min and max (scalars as they are).
+
+    Records keep per-channel parameters as {mean, min, max}; the curves at these corners span the channels'
+    shapes wherever the function is monotone in each parameter, and show their spread in any case.
+    """
+    choices = [[(name, v["min"]), (name, v["max"])] if isinstance(v, dict) else [(name, v)]
+               for name, v in values.items()]
+    return [dict(corner) for corner in itertools.product(*choices)]
 
 
 def evaluation_table(results: Results) -> str:
     """The terminal table of ``afos evaluate``: one line per function (and case)."""
-    lines = [f"{'function':<24} {'canonical':<32} {'role':<9} {'val acc':>16} {'test acc':>16} {'s/run':>6}  runs"]
+    lines = [(f"{'function':<24} {'canonical':<32} {'role':<9} {'val acc':>16} {'test acc':>16} {'test F1':>16} "
+              f"{'s/run':>6}  runs")]
     for cell in cell_rows(results):
         lines.append(f"{_short(cell['function'], 24):<24} {_short(cell['canonical'], 32):<32} {cell['role']:<9} "
                      f"{plus_minus(cell['val_accuracy'], cell['val_accuracy_std']):>16} "
                      f"{plus_minus(cell['test_accuracy'], cell['test_accuracy_std']):>16} "
+                     f"{plus_minus(cell['test_f1'], cell['test_f1_std']):>16} "
                      f"{_seconds(cell['seconds']):>6}  {_statuses(cell)}")
     return "\n".join(lines)
 
@@ -256,11 +277,13 @@ def _seconds(value: float | None) -> str:
 
 def _evaluation_markdown(results: Results, cells: list[dict[str, Any]]) -> str:
     lines = ["# afos evaluate", "", *_protocol_lines(results), "",
-             "Accuracies are mean ± sample standard deviation over the seeds that finished ok; the test split is "
-             "held out from training and validation and touched once per run.", "",
-             "| function | canonical | role | val acc | test acc | s/run | runs |", "|---|---|---|---:|---:|---:|---|"]
+             ("Accuracies and macro-F1 are mean ± sample standard deviation over the seeds that finished ok; the test "
+              "split is held out from training and validation and touched once per run."), "",
+             "| function | canonical | role | val acc | test acc | val F1 | test F1 | s/run | runs |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     lines += [f"| {c['function']} | `{c['canonical']}` | {c['role']} | {plus_minus(c['val_accuracy'], c['val_accuracy_std'])} "
-              f"| {plus_minus(c['test_accuracy'], c['test_accuracy_std'])} | {_seconds(c['seconds'])} | {_statuses(c)} |"
+              f"| {plus_minus(c['test_accuracy'], c['test_accuracy_std'])} | {plus_minus(c['val_f1'], c['val_f1_std'])} "
+              f"| {plus_minus(c['test_f1'], c['test_f1_std'])} | {_seconds(c['seconds'])} | {_statuses(c)} |"
               for c in cells]
     failures = [r for r in results.all_runs() if not r.record.ok]
     if failures:
@@ -299,7 +322,8 @@ def write_comparison(out: Path, results: Results) -> dict[str, Any]:
     write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
     names = [f["name"] for f in analysis["functions"]]
     matrix = [[math.nan if v is None else v for v in row] for row in analysis["matrix"]]
-    heatmap(matrix, analysis["cases"], names, out / "heatmap.png", title="Mean test accuracy over seeds")
+    heatmap(matrix, analysis["cases"], names, out / "heatmap.png", title="Mean test accuracy over seeds",
+            value_label="mean test accuracy", per_row=True)
     if analysis["average_ranks"]:
         nemenyi = analysis["posthoc"]["nemenyi"]
         critical_difference_diagram(analysis["average_ranks"], nemenyi["critical_difference"], out / "cd_diagram.png",

@@ -152,6 +152,13 @@ class Activation(nn.Module):
     def extra_repr(self) -> str:
         return self.text
 
+    def to_source(self, format: str = "torch") -> str:  # noqa: A002 - the word users expect
+        """Standalone code (``torch``, ``numpy``) or text (``latex``, ``sympy``) of this function with its
+        current parameter values; see :mod:`afos.export`."""
+        from afos.export import Form, render
+
+        return render(Form(self.expr, self.values()), format)
+
     # Pickling: the lowered program holds closures (and maybe a compiled graph); rebuild it on load.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -14,6 +14,8 @@ download missing files.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import csv
 import gzip
 import hashlib
 import io
@@ -26,6 +28,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +38,8 @@ from afos.errors import ConfigError, DatasetError, DatasetNotFound
 
 __all__ = ["DATASETS", "Dataset", "DeviceLoader", "data_root", "default_augment", "load_dataset"]
 
-DATASETS: tuple[str, ...] = ("digits", "wine", "mnist", "fashion-mnist", "cifar10", "cifar100")
+DATASETS: tuple[str, ...] = ("digits", "wine", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv")
+OWN_DATASETS = ("folder", "csv")  # the user's own data: ``data_dir`` is the data itself, not a root of datasets
 
 # digits and wine ship without a test split. Carving it with a constant seed (not the run's seed) keeps the
 # test set identical across training seeds, so test accuracies of different runs stay comparable.
@@ -368,6 +372,193 @@ def _load_files(name: str, root: Path, download: bool) -> tuple[torch.Tensor, ..
 
 
 # --------------------------------------------------------------------------------------------------------------
+# The user's own data: an image folder (torchvision ImageFolder layout) or a CSV table
+
+#: Image file suffixes read from a folder dataset (torchvision's ImageFolder list).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
+_CACHE_VERSION = 1  # bump when the decoding changes, so old cache files are rebuilt
+
+
+@dataclass(frozen=True)
+class _Split:
+    """One split of the user's data as tensors; ``None`` for a split the folder or table does not provide."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _OwnData:
+    """What the own-data readers return: train, optional val and test, and the class names."""
+
+    train: _Split
+    val: _Split | None
+    test: _Split | None
+    classes: tuple[str, ...]
+
+
+def _required_path(kind: str, data_dir: str | os.PathLike[str] | None, what: str) -> Path:
+    if data_dir is None:
+        raise ConfigError(f"dataset '{kind}' needs --data-dir {what}")
+    path = Path(data_dir).expanduser()
+    if not path.exists():
+        raise DatasetNotFound(f"dataset '{kind}': {path} does not exist")
+    return path
+
+
+def _class_files(split_dir: Path) -> dict[str, list[Path]]:
+    """Image files per class sub-folder, both sorted by name as ImageFolder does; hidden entries skipped."""
+    classes = sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return {
+        d.name: sorted(f for f in d.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        for d in classes
+    }
+
+
+def _folder_splits(root: Path) -> dict[str, dict[str, list[Path]]]:
+    """``train/`` (else the folder itself), plus ``val/`` and ``test/`` where present, checked for use."""
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    splits = {"train": _class_files(train_dir)}
+    for name in ("val", "test"):
+        if (root / name).is_dir() and train_dir != root:
+            splits[name] = _class_files(root / name)
+    train = splits["train"]
+    if not any(train.values()):
+        raise DatasetError(f"dataset 'folder': no images in class sub-folders of {train_dir} "
+                           f"(expected {train_dir}/<class>/<image>, suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+    empty = [name for name, files in train.items() if not files]
+    if empty:
+        raise DatasetError(f"dataset 'folder': class folder(s) {', '.join(empty)} in {train_dir} hold no images")
+    if len(train) < 2:
+        raise DatasetError(f"dataset 'folder': {train_dir} holds one class ({next(iter(train))}); "
+                           "classification needs at least two class folders")
+    for name, classes in splits.items():
+        unknown = sorted(set(classes) - set(train))
+        if unknown:
+            raise DatasetError(f"dataset 'folder': {root / name} has class(es) {', '.join(unknown)} "
+                               "that train does not have")
+    return splits
+
+
+def _files_key(splits: dict[str, dict[str, list[Path]]], image_size: int) -> str:
+    """A digest of every file's path, size and modification time: the cache is valid while it matches."""
+    digest = hashlib.sha256(f"{_CACHE_VERSION}:{image_size}".encode())
+    for split, classes in splits.items():
+        for name, files in classes.items():
+            for path in files:
+                stat = path.stat()
+                digest.update(f"{split}\0{name}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _decode(path: Path, image_size: int) -> np.ndarray:
+    """One image as uint8 RGB (3, size, size): scaled so its short side fits, then centre-cropped."""
+    from PIL import Image, ImageOps  # noqa: PLC0415 - Pillow comes with torchvision; only folders need it
+
+    try:
+        with Image.open(path) as image:
+            fitted = ImageOps.fit(image.convert("RGB"), (image_size, image_size), Image.Resampling.BILINEAR)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"dataset 'folder': cannot read image {path} ({type(exc).__name__}: {exc})") from None
+    return np.asarray(fitted, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _decode_folder(splits: dict[str, dict[str, list[Path]]], image_size: int) -> dict[str, torch.Tensor]:
+    classes = list(splits["train"])
+    tensors: dict[str, torch.Tensor] = {}
+    for split, per_class in splits.items():
+        images = [_decode(p, image_size) for files in per_class.values() for p in files]
+        labels = [classes.index(name) for name, files in per_class.items() for _ in files]
+        shape = (0, 3, image_size, image_size)
+        tensors[f"{split}_x"] = torch.from_numpy(np.stack(images)) if images else torch.zeros(shape, dtype=torch.uint8)
+        tensors[f"{split}_y"] = torch.tensor(labels, dtype=torch.int64)
+    return tensors
+
+
+def _cached_folder(root: Path, image_size: int) -> dict[str, Any]:
+    """{"key", "classes", "tensors"}: the folder's decoded images, from ``.afos-cache-<size>px.pt`` beside the
+    data when it is current.
+
+    The cache holds plain tensors and strings only, written with ``torch.save`` and read back with
+    ``weights_only=True``, so a planted cache file cannot run code; a stale or unreadable one is rebuilt.
+    A read-only data folder simply goes uncached.
+    """
+    splits = _folder_splits(root)
+    key = _files_key(splits, image_size)
+    cache = root / f".afos-cache-{image_size}px.pt"
+    if cache.is_file():
+        with contextlib.suppress(Exception):  # any unreadable cache is rebuilt from the images
+            stored = torch.load(cache, weights_only=True)
+            if isinstance(stored, dict) and stored.get("key") == key:
+                return stored
+    stored = {"key": key, "classes": list(splits["train"]), "tensors": _decode_folder(splits, image_size)}
+    with contextlib.suppress(OSError):  # a read-only data folder goes uncached
+        torch.save(stored, cache)
+    return stored
+
+
+def _load_folder(data_dir: str | os.PathLike[str] | None, image_size: int) -> _OwnData:
+    root = _required_path("folder", data_dir, "FOLDER (holding train/<class>/<image>)")
+    if not root.is_dir():
+        raise DatasetError(f"dataset 'folder': {root} is not a folder")
+    stored = _cached_folder(root, image_size)
+    tensors = stored["tensors"]
+    split = {name: _Split(tensors[f"{name}_x"], tensors[f"{name}_y"]) for name in ("train", "val", "test")
+             if f"{name}_x" in tensors and len(tensors[f"{name}_y"])}
+    return _OwnData(split["train"], split.get("val"), split.get("test"), tuple(stored["classes"]))
+
+
+def _number(text: str, column: str, row: int, path: Path) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise DatasetError(f"dataset 'csv': {path} row {row}, column {column!r}: {text!r} is not a number "
+                           "(only numeric feature columns are supported)") from None
+    if not math.isfinite(value):
+        raise DatasetError(f"dataset 'csv': {path} row {row}, column {column!r}: {text!r} is not finite")
+    return value
+
+
+def _load_csv(data_dir: str | os.PathLike[str] | None, target: str | None) -> _OwnData:
+    """A table with a header row: the ``target`` column is the class (any text), the others numeric features."""
+    path = _required_path("csv", data_dir, "FILE.csv")
+    if target is None:
+        raise ConfigError("dataset 'csv' needs --target COLUMN (the column holding the class)")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"dataset 'csv': cannot read {path} ({type(exc).__name__}: {exc})") from None
+    if not rows or not rows[0]:
+        raise DatasetError(f"dataset 'csv': {path} is empty")
+    header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if r]
+    if target not in header:
+        raise DatasetError(f"dataset 'csv': {path} has no column {target!r}; columns: {', '.join(header)}")
+    if len(header) < 2:
+        raise DatasetError(f"dataset 'csv': {path} has no feature column besides {target!r}")
+    at = header.index(target)
+    features = [h for i, h in enumerate(header) if i != at]
+    values, labels = [], []
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DatasetError(f"dataset 'csv': {path} row {line} has {len(row)} fields, the header {len(header)}")
+        values.append([_number(v, features[i], line, path) for i, v in enumerate(row[:at] + row[at + 1:])])
+        labels.append(row[at].strip())
+    classes = tuple(sorted(set(labels)))
+    if len(classes) < 2:
+        raise DatasetError(f"dataset 'csv': column {target!r} of {path} holds fewer than two classes")
+    index = {name: i for i, name in enumerate(classes)}
+    split = _Split(torch.tensor(values, dtype=torch.float32), torch.tensor([index[v] for v in labels]))
+    return _OwnData(split, None, None, classes)
+
+
+def _own_data(name: str, data_dir: str | os.PathLike[str] | None, image_size: int, target: str | None) -> _OwnData:
+    if name == "folder":
+        return _load_folder(data_dir, image_size)
+    return _load_csv(data_dir, target)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Splitting and statistics
 
 
@@ -441,6 +632,8 @@ def load_dataset(
     val_fraction: float = 0.1,
     seed: int = 0,
     download: bool = True,
+    image_size: int = 32,
+    target: str | None = None,
 ) -> Dataset:
     """Load ``name`` (one of :data:`DATASETS`) as CPU tensors split into train / validation / test.
 
@@ -449,16 +642,32 @@ def load_dataset(
     official test split, get a fixed 20% test split first (same for every seed). Image datasets other than
     digits are read from :func:`data_root` (``data_dir``); missing files are downloaded through torchvision
     when ``download`` is true, otherwise (or if that fails) :class:`afos.errors.DatasetNotFound` is raised.
+
+    The user's own data: ``folder`` reads ``data_dir`` in ImageFolder layout (``train/<class>/<image>``,
+    optional ``val/`` and ``test/``; or the class folders directly), every image fitted to ``image_size``
+    pixels and cached beside the data; ``csv`` reads the table ``data_dir`` whose ``target`` column is the
+    class. Splits they lack are carved as for digits (fixed test split, seeded validation split).
     """
     name = _canonical_name(name)
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    own: _OwnData | None = None
     if name in ("digits", "wine"):
         x, y = _load_sklearn(name)
         x, y, test_x, test_y = _split(x, y, _TEST_FRACTION, _TEST_SPLIT_SEED)
+    elif name in OWN_DATASETS:
+        own = _own_data(name, data_dir, image_size, target)
+        x, y = own.train.x, own.train.y
+        if own.test is None:
+            x, y, test_x, test_y = _split(x, y, _TEST_FRACTION, _TEST_SPLIT_SEED)
+        else:
+            test_x, test_y = own.test.x, own.test.y
     else:
         x, y, test_x, test_y = _load_files(name, data_root(data_dir), download)
-    train_x, train_y, val_x, val_y = _split(x, y, val_fraction, seed)
+    if own is not None and own.val is not None:
+        train_x, train_y, val_x, val_y = x, y, own.val.x, own.val.y
+    else:
+        train_x, train_y, val_x, val_y = _split(x, y, val_fraction, seed)
     if train_x.dtype != torch.uint8:
         train_x, val_x, test_x = _standardise(train_x, val_x, test_x)
     mean, std = _channel_stats(train_x)
@@ -472,7 +681,9 @@ def load_dataset(
         val_y=val_y,
         test_x=test_x,
         test_y=test_y,
-        num_classes=_SOURCES[name].num_classes if name in _SOURCES else int(y.max()) + 1,
+        num_classes=(
+            len(own.classes) if own is not None else _SOURCES[name].num_classes if name in _SOURCES else int(y.max()) + 1
+        ),
         in_channels=train_x.shape[1] if is_image else 1,
         image_size=train_x.shape[-1] if is_image else None,
         num_features=None if is_image else train_x.shape[1],
@@ -489,8 +700,10 @@ def default_augment(dataset_name: str) -> tuple[bool, bool]:
     not digits. Tabular data has no spatial structure to augment.
     """
     name = _canonical_name(dataset_name)
-    if name == "wine":
+    if name in ("wine", "csv"):
         return False, False
+    if name == "folder":
+        return True, False  # whether a mirror image keeps its class is the user's to know; crops are safe
     return True, name in ("fashion-mnist", "cifar10", "cifar100")
 
 

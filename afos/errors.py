@@ -15,7 +15,8 @@ class ParseError(UserError):
 
 
 class DatasetError(UserError):
-    """A dataset's files are absent, truncated, corrupt or larger than the dataset can be."""
+    """A dataset's files are absent, truncated, corrupt or larger than the dataset can be, or unusable: an
+    empty image folder, one class, an unreadable image, a table without its target column."""
 
 
 class DatasetNotFound(DatasetError):

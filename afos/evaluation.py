@@ -75,6 +75,9 @@ __all__ = [
 #: beside the protocol), where the work runs, and the soft time limit. Device *precision* does change
 #: it and enters the protocol through :func:`protocol_settings`.
 NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s", "amp", "channels_last")
+#: Settings of the user's own data (``folder``, ``csv``), left out of other datasets' protocols, which
+#: they do not affect.
+OWN_DATA_SETTINGS = ("image_size", "target")
 
 
 class BudgetSpent(Exception):
@@ -102,9 +105,11 @@ def check_tasks(configs: Iterable[TrainConfig]) -> None:
     """Load each dataset and build each model once before anything is created or trained, so that a
     missing dataset or a model that cannot take its dataset stops a command at once, leaving nothing
     behind, instead of hours into it."""
-    for config in {(c.dataset, c.model, c.data_dir, c.val_fraction, c.seed): resolve_train(c) for c in configs}.values():
+    unique = {(c.dataset, c.model, c.data_dir, c.val_fraction, c.seed, c.image_size, c.target): resolve_train(c)
+              for c in configs}
+    for config in unique.values():
         check_setup(config, data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction,
-                                              seed=config.seed))
+                                              seed=config.seed, image_size=config.image_size, target=config.target))
 
 
 def resolve_train(train: TrainConfig) -> TrainConfig:
@@ -121,6 +126,11 @@ def protocol_settings(train: TrainConfig) -> dict[str, Any]:
     """
     resolved = resolve_train(train)
     settings = {k: v for k, v in resolved.to_dict().items() if k not in NOT_PROTOCOL}
+    if resolved.dataset in data.OWN_DATASETS:
+        settings["data_dir"] = resolved.data_dir  # the user's own data: the path names the data itself
+    else:
+        for key in OWN_DATA_SETTINGS:
+            settings.pop(key)
     on_cuda = resolve_device(resolved.device).type == "cuda"
     settings["precision"] = "bf16-autocast" if resolved.amp and on_cuda else "fp32"
     settings["memory_format"] = "channels_last" if resolved.channels_last and on_cuda else "contiguous"

@@ -97,19 +97,22 @@ def run_job(job: Job) -> Record:
     missing dataset raises, because retrying the caller's mistake elsewhere would fail the same way.
     """
     config = TrainConfig.from_dict(job.train)
-    dataset = _dataset(config.dataset, config.data_dir, config.val_fraction, config.seed)
+    dataset = _dataset(config.dataset, config.data_dir, config.val_fraction, config.seed, config.image_size,
+                       config.target)
     factory = activation_factory(ActivationSpec(**job.activation))
     return run_fitness(factory, config, dataset=dataset).to_dict()
 
 
 @functools.lru_cache(maxsize=4)
-def _dataset(name: str, data_dir: str | None, val_fraction: float, seed: int) -> Dataset:
+def _dataset(
+    name: str, data_dir: str | None, val_fraction: float, seed: int, image_size: int, target: str | None
+) -> Dataset:
     """Datasets loaded in this process, so a worker reads CIFAR once, not once per candidate.
 
     The split depends on the seed, so a search with several fitness seeds holds one copy per seed; four
     bounds the memory when seeds or tasks vary more.
     """
-    return load_dataset(name, data_dir, val_fraction=val_fraction, seed=seed)
+    return load_dataset(name, data_dir, val_fraction=val_fraction, seed=seed, image_size=image_size, target=target)
 
 
 def _failure(status: str, reason: str, seconds: float) -> Record:

@@ -118,6 +118,17 @@ def _text_colour(rgba: tuple[float, float, float, float]) -> str:
     return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
 
 
+def _row_scaled(values: np.ndarray) -> np.ndarray:
+    """Each row mapped to [0, 1] between its own lowest and highest finite value (0.5 for a flat row)."""
+    scaled = np.full_like(values, np.nan)
+    for index, row in enumerate(values):
+        finite = row[np.isfinite(row)]
+        if finite.size:
+            low, high = finite.min(), finite.max()
+            scaled[index] = (row - low) / (high - low) if high > low else np.where(np.isfinite(row), 0.5, np.nan)
+    return scaled
+
+
 def heatmap(
     matrix: Any,
     row_labels: Sequence[str],
@@ -125,24 +136,39 @@ def heatmap(
     path: str | os.PathLike[str],
     title: str | None = None,
     fmt: str = "{:.3f}",
+    *,
+    value_label: str = "value",
+    per_row: bool = False,
 ) -> Path:
-    """Annotated heatmap (e.g. cases x functions accuracies) written as a PNG; NaN cells read "failed"."""
+    """Annotated heatmap (e.g. cases x functions accuracies) written as a PNG; NaN cells read "failed".
+
+    With ``per_row`` each row (a case) is coloured on its own scale, from its lowest to its highest value,
+    because cases differ in difficulty far more than functions differ within one: on a shared scale an easy
+    and a hard dataset would each be one flat colour. The cells still print the values; the colour bar
+    says which scale it shows (``value_label``).
+    """
     values = np.asarray(matrix, dtype=float)
     if values.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"matrix shape {values.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
-    finite = values[np.isfinite(values)]
-    norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0.0, 1.0))
+    colours = _row_scaled(values) if per_row else values
+    finite = colours[np.isfinite(colours)]
+    norm = Normalize(0.0, 1.0) if per_row or not finite.size else Normalize(finite.min(), finite.max())
     figure, ax = _new_figure(max(4.0, 1.0 * len(col_labels) + 2.5), max(2.5, 0.45 * len(row_labels) + 1.5))
     cmap = colormaps["viridis"].with_extremes(bad="lightgrey")
-    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
+    image = ax.imshow(np.ma.masked_invalid(colours), cmap=cmap, norm=norm, aspect="auto")
     for (row, col), value in np.ndenumerate(values):
         failed = not math.isfinite(value)
-        colour = "black" if failed else _text_colour(cmap(norm(value)))
+        colour = "black" if failed else _text_colour(cmap(norm(colours[row, col])))
         ax.text(col, row, "failed" if failed else fmt.format(value), ha="center", va="center", fontsize=8,
                 color=colour)
     ax.set_xticks(range(len(col_labels)), labels=list(col_labels), rotation=45, ha="right")
     ax.set_yticks(range(len(row_labels)), labels=list(row_labels))
-    figure.colorbar(image, ax=ax)
+    bar = figure.colorbar(image, ax=ax)
+    if per_row:
+        bar.set_ticks([0.0, 0.5, 1.0], labels=["lowest", "", "highest"])
+        bar.set_label(f"{value_label}, scaled within each row", fontsize=9)
+    else:
+        bar.set_label(value_label, fontsize=9)
     if title:
         ax.set_title(title)
     return _save(figure, path)
@@ -177,9 +203,16 @@ def function_plot(
     params: Mapping[str, float] | None = None,
     x_range: tuple[float, float] = (-5.0, 5.0),
     title: str | None = None,
+    reference: str | None = None,
+    bands: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
 ) -> Path:
     """Plot functions (label -> expression, or (expression, parameter values)); with ``derivatives``
     also f' and f''. ``params`` are the parameter values of functions given without their own.
+
+    ``reference`` names the function to draw as a thin dashed black line on top (e.g. ReLU), and the others
+    are drawn from thick to thin, so that a function equal to another (or to the reference) on part of the
+    range still shows. ``bands`` shades, around a function's line, the range its curve spans over several
+    parameter sets (e.g. the per-channel extremes of learned parameters).
 
     Derivatives come from autograd through the same torch lowering used in training, so a kink shows as
     the jump the optimiser actually sees.
@@ -188,14 +221,27 @@ def function_plot(
 
     points = torch.linspace(x_range[0], x_range[1], 801, dtype=torch.float64)
     panels = ["f(x)", "f'(x)", "f''(x)"][: 3 if derivatives else 1]
-    figure = Figure(figsize=(4.2 * len(panels), 3.6))
+    figure = Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")  # room for suptitle and titles
     FigureCanvasAgg(figure)
     axes = [figure.add_subplot(1, len(panels), i + 1) for i in range(len(panels))]
+    order = len(panels) - 1
+    others = [label for label in functions if label != reference]
     for label, function in functions.items():
         expr, values = function if isinstance(function, tuple) else (function, params)
-        for ax, curve in zip(axes, _derivatives(expr, points, len(panels) - 1, values)):
-            ax.plot(points.numpy(), curve, label=label, linewidth=1.6)
+        curves = _derivatives(expr, points, order, values)
+        style: dict[str, Any]
+        if label == reference:
+            style = {"color": "black", "linestyle": "--", "linewidth": 1.0, "zorder": 4}
+        else:
+            style = {"linewidth": max(0.8, 3.2 - 0.6 * others.index(label)), "zorder": 3}
+        for index, (ax, curve) in enumerate(zip(axes, curves)):
+            (line,) = ax.plot(points.numpy(), curve, label=label, **style)
+            if bands and label in bands:
+                spread = np.array([_derivatives(expr, points, order, variant)[index] for variant in bands[label]])
+                ax.fill_between(points.numpy(), spread.min(0), spread.max(0), color=line.get_color(), alpha=0.2,
+                                linewidth=0, zorder=2)
     for ax, name in zip(axes, panels):
+        _robust_ylim(ax)
         ax.set_title(name)
         ax.axhline(0, color="0.75", linewidth=0.8)
         ax.axvline(0, color="0.75", linewidth=0.8)
@@ -205,6 +251,22 @@ def function_plot(
     if title:
         figure.suptitle(title)
     return _save(figure, path)
+
+
+def _robust_ylim(ax: Any, ratio: float = 10.0) -> None:
+    """Frame the curves of typical size when some dwarf them (e.g. an exponential beside ReLU, which would
+    flatten every other function into a line): curves whose range exceeds ``ratio`` times the median range
+    are left out of the y limits, and visibly leave the frame."""
+    curves = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    curves = [c[np.isfinite(c)] for c in curves]
+    spans = np.array([np.ptp(c) if c.size else 0.0 for c in curves])
+    typical = np.median(spans[spans > 0]) if (spans > 0).any() else 0.0
+    kept = [c for c, span in zip(curves, spans) if c.size and span <= ratio * typical]
+    if typical == 0.0 or len(kept) == len([c for c in curves if c.size]) or not kept:
+        return
+    low, high = min(c.min() for c in kept), max(c.max() for c in kept)
+    pad = 0.08 * max(high - low, 1e-9)
+    ax.set_ylim(low - pad, high + pad)
 
 
 def line_plot(

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from afos.errors import UserError
+from afos.export import Form
 from afos.finalists import FINALIST_COLUMNS, Finalist, summarise, verdict_sentence
 from afos.plots import function_plot, line_plot
 from afos.records import EvalKey, Evaluation
@@ -117,7 +120,7 @@ def write_report(run_dir: str | Path) -> Path:
     if ranked:
         shapes = {f"#{row['rank']} {row['canonical']}": _plottable(row) for row in ranked[:5]}
         shapes["ReLU"] = "relu"
-        function_plot(shapes, run_dir / "top_functions.png", title="Top functions beside ReLU")
+        function_plot(shapes, run_dir / "top_functions.png", title="Top functions beside ReLU", reference="ReLU")
     path = run_dir / "report.md"
     path.write_text(_markdown(run_dir.name, config, status, evaluations, hof, generations, baselines, finalists))
     return path
@@ -251,3 +254,31 @@ def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
                   f"test {plus_minus(f.test_mean, f.test_std):>16}  {f.verdict:<13}  {f.canonical}" for f in finalists]
         lines += ["", verdict_sentence(finalists)]
     return lines
+
+
+def hall_of_fame_form(run_dir: str | Path, rank: int = 1) -> Form:
+    """The function at ``rank`` (1 = best) of a search run's hall of fame, for :func:`afos.export.render`.
+
+    Learned constants are per activation site; the form carries their mean over the sites (a per-channel
+    summary counts by its mean), and says so.
+    """
+    path = Path(run_dir) / "afos.db" if Path(run_dir).is_dir() else Path(run_dir)
+    if not path.is_file():
+        raise UserError(f"{run_dir} is neither an expression nor a run folder holding afos.db")
+    with RunStore(path, readonly=True) as store:
+        generation = store.last_generation()
+    entries = (generation or {}).get("hall_of_fame") or []
+    if not entries:
+        raise UserError(f"{run_dir} has no hall of fame (not a search run, or no generation finished)")
+    if not 1 <= rank <= len(entries):
+        raise UserError(f"--rank {rank} is out of range: {run_dir} holds {len(entries)} functions")
+    entry = entries[rank - 1]
+    per_site: dict[str, list[float]] = {}
+    for values in (entry.get("learned") or {}).values():
+        for name, value in values.items():
+            per_site.setdefault(name, []).append(value["mean"] if isinstance(value, dict) else value)
+    means = {name: math.fsum(v) / len(v) for name, v in per_site.items() if None not in v}
+    source = f"Rank {rank} of {run_dir} (fitness {format_number(entry['fitness'][1])})"
+    if means:
+        source += f"; learned values are means over {max(map(len, per_site.values()))} activation sites"
+    return Form.from_text(entry["canonical"], means, source=source + ".")

@@ -58,6 +58,7 @@ __all__ = [
     "check_setup",
     "check_validation_split",
     "lr_factor",
+    "macro_f1",
     "resolve_device",
     "run_fitness",
 ]
@@ -134,6 +135,8 @@ _RULES: dict[str, Rule] = {
     "param_lr": (optional(number(0)), "None or a number >= 0"),
     "param_wd": (optional(number(0)), "None or a number >= 0"),
     "model_options": (lambda v: isinstance(v, dict), "a table of model settings, e.g. {hidden = [256, 128]}"),
+    "image_size": (integer(1, 4096), "an integer in [1, 4096] (pixels; dataset 'folder')"),
+    "target": (optional(lambda v: is_text(v) and bool(v)), "None or a column name (dataset 'csv')"),
 }
 
 
@@ -155,6 +158,8 @@ class TrainConfig:
     by default because a short fitness run is limited by how fast it fits, not by overfitting (on digits,
     10 epochs reach ~95% validation accuracy without it, ~82% with it). ``amp``
     (bf16 autocast) and ``channels_last`` take effect on CUDA only; the CPU trains in float32.
+    ``image_size`` (the side images of dataset ``folder`` are fitted to) and ``target`` (the class column of
+    dataset ``csv``) apply to the user's own data only; there ``data_dir`` is the data itself.
     Early rejection (off while ``early_reject_accuracy`` is None) stops a run whose validation accuracy
     after ``early_reject_epochs`` is below ``early_reject_accuracy``.
     """
@@ -185,6 +190,8 @@ class TrainConfig:
     param_lr: float | None = None
     param_wd: float | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 32
+    target: str | None = None
 
     def __post_init__(self) -> None:
         # Paths arrive from the CLI as pathlib objects; records and TOML files want plain strings.
@@ -235,7 +242,7 @@ class FitnessResult:
     ``val_*`` is the fitness, from the last validation pass (for ``rejected``, the one that rejected).
     ``test_*`` is filled only for ``ok`` runs. ``history`` holds one entry per validation pass (each epoch
     end, the early-rejection point and the final step): {step, epoch, train_loss, val_loss, val_accuracy,
-    seconds}, with ``train_loss`` the mean since the previous pass. ``params`` maps activation site index
+    val_f1, seconds}, with ``train_loss`` the mean since the previous pass. ``params`` maps activation site index
     (forward order) to its learned parameters: a float per scalar, {mean, min, max} per tensor. Non-finite
     numbers are stored as None so that records are valid JSON and compare equal (JSON turns the site
     indices into strings).
@@ -248,6 +255,8 @@ class FitnessResult:
     test_accuracy: float | None = None
     test_loss: float | None = None
     train_loss: float | None = None
+    val_f1: float | None = None
+    test_f1: float | None = None
     epochs: float = 0.0
     steps: int = 0
     seconds: float = 0.0
@@ -277,6 +286,18 @@ def _param_summary(sites: list[nn.Module]) -> dict[int, dict[str, Any]]:
         if values:
             summary[index] = values
     return summary
+
+
+def macro_f1(confusion: torch.Tensor) -> torch.Tensor:
+    """Unweighted mean of the per-class F1 scores of a confusion matrix (rows: true class, columns: predicted).
+
+    As scikit-learn's ``f1_score(average="macro")``: a class neither present nor predicted is left out, a
+    class present but never predicted correctly scores 0.
+    """
+    hits = confusion.diagonal()
+    denominator = confusion.sum(0) + confusion.sum(1)  # 2 tp + fp + fn
+    seen = denominator > 0
+    return (2 * hits[seen] / denominator[seen]).mean()
 
 
 # ----------------------------------------------------------------------------------- optimisation
@@ -373,21 +394,29 @@ class Learner:
         return loss.detach()
 
     @torch.no_grad()  # not inference_mode: a module caching a tensor here must still be usable in training
-    def evaluate(self, loader: data.DeviceLoader) -> tuple[float, float]:
-        """(mean cross-entropy without label smoothing, accuracy), read from the device once."""
+    def evaluate(self, loader: data.DeviceLoader) -> tuple[float, float, float]:
+        """(mean cross-entropy without label smoothing, accuracy, macro-F1), read from the device once.
+
+        A confusion matrix is accumulated on the device, so F1 costs one bincount per batch and no host
+        round trip; accuracy is its trace.
+        """
         self.model.eval()
         loss = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
-        count = 0
+        confusion: torch.Tensor | None = None
         for x, y in loader:
             with self._autocast():
                 logits = self.model(x).float()
             loss += F.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
-            count += len(y)
+            classes = logits.shape[1]
+            counts = torch.bincount(y * classes + logits.argmax(1), minlength=classes * classes)
+            confusion = counts if confusion is None else confusion + counts
         self.model.train()
-        total_loss, total_correct = torch.stack([loss, correct]).tolist()
-        return total_loss / count, total_correct / count
+        assert confusion is not None  # DeviceLoader refuses to be empty
+        confusion = confusion.view(classes, classes).double()
+        count = confusion.sum()
+        total_loss, accuracy, f1 = torch.stack([loss.double() / count, confusion.trace() / count,
+                                                macro_f1(confusion)]).tolist()
+        return total_loss, accuracy, f1
 
 
 # ---------------------------------------------------------------------------------------- the run
@@ -520,7 +549,7 @@ class _Run:
         learner = self._build(activation)
         self._train(learner)
         result = self.result
-        result.test_loss, result.test_accuracy = map(_finite, learner.evaluate(self.loaders.test))
+        result.test_loss, result.test_accuracy, result.test_f1 = map(_finite, learner.evaluate(self.loaders.test))
 
     def _build(self, activation: ActivationFactory) -> Learner:
         model = build_network(self.config, self.dataset, activation)
@@ -554,19 +583,21 @@ class _Run:
         result = self.result
         result.train_loss = _finite(train_loss)
         _check_finite(train_loss, step)
-        val_loss, result.val_accuracy = learner.evaluate(self.loaders.val)
+        val_loss, result.val_accuracy, result.val_f1 = learner.evaluate(self.loaders.val)
         result.val_loss = _finite(val_loss)
+        seconds = time.perf_counter() - self.start
         entry = {
             "step": step,
             "epoch": result.epochs,
             "train_loss": result.train_loss,
             "val_loss": result.val_loss,
             "val_accuracy": result.val_accuracy,
-            "seconds": time.perf_counter() - self.start,
+            "val_f1": result.val_f1,
+            "seconds": seconds,
         }
         result.history.append(entry)
         if self.progress is not None:
-            eta = entry["seconds"] / step * (self.plan.total - step)
+            eta = seconds / step * (self.plan.total - step)
             self.progress({"event": "epoch", "epochs": self.plan.total / self.plan.per_epoch, "eta": eta, **entry})
         if result.val_loss is None:
             raise _Stop("diverged", f"non-finite validation loss at step {step}")
@@ -603,13 +634,14 @@ def run_fitness(
 
     ``dataset`` lets a caller load once for many candidates (else it is loaded from ``config``); when given,
     it is used as is, split included. ``progress`` receives a dict per validation pass
-    ({"event": "epoch", "step", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy", "seconds",
+    ({"event": "epoch", "step", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy", "val_f1", "seconds",
     "eta"}); nothing is printed. Raises only for the caller's mistakes: ConfigError (invalid config, or a
     model that cannot take the dataset) and DatasetNotFound.
     """
     config.validate()
     if dataset is None:
-        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed)
+        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed,
+                                    image_size=config.image_size, target=config.target)
     device = resolve_device(config.device)
     run = _Run(config, dataset, device, progress)  # outside the guard: data problems are the caller's
     result = run.result

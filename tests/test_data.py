@@ -107,6 +107,8 @@ def test_default_augment_flips_only_mirror_symmetric_classes() -> None:
         "fashion-mnist": (True, True),
         "cifar10": (True, True),
         "cifar100": (True, True),
+        "folder": (True, False),
+        "csv": (False, False),
     }
     assert default_augment("CIFAR-10") == (True, True)
 

@@ -15,7 +15,7 @@ from afos.compare import make_tasks, resolve_functions, train_config
 from afos.errors import ConfigError, ParseError
 
 RUN_KEYS = {"expression", "canonical", "dataset", "model", "seed", "status", "reason", "val_accuracy",
-            "test_accuracy", "val_loss", "epochs", "seconds", "params"}
+            "test_accuracy", "val_loss", "epochs", "seconds", "params", "val_f1", "test_f1"}
 Evaluated = tuple[subprocess.CompletedProcess[str], Path]
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from afos.errors import ConfigError
 from afos.models import MODELS, activation_sites, build_model, default_model
+from afos.train import TrainConfig, run_fitness
 
 REPLACED = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish)
 
@@ -25,6 +26,11 @@ SITES = {
     "resnet18": 9,  # stem + 8 blocks, one shared module per block
     "resnet50": 17,  # stem + 16 blocks, one shared module per block
     "mobilenet_v3_small": 33,  # SE gates (Hardsigmoid) are kept
+    "alexnet": 7,  # five convs, two dense
+    "vgg16_bn": 15,  # thirteen convs, two dense
+    "googlenet": 57,  # three stem convs + 9 inception blocks x 6 convs
+    "densenet121": 121,  # stem + 58 dense layers x 2 + 3 transitions + the final activation
+    "cct": 4,  # two tokenizer convs + one MLP activation per encoder layer (2)
 }
 
 
@@ -110,6 +116,33 @@ def test_models_accept_every_dataset_size(name: str, channels: int, size: int) -
     model = build_model(name, nn.ReLU, in_channels=channels, num_classes=100, image_size=size).eval()
     with torch.no_grad():
         assert model(torch.randn(2, channels, size, size)).shape == (2, 100)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_training_step_on_cpu(name: str) -> None:
+    """A real fitness run of one optimizer step on digits (8x8 images), the smallest input every model takes."""
+    config = TrainConfig(model=name, steps=1, batch_size=16, lr=1e-3, device="cpu", val_fraction=0.05)
+    result = run_fitness(lambda: nn.SiLU(), config)
+    assert result.status == "ok", result.reason
+    assert result.steps == 1
+    assert 0.0 <= result.test_accuracy <= 1.0
+
+
+@pytest.mark.parametrize(("name", "size"), [("alexnet", 28), ("vgg16_bn", 28), ("googlenet", 64),
+                                            ("densenet121", 28), ("cct", 32), ("cct", 64)])
+def test_new_models_take_28_to_64_pixels(name: str, size: int) -> None:
+    model = build_model(name, nn.ReLU, in_channels=1, num_classes=5, image_size=size).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, size, size)).shape == (2, 5)
+
+
+def test_cct_options_set_depth_and_width() -> None:
+    model = build_model("cct", nn.GELU, layers=3, heads=4, dim=64, mlp_ratio=2, conv_layers=1)
+    assert len(model.encoder) == 3
+    assert model.encoder[0].mlp[0].out_features == 128
+    assert len(activation_sites(model)) == 1 + 3
+    with pytest.raises(ConfigError, match="multiple of heads"):
+        build_model("cct", nn.GELU, heads=3)
 
 
 def test_lenet5_keeps_classic_geometry_at_28_and_32() -> None:

@@ -1,0 +1,53 @@
+"""What users see first: the public names of `import afos`, CLI warnings, and the documented exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import afos
+from afos.cli import _show_warning
+
+
+def test_dir_lists_the_public_api_and_every_name_resolves() -> None:
+    assert dir(afos) == sorted(afos.__all__)
+    assert {"Activation", "parse", "build_model", "load_dataset", "run_fitness", "__version__"} <= set(dir(afos))
+    assert not {"Any", "importlib", "annotations"} & set(dir(afos))
+    for name in afos.__all__:
+        assert getattr(afos, name) is not None
+
+
+def test_import_afos_stays_light() -> None:
+    code = "import sys, afos; afos.parse('x'); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False).stdout.strip() == "False"
+
+
+def test_warnings_print_as_one_clean_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _show_warning
+        warnings.warn("first part,\n  second part", UserWarning, stacklevel=1)
+    assert capsys.readouterr().err == "afos: warning: first part, second part\n"
+
+
+def test_the_cifar_subset_warning_through_the_cli(test_data_dir: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "afos", "evaluate", "relu", "--dataset", "cifar10", "--model", "small_cnn",
+         "--data-dir", str(test_data_dir / "cifar10-subset"), "--epochs", "0.02", "--seeds", "1",
+         "--out", str(tmp_path / "run"), "--quiet"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith("afos: warning: cifar-10-batches-py: ") for line in lines)
+    assert "not the official release" in lines[0] and "warnings.warn" not in result.stderr
+
+
+def test_bad_input_exits_2_with_one_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "afos", "export", "x +* 2"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("afos: error: ")
