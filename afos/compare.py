@@ -45,8 +45,9 @@ from afos.evaluation import (
     resolve_train,
     split_task,
 )
+from afos.space.display import display_form
 from afos.space.families import FAMILIES
-from afos.space.parse import canonical, parse
+from afos.space.parse import parse
 from afos.stats import format_duration, format_number
 from afos.train import TrainConfig
 
@@ -110,7 +111,7 @@ def resolve_functions(
         key = spec.key()
         first = merged.get(key)
         if first is None:
-            shown = canonical(spec.expression, params=[*spec.learnable, *spec.fixed])
+            shown = display_form(spec.expression, fixed=spec.fixed, learnable=spec.learnable)
             merged[key] = Function(text, shown, key, role, spec.to_dict())
             continue
         notes.append(f"{text!r} is the same function as {first.name!r}; it is evaluated once, as {first.name!r}")

@@ -20,6 +20,7 @@ from typing import Any
 
 from afos.compare import (
     METRIC,
+    Function,
     GridProgress,
     Progress,
     Results,
@@ -40,6 +41,7 @@ from afos.executors import Executor
 from afos.plots import critical_difference_diagram, function_plot, heatmap, line_plot
 from afos.report import finalist_rows, hall_of_fame_rows, write_csv
 from afos.search import baseline_names
+from afos.space.display import display_form, site_mean
 from afos.stats import format_number, plus_minus
 from afos.store import RunStore, SiblingRuns, StoreError
 
@@ -177,12 +179,22 @@ def run_row(run: Run, *, history: bool = False) -> dict[str, Any]:
 
 
 def cell_rows(results: Results) -> list[dict[str, Any]]:
-    """One summary row per (case, function): mean ± std test and validation accuracy and statuses."""
+    """One summary row per (case, function): mean ± std test and validation accuracy and statuses; a
+    parametric form is shown with its learned values (mean ± spread over the seeds that finished ok)."""
     return [
-        {"case": case, "function": f.name, "canonical": f.canonical, "role": f.role,
+        {"case": case, "function": f.name, "canonical": _learned_form(f, results.of(f, case)), "role": f.role,
          **cell_summary(results.of(f, case))}
         for case in results.cases for f in results.functions
     ]
+
+
+def _learned_form(function: Function, runs: Sequence[Run]) -> str:
+    spec = ActivationSpec(**function.activation) if function.activation else None
+    if spec is None or not spec.learnable:
+        return function.canonical
+    learned = {name: [site_mean(run.record.params, name) for run in runs if run.record.ok and run.record.params]
+               for name in spec.learnable}
+    return display_form(spec.expression, fixed=spec.fixed, learned={k: v for k, v in learned.items() if v})
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -18,6 +18,7 @@ from afos.finalists import FINALIST_COLUMNS, Finalist, summarise, verdict_senten
 from afos.plots import function_plot, line_plot
 from afos.records import EvalKey, Evaluation
 from afos.search import score
+from afos.space.display import display_form
 from afos.stats import finite_mean, format_number, plus_minus
 from afos.store import RunStore
 
@@ -45,9 +46,16 @@ def hall_of_fame_rows(store: RunStore) -> list[dict[str, Any]]:
          "fitness": e["fitness"][1], "rung": e["fitness"][0], "n_runs": e.get("n_runs"), "ok": e.get("ok", True),
          "val_accuracy": e["val_accuracy"], "val_std": e.get("val_std"), "test_accuracy": e["test_accuracy"],
          "generation": e["generation"],
-         "learned": json.dumps(e.get("learned")) if e.get("learned") else ""}
+         "learned": json.dumps(e.get("learned")) if e.get("learned") else "",
+         "form": _form(e)}
         for rank, e in enumerate(entries, start=1)
     ]
+
+
+def _form(entry: Mapping[str, Any]) -> str:
+    """A hall-of-fame function as shown: learned constants with their mean ± spread over the runs."""
+    learned = {k: v for k, v in (entry.get("learned_runs") or {}).items() if v}
+    return display_form(entry["canonical"], learned=learned) if learned else entry["canonical"]
 
 
 def generation_rows(store: RunStore) -> list[dict[str, Any]]:
@@ -178,7 +186,7 @@ def _markdown(
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for row in ranked:
-        lines.append(f"| {row['rank']} | `{row['canonical']}` | {format_number(row['fitness'])} "
+        lines.append(f"| {row['rank']} | `{row['form']}` | {format_number(row['fitness'])} "
                      f"| {plus_minus(row['val_accuracy'], row['val_std'])} | {format_number(row['test_accuracy'])} "
                      f"| {row['n_runs']} | {row['generation']} |")
     for baseline in baselines:

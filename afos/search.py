@@ -52,6 +52,7 @@ from afos.evaluation import (
     split_task,
 )
 from afos.proposals import Candidate, Counts, Proposer, Variation
+from afos.space.display import site_mean
 from afos.space.parse import MAX_LITERAL, canonical
 from afos.space.primitives import primitive_set as resolve_primitives
 from afos.stats import finite_mean
@@ -394,8 +395,10 @@ class Search:
                 "val_std": statistics.stdev(values) if len(values) > 1 else None,
                 "test_accuracy": finite_mean(r.test_accuracy for r in records if r.ok),
                 "generation": generation,
-                # learned constants per activation site, from the first full-budget run
+                # learned constants per activation site, from the first full-budget run, and per run
                 "learned": records[0].params if records and candidate.learnable else None,
+                "learned_runs": {name: [site_mean(r.params, name) for r in records if r.ok]
+                                 for name in candidate.learnable} if records else {},
             }
         ranked = self._ranked_hof()[: self.config.hall_of_fame]
         self.hof = {entry["fingerprint"]: entry for entry in ranked}

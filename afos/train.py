@@ -215,16 +215,6 @@ class TrainConfig:
         return cls(**values).validate()
 
 
-#: Training settings that do not change what a fitness number means: the budget and seed (stored beside
-#: each record), where the work runs, and the soft time limit.
-NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s")
-
-
-def protocol_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings that make two fitness runs comparable; their hash is a record's ``protocol``."""
-    return {k: v for k, v in settings.items() if k not in NOT_PROTOCOL}
-
-
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` means CUDA when present, else the CPU."""
     if name == "auto":

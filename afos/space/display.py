@@ -9,7 +9,8 @@ mean ± sample standard deviation over the runs (seeds) that learned them.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import sympy
 
@@ -36,8 +37,10 @@ def display_form(
     expression: str,
     fixed: Mapping[str, float] | None = None,
     learned: Mapping[str, Sequence[float]] | None = None,
+    learnable: Iterable[str] = (),
 ) -> str:
-    """``expression`` with ``fixed`` values substituted, followed by the ``learned`` values (one per run).
+    """``expression`` with ``fixed`` values substituted, followed by the ``learned`` values (one per run);
+    ``learnable`` names parameters that stay symbolic without values to show.
 
     >>> display_form("x*tanh(softplus(x + beta))", fixed={"beta": -0.1})
     'x*tanh(softplus(x - 0.1))'
@@ -45,8 +48,17 @@ def display_form(
     'x*sigmoid(beta*x)  [beta = 1.3 ± 0.14 (n=2)]'
     """
     fixed, learned = dict(fixed or {}), dict(learned or {})
-    expr = parse(expression, params=[*fixed, *learned])
+    expr = parse(expression, params=[*fixed, *learned, *learnable])
     text = canonical(expr.xreplace({parameter_symbol(k): _rounded(v) for k, v in fixed.items()}))
     if not learned:
         return text
     return f"{text}  [{', '.join(_learned_text(name, learned[name]) for name in sorted(learned))}]"
+
+
+def site_mean(params: Mapping[str, Mapping[str, Any]], name: str) -> float | None:
+    """A run's learned value of ``name``, averaged over its activation sites (a channel-scope site gives
+    its mean); None when no site learned it."""
+    values = [v["mean"] if isinstance(v, Mapping) else v for site in params.values()
+              if (v := site.get(name)) is not None]
+    finite = [float(v) for v in values if v is not None]
+    return statistics.fmean(finite) if finite else None
