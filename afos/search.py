@@ -59,7 +59,7 @@ from afos.stats import finite_mean
 from afos.train import TrainConfig
 from afos.trees import MAX_TREE_DEPTH, Individual, parse_tree, primitive_set
 
-FITNESSES = ("val_accuracy", "accuracy_loss")
+FITNESSES = ("val_accuracy", "accuracy_loss", "val_f1")
 RELU = "relu"
 
 #: Upper bounds of the search's sizes. Far beyond useful runs, they stop a typo (population = 1000000000)
@@ -439,6 +439,9 @@ def score(record: Evaluation, fitness: str) -> float:
         return 0.0
     if fitness == "accuracy_loss":
         return accuracy / loss if loss and math.isfinite(loss) and loss > 0 else 0.0
+    if fitness == "val_f1":
+        f1 = record.metric("val_f1")
+        return f1 if isinstance(f1, float) and math.isfinite(f1) else 0.0
     return accuracy
 
 

@@ -273,3 +273,14 @@ def test_sigterm_marks_the_run_interrupted(tmp_path: Path) -> None:
     assert "terminated; resume with: afos search --resume" in stderr and "Traceback" not in stderr
     (row,) = list_runs(tmp_path)
     assert row["status"] == "interrupted"
+
+
+def test_fitness_can_be_validation_macro_f1(tmp_path: Path) -> None:
+    _search(tmp_path / "run", fitness="val_f1", generations=1, population=3, reuse_runs=False, confirm=False)
+    with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
+        records = {r.activation_key: r for r in store.evaluations(phase=Phase.SEARCH)}
+        hall = store.last_generation()["hall_of_fame"]
+    for entry in hall:
+        record = records[entry["fingerprint"]]
+        expected = record.metric("val_f1") if record.ok else 0.0
+        assert entry["fitness"][1] == expected and 0.0 <= expected <= 1.0
