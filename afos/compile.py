@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from afos.errors import UserError
-from afos.space.derive import gradients
+from afos.space.derive import GRAD, adjoints
 from afos.space.families import FAMILIES
 from afos.space.lower import Program, lower, lower_many
 from afos.space.parse import canonical, parameter_symbol, parse
@@ -95,9 +95,9 @@ def _forward(program: Program, x: torch.Tensor, *params: torch.Tensor) -> torch.
 
 
 def _backward(program: Program, grad: torch.Tensor, x: torch.Tensor, *params: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Gradients for x and each parameter from the slopes program; parameters sum over their broadcast."""
-    slopes = program.run(x, *params)
-    return (grad * slopes[0], *((grad * s).sum_to_size(p.shape) for s, p in zip(slopes[1:], params)))
+    """Gradients for x and each parameter from the adjoints program; parameters sum over their broadcast."""
+    grads = program.run(grad, x, *params)
+    return (grads[0], *(g.sum_to_size(p.shape) for g, p in zip(grads[1:], params)))
 
 
 class _Kernel:
@@ -142,7 +142,7 @@ class _Kernels:
 def _kernels(expr: sympy.Expr, inputs: tuple[sympy.Symbol, ...]) -> _Kernels:
     name = "afos_" + hashlib.sha256(sympy.srepr(expr).encode()).hexdigest()[:12]
     forward = lower(expr, inputs)
-    slopes = lower_many(gradients(expr, inputs), inputs)
+    slopes = lower_many(adjoints(expr, inputs), (GRAD, *inputs))
     return _Kernels(_Kernel(_forward, name + "_forward", forward), _Kernel(_backward, name + "_backward", slopes))
 
 

@@ -8,9 +8,13 @@ through the lowering of :mod:`afos.space.lower`, not merely a mathematically val
 * ``Max``/``Min`` are lowered pairwise, so they are differentiated pairwise: against 0, ``relu`` passes
   no gradient at the kink; against another number, ``clamp`` passes all of it; between two tensors,
   ``maximum``/``minimum`` split it in halves;
+* those backward passes *select* the gradient (``torch.where``) rather than multiply it by a 0/1 mask,
+  and so does the backward here (:class:`gate`), or an infinite gradient would become NaN on the
+  losing side; the same holds for the clamp inside ``atanh``;
 * ``Abs`` has slope ``sign`` (0 at 0), ``Heaviside`` has slope 0 everywhere;
 * functions whose torch kernel is not the textbook formula get their kernel's slope: ``log(1 + exp(u))``
-  (lowered to softplus) has slope ``sigmoid(u)``, not ``exp(u)/(1 + exp(u))``, which overflows; the
+  (lowered to softplus) has softplus's slope (``sigmoid(u)``, 1 above torch's threshold 20), not
+  ``exp(u)/(1 + exp(u))``, which overflows; the
   clamped ``atanh`` has slope 0 outside the clamp; ``elu``, ``selu`` and ``elish`` take the branch torch
   takes at 0; ``sinc`` and ``i1e`` have their limits at 0 (torch's ``masked_fill``) instead of 0/0.
 
@@ -43,8 +47,25 @@ class _Slope(sympy.Function):
     nargs = 1
 
 
-class atanh_slope(_Slope):  # noqa: N801 - sympy function classes are named like the functions they are
-    """Slope of the clamped ``atanh`` lowering (its clamp bound depends on the dtype)."""
+class softplus_slope(_Slope):  # noqa: N801
+    """Slope of torch's softplus: sigmoid, and exactly 1 above its threshold 20 (where it returns u)."""
+
+
+class gate(sympy.Function):  # noqa: N801 - sympy function classes are named like the functions they are
+    """gate(g, a, b, t): g where a > b, t*g where a == b, exactly 0 (even for g = inf) where a < b.
+
+    The backward of a max, relu or clamp selects rather than multiplies, so an infinite gradient
+    reaching the losing side gives 0, not 0*inf = NaN.
+    """
+
+    nargs = 4
+
+
+class atanh_gate(sympy.Function):  # noqa: N801
+    """atanh_gate(g, a): g/(1 - a**2) inside the clamp of the ``atanh`` lowering, exactly 0 outside it
+    (its bound depends on the dtype, so it cannot be written as a sympy comparison)."""
+
+    nargs = 2
 
 
 class sinc_slope(_Slope):  # noqa: N801
@@ -63,7 +84,7 @@ def _exp_of_negative_part(a: sympy.Expr) -> sympy.Expr:
 #: Slopes f'(a) of one-argument functions whose torch kernel differs from sympy's ``fdiff``.
 SLOPES: dict[type, Callable[[sympy.Expr], sympy.Expr]] = {
     sympy.Abs: sympy.sign,
-    sympy.atanh: atanh_slope,
+    fn.softplus: softplus_slope,
     sympy.sinc: sinc_slope,
     fn.i1e: i1e_slope,
     fn.i0e: lambda a: fn.i1e(a) - sympy.sign(a) * fn.i0e(a),
@@ -81,93 +102,161 @@ class DerivativeError(UserError):
     """An expression has a construct whose derivative afos cannot state (none does in the afos set)."""
 
 
-def _softplus_argument(expr: sympy.Expr) -> sympy.Expr | None:
-    """``u`` when ``expr`` is log(1 + exp(u)), which the lowering computes with the softplus kernel."""
+def fused_pattern(expr: sympy.Basic) -> tuple[str, sympy.Expr] | None:
+    """``(kernel, u)`` when ``expr`` is ``log(1 + exp(u))``, ``u*sigmoid(u)`` or ``u*tanh(softplus(u))``."""
     if isinstance(expr, sympy.log) and expr.args[0].is_Add and len(expr.args[0].args) == 2:
         one, other = sorted(expr.args[0].args, key=lambda a: not a.is_Number)
         if one == 1 and isinstance(other, sympy.exp):
-            return other.args[0]
+            return "softplus", other.args[0]
+    if expr.is_Mul and len(expr.args) == 2:
+        for u, v in (expr.args, expr.args[::-1]):
+            if v == fn.sigmoid(u):
+                return "silu", u
+            if v == sympy.tanh(fn.softplus(u)):
+                return "mish", u
     return None
 
 
-class _Differentiator:
-    """d(expr)/d(symbol) by the rules above, each sub-tree differentiated once."""
-
-    def __init__(self, symbol: sympy.Symbol) -> None:
-        self.symbol = symbol
-        self.memo: dict[sympy.Basic, sympy.Expr] = {}
-
-    def d(self, expr: sympy.Basic) -> sympy.Expr:
-        if self.symbol not in expr.free_symbols:
-            return sympy.S.Zero
-        if expr == self.symbol:
-            return sympy.S.One
-        if expr not in self.memo:
-            self.memo[expr] = self._rule(expr)
-        return self.memo[expr]
-
-    def _rule(self, expr: sympy.Basic) -> sympy.Expr:
-        if expr.is_Add:
-            return sympy.Add(*(self.d(a) for a in expr.args))
-        if expr.is_Mul:
-            args = expr.args
-            return sympy.Add(*(
-                sympy.Mul(*args[:i], self.d(a), *args[i + 1:]) for i, a in enumerate(args) if self.symbol in a.free_symbols
-            ))
-        if expr.is_Pow:
-            return self._power(*expr.args)
-        if isinstance(expr, (sympy.Max, sympy.Min)):
-            return self._lattice(expr)
-        if isinstance(expr, sympy.Heaviside):
-            return sympy.S.Zero  # a step built from comparisons: torch gives it no gradient
-        u = _softplus_argument(expr)
-        if u is not None:
-            return fn.sigmoid(u) * self.d(u)
-        if len(expr.args) != 1:
-            raise DerivativeError(f"no derivative rule for {expr.func.__name__} in {expr}")
-        return self._slope(expr) * self.d(expr.args[0])
-
-    def _power(self, base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
-        # torch.pow's own two partials: e * b**(e-1) for the base, b**e * log(b) for the exponent.
-        result = exponent * base ** (exponent - 1) * self.d(base)
-        if self.symbol in exponent.free_symbols:
-            result += base**exponent * sympy.log(base) * self.d(exponent)
-        return result
-
-    def _lattice(self, expr: sympy.Basic) -> sympy.Expr:
-        """Max/Min folded over their arguments in order, as the lowering computes them."""
-        is_max = isinstance(expr, sympy.Max)
-        combine = sympy.Max if is_max else sympy.Min
-        args = expr.args
-        value, slope = args[0], self.d(args[0])
-        for b in args[1:]:
-            a = value
-            if not a.free_symbols:  # the lowering puts the number second
-                a, b = b, a
-                slope = self.d(a)
-            db = self.d(b)
-            if not b.free_symbols:
-                # relu (against 0) passes nothing at the kink, clamp (against another number) everything.
-                at_tie = 0 if b == 0 and is_max else 1
-                slope = sympy.Heaviside(a - b if is_max else b - a, at_tie) * slope
-            else:  # torch.maximum / torch.minimum split the gradient of a tie in halves
-                a_wins = sympy.Heaviside(a - b if is_max else b - a, _HALF)
-                b_wins = sympy.Heaviside(b - a if is_max else a - b, _HALF)
-                slope = a_wins * slope + b_wins * db
-            value = combine(a, b)
-        return slope
-
-    @staticmethod
-    def _slope(expr: sympy.Basic) -> sympy.Expr:
-        rule = SLOPES.get(expr.func)
-        if rule is not None:
-            return rule(expr.args[0])
-        slope = expr.fdiff(1)
-        if slope.has(sympy.Derivative, sympy.Subs):
-            raise DerivativeError(f"no derivative rule for {expr.func.__name__} in {expr}")
-        return slope
+#: Slopes of the fused kernels, in the form of torch's own backward formulas.
+PATTERN_SLOPES: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
+    "softplus": softplus_slope,
+    "silu": lambda u: fn.sigmoid(u) * (1 + u * (1 - fn.sigmoid(u))),
+    "mish": lambda u: sympy.tanh(fn.softplus(u)) + u * fn.sigmoid(u) * (1 - sympy.tanh(fn.softplus(u)) ** 2),
+}
 
 
-def gradients(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> list[sympy.Expr]:
-    """The partial derivatives of ``expr`` with respect to each of ``symbols``, in torch's conventions."""
-    return [_Differentiator(symbol).d(expr) for symbol in symbols]
+def _times(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+    """a*b computed in this order: sympy must not regroup the products of a backward pass."""
+    return sympy.Mul(a, b, evaluate=False)
+
+
+def _total(terms: list[sympy.Expr]) -> sympy.Expr:
+    return terms[0] if len(terms) == 1 else sympy.Add(*terms, evaluate=False)
+
+
+def _slope(expr: sympy.Basic) -> sympy.Expr:
+    """f'(u) for a one-argument function node f(u)."""
+    rule = SLOPES.get(expr.func)
+    if rule is not None:
+        return rule(expr.args[0])
+    if len(expr.args) != 1:
+        raise DerivativeError(f"no derivative rule for {expr.func.__name__} in {expr}")
+    slope = expr.fdiff(1)
+    if slope.has(sympy.Derivative, sympy.Subs):
+        raise DerivativeError(f"no derivative rule for {expr.func.__name__} in {expr}")
+    return slope
+
+
+Contribution = tuple[sympy.Basic, sympy.Expr]  # (child node, what flows into its adjoint)
+
+
+def _local(node: sympy.Basic, adjoint: sympy.Expr) -> list[Contribution]:
+    """What the adjoint of ``node`` sends to its children, op by op as the lowering computes the node."""
+    pattern = fused_pattern(node)
+    if pattern is not None:
+        kernel, u = pattern
+        return [(u, _times(adjoint, PATTERN_SLOPES[kernel](u)))]
+    if node.is_Add:
+        return [(a, adjoint) for a in node.args if a.free_symbols]
+    if node.is_Mul:
+        return _product(node, adjoint)
+    if node.is_Pow:
+        base, exponent = node.args
+        flows = []
+        if base.free_symbols:
+            flows.append((base, _times(adjoint, _power_slope(node, base, exponent))))
+        if exponent.free_symbols:  # torch.pow: result * log(base)
+            flows.append((exponent, _times(adjoint, _times(node, sympy.log(base)))))
+        return flows
+    if isinstance(node, (sympy.Max, sympy.Min)):
+        return _lattice(node, adjoint)
+    if isinstance(node, sympy.Heaviside):
+        return []  # a step built from comparisons: torch gives it no gradient
+    if isinstance(node, sympy.atanh):
+        return [(node.args[0], atanh_gate(adjoint, node.args[0]))]
+    return [(node.args[0], _times(adjoint, _slope(node)))]
+
+
+def _power_slope(node: sympy.Expr, base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
+    """d(base**exponent)/d(base) in the formula of torch's backward for the kernel the lowering picks."""
+    if exponent == -1:  # torch.reciprocal: -result**2
+        return -(node**2)
+    if exponent == sympy.Rational(1, 2):  # torch.sqrt: 1/(2*result)
+        return 1 / (2 * node)
+    return exponent * base ** (exponent - 1)
+
+
+def _product(node: sympy.Basic, adjoint: sympy.Expr) -> list[Contribution]:
+    """The lowering multiplies the tensor factors left to right, then by the constant: so does autograd."""
+    factors = [a for a in node.args if a.free_symbols]
+    scale = sympy.Mul(*(a for a in node.args if not a.free_symbols))
+    flows: list[Contribution] = []
+    if scale != 1:
+        adjoint = _times(adjoint, scale)
+    for k in range(len(factors) - 1, 0, -1):
+        before = factors[0] if k == 1 else sympy.Mul(*factors[:k], evaluate=False)
+        flows.append((factors[k], _times(adjoint, before)))
+        adjoint = _times(adjoint, factors[k])
+    flows.append((factors[0], adjoint))
+    return flows
+
+
+def _lattice(node: sympy.Basic, adjoint: sympy.Expr) -> list[Contribution]:
+    """Max/Min, folded pairwise over their arguments in order as the lowering computes them.
+
+    Against a number (``relu``, ``clamp``) a tie passes no gradient; between two tensors
+    (``maximum``/``minimum``) a tie splits it in halves.
+    """
+    is_max, args = isinstance(node, sympy.Max), node.args
+
+    def wins(flow: sympy.Expr, a: sympy.Expr, b: sympy.Expr, tie: sympy.Expr) -> sympy.Expr:
+        return gate(flow, a, b, tie) if is_max else gate(flow, b, a, tie)
+
+    # folds[k] is the value after the first k + 1 arguments; the backward runs from the last pair.
+    folds = [args[0], *(type(node)(*args[: k + 1], evaluate=False) for k in range(1, len(args)))]
+    flows: list[Contribution] = []
+    for k in range(len(args) - 1, 0, -1):
+        left, right = folds[k - 1], args[k]
+        if not left.free_symbols:  # only a first argument can be the number: relu/clamp of the second
+            flows.append((right, wins(adjoint, right, left, sympy.S.Zero)))
+            return flows
+        if right.free_symbols:
+            flows.append((right, wins(adjoint, right, left, _HALF)))
+        adjoint = wins(adjoint, left, right, _HALF if right.free_symbols else sympy.S.Zero)
+    flows.append((args[0], adjoint))
+    return flows
+
+
+def _postorder(expr: sympy.Basic, seen: set[sympy.Basic], order: list[sympy.Basic]) -> None:
+    if expr in seen or not expr.free_symbols:
+        return
+    seen.add(expr)
+    for child in _children(expr):
+        _postorder(child, seen, order)
+    order.append(expr)
+
+
+def _children(expr: sympy.Basic) -> tuple[sympy.Basic, ...]:
+    pattern = fused_pattern(expr)
+    return (pattern[1],) if pattern is not None else expr.args
+
+
+#: The symbol standing for the incoming gradient (dL/d output) in backward expressions.
+GRAD = sympy.Symbol("afos_grad", real=True)
+
+
+def adjoints(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> list[sympy.Expr]:
+    """d(GRAD * expr)/d(symbol) for each of ``symbols``, built the way reverse-mode autograd runs.
+
+    Each node's adjoint is the product of the incoming gradient with the local slopes, multiplied in
+    the order torch's autograd multiplies them through the lowered program, so a backward overflows,
+    underflows or meets 0*inf exactly where autograd through the chain would, not elsewhere.
+    """
+    order: list[sympy.Basic] = []
+    _postorder(expr, set(), order)
+    flows: dict[sympy.Basic, list[sympy.Expr]] = {expr: [GRAD]}
+    for node in reversed(order):
+        if node in flows and node not in symbols:
+            for child, flow in _local(node, _total(flows[node])):
+                flows.setdefault(child, []).append(flow)
+    return [_total(flows[s]) if s in flows else sympy.S.Zero for s in symbols]

@@ -70,17 +70,25 @@ def _heaviside(a: torch.Tensor, at_zero: float) -> torch.Tensor:
     return torch.where(a == 0, at_zero, (a > 0).to(a.dtype))
 
 
-def _atanh_slope(a: torch.Tensor) -> torch.Tensor:
-    """The derivative of :func:`_atanh` as torch differentiates it: zero where the clamp cuts the input."""
+def _softplus_slope(a: torch.Tensor) -> torch.Tensor:
+    """The derivative F.softplus's backward takes: sigmoid, and 1 above the threshold (20) it cuts at."""
+    return torch.where(a > 20, 1.0, torch.sigmoid(a))
+
+
+def _atanh_gate(grad: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The backward of :func:`_atanh` as torch runs it: the clamp selects 0 from its bound on (torch's
+    clamp passes no gradient at a tie), inside it atanh's slope 1/(1 - a**2)."""
     bound = 1.0 - torch.finfo(a.dtype).eps
-    inside = (a >= -bound) & (a <= bound)
-    return torch.where(inside, torch.reciprocal(1 - a.clamp(-bound, bound).square()), 0.0)
+    inside = (a > -bound) & (a < bound)
+    return torch.where(inside, grad * torch.reciprocal(1 - a.square()), 0.0)
 
 
 def _sinc_slope(a: torch.Tensor) -> torch.Tensor:
-    """d/da sin(a)/a, exactly 0 at a = 0 (where the quotient formula is 0/0), as torch's sinc backward."""
-    safe = torch.where(a == 0, 1.0, a)
-    return torch.where(a == 0, 0.0, (torch.cos(safe) - torch.sin(safe) / safe) / safe)
+    """d/da of ``torch.sinc(a / pi)`` in torch's own formula, 0 at a = 0 (where it is 0/0)."""
+    s = a / math.pi
+    t = math.pi * s
+    slope = (t * torch.cos(t) - torch.sin(t)) / (math.pi * s * s)
+    return torch.where(s == 0, 0.0, slope) / math.pi
 
 
 def _i1e_slope(a: torch.Tensor) -> torch.Tensor:
@@ -116,7 +124,8 @@ UNARY: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
     fn.sigmoid: torch.sigmoid, fn.softplus: F.softplus, fn.gelu: F.gelu, fn.elu: F.elu, fn.selu: F.selu,
     fn.elish: _elish, fn.i0e: _upcast(torch.special.i0e), fn.i1e: _upcast(torch.special.i1e),
     sympy.sign: torch.sign,
-    derive.atanh_slope: _atanh_slope, derive.sinc_slope: _sinc_slope, derive.i1e_slope: _upcast(_i1e_slope),
+    derive.softplus_slope: _softplus_slope, derive.sinc_slope: _sinc_slope,
+    derive.i1e_slope: _upcast(_i1e_slope),
 }
 
 
@@ -221,26 +230,21 @@ def _fold_pairs(op: Callable[[Value, Value], Value]) -> Callable[..., Value]:
     return lambda *args: functools.reduce(op, args)
 
 
-def _fused(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basic, ...]] | None:
-    """Recognise sub-trees that one fused, numerically stable kernel computes."""
-    if isinstance(expr, sympy.log) and expr.args[0].is_Add and len(expr.args[0].args) == 2:
-        one, other = sorted(expr.args[0].args, key=lambda a: not a.is_Number)
-        if one == 1 and isinstance(other, sympy.exp):
-            return F.softplus, other.args  # log(1 + exp(u))
-    if expr.is_Mul and len(expr.args) == 2:
-        for u, v in (expr.args, expr.args[::-1]):
-            if v == fn.sigmoid(u):
-                return F.silu, (u,)
-            if v == sympy.tanh(fn.softplus(u)):
-                return F.mish, (u,)
-    return None
+#: The fused kernels of :func:`afos.space.derive.fused_pattern`.
+FUSED: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"softplus": F.softplus, "silu": F.silu, "mish": F.mish}
+
+
+def _gate(grad: torch.Tensor, a: Value, b: Value, at_tie: float) -> torch.Tensor:
+    """:class:`afos.space.derive.gate`, selecting as torch's maximum/relu/clamp backward does."""
+    passed = torch.where(a > b, grad, 0.0)
+    return passed if at_tie == 0.0 else torch.where(a == b, grad * at_tie, passed)
 
 
 def _lowering(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basic, ...]]:
     """The torch operation computing ``expr`` from its arguments."""
-    fused = _fused(expr)
-    if fused is not None:
-        return fused
+    pattern = derive.fused_pattern(expr)
+    if pattern is not None:
+        return FUSED[pattern[0]], (pattern[1],)
     if expr.is_Add:
         return _sum, expr.args
     if expr.is_Mul:
@@ -251,6 +255,10 @@ def _lowering(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basi
         return _fold_pairs(_maximum), expr.args
     if isinstance(expr, sympy.Min):
         return _fold_pairs(_minimum), expr.args
+    if isinstance(expr, derive.gate):
+        return _gate, expr.args
+    if isinstance(expr, derive.atanh_gate):
+        return _atanh_gate, expr.args
     if isinstance(expr, sympy.Heaviside):
         return _heaviside, expr.args  # sympy stores H(0), 1/2 by default, as a second argument
     op = UNARY.get(expr.func)
