@@ -12,11 +12,13 @@ through the lowering of :mod:`afos.space.lower`, not merely a mathematically val
   and so does the backward here (:class:`gate`), or an infinite gradient would become NaN on the
   losing side; the same holds for the clamp inside ``atanh``;
 * ``Abs`` has slope ``sign`` (0 at 0), ``Heaviside`` has slope 0 everywhere;
-* functions whose torch kernel is not the textbook formula get their kernel's slope: ``log(1 + exp(u))``
-  (lowered to softplus) has softplus's slope (``sigmoid(u)``, 1 above torch's threshold 20), not
-  ``exp(u)/(1 + exp(u))``, which overflows; the
-  clamped ``atanh`` has slope 0 outside the clamp; ``elu``, ``selu`` and ``elish`` take the branch torch
-  takes at 0; ``sinc`` and ``i1e`` have their limits at 0 (torch's ``masked_fill``) instead of 0/0.
+* where torch has a backward kernel of its own (tanh, sigmoid, softplus, SiLU, Mish, GELU, ELU, SELU),
+  the adjoint is that kernel: one op, torch's formula to the bit. ``log(1 + exp(u))``, lowered to
+  softplus, so gets softplus's backward (1 above its threshold 20), not ``exp(u)/(1 + exp(u))``, which
+  overflows;
+* otherwise functions whose torch kernel is not the textbook formula get their kernel's slope: the
+  clamped ``atanh`` has slope 0 outside the clamp; ``elish`` takes the branch torch takes at 0; ``sinc``
+  and ``i1e`` have their limits at 0 (torch's ``masked_fill``) instead of 0/0.
 
 The rest is the chain, product and power rule over sympy's own ``fdiff``. Sympy's ``diff`` is not used on
 whole trees: it differentiates ``Max`` into ``Heaviside`` with value 1/2 at the kink and ``Abs`` of a
@@ -47,8 +49,44 @@ class _Slope(sympy.Function):
     nargs = 1
 
 
-class softplus_slope(_Slope):  # noqa: N801
-    """Slope of torch's softplus: sigmoid, and exactly 1 above its threshold 20 (where it returns u)."""
+class Backward(sympy.Function):
+    """name_backward(g, a): torch's own backward kernel of a function, given the incoming gradient g and
+    the function's input (or, for tanh and sigmoid, its result) a: one kernel instead of a chain of
+    slope ops, and bit for bit torch's formula (softplus's threshold at 20 included)."""
+
+    nargs = 2
+
+
+class tanh_backward(Backward):  # noqa: N801
+    """Takes tanh's result."""
+
+
+class sigmoid_backward(Backward):  # noqa: N801
+    """Takes sigmoid's result."""
+
+
+class softplus_backward(Backward):  # noqa: N801
+    pass
+
+
+class silu_backward(Backward):  # noqa: N801
+    pass
+
+
+class mish_backward(Backward):  # noqa: N801
+    pass
+
+
+class gelu_backward(Backward):  # noqa: N801
+    pass
+
+
+class elu_backward(Backward):  # noqa: N801
+    pass
+
+
+class selu_backward(Backward):  # noqa: N801
+    pass
 
 
 class gate(sympy.Function):  # noqa: N801 - sympy function classes are named like the functions they are
@@ -77,23 +115,16 @@ class i1e_slope(_Slope):  # noqa: N801
 
 
 def _exp_of_negative_part(a: sympy.Expr) -> sympy.Expr:
-    """exp(min(a, 0)): 1 for a >= 0 and exp(a) below, the slope of ELU's branches (1 at a = 0 as in torch)."""
+    """exp(min(a, 0)): 1 for a >= 0 and exp(a) below, the slope of ELiSH's first factor (1 at 0 as in torch)."""
     return sympy.exp(sympy.Min(a, 0))
 
 
 #: Slopes f'(a) of one-argument functions whose torch kernel differs from sympy's ``fdiff``.
 SLOPES: dict[type, Callable[[sympy.Expr], sympy.Expr]] = {
     sympy.Abs: sympy.sign,
-    fn.softplus: softplus_slope,
     sympy.sinc: sinc_slope,
     fn.i1e: i1e_slope,
     fn.i0e: lambda a: fn.i1e(a) - sympy.sign(a) * fn.i0e(a),
-    fn.gelu: lambda a: (1 + sympy.erf(a / sympy.sqrt(2))) / 2 + a * sympy.exp(-a**2 / 2) / sympy.sqrt(2 * sympy.pi),
-    fn.elu: _exp_of_negative_part,
-    # torch's SELU takes the exponential branch at 0: scale * alpha there.
-    fn.selu: lambda a: fn.SELU_SCALE * (
-        sympy.Heaviside(a, 0) + fn.SELU_ALPHA * _exp_of_negative_part(a) * sympy.Heaviside(-a, 1)
-    ),
     fn.elish: lambda a: _exp_of_negative_part(a) * fn.sigmoid(a) + fn.elish(a) * (1 - fn.sigmoid(a)),
 }
 
@@ -117,11 +148,18 @@ def fused_pattern(expr: sympy.Basic) -> tuple[str, sympy.Expr] | None:
     return None
 
 
-#: Slopes of the fused kernels, in the form of torch's own backward formulas.
-PATTERN_SLOPES: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
-    "softplus": softplus_slope,
-    "silu": lambda u: fn.sigmoid(u) * (1 + u * (1 - fn.sigmoid(u))),
-    "mish": lambda u: sympy.tanh(fn.softplus(u)) + u * fn.sigmoid(u) * (1 - sympy.tanh(fn.softplus(u)) ** 2),
+#: Functions (and fused patterns) whose adjoint is torch's own backward kernel, and whether it takes the
+#: function's result (else its input).
+BACKWARDS: dict[type | str, tuple[type[Backward], bool]] = {
+    sympy.tanh: (tanh_backward, True),
+    fn.sigmoid: (sigmoid_backward, True),
+    fn.softplus: (softplus_backward, False),
+    "softplus": (softplus_backward, False),
+    "silu": (silu_backward, False),
+    "mish": (mish_backward, False),
+    fn.gelu: (gelu_backward, False),
+    fn.elu: (elu_backward, False),
+    fn.selu: (selu_backward, False),
 }
 
 
@@ -153,9 +191,10 @@ Contribution = tuple[sympy.Basic, sympy.Expr]  # (child node, what flows into it
 def _local(node: sympy.Basic, adjoint: sympy.Expr) -> list[Contribution]:
     """What the adjoint of ``node`` sends to its children, op by op as the lowering computes the node."""
     pattern = fused_pattern(node)
-    if pattern is not None:
-        kernel, u = pattern
-        return [(u, _times(adjoint, PATTERN_SLOPES[kernel](u)))]
+    head, u = pattern if pattern is not None else (node.func, node.args[0] if node.args else None)
+    if head in BACKWARDS:
+        kernel, takes_result = BACKWARDS[head]
+        return [(u, kernel(adjoint, node if takes_result else u))]
     if node.is_Add:
         return [(a, adjoint) for a in node.args if a.free_symbols]
     if node.is_Mul:

@@ -70,11 +70,6 @@ def _heaviside(a: torch.Tensor, at_zero: float) -> torch.Tensor:
     return torch.where(a == 0, at_zero, (a > 0).to(a.dtype))
 
 
-def _softplus_slope(a: torch.Tensor) -> torch.Tensor:
-    """The derivative F.softplus's backward takes: sigmoid, and 1 above the threshold (20) it cuts at."""
-    return torch.where(a > 20, 1.0, torch.sigmoid(a))
-
-
 def _atanh_gate(grad: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """The backward of :func:`_atanh` as torch runs it: the clamp selects 0 from its bound on (torch's
     clamp passes no gradient at a tie), inside it atanh's slope 1/(1 - a**2)."""
@@ -124,7 +119,7 @@ UNARY: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
     fn.sigmoid: torch.sigmoid, fn.softplus: F.softplus, fn.gelu: F.gelu, fn.elu: F.elu, fn.selu: F.selu,
     fn.elish: _elish, fn.i0e: _upcast(torch.special.i0e), fn.i1e: _upcast(torch.special.i1e),
     sympy.sign: torch.sign,
-    derive.softplus_slope: _softplus_slope, derive.sinc_slope: _sinc_slope,
+    derive.sinc_slope: _sinc_slope,
     derive.i1e_slope: _upcast(_i1e_slope),
 }
 
@@ -230,6 +225,21 @@ def _fold_pairs(op: Callable[[Value, Value], Value]) -> Callable[..., Value]:
     return lambda *args: functools.reduce(op, args)
 
 
+_ATEN = torch.ops.aten
+#: torch's backward kernels, as (incoming gradient, input or result) -> gradient of the input.
+BACKWARD_KERNELS: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    derive.tanh_backward: _ATEN.tanh_backward,
+    derive.sigmoid_backward: _ATEN.sigmoid_backward,
+    derive.softplus_backward: lambda g, a: _ATEN.softplus_backward(g, a, 1.0, 20.0),
+    derive.silu_backward: _ATEN.silu_backward,
+    derive.mish_backward: _ATEN.mish_backward,
+    derive.gelu_backward: _ATEN.gelu_backward,
+    derive.elu_backward: lambda g, a: _ATEN.elu_backward(g, 1.0, 1.0, 1.0, False, a),
+    derive.selu_backward: lambda g, a: _ATEN.elu_backward(
+        g, float(fn.SELU_ALPHA), float(fn.SELU_SCALE), 1.0, False, a
+    ),
+}
+
 #: The fused kernels of :func:`afos.space.derive.fused_pattern`.
 FUSED: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"softplus": F.softplus, "silu": F.silu, "mish": F.mish}
 
@@ -255,6 +265,8 @@ def _lowering(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basi
         return _fold_pairs(_maximum), expr.args
     if isinstance(expr, sympy.Min):
         return _fold_pairs(_minimum), expr.args
+    if isinstance(expr, derive.Backward):
+        return BACKWARD_KERNELS[expr.func], expr.args
     if isinstance(expr, derive.gate):
         return _gate, expr.args
     if isinstance(expr, derive.atanh_gate):
