@@ -80,21 +80,23 @@ def _draw(init: Init, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _own_code(function: Callable[..., Any], name: str, program: Program) -> Callable[..., Any]:
-    """``function`` with ``program`` bound as its first argument, on a code object of its own.
+    """``function`` with its keyword ``program`` bound, on a code object of its own.
 
     torch.compile keeps its compiled graphs, and its recompilation limit (8), per code object. Every
     expression runs the same Python code with another program, so without a copy a search would exhaust
-    the limit after eight candidates and silently train the rest uncompiled.
+    the limit after eight candidates and silently train the rest uncompiled. (A ``functools.partial``
+    would not do: torch.compile wraps every partial in one shared function.)
     """
-    code = function.__code__.replace(co_name=name)
-    return functools.partial(types.FunctionType(code, function.__globals__, name), program)
+    fresh = types.FunctionType(function.__code__.replace(co_name=name), function.__globals__, name)
+    fresh.__kwdefaults__ = {"program": program}
+    return fresh
 
 
-def _forward(program: Program, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+def _forward(x: torch.Tensor, *params: torch.Tensor, program: Program) -> torch.Tensor:
     return program(x, *params)
 
 
-def _backward(program: Program, grad: torch.Tensor, x: torch.Tensor, *params: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _backward(grad: torch.Tensor, x: torch.Tensor, *params: torch.Tensor, program: Program) -> tuple[torch.Tensor, ...]:
     """Gradients for x and each parameter from the adjoints program; parameters sum over their broadcast."""
     grads = program.run(grad, x, *params)
     return (grads[0], *(g.sum_to_size(p.shape) for g, p in zip(grads[1:], params)))
@@ -104,7 +106,7 @@ class _Kernel:
     """One program of one expression (its forward or its backward), eager or compiled on first use."""
 
     def __init__(self, function: Callable[..., Any], name: str, program: Program) -> None:
-        self.eager = functools.partial(function, program)
+        self.eager = functools.partial(function, program=program)
         self.compiled = torch.compile(_own_code(function, name, program), dynamic=True)
         self.name = name
         self.ready: set[tuple[Any, ...]] = set()  # (dtype, device, rank) compiled so far

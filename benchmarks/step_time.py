@@ -27,8 +27,10 @@ averaged over the sites of one forward pass.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -38,6 +40,7 @@ from typing import Any
 
 if "--warm-cache" not in sys.argv:  # before torch is imported: inductor reads it once
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="afos-inductor-")
+    atexit.register(shutil.rmtree, os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
 
 import torch
 from deap import gp
@@ -49,8 +52,8 @@ from afos.space.parse import canonical
 from afos.space.primitives import PRIMITIVES
 from afos.space.primitives import primitive_set as resolve
 from afos.space.probe import screen
-from afos.trees import Individual, primitive_set, to_sympy
 from afos.train import Learner, TrainConfig, resolve_device
+from afos.trees import Individual, primitive_set, to_sympy
 
 BASELINE = "ReLU (torch.nn.ReLU)"
 NATIVE: dict[str, Callable[[], nn.Module]] = {
@@ -91,11 +94,14 @@ def random_trees(count: int, seed: int) -> list[str]:
 
 
 class Variant:
-    """One (activation, kernel path) model with a fixed synthetic batch; timing needs no real data."""
+    """One (activation, kernel path) model (ResNet-20 unless told) with a fixed synthetic 32x32 batch;
+    timing needs no real data."""
 
-    def __init__(self, factory: Callable[[], nn.Module], device: torch.device, batch_size: int):
+    def __init__(
+        self, factory: Callable[[], nn.Module], device: torch.device, batch_size: int, model: str = "resnet20"
+    ):
         torch.manual_seed(0)
-        model = models.build_model("resnet20", factory, in_channels=3, num_classes=10, image_size=32)
+        model = models.build_model(model, factory, in_channels=3, num_classes=10, image_size=32)
         self.sites = models.activation_sites(model)
         config = TrainConfig(device=str(device), schedule="constant")
         self.learner = Learner(model, config, self.sites, device=device, total_steps=1, warmup_steps=0)

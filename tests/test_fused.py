@@ -15,10 +15,13 @@ import sympy
 import torch
 from deap import gp
 
+from afos import data
 from afos.compile import Activation, resolve_activation
+from afos.errors import ConfigError
 from afos.space.parse import canonical
 from afos.space.primitives import PRIMITIVES, X
 from afos.space.primitives import primitive_set as resolve
+from afos.train import TrainConfig, run_fitness
 from afos.trees import Individual, primitive_set, to_sympy
 
 TOLERANCES = {torch.float64: (1e-9, 1e-12), torch.float32: (2e-4, 1e-5), torch.bfloat16: (4e-2, 2e-2)}
@@ -171,16 +174,12 @@ def test_compiled_kernels_match_the_chain_and_report_compile_time() -> None:
 
 
 @pytest.fixture(scope="module")
-def digits():  # noqa: ANN201 - afos.data.Dataset
-    from afos import data
-
+def digits() -> data.Dataset:
     return data.load_dataset("digits")
 
 
 @pytest.mark.parametrize("kernels", ["eager", "fused", "auto"])
-def test_train_key_kernels_picks_the_path_and_records_it(digits, kernels: str) -> None:  # noqa: ANN001
-    from afos.train import TrainConfig, run_fitness
-
+def test_train_key_kernels_picks_the_path_and_records_it(digits: data.Dataset, kernels: str) -> None:
     config = TrainConfig(device="cpu", kernels=kernels)
     result = run_fitness(lambda: Activation("mila"), config, dataset=digits)
     assert result.status == "ok" and result.val_accuracy > 0.8
@@ -188,9 +187,7 @@ def test_train_key_kernels_picks_the_path_and_records_it(digits, kernels: str) -
     assert result.compile_seconds == 0.0 and result.kernel_note == ""
 
 
-def test_fused_and_eager_training_agree(digits) -> None:  # noqa: ANN001
-    from afos.train import TrainConfig, run_fitness
-
+def test_fused_and_eager_training_agree(digits: data.Dataset) -> None:
     results = [
         run_fitness(lambda: Activation("-x*erf(exp(-x))"), TrainConfig(device="cpu", epochs=2, kernels=k), dataset=digits)
         for k in ("eager", "fused")
@@ -200,8 +197,14 @@ def test_fused_and_eager_training_agree(digits) -> None:  # noqa: ANN001
 
 
 def test_invalid_kernels_setting_is_a_config_error() -> None:
-    from afos.errors import ConfigError
-    from afos.train import TrainConfig
-
     with pytest.raises(ConfigError, match="kernels"):
         TrainConfig(kernels="triton").validate()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_trace_and_export_of_a_model_holding_an_activation(fused: bool) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), Activation("mila", fused=fused))
+    x = torch.randn(3, 4)
+    expected = model(x)
+    torch.testing.assert_close(torch.jit.trace(model, x)(x), expected)
+    torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), expected)

@@ -33,7 +33,7 @@ addition split a tree at its replacement symbols and hide the patterns (``log(1 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import sympy
 
@@ -57,39 +57,39 @@ class Backward(sympy.Function):
     nargs = 2
 
 
-class tanh_backward(Backward):  # noqa: N801
+class tanh_backward(Backward):
     """Takes tanh's result."""
 
 
-class sigmoid_backward(Backward):  # noqa: N801
+class sigmoid_backward(Backward):
     """Takes sigmoid's result."""
 
 
-class softplus_backward(Backward):  # noqa: N801
+class softplus_backward(Backward):
     pass
 
 
-class silu_backward(Backward):  # noqa: N801
+class silu_backward(Backward):
     pass
 
 
-class mish_backward(Backward):  # noqa: N801
+class mish_backward(Backward):
     pass
 
 
-class gelu_backward(Backward):  # noqa: N801
+class gelu_backward(Backward):
     pass
 
 
-class elu_backward(Backward):  # noqa: N801
+class elu_backward(Backward):
     pass
 
 
-class selu_backward(Backward):  # noqa: N801
+class selu_backward(Backward):
     pass
 
 
-class gate(sympy.Function):  # noqa: N801 - sympy function classes are named like the functions they are
+class gate(sympy.Function):
     """gate(g, a, b, t): g where a > b, t*g where a == b, exactly 0 (even for g = inf) where a < b.
 
     The backward of a max, relu or clamp selects rather than multiplies, so an infinite gradient
@@ -99,18 +99,18 @@ class gate(sympy.Function):  # noqa: N801 - sympy function classes are named lik
     nargs = 4
 
 
-class atanh_gate(sympy.Function):  # noqa: N801
+class atanh_gate(sympy.Function):
     """atanh_gate(g, a): g/(1 - a**2) inside the clamp of the ``atanh`` lowering, exactly 0 outside it
     (its bound depends on the dtype, so it cannot be written as a sympy comparison)."""
 
     nargs = 2
 
 
-class sinc_slope(_Slope):  # noqa: N801
+class sinc_slope(_Slope):
     """Slope of sin(a)/a, 0 at a = 0."""
 
 
-class i1e_slope(_Slope):  # noqa: N801
+class i1e_slope(_Slope):
     """Slope of i1e, 1/2 at a = 0."""
 
 
