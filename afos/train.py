@@ -56,10 +56,11 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "adagrad", "adadelta")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "onecycle", "warmup")
 STATUSES: tuple[str, ...] = ("ok", "diverged", "rejected", "timeout", "oom", "error")
 KERNELS: tuple[str, ...] = ("auto", *KERNEL_PATHS)
-CPU_COMPILE_MIN_STEPS = 2000
-"""With ``kernels = "auto"`` on the CPU, runs of at least this many steps compile their activation's kernels:
-compiling one expression (forward and backward, inductor's C++) costs ~C s there and saves ~S ms per
-ResNet-20 step (batch 32), so it pays from ~N steps on (measured: benchmarks/RESULTS.md)."""
+CPU_COMPILE_MIN_STEPS = 500
+"""With ``kernels = "auto"`` on the CPU, runs of at least this many steps compile their activation's kernels.
+On the 2-core development CPU a cold compile of one expression (forward and backward, inductor's C++) took
+2-8 s and saved an estimated 40-75 ms per ResNet-20 step (batch 32) over the fused eager kernels, a
+break-even of ~100-200 steps; 500 leaves room for slower compiles of bigger trees (benchmarks/RESULTS.md)."""
 
 CHECK_EVERY = 20
 """Steps between reads of the training loss. Each read is a host synchronisation; a NaN between reads is
