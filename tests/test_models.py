@@ -25,6 +25,7 @@ SITES = {
     "resnet18": 9,  # stem + 8 blocks, one shared module per block
     "resnet50": 17,  # stem + 16 blocks, one shared module per block
     "mobilenet_v3_small": 33,  # SE gates (Hardsigmoid) are kept
+    "airbench": 7,  # stem + 3 blocks x 2
 }
 
 
