@@ -10,7 +10,7 @@ Rows, all measured in this one process:
    increment over ReLU's (CUDA) and the saved-for-backward bytes per site over the site's input;
 3. seconds per candidate (build, compile and train, data already loaded) and candidates per GPU-hour for
    configs/cifar10-resnet20.toml and configs/cifar10-fast.toml on the CIFAR-10 subset under
-   $AFOS_TEST_DATA, at the configs' full budget (the last halving rung, the most expensive one).
+   $AFOS_TEST_DATA/cifar10-subset, at the configs' full budget (the last halving rung, the most expensive one).
 
 Target: under 8 minutes on one H100/H200. ``--quick`` runs every row at tiny sizes (a few steps, small
 batches), on the CPU too; it checks the script, not the machine (tests/test_gpu_suite.py runs it).
@@ -53,7 +53,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script, also on the CPU")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--data-dir", default=os.environ.get("AFOS_TEST_DATA"), help="default: $AFOS_TEST_DATA")
+    subset = os.path.join(os.environ["AFOS_TEST_DATA"], "cifar10-subset") if "AFOS_TEST_DATA" in os.environ else None
+    parser.add_argument("--data-dir", default=subset, help="holds cifar-10-batches-py; default: $AFOS_TEST_DATA/cifar10-subset")
     return parser.parse_args()
 
 
@@ -119,7 +120,7 @@ def step_rows(model: str, device: torch.device, batch: int, steps: int, warmup: 
 def candidate_rows(device: torch.device, data_dir: str | None, quick: bool) -> list[str]:
     """Seconds per candidate on each config's train table, compile included, and candidates per hour."""
     if data_dir is None:
-        return ["| (all configs) | skipped: no --data-dir / $AFOS_TEST_DATA |  |  |"]
+        return ["| (all configs) | skipped: no --data-dir or $AFOS_TEST_DATA |  |  |"]
     lines = []
     for path in CONFIGS:
         settings = dict(load_config(ROOT / path).get("train", {}))
