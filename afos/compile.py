@@ -5,6 +5,17 @@ pickles (the sympy expression travels, the torch program is rebuilt on load), de
 shape, dtype and device, and can carry learnable parameters. The lowering itself lives in
 :mod:`afos.space.lower`, shared with screening, so the function trained is the function screened.
 
+Kernel paths (:data:`KERNEL_PATHS`): by default an Activation is *fused*: one ``torch.autograd.Function``
+whose forward runs the lowered expression and whose backward runs the lowered symbolic derivatives of
+:mod:`afos.space.derive` (the slopes torch's autograd would take, kinks included). It saves only its
+input and parameters, where the *eager* chain (``fused=False``) keeps every intermediate of the
+expression for backward: ``-x*erf(exp(-x))`` keeps four tensors the size of its input, the fused form
+one, as ReLU does. *Compiled* (``compile=True``) runs those two programs through ``torch.compile``
+(dynamic shapes), so each becomes one elementwise kernel. Both programs of an expression are built once
+per process and shared by every site and every Activation of that expression; a compiled kernel is
+compiled once per (expression, dtype, device, rank) and, when compilation fails, the eager programs run
+instead and :attr:`Activation.kernel_note` says why.
+
 :class:`ActivationSpec` is the plain-data description (text, parameter initialisations, scope) that
 crosses process boundaries and is stored with results; :func:`activation_factory` turns it into the
 factory a model builder calls once per activation site.
@@ -12,9 +23,12 @@ factory a model builder calls once per activation site.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import time
+import types
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -23,12 +37,15 @@ import torch
 from torch import nn
 
 from afos.errors import UserError
+from afos.space.derive import GRAD, adjoints
 from afos.space.families import FAMILIES
-from afos.space.lower import Program, lower
+from afos.space.lower import Program, lower, lower_many
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.primitives import X
 from afos.space.probe import fingerprint
 
+#: How an Activation computes: the chain of eager ops, one autograd.Function, or that Function compiled.
+KERNEL_PATHS = ("eager", "fused", "compiled")
 #: Where learnable parameters live: one set for the network, one per activation site, one per channel.
 SCOPES = ("shared", "layer", "channel")
 Init = float | str  # a start value, or "N(mu,sigma)" for a random start
@@ -62,6 +79,91 @@ def _draw(init: Init, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.full(shape, float(init))
 
 
+def _own_code(function: Callable[..., Any], name: str, program: Program) -> Callable[..., Any]:
+    """``function`` with its keyword ``program`` bound, on a code object of its own.
+
+    torch.compile keeps its compiled graphs, and its recompilation limit (8), per code object. Every
+    expression runs the same Python code with another program, so without a copy a search would exhaust
+    the limit after eight candidates and silently train the rest uncompiled. (A ``functools.partial``
+    would not do: torch.compile wraps every partial in one shared function.)
+    """
+    fresh = types.FunctionType(function.__code__.replace(co_name=name), function.__globals__, name)
+    fresh.__kwdefaults__ = {"program": program}
+    return fresh
+
+
+def _forward(x: torch.Tensor, *params: torch.Tensor, program: Program) -> torch.Tensor:
+    return program(x, *params)
+
+
+def _backward(grad: torch.Tensor, x: torch.Tensor, *params: torch.Tensor, program: Program) -> tuple[torch.Tensor, ...]:
+    """Gradients for x and each parameter from the adjoints program; parameters sum over their broadcast."""
+    grads = program.run(grad, x, *params)
+    return (grads[0], *(g.sum_to_size(p.shape) for g, p in zip(grads[1:], params)))
+
+
+class _Kernel:
+    """One program of one expression (its forward or its backward), eager or compiled on first use."""
+
+    def __init__(self, function: Callable[..., Any], name: str, program: Program) -> None:
+        self.eager = functools.partial(function, program=program)
+        self.compiled = torch.compile(_own_code(function, name, program), dynamic=True)
+        self.name = name
+        self.ready: set[tuple[Any, ...]] = set()  # (dtype, device, rank) compiled so far
+        self.failures: dict[tuple[Any, ...], str] = {}
+
+    def __call__(self, site: Activation, *args: torch.Tensor) -> Any:
+        if not site.compiled:
+            return self.eager(*args)
+        key = (args[0].dtype, args[0].device, args[0].dim())
+        if key in self.ready:
+            return self.compiled(*args)
+        if key not in self.failures:
+            start = time.perf_counter()
+            try:
+                result = self.compiled(*args)
+            except Exception as exc:  # noqa: BLE001 - a kernel that cannot compile still trains, eagerly
+                self.failures[key] = f"{self.name} did not compile ({type(exc).__name__}); eager kernels used"
+            else:
+                self.ready.add(key)
+                site.compile_seconds += time.perf_counter() - start
+                return result
+        site.kernel_note = self.failures[key]
+        return self.eager(*args)
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    """The forward and backward kernels of one expression, shared by every Activation computing it."""
+
+    forward: _Kernel
+    backward: _Kernel
+
+
+@functools.lru_cache(maxsize=512)
+def _kernels(expr: sympy.Expr, inputs: tuple[sympy.Symbol, ...]) -> _Kernels:
+    name = "afos_" + hashlib.sha256(sympy.srepr(expr).encode()).hexdigest()[:12]
+    forward = lower(expr, inputs)
+    slopes = lower_many(adjoints(expr, inputs), (GRAD, *inputs))
+    return _Kernels(_Kernel(_forward, name + "_forward", forward), _Kernel(_backward, name + "_backward", slopes))
+
+
+class _Fused(torch.autograd.Function):
+    """An Activation as one autograd node that saves only its input and parameters."""
+
+    @staticmethod
+    def forward(ctx: Any, site: Activation, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        ctx.site = site
+        ctx.save_for_backward(x, *params)
+        return site._kernels.forward(site, x, *params)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        site: Activation = ctx.site
+        return (None, *site._kernels.backward(site, grad.contiguous(), *ctx.saved_tensors))
+
+
 class Activation(nn.Module):
     """An elementwise activation function compiled from an expression in ``x``.
 
@@ -69,8 +171,10 @@ class Activation(nn.Module):
     ``learnable={"beta": 0.0}`` makes the named symbols trainable, started at those values or drawn from
     ``"N(mu,sigma)"``; ``fixed={"beta": -0.25}`` substitutes values that are not trained. With
     ``channel=True`` each parameter holds one value per channel (dim 1 of the input), created at the
-    first forward pass. ``compile=True`` wraps the forward in ``torch.compile(dynamic=True)`` so one
-    compiled graph serves every batch shape.
+    first forward pass. ``fused`` and ``compile`` choose the kernel path (see the module doc;
+    :meth:`use_kernels` changes it later): ``compile=True`` compiles with ``torch.compile(dynamic=True)``
+    so one compiled graph serves every batch shape, the fused kernels or, with ``fused=False``, the chain.
+    ``compile_seconds`` counts the compilation this module's calls triggered.
     """
 
     def __init__(
@@ -80,6 +184,7 @@ class Activation(nn.Module):
         *,
         fixed: Mapping[str, float] | None = None,
         channel: bool = False,
+        fused: bool = True,
         compile: bool = False,  # noqa: A002 - mirrors torch.compile, the name users expect
     ) -> None:
         super().__init__()
@@ -97,7 +202,9 @@ class Activation(nn.Module):
             name: nn.UninitializedParameter() if channel else nn.Parameter(_draw(learnable[name], ()))
             for name in self.param_names
         })
-        self.compiled = compile
+        self.fused, self.compiled = fused, compile
+        self.compile_seconds = 0.0
+        self.kernel_note = ""  # why the requested path is not the one running, if it is not
         self._build()
 
     def _check_symbols(self) -> None:
@@ -107,10 +214,26 @@ class Activation(nn.Module):
             raise UserError(f"parameter(s) {', '.join(missing)} need a value (learnable or fixed)")
 
     def _build(self) -> None:
-        program: Program = lower(self.expr, [X, *(parameter_symbol(n) for n in self.param_names)])
+        inputs = (X, *(parameter_symbol(n) for n in self.param_names))
+        if self.fused:
+            self._kernels = _kernels(self.expr, inputs)
+            return
+        program: Program = lower(self.expr, inputs)
         self._program: Callable[..., torch.Tensor] = (
             torch.compile(program, dynamic=True) if self.compiled else program
         )
+
+    @property
+    def kernels(self) -> str:
+        """The kernel path in use, one of :data:`KERNEL_PATHS`."""
+        return "eager" if not self.fused else "compiled" if self.compiled else "fused"
+
+    def use_kernels(self, path: str) -> None:
+        """Switch to kernel path ``path`` (one of :data:`KERNEL_PATHS`)."""
+        if path not in KERNEL_PATHS:
+            raise UserError(f"kernel path {path!r} must be one of {', '.join(KERNEL_PATHS)}")
+        self.fused, self.compiled = path != "eager", path == "compiled"
+        self._build()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channel:
@@ -120,6 +243,8 @@ class Activation(nn.Module):
         else:
             # Parameters follow the input's dtype so bf16 activations stay bf16; autograd still flows.
             values = [self.params[n].to(x.dtype) for n in self.param_names]
+        if self.fused:
+            return _Fused.apply(self, x, *values)
         return self._program(x, *values)
 
     def _materialize(self, x: torch.Tensor) -> None:
@@ -159,10 +284,11 @@ class Activation(nn.Module):
 
         return render(Form(self.expr, self.values()), format)
 
-    # Pickling: the lowered program holds closures (and maybe a compiled graph); rebuild it on load.
+    # Pickling: the lowered programs hold closures (and maybe compiled graphs); rebuild them on load.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_program", None)
+        state.pop("_kernels", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

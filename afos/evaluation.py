@@ -72,9 +72,10 @@ __all__ = [
 ]
 
 #: Training settings that do not change what a number means: the budget and seed (part of the key
-#: beside the protocol), where the work runs, and the soft time limit. Device *precision* does change
-#: it and enters the protocol through :func:`protocol_settings`.
-NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s", "amp", "channels_last")
+#: beside the protocol), where the work runs, the soft time limit, and the kernel path (fused, compiled or
+#: eager kernels compute the same values and gradients, up to float rounding). Device *precision* does
+#: change it and enters the protocol through :func:`protocol_settings`.
+NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s", "amp", "channels_last", "kernels")
 #: Settings of the user's own data (``folder``, ``csv``), left out of other datasets' protocols, which
 #: they do not affect.
 OWN_DATA_SETTINGS = ("image_size", "target")

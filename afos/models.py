@@ -452,6 +452,24 @@ class CompactConvTransformer(nn.Module):
         return self.head((weights * tokens).sum(dim=1))
 
 
+def _airbench(act: ActivationFactory, spec: InputSpec, *, widths: Sequence[int] = (64, 256, 256)) -> nn.Module:
+    """A compact airbench-style CIFAR network (after Keller Jordan's airbench94, 94% on CIFAR-10 in
+    seconds on an A100): a conv stem, then per width one block conv -> 2x2 max-pool -> BN -> activation ->
+    conv -> BN -> activation, global max pooling and a linear head. Seven activation sites, all the
+    candidate. Airbench's data-initialised whitening stem, lookahead and test-time flipping belong to its
+    trainer and are left out: here the model is trained by afos's one protocol like every other model.
+    """
+    if isinstance(widths, (str, bytes)) or not widths or not all(isinstance(w, int) and w > 0 for w in widths):
+        raise ConfigError(f"airbench option widths must be a sequence of positive ints, got {widths!r}")
+    channels = max(widths[0] // 2, 1)
+    layers = _conv_bn_act(spec.in_channels, channels, act)
+    for width in widths:
+        layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.MaxPool2d(2, ceil_mode=True)]
+        layers += [nn.BatchNorm2d(width), act(), *_conv_bn_act(width, width, act)]
+        channels = width
+    return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(channels, spec.num_classes))
+
+
 # ------------------------------------------------------------------------------------------ registry
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, object]]] = {
@@ -473,6 +491,7 @@ _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, object]]] = {
     ),
     "densenet121": (_torchvision, {"arch": "densenet121", "adapt": _adapt_densenet}),
     "cct": (CompactConvTransformer, {}),
+    "airbench": (_airbench, {}),
 }
 """name -> (builder, keyword arguments fixed by the name). The builder's other keyword-only parameters
 are the options a user may pass through `build_model`."""

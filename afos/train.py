@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from afos import data, models
+from afos.compile import KERNEL_PATHS, Activation
 from afos.config import (
     BOOLEAN,
     MAX_SEED,
@@ -69,6 +70,12 @@ Progress = Callable[[dict[str, Any]], None]
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "adagrad", "adadelta")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "onecycle", "warmup")
 STATUSES: tuple[str, ...] = ("ok", "diverged", "rejected", "timeout", "oom", "error")
+KERNELS: tuple[str, ...] = ("auto", *KERNEL_PATHS)
+CPU_COMPILE_MIN_STEPS = 500
+"""With ``kernels = "auto"`` on the CPU, runs of at least this many steps compile their activation's kernels.
+On the 2-core development CPU a cold compile of one expression (forward and backward, inductor's C++) took
+2-8 s and saved an estimated 40-75 ms per ResNet-20 step (batch 32) over the fused eager kernels, a
+break-even of ~100-200 steps; 500 leaves room for slower compiles of bigger trees (benchmarks/RESULTS.md)."""
 
 CHECK_EVERY = 20
 """Steps between reads of the training loss. Each read is a host synchronisation; a NaN between reads is
@@ -137,6 +144,7 @@ _RULES: dict[str, Rule] = {
     "model_options": (lambda v: isinstance(v, dict), "a table of model settings, e.g. {hidden = [256, 128]}"),
     "image_size": (integer(1, 4096), "an integer in [1, 4096] (pixels; dataset 'folder')"),
     "target": (optional(lambda v: is_text(v) and bool(v)), "None or a column name (dataset 'csv')"),
+    "kernels": (lambda v: v in KERNELS, f"one of {', '.join(KERNELS)}"),
 }
 
 
@@ -162,6 +170,11 @@ class TrainConfig:
     dataset ``csv``) apply to the user's own data only; there ``data_dir`` is the data itself.
     Early rejection (off while ``early_reject_accuracy`` is None) stops a run whose validation accuracy
     after ``early_reject_epochs`` is below ``early_reject_accuracy``.
+
+    ``kernels`` picks how candidate activations compute (:data:`afos.compile.KERNEL_PATHS`): ``auto``
+    compiles on CUDA always and on the CPU for runs of at least :data:`CPU_COMPILE_MIN_STEPS` steps,
+    else runs the fused kernels eagerly. It changes speed, not the function, so it is not part of the
+    protocol.
     """
 
     dataset: str = "digits"
@@ -192,6 +205,7 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     image_size: int = 32
     target: str | None = None
+    kernels: str = "auto"
 
     def __post_init__(self) -> None:
         # Paths arrive from the CLI as pathlib objects; records and TOML files want plain strings.
@@ -235,7 +249,9 @@ class FitnessResult:
     val_f1, seconds}, with ``train_loss`` the mean since the previous pass. ``params`` maps activation site index
     (forward order) to its learned parameters: a float per scalar, {mean, min, max} per tensor. Non-finite
     numbers are stored as None so that records are valid JSON and compare equal (JSON turns the site
-    indices into strings).
+    indices into strings). ``kernels`` is the kernel path the candidate trained on (empty without an
+    :class:`afos.compile.Activation`), ``compile_seconds`` the compilation this run paid for (already
+    compiled kernels cost none) and ``kernel_note`` why the path is not the one asked for, if it is not.
     """
 
     status: str
@@ -252,9 +268,27 @@ class FitnessResult:
     seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     params: dict[int, dict[str, Any]] = field(default_factory=dict)
+    kernels: str = ""
+    compile_seconds: float = 0.0
+    kernel_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def kernel_path(setting: str, device: torch.device, steps: int) -> str:
+    """The kernel path ``kernels = setting`` means for a run of ``steps`` steps on ``device``."""
+    if setting != "auto":
+        return setting
+    return "compiled" if device.type == "cuda" or steps >= CPU_COMPILE_MIN_STEPS else "fused"
+
+
+def _record_kernels(result: FitnessResult, sites: list[nn.Module]) -> None:
+    activations = list({id(s): s for s in sites if isinstance(s, Activation)}.values())
+    notes = sorted({a.kernel_note for a in activations if a.kernel_note})
+    result.kernels = "fused" if notes else activations[0].kernels if activations else ""
+    result.compile_seconds = sum(a.compile_seconds for a in activations)
+    result.kernel_note = "; ".join(notes)
 
 
 def _finite(value: float) -> float | None:
@@ -545,6 +579,10 @@ class _Run:
         model = build_network(self.config, self.dataset, activation)
         self.sites = models.activation_sites(model)
         plan = self.plan
+        path = kernel_path(self.config.kernels, self.device, plan.total)
+        for site in self.sites:
+            if isinstance(site, Activation):
+                site.use_kernels(path)
         return Learner(
             model, self.config, self.sites, device=self.device, total_steps=plan.total, warmup_steps=plan.warmup
         )
@@ -652,5 +690,6 @@ def run_fitness(
             torch.cuda.empty_cache()
     elif result.status != "error":
         result.params = _param_summary(run.sites)
+    _record_kernels(result, run.sites)
     result.seconds = time.perf_counter() - run.start
     return result

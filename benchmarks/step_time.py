@@ -1,38 +1,69 @@
-"""Training-step time of compiled candidate activations, relative to torch's native ReLU.
+"""Training-step time and saved-for-backward memory of candidate activations, relative to native ReLU.
 
 Why: every fitness evaluation is a training run, so an activation that makes the step k times slower makes
-the search k times slower, and in a wall-clock budget it trains less. This measures k on ResNet-20 at 32x32
-with the very step afos.train runs (`Learner.step`: forward, backward, optimizer step; bf16 autocast and
-channels_last on CUDA), eagerly and, by default on CUDA, under torch.compile.
+the search k times slower, and in a wall-clock budget it trains less; one that keeps k times ReLU's tensors
+for backward fits k times fewer images in memory. This measures both on ResNet-20 at 32x32 with the very
+step afos.train runs (`Learner.step`: forward, backward, optimizer step; bf16 autocast and channels_last on
+CUDA), for torch's native modules and for afos Activations on each kernel path:
+
+* eager: the chain of torch ops (`Activation(..., fused=False)`), autograd keeping every intermediate;
+* fused: one autograd.Function with the symbolic backward, eager torch;
+* compiled: the same two programs through torch.compile (the first steps pay compilation; that time is
+  reported as compile seconds, and the break-even step count = compile seconds / saving per step).
 
 All variants are built in one process and their timed steps are interleaved (one step of each in turn), so a
 change of load on a shared machine hits every variant alike and the ratios stay meaningful. Each time is the
-median over --steps timed steps after --warmup untimed ones (which also absorb compilation).
+median over --steps timed steps after --warmup untimed ones (which also absorb compilation). Compilation
+starts from an empty inductor cache (a fresh temporary directory) unless --warm-cache is given: a search
+meets every candidate for the first time.
 
-    python benchmarks/step_time.py [--device auto] [--batch-size N] [--steps N] [--warmup N] [--compile]
+Saved bytes: the tensors autograd keeps for backward from inside each activation site (counted once per
+storage, by torch.autograd.graph.saved_tensors_hooks around the site), over the bytes of the site's input,
+averaged over the sites of one forward pass.
+
+    python benchmarks/step_time.py [--device auto] [--batch-size N] [--steps N] [--warmup N] [--trees 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
+import random
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
+
+if "--warm-cache" not in sys.argv:  # before torch is imported: inductor reads it once
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="afos-inductor-")
+    atexit.register(shutil.rmtree, os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
 
 import torch
+from deap import gp
 from torch import nn
 
 from afos import models
-from afos.compile import Activation
+from afos.compile import Activation, activation_factory, resolve_activation
+from afos.space.parse import canonical
+from afos.space.primitives import PRIMITIVES
+from afos.space.primitives import primitive_set as resolve
+from afos.space.probe import screen
 from afos.train import Learner, TrainConfig, resolve_device
+from afos.trees import Individual, primitive_set, to_sympy
 
 BASELINE = "ReLU (torch.nn.ReLU)"
-VARIANTS: dict[str, Callable[[], nn.Module]] = {
+NATIVE: dict[str, Callable[[], nn.Module]] = {
     BASELINE: nn.ReLU,
-    "relu (Activation)": lambda: Activation("relu"),  # the cost of the Activation wrapper itself
-    "-x*erf(exp(-x))": lambda: Activation("-x*erf(exp(-x))"),
-    "mila = x*tanh(softplus(x-0.25))": lambda: Activation("mila"),
+    "SiLU (torch.nn.SiLU)": nn.SiLU,
+    "GELU (torch.nn.GELU)": nn.GELU,
+    "Mish (torch.nn.Mish)": nn.Mish,
 }
+NAMED = {"eelu": "-x*erf(exp(-x))", "mila": "mila", "adaptive_tanh": "adaptive_tanh"}
+PATHS = ("eager", "fused", "compiled")
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,34 +71,76 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     parser.add_argument("--batch-size", type=int, help="default: 128 on CUDA, 32 on the CPU")
     parser.add_argument("--steps", type=int, help="timed steps per variant; default: 50 on CUDA, 15 on the CPU")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per variant before timing")
-    parser.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also time torch.compile'd models; default: on CUDA only (inductor takes ~40 s per model on a CPU)",
-    )
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant before timing")
+    parser.add_argument("--trees", type=int, default=20, help="random afos-set trees (depth <= 4) to add")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random trees")
+    parser.add_argument("--warm-cache", action="store_true", help="keep inductor's on-disk cache")
     return parser.parse_args()
 
 
-class Variant:
-    """One (activation, eager|compiled) model with a fixed synthetic batch; timing needs no real data."""
+def random_trees(count: int, seed: int) -> list[str]:
+    """``count`` distinct random afos-set trees of depth 1-4 that pass afos's screening, as text."""
+    rng_state = random.getstate()
+    random.seed(seed)
+    pset = primitive_set(resolve("afos"))
+    texts: list[str] = []
+    while len(texts) < count:
+        expr = to_sympy(Individual(gp.genHalfAndHalf(pset, 1, 4)), PRIMITIVES)
+        text = canonical(expr)
+        if text not in texts and screen(expr).valid:
+            texts.append(text)
+    random.setstate(rng_state)
+    return texts
 
-    def __init__(self, factory: Callable[[], nn.Module], device: torch.device, batch_size: int, compiled: bool):
+
+class Variant:
+    """One (activation, kernel path) model (ResNet-20 unless told) with a fixed synthetic 32x32 batch;
+    timing needs no real data."""
+
+    def __init__(
+        self, factory: Callable[[], nn.Module], device: torch.device, batch_size: int, model: str = "resnet20"
+    ):
         torch.manual_seed(0)
-        model = models.build_model("resnet20", factory, in_channels=3, num_classes=10, image_size=32)
-        sites = models.activation_sites(model)
+        model = models.build_model(model, factory, in_channels=3, num_classes=10, image_size=32)
+        self.sites = models.activation_sites(model)
         config = TrainConfig(device=str(device), schedule="constant")
-        model = torch.compile(model) if compiled else model
-        self.learner = Learner(model, config, sites, device=device, total_steps=1, warmup_steps=0)
+        self.learner = Learner(model, config, self.sites, device=device, total_steps=1, warmup_steps=0)
         memory_format = torch.channels_last if self.learner.channels_last else torch.contiguous_format
         self.x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
         self.y = torch.randint(0, 10, (batch_size,), device=device)
         self.times: list[float] = []
         self.failure = ""
+        self.saved_ratio = self._saved_ratio()
+
+    def _saved_ratio(self) -> float:
+        """Mean over sites of (bytes saved for backward inside the site) / (bytes of its input)."""
+        ratios: list[float] = []
+
+        def around(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            storages: dict[int, int] = {}
+
+            def pack(tensor: torch.Tensor) -> torch.Tensor:
+                storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+                return tensor
+
+            hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
+            hooks.__enter__()
+            module._afos_measure = (hooks, storages, inputs[0].untyped_storage().nbytes())
+
+        def after(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            hooks, storages, input_bytes = module._afos_measure
+            hooks.__exit__(None, None, None)
+            ratios.append(sum(storages.values()) / input_bytes)
+
+        handles = [h for s in self.sites for h in (s.register_forward_pre_hook(around), s.register_forward_hook(after))]
+        with self.learner._autocast():
+            self.learner.model(self.x)
+        for handle in handles:
+            handle.remove()
+        return statistics.mean(ratios)
 
     def step(self, timed: bool) -> None:
-        """One synchronised training step; a variant that fails (e.g. compile unsupported) is dropped."""
+        """One synchronised training step; a variant that fails is dropped with its reason."""
         if self.failure:
             return
         start = time.perf_counter()
@@ -82,7 +155,25 @@ class Variant:
             self.times.append(time.perf_counter() - start)
 
     def median_ms(self) -> float | None:
-        return None if self.failure else 1000 * statistics.median(self.times)
+        return None if self.failure or not self.times else 1000 * statistics.median(self.times)
+
+    def compile_seconds(self) -> float:
+        return sum({id(s): s.compile_seconds for s in self.sites if isinstance(s, Activation)}.values())
+
+    def kernel_note(self) -> str:
+        return "; ".join(sorted({s.kernel_note for s in self.sites if isinstance(s, Activation) and s.kernel_note}))
+
+
+def activation_variants(text: str, path: str) -> Callable[[], nn.Module]:
+    """The per-site factory of ``text`` (a family name or an expression) on kernel ``path``."""
+    build = activation_factory(resolve_activation(text))
+
+    def factory() -> nn.Module:
+        site = build()
+        site.use_kernels(path)
+        return site
+
+    return factory
 
 
 def measure(variants: list[Variant], warmup: int, steps: int) -> None:
@@ -94,18 +185,51 @@ def measure(variants: list[Variant], warmup: int, steps: int) -> None:
             variant.step(timed=True)
 
 
-def table(results: dict[str, dict[str, Variant]], modes: list[str]) -> str:
-    header = "| activation | " + " | ".join(f"{m} ms/step | {m} / ReLU" for m in modes) + " |"
-    lines = [header, "|" + "---|" * (1 + 2 * len(modes))]
-    for name, by_mode in results.items():
-        cells = []
-        for mode in modes:
-            ms, base = by_mode[mode].median_ms(), results[BASELINE][mode].median_ms()
-            cells += ["n/a", "n/a"] if ms is None or base is None else [f"{ms:.2f}", f"{ms / base:.2f}x"]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    failures = {f"{n} ({m})": v.failure for n, d in results.items() for m, v in d.items() if v.failure}
-    lines += [f"\nn/a {key}: {why}" for key, why in failures.items()]
-    return "\n".join(lines)
+def _ratio(ms: float | None, base: float) -> str:
+    return "n/a" if ms is None else f"{ms / base:.2f}x"
+
+
+def report(native: dict[str, Variant], candidates: dict[str, dict[str, Variant]]) -> list[dict[str, Any]]:
+    base = native[BASELINE].median_ms()
+    assert base is not None, native[BASELINE].failure
+    print("| activation | ms/step | / ReLU | saved bytes / input |")
+    print("|---|---:|---:|---:|")
+    for name, variant in native.items():
+        ms = variant.median_ms()
+        print(f"| {name} | {ms:.2f} | {_ratio(ms, base)} | {variant.saved_ratio:.2f}x |")
+    print()
+    print("| activation | eager / ReLU | fused / ReLU | compiled / ReLU | fused / eager | saved: eager, fused, "
+          "compiled | compile s | break-even steps |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    rows = []
+    for name, by_path in candidates.items():
+        ms = {path: v.median_ms() for path, v in by_path.items()}
+        saved = ", ".join(f"{by_path[p].saved_ratio:.2f}x" for p in PATHS)
+        compile_s = by_path["compiled"].compile_seconds()
+        saving = None if ms["fused"] is None or ms["compiled"] is None else (ms["fused"] - ms["compiled"]) / 1000
+        even = "never" if saving is None or saving <= 0 else f"{compile_s / saving:.0f}"
+        fused_vs_eager = "n/a" if ms["fused"] is None or ms["eager"] is None else f"{ms['fused'] / ms['eager']:.2f}x"
+        print(f"| `{name}` | {_ratio(ms['eager'], base)} | {_ratio(ms['fused'], base)} | "
+              f"{_ratio(ms['compiled'], base)} | {fused_vs_eager} | {saved} | {compile_s:.1f} | {even} |")
+        rows.append({"name": name, "ms": ms, "compile_s": compile_s, "saving_s": saving})
+    problems = {f"{n} ({p})": v.failure or v.kernel_note() for n, d in candidates.items() for p, v in d.items()
+                if v.failure or v.kernel_note()}
+    for key, why in problems.items():
+        print(f"\nn/a or fallback {key}: {why}")
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> None:
+    savings = [r["saving_s"] for r in rows if r["saving_s"] is not None]
+    compiles = [r["compile_s"] for r in rows if r["compile_s"] > 0]
+    slower = [r["name"] for r in rows if None not in (r["ms"]["fused"], r["ms"]["eager"])
+              and r["ms"]["fused"] > r["ms"]["eager"]]
+    if savings and compiles:
+        median_saving, median_compile = statistics.median(savings), statistics.median(compiles)
+        even = f"{median_compile / median_saving:.0f} steps" if median_saving > 0 else "never"
+        print(f"\nmedian compile {median_compile:.1f} s, median saving compiled vs fused "
+              f"{1000 * median_saving:.2f} ms/step: break-even {even}")
+    print(f"fused slower than eager: {', '.join(slower) or 'none'}")
 
 
 def main() -> None:
@@ -114,15 +238,16 @@ def main() -> None:
     cuda = device.type == "cuda"
     batch_size = args.batch_size or (128 if cuda else 32)
     steps = args.steps or (50 if cuda else 15)
-    modes = ["eager", "compiled"] if (cuda if args.compile is None else args.compile) else ["eager"]
-    results = {
-        name: {mode: Variant(factory, device, batch_size, mode == "compiled") for mode in modes}
-        for name, factory in VARIANTS.items()
+    texts = {**NAMED, **{t: t for t in random_trees(args.trees, args.seed)}}
+    native = {name: Variant(factory, device, batch_size) for name, factory in NATIVE.items()}
+    candidates = {
+        name: {path: Variant(activation_variants(text, path), device, batch_size) for path in PATHS}
+        for name, text in texts.items()
     }
-    measure([v for by_mode in results.values() for v in by_mode.values()], args.warmup, steps)
+    measure([*native.values(), *(v for d in candidates.values() for v in d.values())], args.warmup, steps)
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(f"ResNet-20, 32x32, batch {batch_size}, {name}, torch {torch.__version__}; median of {steps} steps\n")
-    print(table(results, modes))
+    summary(report(native, candidates))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ SITES = {
     "googlenet": 57,  # three stem convs + 9 inception blocks x 6 convs
     "densenet121": 121,  # stem + 58 dense layers x 2 + 3 transitions + the final activation
     "cct": 4,  # two tokenizer convs + one MLP activation per encoder layer (2)
+    "airbench": 7,  # stem + 3 blocks x 2
 }
 
 

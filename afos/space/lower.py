@@ -16,6 +16,10 @@ Choices made here, each fixing a trap of naive printing (sympy 1.14's torch prin
   divided by pi;
 * ``softplus``, ``sigmoid``, ``log(1 + exp(u))`` use overflow-free kernels; ``atanh`` clamps its input
   inside (-1, 1); ``x*sigmoid(x)`` and ``x*tanh(softplus(x))`` use the fused SiLU and Mish kernels.
+
+One program may compute several expressions at once (:func:`lower_many`): the fused backward of
+:mod:`afos.space.derive` lowers a function's value and all its partial derivatives together, so every
+sub-expression they share (and a derivative repeats most of the forward) is computed once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from afos.errors import UserError
+from afos.space import derive
 from afos.space import functions as fn
 
 Value = Any  # a torch.Tensor, or a Python float for constants
@@ -65,6 +70,29 @@ def _heaviside(a: torch.Tensor, at_zero: float) -> torch.Tensor:
     return torch.where(a == 0, at_zero, (a > 0).to(a.dtype))
 
 
+def _atanh_gate(grad: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The backward of :func:`_atanh` as torch runs it: the clamp selects 0 from its bound on (torch's
+    clamp passes no gradient at a tie), inside it atanh's slope 1/(1 - a**2)."""
+    bound = 1.0 - torch.finfo(a.dtype).eps
+    inside = (a > -bound) & (a < bound)
+    return torch.where(inside, grad * torch.reciprocal(1 - a.square()), 0.0)
+
+
+def _sinc_slope(a: torch.Tensor) -> torch.Tensor:
+    """d/da of ``torch.sinc(a / pi)`` in torch's own formula, 0 at a = 0 (where it is 0/0)."""
+    s = a / math.pi
+    t = math.pi * s
+    slope = (t * torch.cos(t) - torch.sin(t)) / (math.pi * s * s)
+    return torch.where(s == 0, 0.0, slope) / math.pi
+
+
+def _i1e_slope(a: torch.Tensor) -> torch.Tensor:
+    """d/da i1e(a) = i0e(a) - i1e(a) (sign(a) + 1/a), with its limit 1/2 at a = 0 (torch's convention)."""
+    safe = torch.where(a == 0, 1.0, a)
+    slope = torch.special.i0e(a) - torch.special.i1e(a) * (torch.sign(a) + torch.reciprocal(safe))
+    return torch.where(a == 0, 0.5, slope)
+
+
 def _elish(a: torch.Tensor) -> torch.Tensor:
     return torch.where(a >= 0, a, torch.expm1(a)) * torch.sigmoid(a)
 
@@ -90,6 +118,9 @@ UNARY: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
     sympy.sinc: lambda a: torch.sinc(a / math.pi),
     fn.sigmoid: torch.sigmoid, fn.softplus: F.softplus, fn.gelu: F.gelu, fn.elu: F.elu, fn.selu: F.selu,
     fn.elish: _elish, fn.i0e: _upcast(torch.special.i0e), fn.i1e: _upcast(torch.special.i1e),
+    sympy.sign: torch.sign,
+    derive.sinc_slope: _sinc_slope,
+    derive.i1e_slope: _upcast(_i1e_slope),
 }
 
 
@@ -126,17 +157,25 @@ class Program:
     inputs: tuple[str, ...]
     constants: tuple[float, ...]
     steps: tuple[tuple[Callable[..., Value], tuple[int, ...], tuple[int, ...]], ...]
-    output: int
+    outputs: tuple[int, ...]
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The first (for :func:`lower`, the only) output."""
+        return self.run(*inputs)[0]
+
+    def run(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        """Every output, each of the shape of the first input."""
         registers: list[Value] = [*inputs, *self.constants]
         for op, args, dead in self.steps:
             registers.append(op(*[registers[i] for i in args]))
             for index in dead:
                 registers[index] = None
-        result = registers[self.output]
-        if isinstance(result, float) or result.shape != inputs[0].shape:
-            return torch.zeros_like(inputs[0]) + result  # constant or parameter-only expressions
+        return [self._shaped(registers[i], inputs[0]) for i in self.outputs]
+
+    @staticmethod
+    def _shaped(result: Value, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(result, float) or result.shape != x.shape:
+            return torch.zeros_like(x) + result  # constant or parameter-only expressions
         return result
 
 
@@ -149,13 +188,13 @@ class _Builder:
         self.constants: list[float] = []
         self.steps: list[tuple[Callable[..., Value], tuple[int, ...]]] = []
 
-    def build(self, expr: sympy.Basic) -> Program:
-        output = self.visit(expr)
+    def build(self, exprs: Sequence[sympy.Basic]) -> Program:
+        outputs = [self.visit(expr) for expr in exprs]
         base = len(self.inputs) + len(self.constants)
         steps = [(op, tuple(self._final(i, base) for i in args)) for op, args in self.steps]
+        final = tuple(self._final(output, base) for output in outputs)
         return Program(
-            tuple(str(s) for s in self.inputs), tuple(self.constants), _with_liveness(steps, base, output),
-            self._final(output, base),
+            tuple(str(s) for s in self.inputs), tuple(self.constants), _with_liveness(steps, base, final), final
         )
 
     def _final(self, register: int, base: int) -> int:
@@ -186,26 +225,36 @@ def _fold_pairs(op: Callable[[Value, Value], Value]) -> Callable[..., Value]:
     return lambda *args: functools.reduce(op, args)
 
 
-def _fused(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basic, ...]] | None:
-    """Recognise sub-trees that one fused, numerically stable kernel computes."""
-    if isinstance(expr, sympy.log) and expr.args[0].is_Add and len(expr.args[0].args) == 2:
-        one, other = sorted(expr.args[0].args, key=lambda a: not a.is_Number)
-        if one == 1 and isinstance(other, sympy.exp):
-            return F.softplus, other.args  # log(1 + exp(u))
-    if expr.is_Mul and len(expr.args) == 2:
-        for u, v in (expr.args, expr.args[::-1]):
-            if v == fn.sigmoid(u):
-                return F.silu, (u,)
-            if v == sympy.tanh(fn.softplus(u)):
-                return F.mish, (u,)
-    return None
+_ATEN = torch.ops.aten
+#: torch's backward kernels, as (incoming gradient, input or result) -> gradient of the input.
+BACKWARD_KERNELS: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    derive.tanh_backward: _ATEN.tanh_backward,
+    derive.sigmoid_backward: _ATEN.sigmoid_backward,
+    derive.softplus_backward: lambda g, a: _ATEN.softplus_backward(g, a, 1.0, 20.0),
+    derive.silu_backward: _ATEN.silu_backward,
+    derive.mish_backward: _ATEN.mish_backward,
+    derive.gelu_backward: _ATEN.gelu_backward,
+    derive.elu_backward: lambda g, a: _ATEN.elu_backward(g, 1.0, 1.0, 1.0, False, a),
+    derive.selu_backward: lambda g, a: _ATEN.elu_backward(
+        g, float(fn.SELU_ALPHA), float(fn.SELU_SCALE), 1.0, False, a
+    ),
+}
+
+#: The fused kernels of :func:`afos.space.derive.fused_pattern`.
+FUSED: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"softplus": F.softplus, "silu": F.silu, "mish": F.mish}
+
+
+def _gate(grad: torch.Tensor, a: Value, b: Value, at_tie: float) -> torch.Tensor:
+    """:class:`afos.space.derive.gate`, selecting as torch's maximum/relu/clamp backward does."""
+    passed = torch.where(a > b, grad, 0.0)
+    return passed if at_tie == 0.0 else torch.where(a == b, grad * at_tie, passed)
 
 
 def _lowering(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basic, ...]]:
     """The torch operation computing ``expr`` from its arguments."""
-    fused = _fused(expr)
-    if fused is not None:
-        return fused
+    pattern = derive.fused_pattern(expr)
+    if pattern is not None:
+        return FUSED[pattern[0]], (pattern[1],)
     if expr.is_Add:
         return _sum, expr.args
     if expr.is_Mul:
@@ -216,6 +265,12 @@ def _lowering(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basi
         return _fold_pairs(_maximum), expr.args
     if isinstance(expr, sympy.Min):
         return _fold_pairs(_minimum), expr.args
+    if isinstance(expr, derive.Backward):
+        return BACKWARD_KERNELS[expr.func], expr.args
+    if isinstance(expr, derive.gate):
+        return _gate, expr.args
+    if isinstance(expr, derive.atanh_gate):
+        return _atanh_gate, expr.args
     if isinstance(expr, sympy.Heaviside):
         return _heaviside, expr.args  # sympy stores H(0), 1/2 by default, as a second argument
     op = UNARY.get(expr.func)
@@ -245,7 +300,7 @@ def _fold(expr: sympy.Basic) -> float:
 
 
 def _with_liveness(
-    steps: list[tuple[Callable[..., Value], tuple[int, ...]]], base: int, output: int
+    steps: list[tuple[Callable[..., Value], tuple[int, ...]]], base: int, outputs: tuple[int, ...]
 ) -> tuple[tuple[Callable[..., Value], tuple[int, ...], tuple[int, ...]], ...]:
     """Attach to each step the intermediate registers whose last use it is, so memory is released."""
     last_use: dict[int, int] = {}
@@ -255,15 +310,20 @@ def _with_liveness(
                 last_use[register] = index
     dead: dict[int, list[int]] = {}
     for register, index in last_use.items():
-        if register != output:
+        if register not in outputs:
             dead.setdefault(index, []).append(register)
     return tuple((op, args, tuple(dead.get(i, ()))) for i, (op, args) in enumerate(steps))
 
 
 def lower(expr: sympy.Basic, inputs: Sequence[sympy.Symbol]) -> Program:
     """Compile ``expr`` to a :class:`Program` whose positional inputs are ``inputs`` (x first)."""
-    unknown = expr.free_symbols - set(inputs)
+    return lower_many([expr], inputs)
+
+
+def lower_many(exprs: Sequence[sympy.Basic], inputs: Sequence[sympy.Symbol]) -> Program:
+    """One :class:`Program` computing every expression of ``exprs``, sharing their common sub-trees."""
+    unknown = set().union(*(expr.free_symbols for expr in exprs)) - set(inputs)
     if unknown:
         names = ", ".join(sorted(str(s) for s in unknown))
         raise LoweringError(f"expression uses undeclared symbol(s) {names}")
-    return _Builder(inputs).build(expr)
+    return _Builder(inputs).build(exprs)

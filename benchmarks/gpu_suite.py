@@ -1,0 +1,166 @@
+"""The GPU suite: one script, one table, for the first (and every later) session on a CUDA machine.
+
+Rows, all measured in this one process:
+
+1. the CUDA test run: pytest of the kernel and activation tests (their CUDA parameters run when CUDA
+   is present), passed/failed counts;
+2. bf16 training-step time per activation and kernel path (eager chain / fused / compiled / compiled with
+   CUDA graphs, i.e. ``torch.compile(mode="reduce-overhead")`` around the model), as ratios to native
+   ReLU, for ResNet-20 at batch 256 and the airbench model at batch 512, plus the step's peak-memory
+   increment over ReLU's (CUDA) and the saved-for-backward bytes per site over the site's input;
+3. seconds per candidate (build, compile and train, data already loaded) and candidates per GPU-hour for
+   configs/cifar10-resnet20.toml and configs/cifar10-fast.toml on the CIFAR-10 subset under
+   $AFOS_TEST_DATA/cifar10-subset, at the configs' full budget (the last halving rung, the most expensive one).
+
+Target: under 8 minutes on one H100/H200. ``--quick`` runs every row at tiny sizes (a few steps, small
+batches), on the CPU too; it checks the script, not the machine (tests/test_gpu_suite.py runs it).
+
+    python benchmarks/gpu_suite.py [--quick] [--device auto] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from afos import data
+from afos.compile import activation_factory, resolve_activation
+from afos.config import load_config
+from afos.train import TrainConfig, resolve_device, run_fitness
+
+sys.path.insert(0, str(Path(__file__).parent))
+from step_time import Variant, activation_variants, measure
+
+ROOT = Path(__file__).resolve().parent.parent
+ACTIVATIONS = {"eelu": "-x*erf(exp(-x))", "mila": "mila", "adaptive_tanh": "adaptive_tanh",
+               "tree": "x*erf(sigmoid(x))*atan(x) + tanh(x)"}
+PATHS = ("eager", "fused", "compiled", "graphs")
+CONFIGS = ("configs/cifar10-resnet20.toml", "configs/cifar10-fast.toml")
+CANDIDATES = ("relu", "-x*erf(exp(-x))", "mila")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script, also on the CPU")
+    parser.add_argument("--device", default="auto")
+    subset = os.path.join(os.environ["AFOS_TEST_DATA"], "cifar10-subset") if "AFOS_TEST_DATA" in os.environ else None
+    parser.add_argument("--data-dir", default=subset, help="holds cifar-10-batches-py; default: $AFOS_TEST_DATA/cifar10-subset")
+    return parser.parse_args()
+
+
+def test_row(quick: bool) -> str:
+    if quick:
+        return "skipped (--quick)"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_compile.py",
+               "tests/test_fused.py", "tests/test_parametric.py"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    counts = re.findall(r"(\d+) (passed|failed|error|skipped)", done.stdout)
+    return ", ".join(f"{n} {what}" for n, what in counts) or done.stdout[-300:]
+
+
+class GraphedVariant(Variant):
+    """A compiled-kernel variant whose whole model runs under torch.compile(mode="reduce-overhead"):
+    static shapes replayed as CUDA graphs, the launch overhead a small CIFAR model pays per step."""
+
+    def __init__(self, factory: Callable[[], nn.Module], device: torch.device, batch_size: int, model: str):
+        super().__init__(factory, device, batch_size, model)
+        self.learner.model = torch.compile(self.learner.model, mode="reduce-overhead")
+
+
+def peak_step_bytes(variant: Variant) -> float | None:
+    """Peak memory of one training step above what was allocated before it (CUDA only)."""
+    if not variant.x.is_cuda or variant.failure:
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    variant.step(timed=False)
+    return float(torch.cuda.max_memory_allocated() - before)
+
+
+def step_rows(model: str, device: torch.device, batch: int, steps: int, warmup: int) -> list[str]:
+    """One line per activation: step ratios per kernel path, peak memory and saved bytes vs native ReLU."""
+    cuda = device.type == "cuda"
+    paths = PATHS if cuda else PATHS[:3]  # CUDA graphs need CUDA
+    relu = Variant(nn.ReLU, device, batch, model)
+    table: dict[str, dict[str, Variant]] = {}
+    for name, text in ACTIVATIONS.items():
+        table[name] = {}
+        for path in paths:
+            kind = GraphedVariant if path == "graphs" else Variant
+            table[name][path] = kind(activation_variants(text, "compiled" if path == "graphs" else path),
+                                     device, batch, model)
+    everything = [relu, *(v for row in table.values() for v in row.values())]
+    measure(everything, warmup, steps)
+    base, base_peak = relu.median_ms(), peak_step_bytes(relu)
+    lines = []
+    for name, row in table.items():
+        cells = []
+        for path in PATHS:
+            ms = row[path].median_ms() if path in row else None
+            cells.append("n/a" if ms is None or base is None else f"{ms / base:.2f}x")
+        peaks = [peak_step_bytes(row[p]) for p in paths]
+        peak = "n/a" if base_peak is None else " / ".join(f"{p / base_peak:.2f}x" for p in peaks if p is not None)
+        saved = " / ".join(f"{row[p].saved_ratio:.2f}x" for p in paths)
+        lines.append(f"| {model} b{batch} | {name} | " + " | ".join(cells) + f" | {peak} | {saved} |")
+    failures = [f"{n} {p}: {v.failure}" for n, row in table.items() for p, v in row.items() if v.failure]
+    return lines + [f"|  | n/a: {why} |" for why in failures]
+
+
+def candidate_rows(device: torch.device, data_dir: str | None, quick: bool) -> list[str]:
+    """Seconds per candidate on each config's train table, compile included, and candidates per hour."""
+    if data_dir is None:
+        return ["| (all configs) | skipped: no --data-dir or $AFOS_TEST_DATA |  |  |"]
+    lines = []
+    for path in CONFIGS:
+        settings = dict(load_config(ROOT / path).get("train", {}))
+        settings.update(device=str(device), data_dir=data_dir, timeout_s=None)
+        if quick:
+            settings.update(steps=2, batch_size=16)
+        config = TrainConfig.from_dict(settings)
+        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=0)
+        seconds, notes = [], []
+        for text in CANDIDATES:
+            start = time.perf_counter()
+            result = run_fitness(activation_factory(resolve_activation(text)), config, dataset=dataset)
+            seconds.append(time.perf_counter() - start)
+            notes.append(f"{text}: {result.status} acc {result.val_accuracy or 0:.3f}, {result.kernels}, "
+                         f"compile {result.compile_seconds:.1f} s")
+        mean = statistics.mean(seconds)
+        lines.append(f"| {path} ({config.epochs:g} epochs, {len(dataset.train_y)} train images) | {mean:.1f} | "
+                     f"{3600 / mean:.0f} | {'; '.join(notes)} |")
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    device = resolve_device(args.device)
+    start = time.perf_counter()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"afos GPU suite on {name}, torch {torch.__version__}{' (--quick)' if args.quick else ''}\n")
+    print(f"tests: {test_row(args.quick)}\n")
+    print("| model | activation | eager / ReLU | fused / ReLU | compiled / ReLU | graphs / ReLU | "
+          "peak step memory / ReLU (eager / fused / compiled / graphs) | saved bytes per site / input |")
+    print("|---|---|---:|---:|---:|---:|---|---|")
+    steps, warmup = (2, 1) if args.quick else (30, 5)
+    sizes: list[tuple[str, int]] = [("resnet20", 8), ("airbench", 8)] if args.quick else [("resnet20", 256), ("airbench", 512)]
+    for model, batch in sizes:
+        print("\n".join(step_rows(model, device, batch, steps, warmup)))
+    print("\n| config | s / candidate | candidates / hour | runs |")
+    print("|---|---:|---:|---|")
+    print("\n".join(candidate_rows(device, args.data_dir, args.quick)))
+    print(f"\nsuite wall time: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

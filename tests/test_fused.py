@@ -1,0 +1,210 @@
+"""The fused Activation (one autograd.Function, symbolic backward) against autograd through the eager chain.
+
+The eager chain is the reference: torch's autograd differentiates the very lowering that the fused forward
+runs, so the fused backward must give its gradients, with its conventions at kinks, and never a NaN/inf
+where the chain has a finite number.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+import sympy
+import torch
+from deap import gp
+
+from afos import data
+from afos.compile import Activation, resolve_activation
+from afos.errors import ConfigError
+from afos.space.parse import canonical
+from afos.space.primitives import PRIMITIVES, X
+from afos.space.primitives import primitive_set as resolve
+from afos.train import TrainConfig, run_fitness
+from afos.trees import Individual, primitive_set, to_sympy
+
+TOLERANCES = {torch.float64: (1e-9, 1e-12), torch.float32: (2e-4, 1e-5), torch.bfloat16: (4e-2, 2e-2)}
+KINKS = [0.0, 0.5, -0.5, 1.0, -1.0, 1e-3, -1e-3]
+
+
+def _grid(dtype: torch.dtype) -> torch.Tensor:
+    """Dense around the origin, every kink of the primitives exactly, and magnitudes out to 1e4."""
+    dense = torch.linspace(-6, 6, 961, dtype=torch.float64)
+    wide = torch.logspace(-4, 4, 81, dtype=torch.float64)
+    return torch.cat([dense, wide, -wide, torch.tensor(KINKS, dtype=torch.float64)]).to(dtype)
+
+
+def _expressions() -> list[str]:
+    """Every primitive of every set (binary ones against a second function of x) and random afos trees."""
+    second = sympy.sin(X) - sympy.Rational(1, 2)
+    exprs = [p.build(*([X] if p.arity == 1 else [X, second])) for p in PRIMITIVES.values()]
+    rng_state = random.getstate()
+    random.seed(12)
+    pset = primitive_set(resolve("afos"))
+    exprs += [to_sympy(Individual(gp.genHalfAndHalf(pset, 1, 4)), PRIMITIVES) for _ in range(60)]
+    random.setstate(rng_state)
+    return sorted({canonical(e) for e in exprs if e.has(X)})
+
+
+def _value_and_grad(act: Activation, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.detach().clone().requires_grad_(True)
+    y = act(x)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    return y.detach(), grad
+
+
+def _assert_matches_chain(
+    fused: torch.Tensor, chain: torch.Tensor, exact: torch.Tensor, dtype: torch.dtype, what: str
+) -> None:
+    """Finite wherever the chain is, and equal to it within the dtype's tolerance, or else at least as
+    close as the chain to ``exact`` (the chain in float64: where a gradient is a near-cancelling sum,
+    low precision leaves both far from it, and neither is the better reference)."""
+    finite = torch.isfinite(chain)
+    new_bad = finite & ~torch.isfinite(fused)
+    assert not new_bad.any(), f"{what}: non-finite where the chain is finite at {new_bad.nonzero().flatten()[:5]}"
+    rtol, atol = TOLERANCES[dtype]
+    a, b, e = fused[finite].double(), chain[finite].double(), exact[finite]
+    off = ((a - b).abs() > atol + rtol * b.abs()) & ((a - e).abs() > 2 * (b - e).abs())
+    assert not off.any(), f"{what}: fused {a[off][:5].tolist()} vs chain {b[off][:5].tolist()}"
+
+
+@pytest.mark.parametrize("dtype", list(TOLERANCES), ids=str)
+@pytest.mark.parametrize("text", _expressions())
+def test_fused_values_and_gradients_equal_the_chain(text: str, dtype: torch.dtype) -> None:
+    x = _grid(dtype)
+    y_fused, g_fused = _value_and_grad(Activation(text), x)
+    y_chain, g_chain = _value_and_grad(Activation(text, fused=False), x)
+    _, g_exact = _value_and_grad(Activation(text, fused=False), x.double())
+    torch.testing.assert_close(y_fused, y_chain, rtol=0, atol=0, equal_nan=True)  # the same forward program
+    _assert_matches_chain(g_fused, g_chain, g_exact, dtype, f"d/dx {text} ({dtype})")
+
+
+@pytest.mark.parametrize("text", ["relu", "abs", "max(x, sin(x))", "min(x, 0.5)", "max(x, 0.25)", "x*heaviside(x)"])
+def test_kinks_follow_torch_autograd(text: str) -> None:
+    x = torch.tensor(KINKS + [0.25, torch.sin(torch.tensor(0.0)).item()], dtype=torch.float64)
+    _, fused = _value_and_grad(Activation(text), x)
+    _, chain = _value_and_grad(Activation(text, fused=False), x)
+    torch.testing.assert_close(fused, chain, rtol=0, atol=0)
+
+
+def _twin_pair(name: str, scope: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    spec = resolve_activation(name, scope=scope)
+    fused = Activation(spec.expression, spec.learnable, fixed=spec.fixed, channel=scope == "channel")
+    chain = Activation(spec.expression, spec.learnable, fixed=spec.fixed, channel=scope == "channel", fused=False)
+    return fused, chain
+
+
+@pytest.mark.parametrize("scope", ["shared", "layer", "channel"])
+@pytest.mark.parametrize("name", ["adaptive_tanh", "adaptive_relu", "swish_beta", "mila"])
+def test_parameter_gradients_equal_the_chain_in_every_scope(name: str, scope: str) -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.randn(4, 3, 5, 5, generator=generator, dtype=torch.float64) * 3).requires_grad_(True)
+    fused, chain = _twin_pair(name, scope)
+    grads = []
+    for act in (fused, chain):
+        act.double()
+        act(x[:1])  # channel scope materialises here
+        torch.manual_seed(1)
+        with torch.no_grad():
+            for param in act.parameters():
+                param.add_(torch.randn(param.shape, dtype=param.dtype) * 0.3)
+        # Two uses of one module, as a shared-scope activation is used at every site of a network.
+        loss = (act(x) * torch.cos(x)).sum() + act(2 * x).square().mean()
+        grads.append(torch.autograd.grad(loss, [x, *act.parameters()]))
+    assert grads[0]
+    for fused_grad, chain_grad in zip(*grads):
+        torch.testing.assert_close(fused_grad, chain_grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("text", ["-x*erf(exp(-x))", "mila", "relu", "x*sigmoid(x)*atan(x) + tanh(x)"])
+def test_fused_saves_only_its_input(text: str) -> None:
+    x = torch.randn(8, 16, requires_grad=True)
+    saved: dict[str, int] = {}
+    for path in ("eager", "fused"):
+        act = Activation(text, fused=path == "fused")
+        total = 0
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            nonlocal total
+            total += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            act(x * 1.0)
+        saved[path] = total
+    assert saved["fused"] == x.numel() * x.element_size()
+    assert saved["eager"] >= saved["fused"]
+
+
+def test_gradcheck_through_the_fused_function() -> None:
+    act = Activation("b*tanh(a*x + c) + d", learnable={"a": 1.3, "b": 0.7, "c": 0.1, "d": 0.0}).double()
+    x = torch.linspace(-3, 3, 11, dtype=torch.float64).requires_grad_(True)
+    names = [name for name, _ in act.named_parameters()]
+
+    def call(t: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(act, dict(zip(names, params)), (t,))
+
+    assert torch.autograd.gradcheck(call, (x, *(p.detach().clone().requires_grad_(True) for p in act.parameters())))
+
+
+def test_kernel_paths_switch_and_survive_pickling() -> None:
+    act = Activation("x*tanh(softplus(x))")
+    assert act.kernels == "fused"
+    act.use_kernels("eager")
+    assert act.kernels == "eager"
+    act.use_kernels("fused")
+    clone = pickle.loads(pickle.dumps(act))
+    assert clone.kernels == "fused"
+    x = torch.randn(5)
+    torch.testing.assert_close(clone(x), act(x))
+
+
+@pytest.mark.slow
+def test_compiled_kernels_match_the_chain_and_report_compile_time() -> None:
+    act = Activation("-x*erf(exp(-x))", compile=True)
+    x = _grid(torch.float32)
+    y_compiled, g_compiled = _value_and_grad(act, x)
+    y_chain, g_chain = _value_and_grad(Activation("-x*erf(exp(-x))", fused=False), x)
+    _, g_exact = _value_and_grad(Activation("-x*erf(exp(-x))", fused=False), x.double())
+    # inductor's vectorised erf loses the tiny values of erf(exp(-x)) for large x: a few 1e-6 absolute
+    torch.testing.assert_close(y_compiled, y_chain, rtol=1e-5, atol=1e-5, equal_nan=True)
+    _assert_matches_chain(g_compiled, g_chain, g_exact, torch.float32, "compiled eelu")
+    assert act.kernels == "compiled" and act.compile_seconds > 0 and act.kernel_note == ""
+
+
+@pytest.fixture(scope="module")
+def digits() -> data.Dataset:
+    return data.load_dataset("digits")
+
+
+@pytest.mark.parametrize("kernels", ["eager", "fused", "auto"])
+def test_train_key_kernels_picks_the_path_and_records_it(digits: data.Dataset, kernels: str) -> None:
+    config = TrainConfig(device="cpu", kernels=kernels)
+    result = run_fitness(lambda: Activation("mila"), config, dataset=digits)
+    assert result.status == "ok" and result.val_accuracy > 0.8
+    assert result.kernels == ("fused" if kernels == "auto" else kernels)  # a short CPU run does not compile
+    assert result.compile_seconds == 0.0 and result.kernel_note == ""
+
+
+def test_fused_and_eager_training_agree(digits: data.Dataset) -> None:
+    results = [
+        run_fitness(lambda: Activation("-x*erf(exp(-x))"), TrainConfig(device="cpu", epochs=2, kernels=k), dataset=digits)
+        for k in ("eager", "fused")
+    ]
+    assert results[0].train_loss == pytest.approx(results[1].train_loss, rel=1e-3)
+    assert abs(results[0].val_accuracy - results[1].val_accuracy) <= 0.02
+
+
+def test_invalid_kernels_setting_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="kernels"):
+        TrainConfig(kernels="triton").validate()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_trace_and_export_of_a_model_holding_an_activation(fused: bool) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), Activation("mila", fused=fused))
+    x = torch.randn(3, 4)
+    expected = model(x)
+    torch.testing.assert_close(torch.jit.trace(model, x)(x), expected)
+    torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), expected)
