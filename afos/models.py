@@ -322,10 +322,10 @@ def _adapt_first_conv(model: nn.Module, in_channels: int) -> None:
     stem = nn.Conv2d(
         in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
+        conv.kernel_size,  # type: ignore[arg-type]  # torch's stubs type a conv's own sizes wider than
+        conv.stride,  # type: ignore[arg-type]  # its constructor accepts
+        conv.padding,  # type: ignore[arg-type]
+        conv.dilation,  # type: ignore[arg-type]
         conv.groups,
         bias=conv.bias is not None,
     )
@@ -607,7 +607,7 @@ def _materialize(model: nn.Module, spec: InputSpec) -> None:
     if not any(isinstance(p, nn.UninitializedParameter) for p in model.parameters()):
         return
     size = spec.image_size
-    shape = (2, spec.num_features) if size is None else (2, spec.in_channels, size, size)
+    shape = (2, spec.num_features or 1) if size is None else (2, spec.in_channels, size, size)
     was_training = model.training
     model.eval()
     with torch.no_grad():

@@ -271,7 +271,7 @@ def _robust_ylim(ax: Any, ratio: float = 10.0) -> None:
 
 def line_plot(
     x: Sequence[float],
-    series: Mapping[str, Sequence[float]],
+    series: Mapping[str, Sequence[float | None]],
     path: str | os.PathLike[str],
     *,
     xlabel: str = "",

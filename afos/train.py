@@ -396,7 +396,7 @@ class Learner:
         self.amp = _on_cuda(config.amp, device)
         self.channels_last = _on_cuda(config.channels_last, device)
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
-        self.model = model.to(device, memory_format=memory_format)  # only 4-d weights change format
+        self.model = model.to(device, memory_format=memory_format)  # type: ignore[call-overload]  # 4-d weights only
         self.optimizer = build_optimizer(model, config, sites)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(config.schedule, step, total_steps, warmup_steps)

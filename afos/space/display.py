@@ -23,7 +23,7 @@ def _rounded(value: float) -> sympy.Float:
     return sympy.Float(float(f"{value:.{DIGITS}g}"))
 
 
-def _learned_text(name: str, values: Sequence[float]) -> str:
+def _learned_text(name: str, values: Sequence[float | None]) -> str:
     finite = [v for v in values if v is not None]
     if not finite:
         return f"{name} = ?"
@@ -36,7 +36,7 @@ def _learned_text(name: str, values: Sequence[float]) -> str:
 def display_form(
     expression: str,
     fixed: Mapping[str, float] | None = None,
-    learned: Mapping[str, Sequence[float]] | None = None,
+    learned: Mapping[str, Sequence[float | None]] | None = None,
     learnable: Iterable[str] = (),
 ) -> str:
     """``expression`` with ``fixed`` values substituted, followed by the ``learned`` values (one per run);
