@@ -393,16 +393,21 @@ def _grid_options(command: Any) -> Any:
     return command
 
 
-def _from_search_options(command: Any) -> Any:
-    """A search's finalists as the functions of evaluate/compare (no retyping)."""
-    options = [
-        click.option("--from-search", "from_search", type=click.Path(file_okay=False, exists=True), default=None,
-                     help="Take the functions from this search run: its confirmed finalists (else its top ones)."),
-        click.option("--top", type=int, default=5, show_default=True, help="How many of them (--from-search)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+def _from_search_options(*names: str) -> Any:
+    """A search's finalists as the functions of evaluate/compare (no retyping); ``names`` are the flags
+    (``compare --from`` already reads stored grids, so there it is ``--from-search`` alone)."""
+
+    def decorate(command: Any) -> Any:
+        options = [
+            click.option(*names, "from_search", type=click.Path(file_okay=False, exists=True), default=None,
+                         help="Take the functions from this search run: its confirmed finalists (else its top ones)."),
+            click.option("--top", type=int, default=5, show_default=True, help="How many of them (with a search run)."),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -444,7 +449,7 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--baseline", default=None, help="Comma list of reference functions, e.g. relu,silu.")
 @click.option("--dataset", default=None, help="Dataset (default digits, or the --config [train] dataset).")
 @click.option("--model", default=None, help="Model (default: the dataset's default model).")
-@_from_search_options
+@_from_search_options("--from", "--from-search")
 @_grid_options
 @_parameter_options
 @_executor_options
@@ -485,7 +490,7 @@ def evaluate(expressions: tuple[str, ...], baseline: str | None, dataset: str | 
 @click.option("--tasks", default=None, help="Comma list of extra dataset/model cases, e.g. wine/mlp.")
 @click.option("--from", "sources", multiple=True, type=click.Path(exists=True),
               help="Recompute the statistics from this run folder or afos.db (repeatable); trains nothing.")
-@_from_search_options
+@_from_search_options("--from-search")
 @_grid_options
 @_parameter_options
 @_executor_options
