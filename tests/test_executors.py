@@ -79,9 +79,10 @@ def _run(
 
 
 def _timeless(record: dict) -> dict:
-    """A record without its wall-clock times, the only part allowed to differ between executors."""
+    """A record without its wall-clock times (run and kernel compile seconds), the only part allowed to
+    differ between executors: a retry in a fresh worker builds its kernels again."""
     history = [{k: v for k, v in entry.items() if k != "seconds"} for entry in record["history"]]
-    return {**{k: v for k, v in record.items() if k != "seconds"}, "history": history}
+    return {**{k: v for k, v in record.items() if k not in ("seconds", "compile_seconds")}, "history": history}
 
 
 def _pid_of(path: Path, timeout: float = 120.0) -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import sympy
+from sympy.printing.str import StrPrinter
 
 from afos.errors import ParseError
 from afos.space.functions import CUSTOM_FUNCTIONS, sigmoid, softplus
@@ -335,11 +336,21 @@ def parameter_symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
 
+class _CanonicalPrinter(StrPrinter):
+    """``sstr``, except that a float prints as the shortest text that reads back to the same double:
+    sympy prints 15 digits, which loses the last bits of a folded constant such as ``exp(-1)``, and then
+    the text no longer denotes quite the same function."""
+
+    def _print_Float(self, expr: sympy.Float) -> str:
+        value = float(expr)
+        return repr(value) if math.isfinite(value) else str(super()._print_Float(expr))
+
+
 def canonical(expr: sympy.Expr | str, params: Iterable[str] = ()) -> str:
-    """The canonical text of an expression: sympy's automatic normal form, printed by ``sstr``.
+    """The canonical text of an expression: sympy's automatic normal form, printed as by ``sstr``.
 
     It parses back to the same expression. Two different canonical texts may still denote one function
     (sympy does not know ``Abs(asinh(softplus(x)))`` is ``asinh(softplus(x))``): the fingerprint
     (:func:`afos.space.probe.fingerprint`) detects that.
     """
-    return sympy.sstr(parse(expr, params) if isinstance(expr, str) else expr)
+    return str(_CanonicalPrinter().doprint(parse(expr, params) if isinstance(expr, str) else expr))
