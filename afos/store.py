@@ -464,12 +464,17 @@ def _evaluation_row(evaluation: Evaluation) -> dict[str, Any]:
 # --------------------------------------------------------------------------------- other runs, liveness
 
 
+#: Seconds between listings of the sibling run folders.
+RELIST_S = 10.0
+
+
 class SiblingRuns:
     """The finished records of the other run databases under one results root, read-only: the cache the
     evaluation layer copies from (:class:`afos.evaluation.RecordCache`).
 
-    A database that is foreign, older, broken or still being created is simply not used. Databases are
-    listed again when a key is not found, so a run that appears beside this one is seen.
+    A database that is foreign, older, broken or still being created is simply not used. The folder is
+    listed again at most every :data:`RELIST_S` seconds (listing costs more than the lookups), so a run
+    that appears beside this one is seen soon after.
     """
 
     def __init__(self, root: Path, exclude: Path) -> None:
@@ -477,6 +482,8 @@ class SiblingRuns:
         self.exclude = Path(exclude).resolve()
         self._open: dict[Path, RunStore] = {}
         self._broken: set[Path] = set()
+        self._paths: list[Path] = []
+        self._listed = -math.inf
 
     def find(self, key: EvalKey) -> tuple[Evaluation, str] | None:
         for path, store in self._stores():
@@ -490,7 +497,9 @@ class SiblingRuns:
         return None
 
     def _stores(self) -> Iterator[tuple[Path, RunStore]]:
-        for path in sorted(self.root.glob("*/afos.db")):
+        if time.monotonic() - self._listed > RELIST_S:
+            self._paths, self._listed = sorted(self.root.glob("*/afos.db")), time.monotonic()
+        for path in self._paths:
             if path.parent.resolve() == self.exclude or path in self._broken:
                 continue
             if path not in self._open:
