@@ -75,7 +75,8 @@ __all__ = [
 #: beside the protocol), where the work runs, the soft time limit, and the kernel path (fused, compiled or
 #: eager kernels compute the same values and gradients, up to float rounding). Device *precision* does
 #: change it and enters the protocol through :func:`protocol_settings`.
-NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s", "amp", "channels_last", "kernels")
+NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s", "amp", "channels_last", "kernels",
+                "cuda_graphs")
 #: Settings of the user's own data (``folder``, ``csv``), left out of other datasets' protocols, which
 #: they do not affect.
 OWN_DATA_SETTINGS = ("image_size", "target")

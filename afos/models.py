@@ -452,22 +452,43 @@ class CompactConvTransformer(nn.Module):
         return self.head((weights * tokens).sum(dim=1))
 
 
-def _airbench(act: ActivationFactory, spec: InputSpec, *, widths: Sequence[int] = (64, 256, 256)) -> nn.Module:
+class _Scale(nn.Module):
+    """Multiplies by a constant: airbench's logit scale, which keeps the head's logits small while the
+    BatchNorm-ed body takes a large learning rate."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor:g}"
+
+
+def _airbench(
+    act: ActivationFactory, spec: InputSpec, *, widths: Sequence[int] = (64, 256, 256), logit_scale: float = 1 / 9
+) -> nn.Module:
     """A compact airbench-style CIFAR network (after Keller Jordan's airbench94, 94% on CIFAR-10 in
     seconds on an A100): a conv stem, then per width one block conv -> 2x2 max-pool -> BN -> activation ->
-    conv -> BN -> activation, global max pooling and a linear head. Seven activation sites, all the
-    candidate. Airbench's data-initialised whitening stem, lookahead and test-time flipping belong to its
-    trainer and are left out: here the model is trained by afos's one protocol like every other model.
+    conv -> BN -> activation, global max pooling, a linear head and airbench's logit scale (1/9). Seven
+    activation sites, all the candidate. Airbench's data-initialised whitening stem, lookahead and
+    test-time flipping belong to its trainer and are left out: here the model is trained by afos's one
+    protocol like every other model.
     """
     if isinstance(widths, (str, bytes)) or not widths or not all(isinstance(w, int) and w > 0 for w in widths):
         raise ConfigError(f"airbench option widths must be a sequence of positive ints, got {widths!r}")
+    if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not 0 < logit_scale <= 1e3:
+        raise ConfigError(f"airbench option logit_scale must be a number in (0, 1000], got {logit_scale!r}")
     channels = max(widths[0] // 2, 1)
     layers = _conv_bn_act(spec.in_channels, channels, act)
     for width in widths:
         layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.MaxPool2d(2, ceil_mode=True)]
         layers += [nn.BatchNorm2d(width), act(), *_conv_bn_act(width, width, act)]
         channels = width
-    return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(channels, spec.num_classes))
+    head = [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(channels, spec.num_classes), _Scale(float(logit_scale))]
+    return nn.Sequential(*layers, *head)
 
 
 # ------------------------------------------------------------------------------------------ registry

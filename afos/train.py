@@ -72,10 +72,13 @@ SCHEDULES: tuple[str, ...] = ("constant", "cosine", "onecycle", "warmup")
 STATUSES: tuple[str, ...] = ("ok", "diverged", "rejected", "timeout", "oom", "error")
 KERNELS: tuple[str, ...] = ("auto", *KERNEL_PATHS)
 CPU_COMPILE_MIN_STEPS = 500
-"""With ``kernels = "auto"`` on the CPU, runs of at least this many steps compile their activation's kernels.
-On the 2-core development CPU a cold compile of one expression (forward and backward, inductor's C++) took
-2-8 s and saved an estimated 40-75 ms per ResNet-20 step (batch 32) over the fused eager kernels, a
-break-even of ~100-200 steps; 500 leaves room for slower compiles of bigger trees (benchmarks/RESULTS.md)."""
+"""With ``kernels = "auto"`` on the CPU, runs of at least this many steps compile their activation's kernels;
+shorter ones run the eager chain. Measured on the 2-core development CPU (ResNet-20, batch 32,
+benchmarks/RESULTS.md): compiled kernels beat the chain for 14 of 23 forms, by up to 100 ms a step on deep
+trees, after a compile of 2-8 s, a median break-even of ~210 steps among those 14 (at most ~940); forms that
+are a native op or two lose up to 20 ms a step. The fused kernels run eagerly are slower than the chain for
+every form on the CPU (their backward recomputes the forward), so a short run gains nothing from them but
+memory, which a CPU run rarely lacks."""
 
 CHECK_EVERY = 20
 """Steps between reads of the training loss. Each read is a host synchronisation; a NaN between reads is
@@ -145,6 +148,7 @@ _RULES: dict[str, Rule] = {
     "image_size": (integer(1, 4096), "an integer in [1, 4096] (pixels; dataset 'folder')"),
     "target": (optional(lambda v: is_text(v) and bool(v)), "None or a column name (dataset 'csv')"),
     "kernels": (lambda v: v in KERNELS, f"one of {', '.join(KERNELS)}"),
+    "cuda_graphs": BOOLEAN,
 }
 
 
@@ -173,8 +177,10 @@ class TrainConfig:
 
     ``kernels`` picks how candidate activations compute (:data:`afos.compile.KERNEL_PATHS`): ``auto``
     compiles on CUDA always and on the CPU for runs of at least :data:`CPU_COMPILE_MIN_STEPS` steps,
-    else runs the fused kernels eagerly. It changes speed, not the function, so it is not part of the
-    protocol.
+    else runs the eager chain. It changes speed, not the function, so it is not part of the
+    protocol. ``cuda_graphs`` (CUDA only, like ``amp``) records the model's forward and backward of a
+    training batch once as CUDA graphs and replays them every step, so a small network stops paying one
+    kernel launch per op (:class:`Learner`); it is not part of the protocol either.
     """
 
     dataset: str = "digits"
@@ -206,6 +212,7 @@ class TrainConfig:
     image_size: int = 32
     target: str | None = None
     kernels: str = "auto"
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         # Paths arrive from the CLI as pathlib objects; records and TOML files want plain strings.
@@ -250,8 +257,9 @@ class FitnessResult:
     (forward order) to its learned parameters: a float per scalar, {mean, min, max} per tensor. Non-finite
     numbers are stored as None so that records are valid JSON and compare equal (JSON turns the site
     indices into strings). ``kernels`` is the kernel path the candidate trained on (empty without an
-    :class:`afos.compile.Activation`), ``compile_seconds`` the compilation this run paid for (already
-    compiled kernels cost none) and ``kernel_note`` why the path is not the one asked for, if it is not.
+    :class:`afos.compile.Activation`), ``compile_seconds`` the compilation and CUDA graph capture this run
+    paid for (already compiled kernels cost none), ``cuda_graphs`` whether its steps replayed CUDA graphs and
+    ``kernel_note`` why the path is not the one asked for, if it is not.
     """
 
     status: str
@@ -270,6 +278,7 @@ class FitnessResult:
     params: dict[int, dict[str, Any]] = field(default_factory=dict)
     kernels: str = ""
     compile_seconds: float = 0.0
+    cuda_graphs: bool = False
     kernel_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,14 +289,17 @@ def kernel_path(setting: str, device: torch.device, steps: int) -> str:
     """The kernel path ``kernels = setting`` means for a run of ``steps`` steps on ``device``."""
     if setting != "auto":
         return setting
-    return "compiled" if device.type == "cuda" or steps >= CPU_COMPILE_MIN_STEPS else "fused"
+    return "compiled" if device.type == "cuda" or steps >= CPU_COMPILE_MIN_STEPS else "eager"
 
 
-def _record_kernels(result: FitnessResult, sites: list[nn.Module]) -> None:
+def _record_kernels(result: FitnessResult, sites: list[nn.Module], learner: Learner | None) -> None:
     activations = list({id(s): s for s in sites if isinstance(s, Activation)}.values())
     notes = sorted({a.kernel_note for a in activations if a.kernel_note})
     result.kernels = "fused" if notes else activations[0].kernels if activations else ""
     result.compile_seconds = sum(a.compile_seconds for a in activations)
+    if learner is not None:
+        result.cuda_graphs, result.compile_seconds = learner.graphed, result.compile_seconds + learner.graph_seconds
+        notes += [learner.graph_note] if learner.graph_note else []
     result.kernel_note = "; ".join(notes)
 
 
@@ -380,6 +392,14 @@ class Learner:
     """A model with its optimizer, schedule and precision policy: one training step, one evaluation.
 
     Shared by :func:`run_fitness` and the step-time benchmark so that what is timed is what is trained.
+
+    With ``cuda_graphs`` on CUDA the first step captures the model's forward and backward for that batch
+    shape (``torch.cuda.make_graphed_callables``; every training batch has it, since the train loader drops
+    the last partial batch) and every step replays them; the loss and the optimizer step stay eager. The
+    capture's warm-up passes would move BatchNorm's running statistics, so the model's state is put back
+    before the first real step: graphed and ungraphed runs train the same function from the same start. A
+    capture that fails leaves the steps eager, with the reason in :attr:`graph_note`; it never fails the
+    candidate. Evaluation runs the model in eval mode, where the graphed module calls its own forward.
     """
 
     def __init__(
@@ -402,12 +422,20 @@ class Learner:
             self.optimizer, lambda step: lr_factor(config.schedule, step, total_steps, warmup_steps)
         )
         self.label_smoothing = config.label_smoothing
+        self.graphs_pending = _on_cuda(config.cuda_graphs, device)
+        self.graphed = False
+        self.graph_seconds = 0.0  # the capture, warm-up passes included, less kernel compilation during it
+        self.activations = list({id(s): s for s in sites if isinstance(s, Activation)}.values())
+        self.graph_note = ""  # why the steps are not graphed although cuda_graphs asked for it
 
     def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+        # Autocast's weight-cast cache cannot live inside a captured graph; without graphs it saves casts.
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp, cache_enabled=not self.graphed)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimizer step; returns the batch loss as a device tensor (reading it is the caller's sync)."""
+        if self.graphs_pending:
+            self._capture(x)
         with self._autocast():
             logits = self.model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
@@ -416,6 +444,24 @@ class Learner:
         self.optimizer.step()
         self.scheduler.step()
         return loss.detach()
+
+    def _capture(self, x: torch.Tensor) -> None:
+        """Replace the model's training forward and backward by CUDA graphs recorded on a batch like ``x``."""
+        self.graphs_pending = False
+        start = time.perf_counter() - sum(a.compile_seconds for a in self.activations)
+        state = {name: value.clone() for name, value in self.model.state_dict().items()}
+        self.graphed = True  # the capture runs under the autocast the steps will use
+        try:
+            with self._autocast():
+                torch.cuda.make_graphed_callables(self.model, (x.detach().clone(),))
+        except Exception as exc:  # noqa: BLE001 - a model that cannot be captured still trains, uncaptured
+            self.graphed = False
+            self.graph_note = f"CUDA graph capture failed ({type(exc).__name__}: {str(exc)[:120]}); steps ran uncaptured"
+        with torch.no_grad():  # in place: the graphs hold these very tensors
+            for name, value in self.model.state_dict().items():
+                value.copy_(state[name])
+        torch.cuda.synchronize(self.device)
+        self.graph_seconds = time.perf_counter() - sum(a.compile_seconds for a in self.activations) - start
 
     @torch.no_grad()  # not inference_mode: a module caching a tensor here must still be usable in training
     def evaluate(self, loader: data.DeviceLoader) -> tuple[float, float, float]:
@@ -567,10 +613,11 @@ class _Run:
         self.plan = _Plan.of(config, len(self.loaders.train))
         self.result = FitnessResult(status="ok")
         self.sites: list[nn.Module] = []
+        self.learner: Learner | None = None
         self.start = time.perf_counter()  # the clock starts after the data is on the device
 
     def execute(self, activation: ActivationFactory) -> None:
-        learner = self._build(activation)
+        learner = self.learner = self._build(activation)
         self._train(learner)
         result = self.result
         result.test_loss, result.test_accuracy, result.test_f1 = map(_finite, learner.evaluate(self.loaders.test))
@@ -690,6 +737,6 @@ def run_fitness(
             torch.cuda.empty_cache()
     elif result.status != "error":
         result.params = _param_summary(run.sites)
-    _record_kernels(result, run.sites)
+    _record_kernels(result, run.sites, run.learner)
     result.seconds = time.perf_counter() - run.start
     return result

@@ -5,11 +5,13 @@ Rows, all measured in this one process:
 1. the CUDA test run: pytest of the kernel and activation tests (their CUDA parameters run when CUDA
    is present), passed/failed counts;
 2. bf16 training-step time per activation and kernel path (eager chain / fused / compiled / compiled with
-   CUDA graphs, i.e. ``torch.compile(mode="reduce-overhead")`` around the model), as ratios to native
-   ReLU, for ResNet-20 at batch 256 and the airbench model at batch 512, plus the step's peak-memory
-   increment over ReLU's (CUDA) and the saved-for-backward bytes per site over the site's input;
+   the step's forward and backward replayed as CUDA graphs, the train key ``cuda_graphs``), as ratios to
+   native ReLU (for graphs, over native ReLU graphed too; the ReLU line shows what graphing saves), for
+   ResNet-20 at batch 256 and the airbench model at batch 512, plus the step's peak-memory increment over
+   ReLU's (CUDA) and the saved-for-backward bytes per site over the site's input;
 3. seconds per candidate (build, compile and train, data already loaded) and candidates per GPU-hour for
-   configs/cifar10-resnet20.toml and configs/cifar10-fast.toml on the CIFAR-10 subset under
+   configs/cifar10-resnet20.toml and configs/cifar10-fast.toml, each also with cuda_graphs on CUDA, on the
+   CIFAR-10 subset under
    $AFOS_TEST_DATA/cifar10-subset, at the configs' full budget (the last halving rung, the most expensive one).
 
 Target: under 8 minutes on one H100/H200. ``--quick`` runs every row at tiny sizes (a few steps, small
@@ -27,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -62,19 +63,10 @@ def test_row(quick: bool) -> str:
     if quick:
         return "skipped (--quick)"
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_compile.py",
-               "tests/test_fused.py", "tests/test_parametric.py"]
+               "tests/test_fused.py", "tests/test_parametric.py", "tests/test_cuda_graphs.py"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     counts = re.findall(r"(\d+) (passed|failed|error|skipped)", done.stdout)
     return ", ".join(f"{n} {what}" for n, what in counts) or done.stdout[-300:]
-
-
-class GraphedVariant(Variant):
-    """A compiled-kernel variant whose whole model runs under torch.compile(mode="reduce-overhead"):
-    static shapes replayed as CUDA graphs, the launch overhead a small CIFAR model pays per step."""
-
-    def __init__(self, factory: Callable[[], nn.Module], device: torch.device, batch_size: int, model: str):
-        super().__init__(factory, device, batch_size, model)
-        self.learner.model = torch.compile(self.learner.model, mode="reduce-overhead")
 
 
 def peak_step_bytes(variant: Variant) -> float | None:
@@ -89,32 +81,40 @@ def peak_step_bytes(variant: Variant) -> float | None:
 
 
 def step_rows(model: str, device: torch.device, batch: int, steps: int, warmup: int) -> list[str]:
-    """One line per activation: step ratios per kernel path, peak memory and saved bytes vs native ReLU."""
+    """One line per activation: step ratios per kernel path, peak memory and saved bytes vs native ReLU.
+
+    The graphs column is over native ReLU graphed as well (like against like); the ReLU line gives the
+    graphed native ReLU over the ungraphed one, the launch overhead CUDA graphs remove.
+    """
     cuda = device.type == "cuda"
     paths = PATHS if cuda else PATHS[:3]  # CUDA graphs need CUDA
-    relu = Variant(nn.ReLU, device, batch, model)
+    relu = {graphs: Variant(nn.ReLU, device, batch, model, cuda_graphs=graphs) for graphs in (False, cuda)}
     table: dict[str, dict[str, Variant]] = {}
     for name, text in ACTIVATIONS.items():
         table[name] = {}
         for path in paths:
-            kind = GraphedVariant if path == "graphs" else Variant
-            table[name][path] = kind(activation_variants(text, "compiled" if path == "graphs" else path),
-                                     device, batch, model)
-    everything = [relu, *(v for row in table.values() for v in row.values())]
+            graphs = path == "graphs"  # compiled kernels, steps replayed as CUDA graphs (train key cuda_graphs)
+            table[name][path] = Variant(activation_variants(text, "compiled" if graphs else path), device, batch,
+                                        model, cuda_graphs=graphs)
+    everything = [*relu.values(), *(v for row in table.values() for v in row.values())]
     measure(everything, warmup, steps)
-    base, base_peak = relu.median_ms(), peak_step_bytes(relu)
-    lines = []
+    base, base_peak = relu[False].median_ms(), peak_step_bytes(relu[False])
+    graphed = relu[cuda].median_ms()
+    lines = [f"| {model} b{batch} | native ReLU: {base or 0:.2f} ms/step; graphed / ungraphed "
+             f"{'n/a' if not cuda or graphed is None or base is None else f'{graphed / base:.2f}x'} |"]
     for name, row in table.items():
         cells = []
         for path in PATHS:
             ms = row[path].median_ms() if path in row else None
-            cells.append("n/a" if ms is None or base is None else f"{ms / base:.2f}x")
+            reference = graphed if path == "graphs" else base
+            cells.append("n/a" if ms is None or reference is None else f"{ms / reference:.2f}x")
         peaks = [peak_step_bytes(row[p]) for p in paths]
         peak = "n/a" if base_peak is None else " / ".join(f"{p / base_peak:.2f}x" for p in peaks if p is not None)
         saved = " / ".join(f"{row[p].saved_ratio:.2f}x" for p in paths)
         lines.append(f"| {model} b{batch} | {name} | " + " | ".join(cells) + f" | {peak} | {saved} |")
-    failures = [f"{n} {p}: {v.failure}" for n, row in table.items() for p, v in row.items() if v.failure]
-    return lines + [f"|  | n/a: {why} |" for why in failures]
+    notes = [f"{n} {p}: {v.failure or v.learner.graph_note}" for n, row in table.items() for p, v in row.items()
+             if v.failure or v.learner.graph_note]
+    return lines + [f"|  | n/a or uncaptured: {why} |" for why in notes]
 
 
 def candidate_rows(device: torch.device, data_dir: str | None, quick: bool) -> list[str]:
@@ -122,9 +122,9 @@ def candidate_rows(device: torch.device, data_dir: str | None, quick: bool) -> l
     if data_dir is None:
         return ["| (all configs) | skipped: no --data-dir or $AFOS_TEST_DATA |  |  |"]
     lines = []
-    for path in CONFIGS:
+    for path, graphs in [(p, g) for p in CONFIGS for g in ((False, True) if device.type == "cuda" else (False,))]:
         settings = dict(load_config(ROOT / path).get("train", {}))
-        settings.update(device=str(device), data_dir=data_dir, timeout_s=None)
+        settings.update(device=str(device), data_dir=data_dir, timeout_s=None, cuda_graphs=graphs)
         if quick:
             settings.update(steps=2, batch_size=16)
         config = TrainConfig.from_dict(settings)
@@ -134,10 +134,12 @@ def candidate_rows(device: torch.device, data_dir: str | None, quick: bool) -> l
             start = time.perf_counter()
             result = run_fitness(activation_factory(resolve_activation(text)), config, dataset=dataset)
             seconds.append(time.perf_counter() - start)
-            notes.append(f"{text}: {result.status} acc {result.val_accuracy or 0:.3f}, {result.kernels}, "
-                         f"compile {result.compile_seconds:.1f} s")
+            notes.append(f"{text}: {result.status} acc {result.val_accuracy or 0:.3f}, {result.kernels}"
+                         f"{' graphed' if result.cuda_graphs else ''}, compile {result.compile_seconds:.1f} s"
+                         f"{', ' + result.kernel_note if result.kernel_note else ''}")
         mean = statistics.mean(seconds)
-        lines.append(f"| {path} ({config.epochs:g} epochs, {len(dataset.train_y)} train images) | {mean:.1f} | "
+        label = f"{path}{' + cuda_graphs' if graphs else ''}"
+        lines.append(f"| {label} ({config.epochs:g} epochs, {len(dataset.train_y)} train images) | {mean:.1f} | "
                      f"{3600 / mean:.0f} | {'; '.join(notes)} |")
     return lines
 

@@ -2,7 +2,8 @@
 
 Why: the whole-step benchmark (step_time.py) needs many minutes on a loaded CPU; this isolates the part
 the kernel paths change. Each (activation, path) is built once, compiled kernels compile in 3 untimed
-calls, then `y = act(x); y.backward(ones)` runs interleaved over all variants, median of --rounds.
+calls, then `y = act(x); y.backward(ones)` runs interleaved over all variants (native ReLU and Mish as
+references), median of --rounds, forward and backward timed apart.
 The default x, (32, 16, 32, 32), is the largest ResNet-20 activation at batch 32.
 
     python benchmarks/kernel_call.py [--rounds 20] [activation ...]
@@ -27,20 +28,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     x = torch.randn(32, 16, 32, 32)
-    variants: dict[tuple[str, str], nn.Module] = {("relu", "native nn.ReLU"): nn.ReLU()}
+    variants: dict[tuple[str, str], nn.Module] = {("relu", "native nn.ReLU"): nn.ReLU(), ("mish", "native nn.Mish"): nn.Mish()}
     for text in args.activations:
         for path in KERNEL_PATHS:
             variants[(text, path)] = activation_factory(resolve_activation(text))()
             variants[(text, path)].use_kernels(path)
 
-    def call(module: nn.Module) -> float:
-        leaf = x.clone().requires_grad_(True)
+    def call(module: nn.Module) -> tuple[float, float]:
+        leaf, ones = x.clone().requires_grad_(True), torch.ones_like(x)
         start = time.perf_counter()
         y = module(leaf)
-        y.backward(torch.ones_like(y))
-        return time.perf_counter() - start
+        middle = time.perf_counter()
+        y.backward(ones)
+        return middle - start, time.perf_counter() - middle
 
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in variants}
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {key: [] for key in variants}
     for _ in range(3):
         for module in variants.values():
             call(module)
@@ -48,8 +50,11 @@ def main() -> None:
         for key, module in variants.items():
             times[key].append(call(module))
     print(f"x {tuple(x.shape)}, CPU {torch.get_num_threads()} threads, torch {torch.__version__}; median ms\n")
+    print("| activation | path | forward | backward | both |\n|---|---|---:|---:|---:|")
     for (text, path), samples in times.items():
-        print(f"| {text} | {path} | {1000 * statistics.median(samples):.2f} |")
+        forward, backward = (1000 * statistics.median(part) for part in zip(*samples))
+        both = 1000 * statistics.median(f + b for f, b in samples)
+        print(f"| {text} | {path} | {forward:.2f} | {backward:.2f} | {both:.2f} |")
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def test_train_key_kernels_picks_the_path_and_records_it(digits: data.Dataset, k
     config = TrainConfig(device="cpu", kernels=kernels)
     result = run_fitness(lambda: Activation("mila"), config, dataset=digits)
     assert result.status == "ok" and result.val_accuracy > 0.8
-    assert result.kernels == ("fused" if kernels == "auto" else kernels)  # a short CPU run does not compile
+    assert result.kernels == ("eager" if kernels == "auto" else kernels)  # a short CPU run runs the chain
     assert result.compile_seconds == 0.0 and result.kernel_note == ""
 
 

@@ -146,6 +146,15 @@ def test_cct_options_set_depth_and_width() -> None:
         build_model("cct", nn.GELU, heads=3)
 
 
+def test_airbench_scales_its_logits() -> None:
+    torch.manual_seed(0)
+    scaled = build_model("airbench", nn.ReLU, in_channels=3, image_size=32).eval()
+    torch.manual_seed(0)
+    plain = build_model("airbench", nn.ReLU, in_channels=3, image_size=32, logit_scale=1.0).eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(scaled(x) * 9, plain(x), atol=1e-5)
+
+
 def test_lenet5_keeps_classic_geometry_at_28_and_32() -> None:
     for channels, size in ((1, 28), (3, 32)):
         model = build_model("lenet5", nn.ReLU, in_channels=channels, image_size=size)
@@ -224,6 +233,9 @@ def test_unknown_model_names_the_valid_ones() -> None:
         ("lenet5", {"image_size": None, "num_features": 13}, "needs image inputs"),
         ("mlp", {"image_size": None}, "needs num_features"),
         ("mlp", {"num_classes": 0}, "num_classes must be a positive integer"),
+        ("airbench", {"logit_scale": 0}, "logit_scale must be a number in"),
+        ("airbench", {"logit_scale": True}, "logit_scale must be a number in"),
+        ("airbench", {"widths": [64, 0]}, "widths must be a sequence of positive ints"),
     ],
 )
 def test_bad_configuration_raises_config_error(name: str, kwargs: dict, message: str) -> None:
