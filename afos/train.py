@@ -453,7 +453,7 @@ class Learner:
         self.graphed = True  # the capture runs under the autocast the steps will use
         try:
             with self._autocast():
-                torch.cuda.make_graphed_callables(self.model, (x.detach().clone(),))
+                torch.cuda.make_graphed_callables(self.model, (x.detach().clone(),), allow_unused_input=True)
         except Exception as exc:  # noqa: BLE001 - a model that cannot be captured still trains, uncaptured
             self.graphed = False
             self.graph_note = f"CUDA graph capture failed ({type(exc).__name__}: {str(exc)[:120]}); steps ran uncaptured"
