@@ -160,7 +160,6 @@ def test_kernel_paths_switch_and_survive_pickling() -> None:
     torch.testing.assert_close(clone(x), act(x))
 
 
-@pytest.mark.slow
 def test_compiled_kernels_match_the_chain_and_report_compile_time() -> None:
     act = Activation("-x*erf(exp(-x))", compile=True)
     x = _grid(torch.float32)
@@ -171,6 +170,17 @@ def test_compiled_kernels_match_the_chain_and_report_compile_time() -> None:
     torch.testing.assert_close(y_compiled, y_chain, rtol=1e-5, atol=1e-5, equal_nan=True)
     _assert_matches_chain(g_compiled, g_chain, g_exact, torch.float32, "compiled eelu")
     assert act.kernels == "compiled" and act.compile_seconds > 0 and act.kernel_note == ""
+
+
+def test_compiled_kernels_fold_the_constants_and_keep_their_values() -> None:
+    """Constants are compiled into the kernel (specialised floats); two forms differing only in a constant
+    must still compute their own values."""
+    x = _grid(torch.float32)
+    for text in ("x*sigmoid(1.702*x) - 0.25*tanh(x)", "x*sigmoid(1.5*x) - 0.75*tanh(x)"):
+        y_compiled, g_compiled = _value_and_grad(Activation(text, compile=True), x)
+        y_chain, g_chain = _value_and_grad(Activation(text, fused=False), x)
+        torch.testing.assert_close(y_compiled, y_chain, rtol=1e-5, atol=1e-5, equal_nan=True)
+        torch.testing.assert_close(g_compiled, g_chain, rtol=1e-4, atol=1e-5, equal_nan=True)
 
 
 @pytest.fixture(scope="module")
