@@ -70,7 +70,9 @@ Progress = Callable[[dict[str, Any]], None]
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "adagrad", "adadelta")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "onecycle", "warmup")
 STATUSES: tuple[str, ...] = ("ok", "diverged", "rejected", "timeout", "oom", "error")
-KERNELS: tuple[str, ...] = ("auto", *KERNEL_PATHS)
+MODEL = "model"
+"""The kernels setting that compiles the whole network (the activations traced in their fused form)."""
+KERNELS: tuple[str, ...] = ("auto", *KERNEL_PATHS, MODEL)
 CPU_COMPILE_MIN_STEPS = 500
 """With ``kernels = "auto"`` on the CPU, runs of at least this many steps compile their activation's kernels;
 shorter ones run the eager chain. Measured on the 2-core development CPU (ResNet-20, batch 32,
@@ -79,6 +81,12 @@ trees, after a compile of 2-8 s, a median break-even of ~210 steps among those 1
 are a native op or two lose up to 20 ms a step. The fused kernels run eagerly are slower than the chain for
 every form on the CPU (their backward recomputes the forward), so a short run gains nothing from them but
 memory, which a CPU run rarely lacks."""
+
+CPU_MODEL_MIN_STEPS = 5000
+"""With ``kernels = "auto"`` on the CPU, runs of at least this many steps compile the whole network
+(``model``). On the development CPU that compile took ~40 s for ResNet-20 and saved ~23 ms a step (batch
+32) over compiled kernels per site for `-x*erf(exp(-x))` and mila, a break-even of ~1,700-2,200 steps;
+5,000 leaves room for bigger networks, which take longer to compile (benchmarks/RESULTS.md)."""
 
 CHECK_EVERY = 20
 """Steps between reads of the training loss. Each read is a host synchronisation; a NaN between reads is
@@ -175,12 +183,14 @@ class TrainConfig:
     Early rejection (off while ``early_reject_accuracy`` is None) stops a run whose validation accuracy
     after ``early_reject_epochs`` is below ``early_reject_accuracy``.
 
-    ``kernels`` picks how candidate activations compute (:data:`afos.compile.KERNEL_PATHS`): ``auto``
-    compiles on CUDA always and on the CPU for runs of at least :data:`CPU_COMPILE_MIN_STEPS` steps,
-    else runs the eager chain. It changes speed, not the function, so it is not part of the
-    protocol. ``cuda_graphs`` (CUDA only, like ``amp``) records the model's forward and backward of a
-    training batch once as CUDA graphs and replays them every step, so a small network stops paying one
-    kernel launch per op (:class:`Learner`); it is not part of the protocol either.
+    ``kernels`` picks how candidate activations compute (:data:`afos.compile.KERNEL_PATHS`, or ``model``:
+    the whole network compiled, the activations in it in their fused form): ``auto`` compiles the
+    activations' kernels on CUDA always; on the CPU it compiles the network for runs of at least
+    :data:`CPU_MODEL_MIN_STEPS` steps, the kernels for runs of at least :data:`CPU_COMPILE_MIN_STEPS`, and
+    else runs the eager chain. It changes speed, not the function, so it is not part of the protocol.
+    ``cuda_graphs`` (CUDA only, like ``amp``) records the model's forward and backward of a training batch
+    once as CUDA graphs and replays them every step, so a small network stops paying one kernel launch per
+    op (:class:`Learner`); it is not part of the protocol either.
     """
 
     dataset: str = "digits"
@@ -286,10 +296,12 @@ class FitnessResult:
 
 
 def kernel_path(setting: str, device: torch.device, steps: int) -> str:
-    """The kernel path ``kernels = setting`` means for a run of ``steps`` steps on ``device``."""
+    """The kernel path (or :data:`MODEL`) ``kernels = setting`` means for a run of ``steps`` steps on ``device``."""
     if setting != "auto":
         return setting
-    return "compiled" if device.type == "cuda" or steps >= CPU_COMPILE_MIN_STEPS else "eager"
+    if device.type == "cuda":
+        return "compiled"
+    return MODEL if steps >= CPU_MODEL_MIN_STEPS else "compiled" if steps >= CPU_COMPILE_MIN_STEPS else "eager"
 
 
 def _record_kernels(result: FitnessResult, sites: list[nn.Module], learner: Learner | None) -> None:
@@ -298,8 +310,10 @@ def _record_kernels(result: FitnessResult, sites: list[nn.Module], learner: Lear
     result.kernels = "fused" if notes else activations[0].kernels if activations else ""
     result.compile_seconds = sum(a.compile_seconds for a in activations)
     if learner is not None:
-        result.cuda_graphs, result.compile_seconds = learner.graphed, result.compile_seconds + learner.graph_seconds
-        notes += [learner.graph_note] if learner.graph_note else []
+        result.cuda_graphs, result.compile_seconds = learner.graphed, result.compile_seconds + learner.setup_seconds
+        if learner.train_model is not learner.model and not notes:
+            result.kernels = "model"
+        notes += [learner.note] if learner.note else []
     result.kernel_note = "; ".join(notes)
 
 
@@ -393,13 +407,19 @@ class Learner:
 
     Shared by :func:`run_fitness` and the step-time benchmark so that what is timed is what is trained.
 
-    With ``cuda_graphs`` on CUDA the first step captures the model's forward and backward for that batch
-    shape (``torch.cuda.make_graphed_callables``; every training batch has it, since the train loader drops
-    the last partial batch) and every step replays them; the loss and the optimizer step stay eager. The
-    capture's warm-up passes would move BatchNorm's running statistics, so the model's state is put back
-    before the first real step: graphed and ungraphed runs train the same function from the same start. A
-    capture that fails leaves the steps eager, with the reason in :attr:`graph_note`; it never fails the
-    candidate. Evaluation runs the model in eval mode, where the graphed module calls its own forward.
+    With ``compile_model`` the training steps run ``torch.compile`` of the whole network (kernels setting
+    ``model``): one graph, in which inductor fuses each activation's fused form with the BatchNorm and
+    additions around it, so no activation pays a call of its own. Static shapes suffice, since the train
+    loader drops the last partial batch; evaluation runs the uncompiled network, which would otherwise
+    compile a second time for eval mode and the last batch's shape.
+
+    With ``cuda_graphs`` on CUDA a compiled network is compiled with ``mode="reduce-overhead"`` (torch's
+    own CUDA graphs); otherwise the first step captures the model's forward and backward for that batch
+    shape (``torch.cuda.make_graphed_callables``) and every step replays them; the loss and the optimizer
+    step stay eager. The capture's warm-up passes would move BatchNorm's running statistics, so the model's
+    state is put back before the first real step: graphed and ungraphed runs train the same function from
+    the same start. A network that does not compile, or a capture that fails, trains as it is, with the
+    reason in :attr:`note`; neither ever fails the candidate.
     """
 
     def __init__(
@@ -411,6 +431,7 @@ class Learner:
         device: torch.device,
         total_steps: int,
         warmup_steps: int,
+        compile_model: bool = False,
     ) -> None:
         self.device = device
         self.amp = _on_cuda(config.amp, device)
@@ -422,11 +443,15 @@ class Learner:
             self.optimizer, lambda step: lr_factor(config.schedule, step, total_steps, warmup_steps)
         )
         self.label_smoothing = config.label_smoothing
-        self.graphs_pending = _on_cuda(config.cuda_graphs, device)
+        graphs = _on_cuda(config.cuda_graphs, device)
+        self.graphs_pending = graphs and not compile_model  # a compiled model is graphed by torch.compile
+        self.compile_pending = compile_model
+        self.compile_mode = "reduce-overhead" if graphs else "default"
+        self.train_model: nn.Module = self.model  # what training steps call; evaluation calls self.model
         self.graphed = False
-        self.graph_seconds = 0.0  # the capture, warm-up passes included, less kernel compilation during it
+        self.setup_seconds = 0.0  # model compilation or graph capture, less the kernel compilation inside it
         self.activations = list({id(s): s for s in sites if isinstance(s, Activation)}.values())
-        self.graph_note = ""  # why the steps are not graphed although cuda_graphs asked for it
+        self.note = ""  # why the model is not compiled or graphed although the config asked for it
 
     def _autocast(self) -> torch.autocast:
         # Autocast's weight-cast cache cannot live inside a captured graph; without graphs it saves casts.
@@ -436,8 +461,13 @@ class Learner:
         """One optimizer step; returns the batch loss as a device tensor (reading it is the caller's sync)."""
         if self.graphs_pending:
             self._capture(x)
+        if self.compile_pending:
+            return self._first_compiled_step(x, y)
+        return self._step(self.train_model, x, y)
+
+    def _step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self._autocast():
-            logits = self.model(x)
+            logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -445,10 +475,35 @@ class Learner:
         self.scheduler.step()
         return loss.detach()
 
+    def _first_compiled_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The first step through ``torch.compile`` of the whole model (static shapes: every training batch has
+        this one's), which compiles it; a model that does not compile trains uncompiled, with a note."""
+        self.compile_pending = False
+        start = self._clock()
+        self.train_model = torch.compile(self.model, mode=self.compile_mode, dynamic=False)  # type: ignore[assignment]
+        try:
+            loss = self._step(self.train_model, x, y)
+        except Exception as exc:  # noqa: BLE001 - a model that does not compile still trains, uncompiled
+            if _is_oom(exc):
+                raise
+            self.train_model = self.model
+            self.note = f"the model did not compile ({type(exc).__name__}: {str(exc)[:120]}); it trained uncompiled"
+            loss = self._step(self.model, x, y)
+        else:
+            self.graphed = self.compile_mode == "reduce-overhead"
+        self.setup_seconds = self._clock() - start
+        return loss
+
+    def _clock(self) -> float:
+        """Seconds, less the kernel compilation the activations count themselves, after the device is idle."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - sum(a.compile_seconds for a in self.activations)
+
     def _capture(self, x: torch.Tensor) -> None:
         """Replace the model's training forward and backward by CUDA graphs recorded on a batch like ``x``."""
         self.graphs_pending = False
-        start = time.perf_counter() - sum(a.compile_seconds for a in self.activations)
+        start = self._clock()
         state = {name: value.clone() for name, value in self.model.state_dict().items()}
         self.graphed = True  # the capture runs under the autocast the steps will use
         try:
@@ -456,12 +511,11 @@ class Learner:
                 torch.cuda.make_graphed_callables(self.model, (x.detach().clone(),), allow_unused_input=True)
         except Exception as exc:  # noqa: BLE001 - a model that cannot be captured still trains, uncaptured
             self.graphed = False
-            self.graph_note = f"CUDA graph capture failed ({type(exc).__name__}: {str(exc)[:120]}); steps ran uncaptured"
+            self.note = f"CUDA graph capture failed ({type(exc).__name__}: {str(exc)[:120]}); steps ran uncaptured"
         with torch.no_grad():  # in place: the graphs hold these very tensors
             for name, value in self.model.state_dict().items():
                 value.copy_(state[name])
-        torch.cuda.synchronize(self.device)
-        self.graph_seconds = time.perf_counter() - sum(a.compile_seconds for a in self.activations) - start
+        self.setup_seconds = self._clock() - start
 
     @torch.no_grad()  # not inference_mode: a module caching a tensor here must still be usable in training
     def evaluate(self, loader: data.DeviceLoader) -> tuple[float, float, float]:
@@ -629,10 +683,9 @@ class _Run:
         path = kernel_path(self.config.kernels, self.device, plan.total)
         for site in self.sites:
             if isinstance(site, Activation):
-                site.use_kernels(path)
-        return Learner(
-            model, self.config, self.sites, device=self.device, total_steps=plan.total, warmup_steps=plan.warmup
-        )
+                site.use_kernels("fused" if path == MODEL else path)  # a compiled model traces the fused form
+        return Learner(model, self.config, self.sites, device=self.device, total_steps=plan.total,
+                       warmup_steps=plan.warmup, compile_model=path == MODEL)
 
     def _train(self, learner: Learner) -> None:
         plan, result = self.plan, self.result

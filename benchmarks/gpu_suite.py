@@ -6,7 +6,8 @@ Rows, all measured in this one process:
    is present), passed/failed counts;
 2. bf16 training-step time per activation and kernel path (eager chain / fused / compiled / compiled with
    the step's forward and backward replayed as CUDA graphs, the train key ``cuda_graphs``), as ratios to
-   native ReLU (for graphs, over native ReLU graphed too; the ReLU line shows what graphing saves), for
+   native ReLU (for graphs, over native ReLU graphed too; the ReLU line shows what graphing saves), and,
+   for eelu only (one network compile each), the whole network compiled (kernels = "model"), for
    ResNet-20 at batch 256 and the airbench model at batch 512, plus the step's peak-memory increment over
    ReLU's (CUDA) and the saved-for-backward bytes per site over the site's input;
 3. seconds per candidate (build, compile and train, data already loaded) and candidates per GPU-hour for
@@ -45,7 +46,9 @@ from step_time import Variant, activation_variants, measure
 ROOT = Path(__file__).resolve().parent.parent
 ACTIVATIONS = {"eelu": "-x*erf(exp(-x))", "mila": "mila", "adaptive_tanh": "adaptive_tanh",
                "tree": "x*erf(sigmoid(x))*atan(x) + tanh(x)"}
-PATHS = ("eager", "fused", "compiled", "graphs")
+PATHS = ("eager", "fused", "compiled", "graphs", "model")
+#: The whole network compiled (kernels = "model") costs a compile per network; only these get one.
+MODEL_ACTIVATIONS = ("eelu",)
 CONFIGS = ("configs/cifar10-resnet20.toml", "configs/cifar10-fast.toml")
 CANDIDATES = ("relu", "-x*erf(exp(-x))", "mila")
 
@@ -80,40 +83,45 @@ def peak_step_bytes(variant: Variant) -> float | None:
     return float(torch.cuda.max_memory_allocated() - before)
 
 
-def step_rows(model: str, device: torch.device, batch: int, steps: int, warmup: int) -> list[str]:
+def step_rows(model: str, device: torch.device, batch: int, steps: int, warmup: int, *, compile_networks: bool) -> list[str]:
     """One line per activation: step ratios per kernel path, peak memory and saved bytes vs native ReLU.
 
     The graphs column is over native ReLU graphed as well (like against like); the ReLU line gives the
     graphed native ReLU over the ungraphed one, the launch overhead CUDA graphs remove.
     """
     cuda = device.type == "cuda"
-    paths = PATHS if cuda else PATHS[:3]  # CUDA graphs need CUDA
     relu = {graphs: Variant(nn.ReLU, device, batch, model, cuda_graphs=graphs) for graphs in (False, cuda)}
+    if compile_networks:
+        relu["model"] = Variant(nn.ReLU, device, batch, model, compile_model=True)
     table: dict[str, dict[str, Variant]] = {}
     for name, text in ACTIVATIONS.items():
         table[name] = {}
-        for path in paths:
+        for path in PATHS:
+            if (path == "graphs" and not cuda) or (path == "model" and not (compile_networks and name in MODEL_ACTIVATIONS)):
+                continue
             graphs = path == "graphs"  # compiled kernels, steps replayed as CUDA graphs (train key cuda_graphs)
-            table[name][path] = Variant(activation_variants(text, "compiled" if graphs else path), device, batch,
-                                        model, cuda_graphs=graphs)
+            site_path = "compiled" if graphs else "fused" if path == "model" else path
+            table[name][path] = Variant(activation_variants(text, site_path), device, batch, model,
+                                        cuda_graphs=graphs, compile_model=path == "model")
     everything = [*relu.values(), *(v for row in table.values() for v in row.values())]
     measure(everything, warmup, steps)
     base, base_peak = relu[False].median_ms(), peak_step_bytes(relu[False])
-    graphed = relu[cuda].median_ms()
+    graphed, compiled = relu[cuda].median_ms(), relu["model"].median_ms() if "model" in relu else None
     lines = [f"| {model} b{batch} | native ReLU: {base or 0:.2f} ms/step; graphed / ungraphed "
-             f"{'n/a' if not cuda or graphed is None or base is None else f'{graphed / base:.2f}x'} |"]
+             f"{'n/a' if not cuda or graphed is None or base is None else f'{graphed / base:.2f}x'}; "
+             f"in a compiled network / plain {'n/a' if compiled is None or base is None else f'{compiled / base:.2f}x'} |"]
     for name, row in table.items():
         cells = []
         for path in PATHS:
             ms = row[path].median_ms() if path in row else None
             reference = graphed if path == "graphs" else base
             cells.append("n/a" if ms is None or reference is None else f"{ms / reference:.2f}x")
-        peaks = [peak_step_bytes(row[p]) for p in paths]
+        peaks = [peak_step_bytes(v) for v in row.values()]
         peak = "n/a" if base_peak is None else " / ".join(f"{p / base_peak:.2f}x" for p in peaks if p is not None)
-        saved = " / ".join(f"{row[p].saved_ratio:.2f}x" for p in paths)
+        saved = " / ".join("n/a" if p == "model" else f"{v.saved_ratio:.2f}x" for p, v in row.items())
         lines.append(f"| {model} b{batch} | {name} | " + " | ".join(cells) + f" | {peak} | {saved} |")
-    notes = [f"{n} {p}: {v.failure or v.learner.graph_note}" for n, row in table.items() for p, v in row.items()
-             if v.failure or v.learner.graph_note]
+    notes = [f"{n} {p}: {v.failure or v.learner.note}" for n, row in table.items() for p, v in row.items()
+             if v.failure or v.learner.note]
     return lines + [f"|  | n/a or uncaptured: {why} |" for why in notes]
 
 
@@ -151,13 +159,13 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"afos GPU suite on {name}, torch {torch.__version__}{' (--quick)' if args.quick else ''}\n")
     print(f"tests: {test_row(args.quick)}\n")
-    print("| model | activation | eager / ReLU | fused / ReLU | compiled / ReLU | graphs / ReLU | "
-          "peak step memory / ReLU (eager / fused / compiled / graphs) | saved bytes per site / input |")
-    print("|---|---|---:|---:|---:|---:|---|---|")
+    print("| model | activation | eager / ReLU | fused / ReLU | compiled / ReLU | graphs / ReLU graphed | "
+          "model / ReLU | peak step memory / ReLU (per path measured) | saved bytes per site / input |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---|")
     steps, warmup = (2, 1) if args.quick else (30, 5)
     sizes: list[tuple[str, int]] = [("resnet20", 8), ("airbench", 8)] if args.quick else [("resnet20", 256), ("airbench", 512)]
     for model, batch in sizes:
-        print("\n".join(step_rows(model, device, batch, steps, warmup)))
+        print("\n".join(step_rows(model, device, batch, steps, warmup, compile_networks=not args.quick)))
     print("\n| config | s / candidate | candidates / hour | runs |")
     print("|---|---:|---:|---|")
     print("\n".join(candidate_rows(device, args.data_dir, args.quick)))

@@ -10,7 +10,10 @@ CUDA), for torch's native modules and for afos Activations on each kernel path:
 * fused: one autograd.Function with the symbolic backward, eager torch;
 * compiled: the same two programs through torch.compile (the first steps pay compilation; that time is
   reported as compile seconds, and the break-even step count = compile seconds / saving per step over
-  the eager chain, the two paths ``kernels = "auto"`` chooses between on the CPU).
+  the eager chain, the two paths ``kernels = "auto"`` chooses between on the CPU);
+* model: the whole network through torch.compile with the activations in their fused form (train key
+  ``kernels = "model"``), against native ReLU both plain and in a compiled network too. Its saved bytes
+  are inductor's choice inside one graph, which the per-site hooks cannot see: "n/a".
 
 All variants are built in one process and their timed steps are interleaved (one step of each in turn), so a
 change of load on a shared machine hits every variant alike and the ratios stay meaningful. Each time is the
@@ -53,7 +56,7 @@ from afos.space.parse import canonical
 from afos.space.primitives import PRIMITIVES
 from afos.space.primitives import primitive_set as resolve
 from afos.space.probe import screen
-from afos.train import Learner, TrainConfig, resolve_device
+from afos.train import MODEL, Learner, TrainConfig, resolve_device
 from afos.trees import Individual, primitive_set, to_sympy
 
 BASELINE = "ReLU (torch.nn.ReLU)"
@@ -64,7 +67,7 @@ NATIVE: dict[str, Callable[[], nn.Module]] = {
     "Mish (torch.nn.Mish)": nn.Mish,
 }
 NAMED = {"eelu": "-x*erf(exp(-x))", "mila": "mila", "adaptive_tanh": "adaptive_tanh"}
-PATHS = ("eager", "fused", "compiled")
+PATHS = ("eager", "fused", "compiled", MODEL)
 
 
 def parse_args() -> argparse.Namespace:
@@ -100,13 +103,14 @@ class Variant:
 
     def __init__(
         self, factory: Callable[[], nn.Module], device: torch.device, batch_size: int, model: str = "resnet20",
-        *, cuda_graphs: bool = False,
+        *, cuda_graphs: bool = False, compile_model: bool = False,
     ):
         torch.manual_seed(0)
         model = models.build_model(model, factory, in_channels=3, num_classes=10, image_size=32)
         self.sites = models.activation_sites(model)
         config = TrainConfig(device=str(device), schedule="constant", cuda_graphs=cuda_graphs)
-        self.learner = Learner(model, config, self.sites, device=device, total_steps=1, warmup_steps=0)
+        self.learner = Learner(model, config, self.sites, device=device, total_steps=1, warmup_steps=0,
+                               compile_model=compile_model)
         memory_format = torch.channels_last if self.learner.channels_last else torch.contiguous_format
         self.x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
         self.y = torch.randint(0, 10, (batch_size,), device=device)
@@ -160,10 +164,13 @@ class Variant:
         return None if self.failure or not self.times else 1000 * statistics.median(self.times)
 
     def compile_seconds(self) -> float:
-        return sum({id(s): s.compile_seconds for s in self.sites if isinstance(s, Activation)}.values())
+        """The activations' kernel compilation plus the network's (kernels = "model")."""
+        sites = sum({id(s): s.compile_seconds for s in self.sites if isinstance(s, Activation)}.values())
+        return sites + self.learner.setup_seconds
 
     def kernel_note(self) -> str:
-        return "; ".join(sorted({s.kernel_note for s in self.sites if isinstance(s, Activation) and s.kernel_note}))
+        notes = {s.kernel_note for s in self.sites if isinstance(s, Activation) and s.kernel_note}
+        return "; ".join(sorted(notes | ({self.learner.note} if self.learner.note else set())))
 
 
 def activation_variants(text: str, path: str) -> Callable[[], nn.Module]:
@@ -198,22 +205,23 @@ def report(native: dict[str, Variant], candidates: dict[str, dict[str, Variant]]
     print("|---|---:|---:|---:|")
     for name, variant in native.items():
         ms = variant.median_ms()
-        print(f"| {name} | {ms:.2f} | {_ratio(ms, base)} | {variant.saved_ratio:.2f}x |")
+        saved = "n/a" if variant.learner.compile_model else f"{variant.saved_ratio:.2f}x"
+        print(f"| {name} | {'n/a' if ms is None else f'{ms:.2f}'} | {_ratio(ms, base)} | {saved} |")
     print()
-    print("| activation | eager / ReLU | fused / ReLU | compiled / ReLU | fused / eager | saved: eager, fused, "
-          "compiled | compile s | break-even steps |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    print("| activation | eager / ReLU | fused / ReLU | compiled / ReLU | model / ReLU | saved: eager, fused, "
+          "compiled | compile s: kernels, model | break-even steps: compiled, model (vs eager) |")
+    print("|---|---:|---:|---:|---:|---|---|---|")
     rows = []
     for name, by_path in candidates.items():
         ms = {path: v.median_ms() for path, v in by_path.items()}
-        saved = ", ".join(f"{by_path[p].saved_ratio:.2f}x" for p in PATHS)
-        compile_s = by_path["compiled"].compile_seconds()
-        saving = None if ms["eager"] is None or ms["compiled"] is None else (ms["eager"] - ms["compiled"]) / 1000
-        even = "never" if saving is None or saving <= 0 else f"{compile_s / saving:.0f}"
-        fused_vs_eager = "n/a" if ms["fused"] is None or ms["eager"] is None else f"{ms['fused'] / ms['eager']:.2f}x"
-        print(f"| `{name}` | {_ratio(ms['eager'], base)} | {_ratio(ms['fused'], base)} | "
-              f"{_ratio(ms['compiled'], base)} | {fused_vs_eager} | {saved} | {compile_s:.1f} | {even} |")
-        rows.append({"name": name, "ms": ms, "compile_s": compile_s, "saving_s": saving})
+        saved = ", ".join(f"{by_path[p].saved_ratio:.2f}x" for p in PATHS[:3])
+        compile_s = {p: by_path[p].compile_seconds() for p in ("compiled", "model")}
+        saving = {p: None if ms["eager"] is None or ms[p] is None else (ms["eager"] - ms[p]) / 1000 for p in compile_s}
+        even = ", ".join("never" if saving[p] is None or saving[p] <= 0 else f"{compile_s[p] / saving[p]:.0f}"
+                         for p in compile_s)
+        cells = " | ".join(_ratio(ms[p], base) for p in PATHS)
+        print(f"| `{name}` | {cells} | {saved} | {compile_s['compiled']:.1f}, {compile_s['model']:.1f} | {even} |")
+        rows.append({"name": name, "ms": ms, "compile_s": compile_s["compiled"], "saving_s": saving["compiled"]})
     problems = {f"{n} ({p})": v.failure or v.kernel_note() for n, d in candidates.items() for p, v in d.items()
                 if v.failure or v.kernel_note()}
     for key, why in problems.items():
@@ -228,7 +236,7 @@ def summary(rows: list[dict[str, Any]]) -> None:
         print(f"\ncompiled faster than eager for {len(faster)} of {len(rows)} forms; among them median compile "
               f"{statistics.median(r['compile_s'] for r in faster):.1f} s, median break-even "
               f"{statistics.median(evens):.0f} steps (max {max(evens):.0f})")
-    for path in ("fused", "compiled"):
+    for path in PATHS[1:]:
         slower = [r["name"] for r in rows if None not in (r["ms"][path], r["ms"]["eager"])
                   and r["ms"][path] > r["ms"]["eager"]]
         print(f"{path} slower than eager: {', '.join(slower) or 'none'}")
@@ -242,8 +250,10 @@ def main() -> None:
     steps = args.steps or (50 if cuda else 15)
     texts = {**NAMED, **{t: t for t in random_trees(args.trees, args.seed)}}
     native = {name: Variant(factory, device, batch_size) for name, factory in NATIVE.items()}
+    native[f"{BASELINE}, network compiled"] = Variant(nn.ReLU, device, batch_size, compile_model=True)
     candidates = {
-        name: {path: Variant(activation_variants(text, path), device, batch_size) for path in PATHS}
+        name: {path: Variant(activation_variants(text, "fused" if path == MODEL else path), device, batch_size,
+                             compile_model=path == MODEL) for path in PATHS}
         for name, text in texts.items()
     }
     measure([*native.values(), *(v for d in candidates.values() for v in d.values())], args.warmup, steps)

@@ -21,7 +21,7 @@ from afos.errors import ConfigError
 from afos.space.parse import canonical
 from afos.space.primitives import PRIMITIVES, X
 from afos.space.primitives import primitive_set as resolve
-from afos.train import TrainConfig, run_fitness
+from afos.train import CPU_COMPILE_MIN_STEPS, CPU_MODEL_MIN_STEPS, MODEL, TrainConfig, kernel_path, run_fitness
 from afos.trees import Individual, primitive_set, to_sympy
 
 TOLERANCES = {torch.float64: (1e-9, 1e-12), torch.float32: (2e-4, 1e-5), torch.bfloat16: (4e-2, 2e-2)}
@@ -204,6 +204,28 @@ def test_fused_and_eager_training_agree(digits: data.Dataset) -> None:
     ]
     assert results[0].train_loss == pytest.approx(results[1].train_loss, rel=1e-3)
     assert abs(results[0].val_accuracy - results[1].val_accuracy) <= 0.02
+
+
+def test_compiled_network_trains_the_same_function(digits: data.Dataset) -> None:
+    """kernels = "model": the whole network through torch.compile, the activation traced in its fused form."""
+    runs = {k: run_fitness(lambda: Activation("-x*erf(exp(-x))"), TrainConfig(device="cpu", model="small_cnn", epochs=2,
+                                                                              kernels=k), dataset=digits)
+            for k in ("fused", MODEL)}
+    compiled = runs[MODEL]
+    assert compiled.status == "ok" and compiled.kernels == MODEL and compiled.kernel_note == ""
+    assert compiled.compile_seconds > 0
+    for before, after in zip(runs["fused"].history, compiled.history):
+        assert after["train_loss"] == pytest.approx(before["train_loss"], rel=1e-3)
+        assert after["val_accuracy"] == pytest.approx(before["val_accuracy"], abs=0.02)
+
+
+def test_auto_kernels_follow_the_run_length_on_the_cpu_and_compile_on_cuda() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert kernel_path("auto", cpu, CPU_COMPILE_MIN_STEPS - 1) == "eager"
+    assert kernel_path("auto", cpu, CPU_COMPILE_MIN_STEPS) == "compiled"
+    assert kernel_path("auto", cpu, CPU_MODEL_MIN_STEPS) == MODEL
+    assert kernel_path("auto", cuda, 10) == kernel_path("auto", cuda, 10**6) == "compiled"
+    assert kernel_path("fused", cpu, 10**6) == "fused"
 
 
 def test_invalid_kernels_setting_is_a_config_error() -> None:
