@@ -111,6 +111,7 @@ class Variant:
         config = TrainConfig(device=str(device), schedule="constant", cuda_graphs=cuda_graphs)
         self.learner = Learner(model, config, self.sites, device=device, total_steps=1, warmup_steps=0,
                                compile_model=compile_model)
+        self.compiles_network = compile_model
         memory_format = torch.channels_last if self.learner.channels_last else torch.contiguous_format
         self.x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
         self.y = torch.randint(0, 10, (batch_size,), device=device)
@@ -205,7 +206,7 @@ def report(native: dict[str, Variant], candidates: dict[str, dict[str, Variant]]
     print("|---|---:|---:|---:|")
     for name, variant in native.items():
         ms = variant.median_ms()
-        saved = "n/a" if variant.learner.compile_model else f"{variant.saved_ratio:.2f}x"
+        saved = "n/a" if variant.compiles_network else f"{variant.saved_ratio:.2f}x"
         print(f"| {name} | {'n/a' if ms is None else f'{ms:.2f}'} | {_ratio(ms, base)} | {saved} |")
     print()
     print("| activation | eager / ReLU | fused / ReLU | compiled / ReLU | model / ReLU | saved: eager, fused, "
