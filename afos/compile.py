@@ -79,16 +79,17 @@ def _draw(init: Init, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.full(shape, float(init))
 
 
-def _own_code(function: Callable[..., Any], name: str, program: Program) -> Callable[..., Any]:
-    """``function`` with its keyword ``program`` bound, on a code object of its own.
+def own_code(function: Callable[..., Any], name: str, **bound: Any) -> Callable[..., Any]:
+    """``function`` on a code object of its own, named ``name``, with keyword arguments ``bound``.
 
     torch.compile keeps its compiled graphs, and its recompilation limit (8), per code object. Every
-    expression runs the same Python code with another program, so without a copy a search would exhaust
-    the limit after eight candidates and silently train the rest uncompiled. (A ``functools.partial``
-    would not do: torch.compile wraps every partial in one shared function.)
+    expression runs the same Python code with another program, and every candidate's network is another
+    module running the same ``forward``, so without a copy a search would exhaust the limit after eight
+    candidates and silently train the rest uncompiled. (A ``functools.partial`` would not do:
+    torch.compile wraps every partial in one shared function.) The copy's compiled graphs go when it does.
     """
     fresh = types.FunctionType(function.__code__.replace(co_name=name), function.__globals__, name)
-    fresh.__kwdefaults__ = {"program": program}
+    fresh.__kwdefaults__ = bound or None
     return fresh
 
 
@@ -107,7 +108,7 @@ class _Kernel:
 
     def __init__(self, function: Callable[..., Any], name: str, program: Program) -> None:
         self.eager = functools.partial(function, program=program)
-        self.compiled = torch.compile(_own_code(function, name, program), dynamic=True)
+        self.compiled = torch.compile(own_code(function, name, program=program), dynamic=True)
         self.name = name
         self.ready: set[tuple[Any, ...]] = set()  # (dtype, device, rank) compiled so far
         self.failures: dict[tuple[Any, ...], str] = {}

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from afos import data, models
-from afos.compile import KERNEL_PATHS, Activation
+from afos.compile import KERNEL_PATHS, Activation, own_code
 from afos.config import (
     BOOLEAN,
     MAX_SEED,
@@ -402,6 +402,11 @@ def _on_cuda(flag: bool, device: torch.device) -> bool:
     return flag and device.type == "cuda"
 
 
+def _call_network(x: torch.Tensor, *, network: nn.Module) -> torch.Tensor:
+    """What a compiled network's training step calls, on a code object of its own per network (own_code)."""
+    return network(x)
+
+
 class Learner:
     """A model with its optimizer, schedule and precision policy: one training step, one evaluation.
 
@@ -447,7 +452,7 @@ class Learner:
         self.graphs_pending = graphs and not compile_model  # a compiled model is graphed by torch.compile
         self.compile_pending = compile_model
         self.compile_mode = "reduce-overhead" if graphs else "default"
-        self.train_model: nn.Module = self.model  # what training steps call; evaluation calls self.model
+        self.train_model: Callable[[torch.Tensor], torch.Tensor] = self.model  # training calls it; evaluation self.model
         self.graphed = False
         self.setup_seconds = 0.0  # model compilation or graph capture, less the kernel compilation inside it
         self.activations = list({id(s): s for s in sites if isinstance(s, Activation)}.values())
@@ -465,7 +470,7 @@ class Learner:
             return self._first_compiled_step(x, y)
         return self._step(self.train_model, x, y)
 
-    def _step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _step(self, model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self._autocast():
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
@@ -480,7 +485,8 @@ class Learner:
         this one's), which compiles it; a model that does not compile trains uncompiled, with a note."""
         self.compile_pending = False
         start = self._clock()
-        self.train_model = torch.compile(self.model, mode=self.compile_mode, dynamic=False)  # type: ignore[assignment]
+        call = own_code(_call_network, f"afos_network_{id(self):x}", network=self.model)
+        self.train_model = torch.compile(call, mode=self.compile_mode, dynamic=False)
         try:
             loss = self._step(self.train_model, x, y)
         except Exception as exc:  # noqa: BLE001 - a model that does not compile still trains, uncompiled

@@ -219,6 +219,18 @@ def test_compiled_network_trains_the_same_function(digits: data.Dataset) -> None
         assert after["val_accuracy"] == pytest.approx(before["val_accuracy"], abs=0.02)
 
 
+def test_every_network_compiles_for_itself(digits: data.Dataset) -> None:
+    """Dynamo's recompile limit is per code object; each network gets its own, so a search never runs
+    out of compiles (the limit lowered to 1 here: three networks must still each compile)."""
+    config = TrainConfig(device="cpu", model="mlp", model_options={"hidden": [16]}, steps=2, kernels=MODEL)
+    with torch._dynamo.config.patch(cache_size_limit=1):
+        for text in ("tanh(x)", "x*sigmoid(x)", "-x*erf(exp(-x))"):
+            before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+            result = run_fitness(lambda t=text: Activation(t), config, dataset=digits)
+            assert result.kernels == MODEL and result.kernel_note == ""
+            assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > before, text
+
+
 def test_auto_kernels_follow_the_run_length_on_the_cpu_and_compile_on_cuda() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert kernel_path("auto", cpu, CPU_COMPILE_MIN_STEPS - 1) == "eager"
