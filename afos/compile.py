@@ -39,7 +39,7 @@ from torch import nn
 from afos.errors import UserError
 from afos.space.derive import GRAD, adjoints
 from afos.space.families import FAMILIES
-from afos.space.lower import Program, lower, lower_many
+from afos.space.lower import Program, clamp_tie, lower, lower_many
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.primitives import X
 from afos.space.probe import fingerprint
@@ -149,7 +149,7 @@ class _Kernels:
 def _kernels(expr: sympy.Expr, inputs: tuple[sympy.Symbol, ...]) -> _Kernels:
     name = "afos_" + hashlib.sha256(sympy.srepr(expr).encode()).hexdigest()[:12]
     forward = lower(expr, inputs)
-    slopes = lower_many(adjoints(expr, inputs), (GRAD, *inputs))
+    slopes = lower_many(adjoints(expr, inputs, clamp_tie=clamp_tie()), (GRAD, *inputs))
     return _Kernels(_Kernel(_forward, name + "_forward", forward), _Kernel(_backward, name + "_backward", slopes))
 
 

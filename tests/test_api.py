@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,10 @@ def test_warnings_print_as_one_clean_line(capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().err == "afos: warning: first part, second part\n"
 
 
-def test_the_cifar_subset_warning_through_the_cli(test_data_dir: Path, tmp_path: Path) -> None:
+def test_the_cifar_subset_warning_through_the_cli(shared_data: Callable[[str], Path], tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "afos", "evaluate", "relu", "--dataset", "cifar10", "--model", "small_cnn",
-         "--data-dir", str(test_data_dir / "cifar10-subset"), "--epochs", "0.02", "--seeds", "1",
+         "--data-dir", str(shared_data("cifar10-subset")), "--epochs", "0.02", "--seeds", "1",
          "--out", str(tmp_path / "run"), "--quiet"],
         capture_output=True, text=True, check=False, timeout=600,
     )

@@ -8,6 +8,7 @@ import pickle
 import shutil
 import struct
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -319,8 +320,8 @@ def test_missing_dataset_names_what_was_looked_for(tmp_path: Path, name: str, fo
 
 
 @pytest.mark.parametrize(("name", "mean", "std"), [("mnist", 0.1307, 0.3081), ("fashion-mnist", 0.2860, 0.3530)])
-def test_mnist_family_reads_official_gz(test_data_dir: Path, name: str, mean: float, std: float) -> None:
-    ds = load_dataset(name, test_data_dir, download=False)
+def test_mnist_family_reads_official_gz(shared_data: Callable[[str], Path], name: str, mean: float, std: float) -> None:
+    ds = load_dataset(name, shared_data(name), download=False)
     assert (len(ds.train_y) + len(ds.val_y), len(ds.val_y), len(ds.test_y)) == (60000, 6000, 10000)
     assert ds.train_x.shape[1:] == ds.test_x.shape[1:] == (1, 28, 28) and ds.train_x.dtype == torch.uint8
     assert (ds.num_classes, ds.in_channels, ds.image_size) == (10, 1, 28)
@@ -328,22 +329,23 @@ def test_mnist_family_reads_official_gz(test_data_dir: Path, name: str, mean: fl
     assert ds.mean[0] == pytest.approx(mean, abs=3e-3) and ds.std[0] == pytest.approx(std, abs=3e-3)
 
 
-def test_mnist_reads_uncompressed_files_like_gz(test_data_dir: Path, tmp_path: Path) -> None:
+def test_mnist_reads_uncompressed_files_like_gz(shared_data: Callable[[str], Path], tmp_path: Path) -> None:
+    root = shared_data("mnist")
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]:
-        (raw / f"{name}.gz").symlink_to(test_data_dir / "MNIST" / "raw" / f"{name}.gz")
+        (raw / f"{name}.gz").symlink_to(root / "MNIST" / "raw" / f"{name}.gz")
     for name in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]:
-        with gzip.open(test_data_dir / "MNIST" / "raw" / f"{name}.gz") as src, open(raw / name, "wb") as dst:
+        with gzip.open(root / "MNIST" / "raw" / f"{name}.gz") as src, open(raw / name, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    official = load_dataset("mnist", test_data_dir, download=False)
+    official = load_dataset("mnist", root, download=False)
     mixed = load_dataset("mnist", tmp_path, download=False)
     assert torch.equal(mixed.test_x, official.test_x) and torch.equal(mixed.test_y, official.test_y)
 
 
-def test_cifar10_subset_loads_and_warns_it_is_unofficial(test_data_dir: Path) -> None:
+def test_cifar10_subset_loads_and_warns_it_is_unofficial(shared_data: Callable[[str], Path]) -> None:
     with pytest.warns(UserWarning, match="not the official release"):
-        ds = load_dataset("cifar10", test_data_dir / "cifar10-subset", download=False)
+        ds = load_dataset("cifar10", shared_data("cifar10-subset"), download=False)
     assert (len(ds.train_y) + len(ds.val_y), len(ds.test_y)) == (5085, 1017)
     assert ds.train_x.shape[1:] == (3, 32, 32) and ds.train_x.dtype == torch.uint8
     assert (ds.num_classes, ds.in_channels, ds.image_size) == (10, 3, 32)

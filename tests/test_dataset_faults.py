@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +59,12 @@ def _evaluate_mnist(data_dir: Path, out: Path) -> subprocess.CompletedProcess[st
 # ------------------------------------------------------------------------------------------------ idx (.gz) files
 
 
-def test_truncated_real_gz_names_the_file_in_loader_and_cli(test_data_dir: Path, tmp_path: Path) -> None:
+def test_truncated_real_gz_names_the_file_in_loader_and_cli(shared_data: Callable[[str], Path], tmp_path: Path) -> None:
+    root = shared_data("mnist")
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in _IDX_FILES:
-        shutil.copy(test_data_dir / "MNIST" / "raw" / f"{name}.gz", raw)
+        shutil.copy(root / "MNIST" / "raw" / f"{name}.gz", raw)
     victim = raw / "train-images-idx3-ubyte.gz"
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     with pytest.raises(DatasetError, match="truncated or corrupt") as info:
@@ -154,8 +156,8 @@ def _cifar_folder(root: Path, source: Path | None = None) -> Path:
     return folder
 
 
-def test_truncated_real_cifar_batch_names_the_file(test_data_dir: Path, tmp_path: Path) -> None:
-    folder = _cifar_folder(tmp_path, test_data_dir / "cifar10-subset" / "cifar-10-batches-py")
+def test_truncated_real_cifar_batch_names_the_file(shared_data: Callable[[str], Path], tmp_path: Path) -> None:
+    folder = _cifar_folder(tmp_path, shared_data("cifar10-subset") / "cifar-10-batches-py")
     victim = folder / "data_batch_3"
     blob = victim.read_bytes()
     victim.unlink()

@@ -18,7 +18,9 @@ from deap import gp
 from afos import data
 from afos.compile import Activation, resolve_activation
 from afos.errors import ConfigError
-from afos.space.parse import canonical
+from afos.space.derive import GRAD, adjoints
+from afos.space.lower import lower_many
+from afos.space.parse import canonical, parse
 from afos.space.primitives import PRIMITIVES, X
 from afos.space.primitives import primitive_set as resolve
 from afos.train import CPU_COMPILE_MIN_STEPS, CPU_MODEL_MIN_STEPS, MODEL, TrainConfig, kernel_path, run_fitness
@@ -86,6 +88,24 @@ def test_kinks_follow_torch_autograd(text: str) -> None:
     _, fused = _value_and_grad(Activation(text), x)
     _, chain = _value_and_grad(Activation(text, fused=False), x)
     torch.testing.assert_close(fused, chain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("tie", [0, 1])
+def test_backward_follows_either_clamp_convention_at_its_bounds(tie: int) -> None:
+    """torch 2.11's clamp passes the whole gradient at a bound, 2.14's none (seen on the first GPU machine,
+    which had 2.11): the symbolic backward takes the share as given and applies it at every clamp, while
+    relu (a max against 0) and the maximum of two tensors keep theirs (0 and 1/2)."""
+    bound = 1.0 - torch.finfo(torch.float64).eps
+    x = torch.tensor([0.5, 0.25, 0.0, bound, -bound, 2.0], dtype=torch.float64)
+    grad = torch.ones_like(x)
+    slopes = {text: lower_many(adjoints(parse(text), [X], clamp_tie=tie), [GRAD, X])(grad, x)
+              for text in ("min(x, 0.5)", "max(x, 0.25)", "max(x, 0)", "max(x, sin(x))", "atanh(x)")}
+    assert slopes["min(x, 0.5)"].tolist() == [tie, 1, 1, 0, 1, 0]
+    assert slopes["max(x, 0.25)"].tolist() == [1, tie, 0, 1, 0, 1]
+    assert slopes["max(x, 0)"].tolist() == [1, 1, 0, 1, 0, 1]
+    assert slopes["max(x, sin(x))"][2].item() == 1.0  # halves from each side of a tie between tensors
+    atanh = slopes["atanh(x)"]
+    assert atanh[3].item() == atanh[4].item() == tie / (1 - bound**2) and atanh[5].item() == 0.0
 
 
 def _twin_pair(name: str, scope: str) -> tuple[torch.nn.Module, torch.nn.Module]:

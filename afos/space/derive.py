@@ -6,8 +6,9 @@ function trained by the eager chain, each derivative here is the one *torch's au
 through the lowering of :mod:`afos.space.lower`, not merely a mathematically valid one:
 
 * ``Max``/``Min`` are lowered pairwise, so they are differentiated pairwise: against 0, ``relu`` passes
-  no gradient at the kink; against another number, ``clamp`` passes all of it; between two tensors,
-  ``maximum``/``minimum`` split it in halves;
+  no gradient at the kink; against another number, ``clamp`` passes the share ``clamp_tie`` of it, which
+  torch changed between releases (2.11 passes all of it, 2.14 none; :func:`afos.space.lower.clamp_tie`
+  reads it off the installed torch); between two tensors, ``maximum``/``minimum`` split it in halves;
 * those backward passes *select* the gradient (``torch.where``) rather than multiply it by a 0/1 mask,
   and so does the backward here (:class:`gate`), or an infinite gradient would become NaN on the
   losing side; the same holds for the clamp inside ``atanh``;
@@ -17,8 +18,9 @@ through the lowering of :mod:`afos.space.lower`, not merely a mathematically val
   softplus, so gets softplus's backward (1 above its threshold 20), not ``exp(u)/(1 + exp(u))``, which
   overflows;
 * otherwise functions whose torch kernel is not the textbook formula get their kernel's slope: the
-  clamped ``atanh`` has slope 0 outside the clamp; ``elish`` takes the branch torch takes at 0; ``sinc``
-  and ``i1e`` have their limits at 0 (torch's ``masked_fill``) instead of 0/0.
+  clamped ``atanh`` has slope 0 outside the clamp (and clamp's share of it at its bounds); ``elish`` takes
+  the branch torch takes at 0; ``sinc`` and ``i1e`` have their limits at 0 (torch's ``masked_fill``)
+  instead of 0/0.
 
 The rest is the chain, product and power rule over sympy's own ``fdiff``. Sympy's ``diff`` is not used on
 whole trees: it differentiates ``Max`` into ``Heaviside`` with value 1/2 at the kink and ``Abs`` of a
@@ -100,10 +102,10 @@ class gate(sympy.Function):
 
 
 class atanh_gate(sympy.Function):
-    """atanh_gate(g, a): g/(1 - a**2) inside the clamp of the ``atanh`` lowering, exactly 0 outside it
-    (its bound depends on the dtype, so it cannot be written as a sympy comparison)."""
+    """atanh_gate(g, a, t): g/(1 - a**2) inside the clamp of the ``atanh`` lowering, t times that at its
+    bounds, exactly 0 outside it (the bound depends on the dtype, so it cannot be a sympy comparison)."""
 
-    nargs = 2
+    nargs = 3
 
 
 class sinc_slope(_Slope):
@@ -188,7 +190,7 @@ def _slope(expr: sympy.Basic) -> sympy.Expr:
 Contribution = tuple[sympy.Basic, sympy.Expr]  # (child node, what flows into its adjoint)
 
 
-def _local(node: sympy.Basic, adjoint: sympy.Expr) -> list[Contribution]:
+def _local(node: sympy.Basic, adjoint: sympy.Expr, clamp_tie: sympy.Integer) -> list[Contribution]:
     """What the adjoint of ``node`` sends to its children, op by op as the lowering computes the node."""
     pattern = fused_pattern(node)
     head, u = pattern if pattern is not None else (node.func, node.args[0] if node.args else None)
@@ -208,11 +210,11 @@ def _local(node: sympy.Basic, adjoint: sympy.Expr) -> list[Contribution]:
             flows.append((exponent, _times(adjoint, _times(node, sympy.log(base)))))
         return flows
     if isinstance(node, (sympy.Max, sympy.Min)):
-        return _lattice(node, adjoint)
+        return _lattice(node, adjoint, clamp_tie)
     if isinstance(node, sympy.Heaviside):
         return []  # a step built from comparisons: torch gives it no gradient
     if isinstance(node, sympy.atanh):
-        return [(node.args[0], atanh_gate(adjoint, node.args[0]))]
+        return [(node.args[0], atanh_gate(adjoint, node.args[0], clamp_tie))]
     return [(node.args[0], _times(adjoint, _slope(node)))]
 
 
@@ -240,11 +242,11 @@ def _product(node: sympy.Basic, adjoint: sympy.Expr) -> list[Contribution]:
     return flows
 
 
-def _lattice(node: sympy.Basic, adjoint: sympy.Expr) -> list[Contribution]:
+def _lattice(node: sympy.Basic, adjoint: sympy.Expr, clamp_tie: sympy.Integer) -> list[Contribution]:
     """Max/Min, folded pairwise over their arguments in order as the lowering computes them.
 
-    Against a number (``relu``, ``clamp``) a tie passes no gradient; between two tensors
-    (``maximum``/``minimum``) a tie splits it in halves.
+    Against 0 a max is ``relu``, whose tie passes no gradient; against another number, ``clamp``, whose
+    tie passes ``clamp_tie`` of it; between two tensors (``maximum``/``minimum``) a tie splits it in halves.
     """
     is_max, args = isinstance(node, sympy.Max), node.args
 
@@ -257,7 +259,8 @@ def _lattice(node: sympy.Basic, adjoint: sympy.Expr) -> list[Contribution]:
     for k in range(len(args) - 1, 0, -1):
         left, right = folds[k - 1], args[k]
         if not left.free_symbols:  # only a first argument can be the number: relu/clamp of the second
-            flows.append((right, wins(adjoint, right, left, sympy.S.Zero)))
+            relu = is_max and left == 0
+            flows.append((right, wins(adjoint, right, left, sympy.S.Zero if relu else clamp_tie)))
             return flows
         if right.free_symbols:
             flows.append((right, wins(adjoint, right, left, _HALF)))
@@ -284,18 +287,23 @@ def _children(expr: sympy.Basic) -> tuple[sympy.Basic, ...]:
 GRAD = sympy.Symbol("afos_grad", real=True)
 
 
-def adjoints(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> list[sympy.Expr]:
+def adjoints(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], *, clamp_tie: int) -> list[sympy.Expr]:
     """d(GRAD * expr)/d(symbol) for each of ``symbols``, built the way reverse-mode autograd runs.
 
     Each node's adjoint is the product of the incoming gradient with the local slopes, multiplied in
     the order torch's autograd multiplies them through the lowered program, so a backward overflows,
     underflows or meets 0*inf exactly where autograd through the chain would, not elsewhere.
+    ``clamp_tie`` (0 or 1) is the share of the gradient torch's ``clamp`` passes where its input equals a
+    bound: the caller reads it off the torch that will run the program.
     """
+    if clamp_tie not in (0, 1):
+        raise ValueError(f"clamp_tie={clamp_tie!r}; expected 0 or 1")
+    tie = sympy.Integer(clamp_tie)
     order: list[sympy.Basic] = []
     _postorder(expr, set(), order)
     flows: dict[sympy.Basic, list[sympy.Expr]] = {expr: [GRAD]}
     for node in reversed(order):
         if node in flows and node not in symbols:
-            for child, flow in _local(node, _total(flows[node])):
+            for child, flow in _local(node, _total(flows[node]), tie):
                 flows.setdefault(child, []).append(flow)
     return [_total(flows[s]) if s in flows else sympy.S.Zero for s in symbols]

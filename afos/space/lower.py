@@ -70,11 +70,21 @@ def _heaviside(a: torch.Tensor, at_zero: float) -> torch.Tensor:
     return torch.where(a == 0, at_zero, (a > 0).to(a.dtype))
 
 
-def _atanh_gate(grad: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """The backward of :func:`_atanh` as torch runs it: the clamp selects 0 from its bound on (torch's
-    clamp passes no gradient at a tie), inside it atanh's slope 1/(1 - a**2)."""
+@functools.cache
+def clamp_tie() -> int:
+    """The share of the gradient (0 or 1) that this torch's ``clamp`` passes where its input equals a
+    bound. Torch changed it between releases (2.11 passes all of it, 2.14 none), and the fused backward
+    must follow the very torch it runs on, so it is read off torch rather than assumed."""
+    x = torch.zeros(1, requires_grad=True)
+    (slope,) = torch.autograd.grad(x.clamp(min=0.0).sum(), x)
+    return int(slope.item())
+
+
+def _atanh_gate(grad: torch.Tensor, a: torch.Tensor, at_bound: float) -> torch.Tensor:
+    """The backward of :func:`_atanh` as torch runs it: the clamp selects 0 beyond its bounds and passes
+    ``at_bound`` of the gradient at them; inside it atanh's slope 1/(1 - a**2)."""
     bound = 1.0 - torch.finfo(a.dtype).eps
-    inside = (a > -bound) & (a < bound)
+    inside = (a >= -bound) & (a <= bound) if at_bound else (a > -bound) & (a < bound)
     return torch.where(inside, grad * torch.reciprocal(1 - a.square()), 0.0)
 
 
