@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import sqlite3
 import sys
 import time
 import traceback
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -123,7 +125,7 @@ def _database_of(error: BaseException) -> str | None:
 
     Found as the innermost ``RunStore`` bound to ``self`` in the traceback's frames.
     """
-    from afos.store import RunStore
+    from afos.storage.store import RunStore
 
     stores = [frame.f_locals.get("self") for frame, _ in traceback.walk_tb(error.__traceback__)]
     paths = [str(store.path) for store in stores if isinstance(store, RunStore)]
@@ -175,7 +177,7 @@ def show(expression: str, as_json: bool, plot: str | None) -> None:
 
     facts = describe(expression)
     if plot:
-        from afos.plots import function_plot
+        from afos.reporting.plots import function_plot
 
         function_plot({expression: facts["canonical"]}, plot, derivatives=True)
     if as_json:
@@ -208,7 +210,7 @@ def _executor_options(command: Any) -> Any:
 
 
 def _make_executor(options: dict[str, Any]) -> Any:
-    from afos.executors import make_executor
+    from afos.execution.factory import make_executor
 
     return make_executor(options.pop("executor"), workers=options.pop("workers"),
                          workers_per_gpu=options.pop("workers_per_gpu"), address=options.pop("address"),
@@ -248,10 +250,11 @@ def _make_executor(options: dict[str, Any]) -> Any:
 @_executor_options
 def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
     """Evolve activation functions with a genetic search; results go to a run folder."""
-    from afos import runs as folders
-    from afos.compare_report import TensorBoardLog
     from afos.config import load_config, with_overrides
-    from afos.search import SearchConfig
+    from afos.reporting.tensorboard import TensorBoardLog
+    from afos.runs import search as folders
+    from afos.runs.lifecycle import sigterm_interrupts
+    from afos.search.config import SearchConfig
 
     overrides = {
         "primitives": options["primitives"], "population": options["population"],
@@ -274,7 +277,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
     tensorboard = options.pop("tensorboard")
     on_record = TensorBoardLog(tensorboard) if tensorboard else None
     try:
-        with folders.sigterm_interrupts(), _make_executor(options) as executor:
+        with sigterm_interrupts(), _make_executor(options) as executor:
             status = folders.search(config, run_dir, executor=executor, echo=echo, on_record=on_record)
     except KeyboardInterrupt as interrupt:
         _interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
@@ -289,14 +292,14 @@ def _default_config() -> str | None:
 
 def _interrupted(interrupt: KeyboardInterrupt, how: str) -> NoReturn:
     """Ctrl-C exits 130, SIGTERM 143 (128 + the signal), each with how to continue."""
-    from afos.runs import Terminated
+    from afos.runs.lifecycle import Terminated
 
     click.echo(f"afos: {'terminated' if isinstance(interrupt, Terminated) else 'interrupted'}; {how}", err=True)
     sys.exit(143 if isinstance(interrupt, Terminated) else 130)
 
 
 def _top_functions(run_dir: Path, status: str, report: Path) -> str:
-    from afos.report import summary_lines
+    from afos.reporting.search_report import summary_lines
 
     return "\n".join([f"search {status}: {run_dir}", *summary_lines(run_dir), f"report: {report}"])
 
@@ -305,7 +308,7 @@ def _top_functions(run_dir: Path, status: str, report: Path) -> str:
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 def report(run_dir: str) -> None:
     """Rebuild a run's report, tables and plots from its database."""
-    from afos.report import write_report
+    from afos.reporting.search_report import write_report
 
     click.echo(str(write_report(run_dir)))
 
@@ -315,7 +318,7 @@ def report(run_dir: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs(root: str, as_json: bool) -> None:
     """List the runs under ROOT (default results/) with status, progress and best function."""
-    from afos.runs import list_runs
+    from afos.runs.listing import list_runs
 
     rows = list_runs(root)
     if as_json:
@@ -367,11 +370,33 @@ def _parameter_options(command: Any) -> Any:
 
 
 def _parameters(options: dict[str, Any]) -> dict[str, Any]:
-    from afos.compile import parse_assignments
-
     return {"learnable": parse_assignments(options.pop("learnable"), allow_random=True),
             "fixed": parse_assignments(options.pop("fixed"), allow_random=False),
             "scope": options.pop("param_scope")}
+
+
+def parse_assignments(items: Iterable[str], *, allow_random: bool) -> dict[str, float | str]:
+    """Read ``name=value`` (and, if allowed, ``name~N(mu,sigma)``) items of ``--learnable``/``--fixed``."""
+    from afos.activation.spec import typical_value
+
+    result: dict[str, float | str] = {}
+    for item in items:
+        for part in filter(None, (p.strip() for p in re.split(r",(?![^()]*\))", item))):
+            match = re.fullmatch(r"([A-Za-z_][A-Za-z_0-9]*)\s*(=|~)\s*(.+)", part)
+            if match is None:
+                raise UserError(f"{part!r} must look like name=value" + (" or name~N(mu,sigma)" if allow_random else ""))
+            name, sep, value = match.groups()
+            if sep == "~":
+                if not allow_random:
+                    raise UserError(f"{part!r}: a random start is only for learnable parameters")
+                typical_value(value)
+                result[name] = value.strip()
+            else:
+                try:
+                    result[name] = float(value)
+                except ValueError:
+                    raise UserError(f"{part!r}: {value!r} is not a number") from None
+    return result
 
 
 def _grid_options(command: Any) -> Any:
@@ -424,8 +449,9 @@ def _expressions(arguments: tuple[str, ...]) -> list[str]:
 
 def _run_grid(kind: str, spec: Any, options: dict[str, Any], start: Any) -> tuple[Any, Path]:
     """Run ``start(spec, out, ...)`` with progress on stderr; Ctrl-C says how to resume."""
-    from afos.compare_report import TensorBoardLog, default_out
-    from afos.runs import sigterm_interrupts
+    from afos.reporting.tensorboard import TensorBoardLog
+    from afos.runs.grid import default_out
+    from afos.runs.lifecycle import sigterm_interrupts
 
     out = Path(options["out"]) if options["out"] else default_out(kind)
     on_record = TensorBoardLog(options["tensorboard"]) if options["tensorboard"] else None
@@ -460,9 +486,9 @@ def evaluate(expressions: tuple[str, ...], baseline: str | None, dataset: str | 
     EXPRESSIONS are math in x ('-x*erf(exp(-x))') or names: relu, leaky_relu, elu, selu, gelu, silu/swish,
     mish, mila, softplus, tanh, sigmoid, eelu. Runs already in --out are not repeated.
     """
-    from afos.compare import spec_from_options
-    from afos.compare_report import evaluate as run_evaluation
-    from afos.compare_report import evaluation_table, run_row
+    from afos.grid.spec import spec_from_options
+    from afos.reporting.grid_report import evaluation_table, run_row
+    from afos.runs.grid import evaluate as run_evaluation
 
     candidates, baselines, parameters, selection = _selected(expressions, _names(baseline), options)
     if not candidates:
@@ -501,9 +527,10 @@ def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | 
     EXPRESSIONS are the candidates (as for `afos evaluate`); cells are mean test accuracy over seeds.
     With --from, EXPRESSIONS and --baseline choose among the stored functions.
     """
-    from afos import compare as grid
-    from afos.compare_report import compare as run_comparison
-    from afos.compare_report import compare_stored, comparison_text, default_out
+    from afos.grid.spec import DEFAULT_BASELINES, spec_from_options
+    from afos.reporting.grid_report import comparison_text
+    from afos.runs.grid import compare as run_comparison
+    from afos.runs.grid import compare_stored, default_out
 
     if sources:
         training = {"--datasets": datasets, "--models": models, "--tasks": tasks, "--seeds": options["seeds"],
@@ -518,8 +545,8 @@ def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | 
         candidates, baselines, parameters, selection = _selected(expressions, _names(baseline), options)
         if not candidates:
             raise click.UsageError("name at least one function to compare (or use --from RUN or --from-search RUN)")
-        spec = grid.spec_from_options(
-            "compare", candidates, grid.DEFAULT_BASELINES if baselines is None else baselines,
+        spec = spec_from_options(
+            "compare", candidates, DEFAULT_BASELINES if baselines is None else baselines,
             datasets=_names(datasets) or [], model_names=_names(models) or [], tasks=_names(tasks) or [],
             seeds=options["seeds"], config_path=options["config_path"], overrides=_overrides(options),
             parameters=parameters)
@@ -536,7 +563,7 @@ def _selected(expressions: tuple[str, ...], baselines: list[str] | None,
               options: dict[str, Any]) -> tuple[list[str], list[str] | None, dict[str, Any], Any]:
     """Candidates, baselines and parameter settings from the command line plus, with --from-search, the
     search's finalists and baselines (the search's baselines unless --baseline names others)."""
-    from afos.compare_report import from_search
+    from afos.grid.sources import from_search
 
     parameters = _parameters(options)
     run_dir, top = options.pop("from_search"), options.pop("top")
@@ -561,14 +588,14 @@ def export(target: str, rank: int, fmt: str, out: str | None, **options: Any) ->
     The torch file defines activation(x) and class Activation(torch.nn.Module); the numpy file
     activation(x). Neither imports afos.
     """
-    from afos.export import Form, render
+    from afos.reporting.export import Form, render
 
     if Path(target).is_dir():
-        from afos.report import hall_of_fame_form
+        from afos.reporting.export import hall_of_fame_form
 
         form = hall_of_fame_form(target, rank)
     else:
-        from afos.compile import resolve_activation
+        from afos.activation.spec import resolve_activation
 
         spec = resolve_activation(target, **_parameters(options))
         form = Form.from_text(spec.expression, spec.typical_values(), source=f"Exported from {target!r}.")

@@ -1,5 +1,9 @@
 """Exception types shared by every layer.
 
+The last two are not errors but the two limits a caller sets (an evaluation budget, a deadline): raised
+where the limit is met, by the evaluation layer or the proposer, and caught by the search, which stops
+there with every finished record committed.
+
 `UserError` and its subclasses mean *the user asked for something impossible* (bad expression, missing or
 broken dataset, bad config, a folder that is not a usable run). The CLI turns them into one line on stderr
 and exit code 2; everything else is a bug and keeps its traceback.
@@ -29,3 +33,11 @@ class ConfigError(UserError):
 
 class StoreError(UserError):
     """The file is not a usable afos run database, or a write was attempted on a read-only store."""
+
+
+class BudgetSpent(Exception):
+    """Not an error: the caller's evaluation budget ran out; the records made before it are committed."""
+
+
+class TimeUp(Exception):
+    """Not an error: the caller's deadline passed; the records made before it are committed."""

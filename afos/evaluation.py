@@ -15,7 +15,7 @@ a twin, resumed, or on another executor. Callers must therefore never look at ot
 
 The identity of a stored result is :class:`EvalKey`: the activation's key, the *protocol* (a hash of
 every training setting that changes what a number means, derived in exactly one place,
-:func:`protocol_id`), the budget in epochs, the seed and the task.
+:func:`afos.training.protocol.protocol_id`), the budget in epochs, the seed and the task.
 
 This module does not import the store: the database is handed in as a :class:`RunDatabase` (and the
 cache of other runs as a :class:`RecordCache`), so the layers stay one-way (the store sits above and
@@ -30,121 +30,12 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Protocol
 
-import torch
-
-from afos import __version__, data, models
-from afos.compile import ActivationSpec
-from afos.errors import ConfigError
-from afos.executors import Executor, Job
-from afos.records import (
-    FIELDS,
-    RESULT_FIELDS,
-    WORKER_DIED,
-    EvalKey,
-    Evaluation,
-    Origin,
-    Phase,
-    Status,
-    stable_hash,
-)
-from afos.train import TrainConfig, check_setup, resolve_device
-
-__all__ = [
-    "NOT_PROTOCOL",
-    "WORKER_DIED",
-    "BudgetSpent",
-    "EvalKey",
-    "EvalRequest",
-    "Evaluation",
-    "Evaluator",
-    "Origin",
-    "Phase",
-    "RecordCache",
-    "RunDatabase",
-    "Status",
-    "TimeUp",
-    "protocol_id",
-    "protocol_settings",
-    "check_tasks",
-    "resolve_train",
-    "split_task",
-    "stable_hash",
-]
-
-#: Training settings that do not change what a number means: the budget and seed (part of the key
-#: beside the protocol), where the work runs, the soft time limit, and the kernel path (fused, compiled or
-#: eager kernels compute the same values and gradients, up to float rounding). Device *precision* does
-#: change it and enters the protocol through :func:`protocol_settings`.
-NOT_PROTOCOL = ("epochs", "steps", "seed", "device", "data_dir", "timeout_s", "amp", "channels_last", "kernels",
-                "cuda_graphs")
-#: Settings of the user's own data (``folder``, ``csv``), left out of other datasets' protocols, which
-#: they do not affect.
-OWN_DATA_SETTINGS = ("image_size", "target")
-
-
-class BudgetSpent(Exception):
-    """The caller's evaluation budget ran out; the records made before it are committed."""
-
-
-class TimeUp(Exception):
-    """The caller's deadline passed; the records made before it are committed."""
-
-
-# ------------------------------------------------------------------------------------- the protocol
-
-
-def split_task(task: str) -> tuple[str, str]:
-    """``"digits/mlp"`` -> ``("digits", "mlp")``, checking both names."""
-    dataset, _, model = task.partition("/")
-    if dataset not in data.DATASETS:
-        raise ConfigError(f"task {task!r}: unknown dataset {dataset!r}; choose one of {', '.join(data.DATASETS)}")
-    if model not in models.MODELS:
-        raise ConfigError(f"task {task!r}: unknown model {model!r}; choose one of {', '.join(models.MODELS)}")
-    return dataset, model
-
-
-def check_tasks(configs: Iterable[TrainConfig]) -> None:
-    """Load each dataset and build each model once before anything is created or trained, so that a
-    missing dataset or a model that cannot take its dataset stops a command at once, leaving nothing
-    behind, instead of hours into it."""
-    unique = {(c.dataset, c.model, c.data_dir, c.val_fraction, c.seed, c.image_size, c.target): resolve_train(c)
-              for c in configs}
-    for config in unique.values():
-        check_setup(config, data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction,
-                                              seed=config.seed, image_size=config.image_size, target=config.target))
-
-
-def resolve_train(train: TrainConfig) -> TrainConfig:
-    """The config as it will actually run: the dataset's default model filled in when none is named."""
-    return train if train.model else replace(train, model=models.default_model(train.dataset))
-
-
-def protocol_settings(train: TrainConfig) -> dict[str, Any]:
-    """Everything that makes two training runs comparable, from the *resolved* config.
-
-    The effective numerics replace the flags that ask for them (bf16 autocast and channels_last act on
-    CUDA only), and the afos version and torch major.minor are included: a result is reused as a fact
-    only where it would come out the same.
-    """
-    resolved = resolve_train(train)
-    settings = {k: v for k, v in resolved.to_dict().items() if k not in NOT_PROTOCOL}
-    if resolved.dataset in data.OWN_DATASETS:
-        settings["data_dir"] = resolved.data_dir  # the user's own data: the path names the data itself
-    else:
-        for key in OWN_DATA_SETTINGS:
-            settings.pop(key)
-    on_cuda = resolve_device(resolved.device).type == "cuda"
-    settings["precision"] = "bf16-autocast" if resolved.amp and on_cuda else "fp32"
-    settings["memory_format"] = "channels_last" if resolved.channels_last and on_cuda else "contiguous"
-    settings["afos"] = __version__
-    settings["torch"] = ".".join(torch.__version__.split(".")[:2])
-    return settings
-
-
-def protocol_id(train: TrainConfig) -> str:
-    """The protocol hash of a training config: the one definition search, evaluate and compare share."""
-    return stable_hash(protocol_settings(train))
-
+from afos.activation.spec import ActivationSpec
+from afos.errors import BudgetSpent, TimeUp
+from afos.execution.contract import Executor, Job
+from afos.records import FIELDS, RESULT_FIELDS, EvalKey, Evaluation, Origin, Phase, Status
+from afos.training.config import TrainConfig
+from afos.training.protocol import protocol_id, resolve_train
 
 # ------------------------------------------------------------------------------------------ records
 
@@ -280,12 +171,3 @@ class Evaluator:
         self.store.add_evaluation(evaluation)
         found[evaluation.key] = evaluation
         self.on_record(evaluation)
-
-
-def describe(evaluation: Evaluation) -> str:
-    """One progress line for a record: status, validation accuracy, time, where it came from."""
-    accuracy = evaluation.val_accuracy
-    shown = "-" if accuracy is None else f"{accuracy:.4f}"
-    where = f"reused from {evaluation.source}" if evaluation.origin is Origin.REUSED else f"{evaluation.seconds:.1f}s"
-    return (f"{evaluation.status.value:<8} val_acc {shown}  {where}  "
-            f"[{evaluation.task} seed {evaluation.seed} {evaluation.budget:g} ep]  {evaluation.expression}")

@@ -24,11 +24,12 @@ import sympy
 from deap import gp
 
 from afos.records import EvalKey, Evaluation, Status
+from afos.search.trees import Individual, primitive_set, to_sympy
 from afos.space.primitives import PRIMITIVES
 from afos.space.primitives import primitive_set as resolve
 from afos.space.probe import fingerprint, screen
-from afos.store import RunStore, SiblingRuns
-from afos.trees import Individual, primitive_set, to_sympy
+from afos.storage.siblings import SiblingRuns
+from afos.storage.store import RunStore
 
 
 def _lookup_ms(keys: list[str]) -> float:

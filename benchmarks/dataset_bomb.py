@@ -25,7 +25,7 @@ _FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx
 
 _PROBE = """
 import resource, sys
-from afos.data import load_dataset
+from afos.training.data.registry import load_dataset
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     load_dataset("mnist", sys.argv[1], download=False)

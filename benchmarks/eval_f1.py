@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from afos.data import DeviceLoader
-from afos.models import activation_sites, build_model
-from afos.train import Learner, TrainConfig
+from afos.training.config import TrainConfig
+from afos.training.data.loader import DeviceLoader
+from afos.training.learner import Learner
+from afos.training.models.registry import activation_sites, build_model
 
 
 @torch.no_grad()

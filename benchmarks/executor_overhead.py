@@ -34,10 +34,11 @@ from typing import Any
 
 import torch
 
-from afos.compile import resolve_activation
+from afos.activation.spec import resolve_activation
 from afos.config import load_config
-from afos.executors import Executor, Job, make_executor
-from afos.train import TrainConfig
+from afos.execution.contract import Executor, Job
+from afos.execution.factory import make_executor
+from afos.training.config import TrainConfig
 
 EXPRESSIONS = ("relu", "silu", "gelu", "-x*erf(exp(-x))", "x*tanh(softplus(x))", "tanh(x)")
 ROOT = Path(__file__).resolve().parents[1]

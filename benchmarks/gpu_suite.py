@@ -35,10 +35,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from afos import data
-from afos.compile import activation_factory, resolve_activation
+from afos.activation.module import activation_factory
+from afos.activation.spec import resolve_activation
 from afos.config import load_config
-from afos.train import TrainConfig, resolve_device, run_fitness
+from afos.training.config import TrainConfig, resolve_device
+from afos.training.data.registry import load_dataset
+from afos.training.fitness import run_fitness
 
 sys.path.insert(0, str(Path(__file__).parent))
 from step_time import Variant, activation_variants, measure
@@ -140,7 +142,7 @@ def candidate_rows(device: torch.device, data_dir: str | None, quick: bool) -> l
         if quick:
             settings.update(steps=2, batch_size=16)
         config = TrainConfig.from_dict(settings)
-        dataset = data.load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=0)
+        dataset = load_dataset(config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=0)
         seconds, notes = [], []
         for text in (candidate.format(c=1 + (row + 1) / 10) for candidate in CANDIDATES):
             start = time.perf_counter()

@@ -18,7 +18,8 @@ import time
 import torch
 from torch import nn
 
-from afos.compile import KERNEL_PATHS, activation_factory, resolve_activation
+from afos.activation.module import KERNEL_PATHS, activation_factory
+from afos.activation.spec import resolve_activation
 
 
 def main() -> None:

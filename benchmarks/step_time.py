@@ -50,14 +50,16 @@ import torch
 from deap import gp
 from torch import nn
 
-from afos import models
-from afos.compile import Activation, activation_factory, resolve_activation
+from afos.activation.module import Activation, activation_factory
+from afos.activation.spec import resolve_activation
+from afos.search.trees import Individual, primitive_set, to_sympy
 from afos.space.parse import canonical
 from afos.space.primitives import PRIMITIVES
 from afos.space.primitives import primitive_set as resolve
 from afos.space.probe import screen
-from afos.train import MODEL, Learner, TrainConfig, resolve_device
-from afos.trees import Individual, primitive_set, to_sympy
+from afos.training.config import MODEL, TrainConfig, resolve_device
+from afos.training.learner import Learner
+from afos.training.models.registry import activation_sites, build_model
 
 BASELINE = "ReLU (torch.nn.ReLU)"
 NATIVE: dict[str, Callable[[], nn.Module]] = {
@@ -106,8 +108,8 @@ class Variant:
         *, cuda_graphs: bool = False, compile_model: bool = False,
     ):
         torch.manual_seed(0)
-        model = models.build_model(model, factory, in_channels=3, num_classes=10, image_size=32)
-        self.sites = models.activation_sites(model)
+        model = build_model(model, factory, in_channels=3, num_classes=10, image_size=32)
+        self.sites = activation_sites(model)
         config = TrainConfig(device=str(device), schedule="constant", cuda_graphs=cuda_graphs)
         self.learner = Learner(model, config, self.sites, device=device, total_steps=1, warmup_steps=0,
                                compile_model=compile_model)

@@ -90,7 +90,7 @@ run() {
   local afos=(python3 -m afos) fast=(--config configs/cifar10-fast.toml --device "$device" --data-dir "$data")
 
   # Every module imports: a missing package fails here in seconds, not in every step (deap 1.4.4 needs moocore).
-  if ! python3 -c "import deap.tools, afos.search, afos.executors, afos.report" >"$OUT/preflight.txt" 2>&1; then
+  if ! python3 -c "import deap.tools, afos.search.loop, afos.execution.factory, afos.reporting.search_report" >"$OUT/preflight.txt" 2>&1; then
     echo "preflight failed: $(tail -n 1 "$OUT/preflight.txt")" | tee -a "$OUT/steps.txt"; exit 1
   fi
 

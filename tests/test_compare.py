@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from scipy import stats as sps
 
-from afos.compare import Function, Results, Spec, analyse, friedman_floor, select
-from afos.compare_report import load_results
 from afos.errors import UserError
+from afos.grid.analysis import analyse, friedman_floor
+from afos.grid.results import Results, select
+from afos.grid.sources import load_results
+from afos.grid.spec import Function, Spec
 from afos.records import Evaluation, Status
 
 GRID = ["eelu", "--baseline", "relu,silu", "--datasets", "digits", "--models", "mlp,small_cnn", "--seeds", "2",
@@ -169,7 +171,7 @@ def test_findings_say_when_a_test_cannot_reach_significance() -> None:
 
 
 def test_merging_grids_refuses_a_task_trained_under_two_protocols(tmp_path: Path) -> None:
-    from afos.store import RunStore
+    from afos.storage.store import RunStore
 
     for name, protocol in (("one", "p1"), ("two", "p2")):
         spec = Spec("compare", [Function("relu", "Max(0, x)", "f1", "baseline")], ["digits/mlp"], [0], 1.0,

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from afos.compile import Activation
+from afos.activation.module import Activation
 from afos.errors import ParseError, UserError
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import torch.nn as nn
 
-from afos import data
 from afos.errors import ConfigError
-from afos.search import SearchConfig
-from afos.train import TrainConfig, check_setup, run_fitness
+from afos.search.config import SearchConfig
+from afos.training.config import TrainConfig
+from afos.training.data.registry import load_dataset
+from afos.training.fitness import check_setup, run_fitness
 
 _BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("reuse_runs", {"reuse_runs": "no"}),
@@ -92,7 +93,7 @@ def test_small_dataset_needs_a_tenth_not_fifty() -> None:
     run_fitness(nn.ReLU, TrainConfig(dataset="wine", epochs=0.1))
     with pytest.raises(ConfigError, match="leaves 7 validation example"):
         run_fitness(nn.ReLU, TrainConfig(dataset="wine", val_fraction=0.05, epochs=0.1))
-    assert len(data.load_dataset("wine").val_y) == 14
+    assert len(load_dataset("wine").val_y) == 14
 
 
 @pytest.mark.parametrize(("toml", "key"), [("reuse_runs = \"no\"\n", "reuse_runs"),
@@ -111,9 +112,9 @@ def test_cli_reports_bad_config_values_in_one_line(tmp_path: Path, toml: str, ke
 
 def test_setup_check_needs_no_training() -> None:
     """The preflight the commands run: the same two checks, on the loaded dataset, before any folder exists."""
-    digits = data.load_dataset("digits", val_fraction=0.02)
+    digits = load_dataset("digits", val_fraction=0.02)
     with pytest.raises(ConfigError, match="leaves 29 validation example"):
         check_setup(TrainConfig(val_fraction=0.02), digits)
     with pytest.raises(ConfigError, match="no activation site"):
-        check_setup(TrainConfig(model_options={"hidden": []}), data.load_dataset("digits"))
-    check_setup(TrainConfig(model_options={"hidden": [4]}), data.load_dataset("digits"))
+        check_setup(TrainConfig(model_options={"hidden": []}), load_dataset("digits"))
+    check_setup(TrainConfig(model_options={"hidden": [4]}), load_dataset("digits"))

@@ -10,18 +10,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from afos import data
-from afos.compile import Activation
+from afos.activation.module import Activation
 from afos.errors import ConfigError
-from afos.evaluation import protocol_id
-from afos.train import TrainConfig, run_fitness
+from afos.training.config import TrainConfig
+from afos.training.data.registry import Dataset, load_dataset
+from afos.training.fitness import run_fitness
+from afos.training.protocol import protocol_id
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 
 
 @pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits")
+def digits() -> Dataset:
+    return load_dataset("digits")
 
 
 def test_cuda_graphs_must_be_a_boolean() -> None:
@@ -33,7 +34,7 @@ def test_cuda_graphs_is_not_part_of_the_protocol() -> None:
     assert protocol_id(TrainConfig(cuda_graphs=True)) == protocol_id(TrainConfig())
 
 
-def test_cuda_graphs_take_no_effect_on_the_cpu(digits: data.Dataset) -> None:
+def test_cuda_graphs_take_no_effect_on_the_cpu(digits: Dataset) -> None:
     runs = [run_fitness(lambda: Activation("-x*erf(exp(-x))"), TrainConfig(device="cpu", epochs=2, cuda_graphs=graphs),
                         dataset=digits) for graphs in (False, True)]
     assert runs[1].status == "ok" and not runs[1].cuda_graphs and runs[1].kernel_note == ""
@@ -43,7 +44,7 @@ def test_cuda_graphs_take_no_effect_on_the_cpu(digits: data.Dataset) -> None:
 
 @CUDA
 @pytest.mark.parametrize("model", ["mlp", "small_cnn"])
-def test_graphed_steps_train_the_same_function(digits: data.Dataset, model: str) -> None:
+def test_graphed_steps_train_the_same_function(digits: Dataset, model: str) -> None:
     runs = [run_fitness(lambda: Activation("-x*erf(exp(-x))"),
                         TrainConfig(device="cuda", model=model, epochs=3, amp=False, cuda_graphs=graphs), dataset=digits)
             for graphs in (False, True)]
@@ -57,7 +58,7 @@ def test_graphed_steps_train_the_same_function(digits: data.Dataset, model: str)
 
 
 @CUDA
-def test_graphed_steps_with_bf16_and_learned_parameters(digits: data.Dataset) -> None:
+def test_graphed_steps_with_bf16_and_learned_parameters(digits: Dataset) -> None:
     config = TrainConfig(device="cuda", model="small_cnn", epochs=2, cuda_graphs=True)
     result = run_fitness(lambda: Activation("b*tanh(a*x)", {"a": 1.0, "b": 1.0}, channel=True), config, dataset=digits)
     assert result.status == "ok" and result.cuda_graphs, result.kernel_note

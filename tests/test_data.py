@@ -16,8 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from afos.data import DATASETS, Dataset, DeviceLoader, data_root, default_augment, load_dataset
 from afos.errors import ConfigError, DatasetNotFound, UserError
+from afos.training.data.loader import DeviceLoader
+from afos.training.data.registry import DATASETS, Dataset, data_root, default_augment, load_dataset
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from afos.data import load_dataset
 from afos.errors import DatasetError
+from afos.training.data.registry import load_dataset
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
@@ -114,7 +114,7 @@ def test_labels_must_match_the_images(tmp_path: Path, labels: np.ndarray, match:
 
 _BOMB_PROBE = textwrap.dedent("""
     import resource, sys
-    from afos.data import load_dataset
+    from afos.training.data.registry import load_dataset
     from afos.errors import DatasetError
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from afos.compare import make_tasks, resolve_functions, train_config
 from afos.errors import ConfigError, ParseError
+from afos.grid.spec import make_tasks, resolve_functions, train_config
 
 RUN_KEYS = {"expression", "canonical", "dataset", "model", "seed", "status", "reason", "val_accuracy",
             "test_accuracy", "val_loss", "epochs", "seconds", "params", "val_f1", "test_f1"}

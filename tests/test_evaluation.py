@@ -15,16 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from afos.compile import ActivationSpec
-from afos.evaluation import EvalRequest, Evaluator, Origin, Phase, protocol_id
-from afos.executors import SerialExecutor
-from afos.runs import list_runs
-from afos.runs import search as run_search
-from afos.search import SearchConfig
+from afos.activation.spec import ActivationSpec
+from afos.evaluation import EvalRequest, Evaluator
+from afos.execution.local import SerialExecutor
+from afos.records import Origin, Phase
+from afos.runs.listing import list_runs
+from afos.runs.search import search as run_search
+from afos.search.config import SearchConfig
+from afos.search.trees import parse_tree, primitive_set
 from afos.space.primitives import primitive_set as resolve_primitives
-from afos.store import RunStore, SiblingRuns
-from afos.train import TrainConfig
-from afos.trees import parse_tree, primitive_set
+from afos.storage.siblings import SiblingRuns
+from afos.storage.store import RunStore
+from afos.training.config import TrainConfig
+from afos.training.protocol import protocol_id
 
 TINY = {"population": 5, "generations": 2, "seed": 7, "elites": 1,
         "train": {"dataset": "digits", "model": "mlp", "epochs": 1, "batch_size": 64}}

@@ -19,11 +19,15 @@ from typing import Any
 import pytest
 import torch
 
-from afos import executors
-from afos.compile import resolve_activation
+from afos.activation.spec import resolve_activation
 from afos.errors import ConfigError
-from afos.executors import Executor, Job, ProcessExecutor, RayExecutor, make_executor, run_job
-from afos.train import TrainConfig
+from afos.execution import ray_cluster
+from afos.execution.contract import Executor, Job
+from afos.execution.factory import make_executor
+from afos.execution.local import ProcessExecutor
+from afos.execution.ray_cluster import RayExecutor
+from afos.execution.worker import run_job
+from afos.training.config import TrainConfig
 
 EXPRESSIONS = ("relu", "silu", "-x*erf(exp(-x))", "exp(exp(exp(x)))")  # the last one diverges
 PID_DIR = "AFOS_TEST_PID_DIR"  # where _announce_then_run writes "<key>.pid"
@@ -308,7 +312,7 @@ class _Squatter:
 @pytest.mark.slow  # half a minute: the retirement waits out _PLACE_S, set above a busy machine's actor start
 def test_ray_slot_without_room_is_retired(ray_session: Any, monkeypatch: pytest.MonkeyPatch,
                                           reference: Callable[[Job, int], dict]) -> None:
-    monkeypatch.setattr(executors, "_PLACE_S", 30.0)  # well above an actor's start on a busy machine
+    monkeypatch.setattr(ray_cluster, "_PLACE_S", 30.0)  # well above an actor's start on a busy machine
     squatter = ray_session.remote(_Squatter).options(num_gpus=0.5, num_cpus=0).remote()
     ray_session.get(squatter.__ray_ready__.remote())
     try:  # two slots of half the GPU each, room for one: the second waits for resources, then is retired
@@ -322,7 +326,7 @@ def test_ray_slot_without_room_is_retired(ray_session: Any, monkeypatch: pytest.
 
 
 def test_ray_without_any_room_records_errors(ray_session: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(executors, "_PLACE_S", 2.0)
+    monkeypatch.setattr(ray_cluster, "_PLACE_S", 2.0)
     squatter = ray_session.remote(_Squatter).options(num_gpus=1, num_cpus=0).remote()
     ray_session.get(squatter.__ray_ready__.remote())
     try:

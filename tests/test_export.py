@@ -1,4 +1,4 @@
-"""`afos export` and `Activation.to_source`: the exported code runs where afos cannot be imported and computes
+"""`afos export` and `render(Form.from_activation(...))`: the exported code runs where afos cannot be imported and computes
 the function afos trains, values and gradients alike."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from afos.compile import Activation
-from afos.executors import SerialExecutor
-from afos.export import ExportError, Form, render
-from afos.runs import search as run_search
-from afos.search import SearchConfig
+from afos.activation.module import Activation
+from afos.execution.local import SerialExecutor
+from afos.reporting.export import ExportError, Form, render
+from afos.runs.search import search as run_search
+from afos.search.config import SearchConfig
 from afos.space.parse import parse
-from afos.store import RunStore
+from afos.storage.store import RunStore
 
 GRID = np.linspace(-6.0, 6.0, 241)  # includes 0 and 1, where the kinks of max/min/heaviside lie
 
@@ -92,7 +92,7 @@ def trained(text: str, values: dict[str, float]) -> Activation:
 def test_exported_torch_matches_values_and_gradients(tmp_path: Path, text: str, values: dict) -> None:
     activation = trained(text, values)
     expected, expected_grad = afos_values(activation)
-    out = run_isolated(activation.to_source("torch"), "torch", tmp_path)
+    out = run_isolated(render(Form.from_activation(activation), "torch"), "torch", tmp_path)
     for name in ("function", "module"):
         got, grad = (np.array(v) for v in out[name])
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
@@ -104,7 +104,8 @@ def test_exported_torch_matches_values_and_gradients(tmp_path: Path, text: str, 
 def test_exported_numpy_matches_values_and_gradients(tmp_path: Path, text: str, values: dict) -> None:
     activation = trained(text, values)
     expected, expected_grad = afos_values(activation)
-    got, grad = (np.array(v) for v in run_isolated(activation.to_source("numpy"), "numpy", tmp_path)["function"])
+    source = render(Form.from_activation(activation), "numpy")
+    got, grad = (np.array(v) for v in run_isolated(source, "numpy", tmp_path)["function"])
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
     smooth = np.min(np.abs(GRID[:, None] - np.array([0.0, 1.0])), axis=1) > 1e-3  # central differences
     np.testing.assert_allclose(grad[smooth], expected_grad[smooth], rtol=1e-5, atol=1e-5)
@@ -115,7 +116,7 @@ def test_per_channel_values_are_exported_per_channel(tmp_path: Path) -> None:
     activation(torch.zeros(1, 3, 2, 2))
     with torch.no_grad():
         activation.params["beta"].copy_(torch.tensor([0.5, 1.0, 2.0]))
-    source = activation.to_source("torch")
+    source = render(Form.from_activation(activation), "torch")
     namespace: dict = {}
     exec(compile(source, "exported.py", "exec"), namespace)  # noqa: S102 - our own generated code, in a test
     x = torch.randn(4, 3, 2, 2, dtype=torch.float64)

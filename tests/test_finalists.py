@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from scipy import stats as sps
 
-from afos.executors import SerialExecutor
-from afos.finalists import confirm_seeds
+from afos.execution.local import SerialExecutor
 from afos.records import Origin, Phase
-from afos.runs import search as run_search
-from afos.search import SearchConfig
-from afos.store import RunStore
+from afos.runs.search import search as run_search
+from afos.search.config import SearchConfig
+from afos.search.confirmation import confirm_seeds
+from afos.storage.store import RunStore
 
 SEARCH = {"population": 4, "generations": 2, "seed": 3, "fitness_seeds": 2, "elites": 1, "reuse_runs": False,
           "confirm_top": 2, "confirm_seeds": 3, "baseline": "silu",

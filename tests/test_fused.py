@@ -15,16 +15,18 @@ import sympy
 import torch
 from deap import gp
 
-from afos import data
-from afos.compile import Activation, resolve_activation
+from afos.activation.module import Activation
+from afos.activation.spec import resolve_activation
 from afos.errors import ConfigError
+from afos.search.trees import Individual, primitive_set, to_sympy
 from afos.space.derive import GRAD, adjoints
 from afos.space.lower import lower_many
 from afos.space.parse import canonical, parse
 from afos.space.primitives import PRIMITIVES, X
 from afos.space.primitives import primitive_set as resolve
-from afos.train import CPU_COMPILE_MIN_STEPS, CPU_MODEL_MIN_STEPS, MODEL, TrainConfig, kernel_path, run_fitness
-from afos.trees import Individual, primitive_set, to_sympy
+from afos.training.config import CPU_COMPILE_MIN_STEPS, CPU_MODEL_MIN_STEPS, MODEL, TrainConfig
+from afos.training.data.registry import Dataset, load_dataset
+from afos.training.fitness import kernel_path, run_fitness
 
 TOLERANCES = {torch.float64: (1e-9, 1e-12), torch.float32: (2e-4, 1e-5), torch.bfloat16: (4e-2, 2e-2)}
 KINKS = [0.0, 0.5, -0.5, 1.0, -1.0, 1e-3, -1e-3]
@@ -204,12 +206,12 @@ def test_compiled_kernels_fold_the_constants_and_keep_their_values() -> None:
 
 
 @pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits")
+def digits() -> Dataset:
+    return load_dataset("digits")
 
 
 @pytest.mark.parametrize("kernels", ["eager", "fused", "auto"])
-def test_train_key_kernels_picks_the_path_and_records_it(digits: data.Dataset, kernels: str) -> None:
+def test_train_key_kernels_picks_the_path_and_records_it(digits: Dataset, kernels: str) -> None:
     config = TrainConfig(device="cpu", kernels=kernels)
     result = run_fitness(lambda: Activation("mila"), config, dataset=digits)
     assert result.status == "ok" and result.val_accuracy > 0.8
@@ -217,7 +219,7 @@ def test_train_key_kernels_picks_the_path_and_records_it(digits: data.Dataset, k
     assert result.compile_seconds == 0.0 and result.kernel_note == ""
 
 
-def test_fused_and_eager_training_agree(digits: data.Dataset) -> None:
+def test_fused_and_eager_training_agree(digits: Dataset) -> None:
     results = [
         run_fitness(lambda: Activation("-x*erf(exp(-x))"), TrainConfig(device="cpu", epochs=2, kernels=k), dataset=digits)
         for k in ("eager", "fused")
@@ -226,7 +228,7 @@ def test_fused_and_eager_training_agree(digits: data.Dataset) -> None:
     assert abs(results[0].val_accuracy - results[1].val_accuracy) <= 0.02
 
 
-def test_compiled_network_trains_the_same_function(digits: data.Dataset) -> None:
+def test_compiled_network_trains_the_same_function(digits: Dataset) -> None:
     """kernels = "model": the whole network through torch.compile, the activation traced in its fused form."""
     runs = {k: run_fitness(lambda: Activation("-x*erf(exp(-x))"), TrainConfig(device="cpu", model="small_cnn", epochs=2,
                                                                               kernels=k), dataset=digits)
@@ -239,7 +241,7 @@ def test_compiled_network_trains_the_same_function(digits: data.Dataset) -> None
         assert after["val_accuracy"] == pytest.approx(before["val_accuracy"], abs=0.02)
 
 
-def test_every_network_compiles_for_itself(digits: data.Dataset) -> None:
+def test_every_network_compiles_for_itself(digits: Dataset) -> None:
     """Dynamo's recompile limit is per code object; each network gets its own, so a search never runs
     out of compiles (the limit lowered to 1 here: three networks must still each compile)."""
     config = TrainConfig(device="cpu", model="mlp", model_options={"hidden": [16]}, steps=2, kernels=MODEL)

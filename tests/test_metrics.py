@@ -7,12 +7,15 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
-from afos.compile import ActivationSpec
-from afos.data import DeviceLoader, load_dataset
+from afos.activation.spec import ActivationSpec
 from afos.evaluation import EvalRequest, record_of
-from afos.models import activation_sites, build_model
-from afos.store import RunStore
-from afos.train import Learner, TrainConfig, macro_f1, run_fitness
+from afos.storage.store import RunStore
+from afos.training.config import TrainConfig
+from afos.training.data.loader import DeviceLoader
+from afos.training.data.registry import load_dataset
+from afos.training.fitness import run_fitness
+from afos.training.learner import Learner, macro_f1
+from afos.training.models.registry import activation_sites, build_model
 
 
 def test_macro_f1_matches_scikit_learn_on_a_partly_trained_model() -> None:

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from afos.errors import ConfigError
-from afos.models import MODELS, activation_sites, build_model, default_model
-from afos.train import TrainConfig, run_fitness
+from afos.training.config import TrainConfig
+from afos.training.fitness import run_fitness
+from afos.training.models.registry import MODELS, activation_sites, build_model, default_model
 
 REPLACED = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish)
 

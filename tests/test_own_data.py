@@ -15,10 +15,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from afos.data import load_dataset
 from afos.errors import ConfigError, DatasetError
-from afos.evaluation import protocol_settings
-from afos.train import TrainConfig, run_fitness
+from afos.training.config import TrainConfig
+from afos.training.data.registry import load_dataset
+from afos.training.fitness import run_fitness
+from afos.training.protocol import protocol_settings
 
 COLOURS = {"cats": (200, 30, 30), "dogs": (30, 200, 30), "owls": (30, 30, 200)}
 

@@ -6,10 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from afos.compile import Activation, activation_factory, parse_assignments, resolve_activation
+from afos.activation.module import Activation, activation_factory
+from afos.activation.spec import resolve_activation
+from afos.cli import parse_assignments
 from afos.errors import UserError
-from afos.models import activation_sites, build_model
-from afos.train import TrainConfig, run_fitness
+from afos.training.config import TrainConfig
+from afos.training.fitness import run_fitness
+from afos.training.models.registry import activation_sites, build_model
 
 
 def test_mila_with_beta_zero_equals_mish() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from afos import plots
-from afos.compare_report import _channel_corners
+from afos.reporting import plots
+from afos.reporting.grid_report import _channel_corners
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from afos.errors import ConfigError
-from afos.evaluation import Phase
-from afos.executors import SerialExecutor
-from afos.runs import search as run_search
-from afos.search import SearchConfig
-from afos.store import RunStore
+from afos.execution.local import SerialExecutor
+from afos.records import Phase
+from afos.runs.search import search as run_search
+from afos.search.config import SearchConfig
+from afos.storage.store import RunStore
 
 TINY = {
     "population": 6,

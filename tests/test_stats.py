@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from afos import plots, stats
+from afos.reporting import plots
+from afos.stats import pairwise
+from afos.stats import ranks as rank_tests
 
 # Demšar (2006), "Statistical Comparisons of Classifiers over Multiple Data Sets", JMLR 7:1-30, Table 6:
 # AUC of C4.5 (m=0, cf=0.25), C4.5+m, C4.5+cf and C4.5+m+cf on 14 UCI data sets (rows: adult (sample),
@@ -47,38 +49,38 @@ DEMSAR_Q = {
 
 
 def test_nemenyi_cd_k4_n10_matches_published_value() -> None:
-    assert round(stats.nemenyi_cd(4, 10, 0.05), 3) == 1.483
+    assert round(rank_tests.nemenyi_cd(4, 10, 0.05), 3) == 1.483
 
 
 @pytest.mark.parametrize("alpha", sorted(DEMSAR_Q))
 def test_nemenyi_q_matches_demsar_table_5a(alpha: float) -> None:
     for k, expected in zip(range(2, 11), DEMSAR_Q[alpha]):
-        q_alpha = stats.nemenyi_cd(k, 1, alpha) / math.sqrt(k * (k + 1) / 6.0)
+        q_alpha = rank_tests.nemenyi_cd(k, 1, alpha) / math.sqrt(k * (k + 1) / 6.0)
         assert q_alpha == pytest.approx(expected, abs=1e-3), k  # the table truncates some entries (2.3437 -> 2.343)
 
 
 def test_nemenyi_cd_for_demsar_example() -> None:
     # Section 3.2.2: CD = 1.25 at alpha 0.05 and 1.12 at alpha 0.10 for k = 4, N = 14.
-    assert round(stats.nemenyi_cd(4, 14, 0.05), 2) == 1.25
-    assert round(stats.nemenyi_cd(4, 14, 0.10), 2) == 1.12
+    assert round(rank_tests.nemenyi_cd(4, 14, 0.05), 2) == 1.25
+    assert round(rank_tests.nemenyi_cd(4, 14, 0.10), 2) == 1.12
 
 
 def test_nemenyi_cd_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError):
-        stats.nemenyi_cd(1, 10)
+        rank_tests.nemenyi_cd(1, 10)
     with pytest.raises(ValueError):
-        stats.nemenyi_cd(4, 10, alpha=1.5)
+        rank_tests.nemenyi_cd(4, 10, alpha=1.5)
 
 
 # ------------------------------------------------------------------------------------ Friedman, Demšar
 
 
 def test_demsar_average_ranks() -> None:
-    assert np.round(stats.average_ranks(DEMSAR_AUC), 3).tolist() == [3.143, 2.000, 2.893, 1.964]
+    assert np.round(rank_tests.average_ranks(DEMSAR_AUC), 3).tolist() == [3.143, 2.000, 2.893, 1.964]
 
 
 def test_demsar_friedman_statistics() -> None:
-    result = stats.friedman(DEMSAR_AUC)
+    result = rank_tests.friedman(DEMSAR_AUC)
     assert (result.n_cases, result.k) == (14, 4)
     assert round(result.statistic, 2) == 9.28
     assert round(result.iman_davenport, 2) == 3.69
@@ -88,26 +90,26 @@ def test_demsar_friedman_statistics() -> None:
 
 
 def test_demsar_nemenyi_conclusions() -> None:
-    ranks = dict(zip(DEMSAR_NAMES, stats.average_ranks(DEMSAR_AUC)))
+    ranks = dict(zip(DEMSAR_NAMES, rank_tests.average_ranks(DEMSAR_AUC)))
     # alpha 0.05: "the post-hoc test is not powerful enough to detect any significant differences".
-    assert not any(pair.significant for pair in stats.nemenyi_pairs(ranks, 14, 0.05))
+    assert not any(pair.significant for pair in rank_tests.nemenyi_pairs(ranks, 14, 0.05))
     # alpha 0.10: pure C4.5 is significantly worse than C4.5+m and C4.5+m+cf, nothing else differs.
-    significant = {frozenset((p.first, p.second)) for p in stats.nemenyi_pairs(ranks, 14, 0.10) if p.significant}
+    significant = {frozenset((p.first, p.second)) for p in rank_tests.nemenyi_pairs(ranks, 14, 0.10) if p.significant}
     assert significant == {frozenset({"C4.5", "C4.5+m"}), frozenset({"C4.5", "C4.5+m+cf"})}
     # Figure 1(a): the two groups joined by bars at alpha 0.10.
-    groups = stats.nemenyi_groups(ranks, stats.nemenyi_cd(4, 14, 0.10))
+    groups = rank_tests.nemenyi_groups(ranks, rank_tests.nemenyi_cd(4, 14, 0.10))
     assert [set(g) for g in groups] == [{"C4.5+m+cf", "C4.5+m", "C4.5+cf"}, {"C4.5+cf", "C4.5"}]
 
 
 def test_nemenyi_pairs_accepts_positional_ranks() -> None:
-    pairs = stats.nemenyi_pairs(stats.average_ranks(DEMSAR_AUC), 14, 0.10)
+    pairs = rank_tests.nemenyi_pairs(rank_tests.average_ranks(DEMSAR_AUC), 14, 0.10)
     assert len(pairs) == 6 and {p.first for p in pairs} <= {"0", "1", "2", "3"}
 
 
 def test_demsar_wilcoxon_example() -> None:
     # Section 3.1.3 / Table 2: C4.5+m vs C4.5, zero differences split: R+ = 93, R- = 12, T = 12, which is
     # below the exact critical value 21 for N = 14 at alpha 0.05.
-    (row,) = stats.wilcoxon_holm(DEMSAR_AUC, DEMSAR_NAMES, ["C4.5+m"], ["C4.5"])
+    (row,) = pairwise.wilcoxon_holm(DEMSAR_AUC, DEMSAR_NAMES, ["C4.5+m"], ["C4.5"])
     assert row.n == 14 and row.statistic == 12.0
     assert row.significant and row.direction == "better"
     assert row.p_holm == row.p_value  # a family of one is not adjusted
@@ -116,7 +118,7 @@ def test_demsar_wilcoxon_example() -> None:
 def test_tie_corrected_friedman_equals_scipy() -> None:
     rng = np.random.default_rng(0)
     values = rng.integers(0, 4, size=(12, 5)).astype(float)  # coarse values force many ties
-    result = stats.friedman(values)
+    result = rank_tests.friedman(values)
     reference = sps.friedmanchisquare(*values.T)
     assert result.statistic_tie_corrected == pytest.approx(reference.statistic)
     assert result.p_value_tie_corrected == pytest.approx(reference.pvalue)
@@ -124,14 +126,14 @@ def test_tie_corrected_friedman_equals_scipy() -> None:
 
 def test_friedman_without_ties_equals_scipy() -> None:
     values = np.random.default_rng(1).random((20, 6))
-    result = stats.friedman(values)
+    result = rank_tests.friedman(values)
     reference = sps.friedmanchisquare(*values.T)
     assert result.statistic == pytest.approx(reference.statistic)
     assert result.p_value == pytest.approx(reference.pvalue)
 
 
 def test_friedman_works_for_two_functions_and_identical_columns() -> None:
-    result = stats.friedman(np.tile([[0.9, 0.9]], (5, 1)))
+    result = rank_tests.friedman(np.tile([[0.9, 0.9]], (5, 1)))
     assert result.statistic == 0.0 and result.p_value == 1.0 and result.statistic_tie_corrected == 0.0
 
 
@@ -139,7 +141,7 @@ def test_friedman_works_for_two_functions_and_identical_columns() -> None:
 
 
 def test_nan_ranks_worst() -> None:
-    ranks = stats.rank_cases([[0.5, np.nan, 0.9, 0.1], [np.nan, 0.7, np.nan, 0.8]])
+    ranks = rank_tests.rank_cases([[0.5, np.nan, 0.9, 0.1], [np.nan, 0.7, np.nan, 0.8]])
     assert ranks.tolist() == [[2.0, 4.0, 1.0, 3.0], [3.5, 2.0, 3.5, 1.0]]
 
 
@@ -149,14 +151,14 @@ def test_friedman_treats_failure_like_a_value_below_all_others() -> None:
     failed[[1, 4, 4], [2, 0, 3]] = np.nan
     lowest = values.copy()
     lowest[[1, 4, 4], [2, 0, 3]] = -1.0
-    assert stats.friedman(failed) == stats.friedman(lowest)
+    assert rank_tests.friedman(failed) == rank_tests.friedman(lowest)
 
 
 def test_case_where_everything_failed_is_dropped() -> None:
     values = np.vstack([np.random.default_rng(3).random((6, 3)), [np.nan, np.nan, np.nan]])
-    assert stats.friedman(values).n_cases == 6
+    assert rank_tests.friedman(values).n_cases == 6
     with pytest.raises(ValueError):
-        stats.average_ranks([[np.nan, np.nan]])
+        rank_tests.average_ranks([[np.nan, np.nan]])
 
 
 # ----------------------------------------------------------------------------------- Holm, Wilcoxon
@@ -164,22 +166,22 @@ def test_case_where_everything_failed_is_dropped() -> None:
 
 def test_holm_hand_computed() -> None:
     # sorted: 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> raised to the running maximum 0.06.
-    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert stats.holm([0.5, 0.6]).tolist() == [1.0, 1.0]
+    assert pairwise.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert pairwise.holm([0.5, 0.6]).tolist() == [1.0, 1.0]
 
 
 def test_wilcoxon_identical_columns_gives_p_one() -> None:
     values = np.tile([[0.8, 0.8, 0.7]], (6, 1)) + np.arange(6)[:, None] * 0.01
-    (row,) = stats.wilcoxon_holm(values, ["f", "relu", "tanh"], ["f"], ["relu"])
+    (row,) = pairwise.wilcoxon_holm(values, ["f", "relu", "tanh"], ["f"], ["relu"])
     assert row.p_value == 1.0 and row.p_holm == 1.0 and not row.significant
     assert row.direction == "equal" and "zero" in row.note
 
 
 def test_wilcoxon_too_few_cases_is_graceful() -> None:
     values = np.array([[np.nan, np.nan], [np.nan, np.nan]])
-    (row,) = stats.wilcoxon_holm(values, ["f", "relu"], ["f"], ["relu"])
+    (row,) = pairwise.wilcoxon_holm(values, ["f", "relu"], ["f"], ["relu"])
     assert row.n == 0 and row.p_value == 1.0 and row.note
-    (row,) = stats.wilcoxon_holm([[0.9, 0.8], [0.8, 0.7], [0.7, 0.6]], ["f", "relu"], ["f"], ["relu"])
+    (row,) = pairwise.wilcoxon_holm([[0.9, 0.8], [0.8, 0.7], [0.7, 0.6]], ["f", "relu"], ["f"], ["relu"])
     assert not row.significant and "cannot fall below" in row.note
 
 
@@ -188,7 +190,7 @@ def test_wilcoxon_counts_failure_as_loss() -> None:
     base = rng.random(10)
     values = np.column_stack([base + 0.01, base])
     values[0, 0] = np.nan
-    (row,) = stats.wilcoxon_holm(values, ["f", "relu"], ["f"], ["relu"])
+    (row,) = pairwise.wilcoxon_holm(values, ["f", "relu"], ["f"], ["relu"])
     # The failure takes the largest rank, on the losing side: nine tied +0.01 (rank 5 each) and one loss
     # ranked 10, so T = min(45, 10) = 10, the same as an ordinary loss bigger than every other difference.
     assert row.statistic == 10.0
@@ -197,28 +199,28 @@ def test_wilcoxon_counts_failure_as_loss() -> None:
 
 
 def test_wilcoxon_holm_family_and_json() -> None:
-    rows = stats.wilcoxon_holm(DEMSAR_AUC, DEMSAR_NAMES, ["C4.5+m", "C4.5+m+cf"], ["C4.5", "C4.5+cf"])
+    rows = pairwise.wilcoxon_holm(DEMSAR_AUC, DEMSAR_NAMES, ["C4.5+m", "C4.5+m+cf"], ["C4.5", "C4.5+cf"])
     assert [(r.candidate, r.baseline) for r in rows] == [
         ("C4.5+m", "C4.5"), ("C4.5+m", "C4.5+cf"), ("C4.5+m+cf", "C4.5"), ("C4.5+m+cf", "C4.5+cf")]
-    assert [r.p_holm for r in rows] == pytest.approx(stats.holm([r.p_value for r in rows]).tolist())
+    assert [r.p_holm for r in rows] == pytest.approx(pairwise.holm([r.p_value for r in rows]).tolist())
     json.dumps([r.to_dict() for r in rows], allow_nan=False)
 
 
 def test_unknown_names_raise() -> None:
     with pytest.raises(ValueError):
-        stats.wilcoxon_holm(DEMSAR_AUC, DEMSAR_NAMES, ["nope"], ["C4.5"])
+        pairwise.wilcoxon_holm(DEMSAR_AUC, DEMSAR_NAMES, ["nope"], ["C4.5"])
 
 
 # ------------------------------------------------------------------------------------------------ wins
 
 
 def test_per_case_significance() -> None:
-    assert stats.per_case_significance([0.9], [0.5, 0.6]).significant is None
-    assert stats.per_case_significance([0.9, np.nan], [0.5, 0.6]).p_value is None
-    clear = stats.per_case_significance([0.91, 0.92, 0.93], [0.81, 0.82, 0.83])
+    assert pairwise.per_case_significance([0.9], [0.5, 0.6]).significant is None
+    assert pairwise.per_case_significance([0.9, np.nan], [0.5, 0.6]).p_value is None
+    clear = pairwise.per_case_significance([0.91, 0.92, 0.93], [0.81, 0.82, 0.83])
     assert clear.significant is True and clear.n_candidate == 3
-    assert stats.per_case_significance([0.81, 0.82, 0.83], [0.91, 0.92, 0.93]).significant is False
-    same = stats.per_case_significance([0.8, 0.8], [0.8, 0.8])
+    assert pairwise.per_case_significance([0.81, 0.82, 0.83], [0.91, 0.92, 0.93]).significant is False
+    same = pairwise.per_case_significance([0.8, 0.8], [0.8, 0.8])
     assert (same.p_value, same.significant) == (1.0, False)
 
 
@@ -232,11 +234,11 @@ def test_wins_against_best_baseline() -> None:
         [0.40, np.nan, np.nan],  # every baseline failed: win
         [np.nan, np.nan, np.nan],  # nothing ran: not counted
     ])
-    assert stats.best_baselines(values, names, ["relu", "gelu"]) == ["gelu", "relu", "relu", "gelu", None, None]
-    (row,) = stats.wins(values, names, ["f"], ["relu", "gelu"],
+    assert pairwise.best_baselines(values, names, ["relu", "gelu"]) == ["gelu", "relu", "relu", "gelu", None, None]
+    (row,) = pairwise.wins(values, names, ["f"], ["relu", "gelu"],
                         per_case_pvalues={"f": [0.01, 0.02, 0.5, None, None, None]})
     assert (row.n_cases, row.wins, row.significant_wins, row.n_tested) == (5, 2, 1, 3)
-    (plain,) = stats.wins(values, names, ["f"], ["relu", "gelu"])
+    (plain,) = pairwise.wins(values, names, ["f"], ["relu", "gelu"])
     assert plain.significant_wins is None and plain.fraction == pytest.approx(0.4)
     json.dumps(plain.to_dict(), allow_nan=False)
 
@@ -250,8 +252,8 @@ def _is_png(path) -> bool:
 
 
 def test_critical_difference_diagram_writes_png(tmp_path) -> None:
-    ranks = dict(zip(DEMSAR_NAMES, stats.average_ranks(DEMSAR_AUC)))
-    out = plots.critical_difference_diagram(ranks, stats.nemenyi_cd(4, 14, 0.10), tmp_path / "sub" / "cd.png",
+    ranks = dict(zip(DEMSAR_NAMES, rank_tests.average_ranks(DEMSAR_AUC)))
+    out = plots.critical_difference_diagram(ranks, rank_tests.nemenyi_cd(4, 14, 0.10), tmp_path / "sub" / "cd.png",
                                             title="Demšar Table 6")
     assert _is_png(out)
 

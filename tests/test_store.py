@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from afos.errors import StoreError
 from afos.records import EvalKey, Evaluation, Origin, Phase, Status, stable_hash
-from afos.search import rng_state_from_json, rng_state_to_json
-from afos.store import SCHEMA_VERSION, RunStore, StoreError
+from afos.search.loop import rng_state_from_json, rng_state_to_json
+from afos.storage.schema import SCHEMA_VERSION
+from afos.storage.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -273,7 +275,7 @@ def test_stable_hash_is_stable() -> None:
 _WRITER = textwrap.dedent("""
     import random, sys, time
     from afos.records import Evaluation, Status
-    from afos.store import RunStore
+    from afos.storage.store import RunStore
     store = RunStore(sys.argv[1])
     pause_at = int(sys.argv[2])  # -1: never pause
     store._conn.execute("PRAGMA cache_size = 8")  # tiny page cache: open transactions spill pages into the WAL

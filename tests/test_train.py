@@ -13,31 +13,24 @@ import pytest
 import torch
 from torch import nn
 
-from afos import data, models
-from afos.compile import Activation
+from afos.activation.module import Activation
 from afos.errors import ConfigError
-from afos.train import (
-    CHECK_EVERY,
-    OPTIMIZERS,
-    SCHEDULES,
-    FitnessResult,
-    Learner,
-    TrainConfig,
-    build_optimizer,
-    lr_factor,
-    run_fitness,
-)
+from afos.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from afos.training.data.registry import Dataset, load_dataset
+from afos.training.fitness import CHECK_EVERY, FitnessResult, run_fitness
+from afos.training.learner import Learner, build_optimizer, lr_factor
+from afos.training.models.registry import activation_sites, build_model
 
 CPU = {"device": "cpu"}
 
 
 @pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits")
+def digits() -> Dataset:
+    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")
-def per_epoch(digits: data.Dataset) -> int:
+def per_epoch(digits: Dataset) -> int:
     """Training batches per epoch of the default config (the last partial batch is dropped)."""
     return len(digits.train_y) // TrainConfig().batch_size
 
@@ -86,7 +79,7 @@ def test_relu_learns_digits(factory, per_epoch: int) -> None:
     assert result.params == {}
 
 
-def test_exploding_candidate_is_diverged_not_raised(digits: data.Dataset) -> None:
+def test_exploding_candidate_is_diverged_not_raised(digits: Dataset) -> None:
     result = run_fitness(lambda: Activation("exp(exp(exp(x)))"), TrainConfig(**CPU), dataset=digits)
     assert result.status in ("diverged", "rejected")
     assert "non-finite" in result.reason
@@ -94,14 +87,14 @@ def test_exploding_candidate_is_diverged_not_raised(digits: data.Dataset) -> Non
     json.dumps(result.to_dict(), allow_nan=False)  # records stay strict JSON even when the loss was NaN
 
 
-def test_divergence_is_caught_between_validation_passes(digits: data.Dataset) -> None:
+def test_divergence_is_caught_between_validation_passes(digits: Dataset) -> None:
     config = TrainConfig(batch_size=8, **CPU)  # ~160 steps per epoch: the periodic check must catch it
     result = run_fitness(lambda: Activation("exp(exp(exp(x)))"), config, dataset=digits)
     assert result.status == "diverged"
     assert result.steps == CHECK_EVERY and result.history == []
 
 
-def test_factory_that_raises_is_an_error(digits: data.Dataset) -> None:
+def test_factory_that_raises_is_an_error(digits: Dataset) -> None:
     def factory() -> nn.Module:
         raise ValueError("no such primitive: frobnicate")
 
@@ -111,17 +104,17 @@ def test_factory_that_raises_is_an_error(digits: data.Dataset) -> None:
     assert result.steps == 0 and result.val_accuracy is None
 
 
-def test_unparsable_expression_is_an_error(digits: data.Dataset) -> None:
+def test_unparsable_expression_is_an_error(digits: Dataset) -> None:
     result = run_fitness(lambda: Activation("frobnicate(x)"), TrainConfig(**CPU), dataset=digits)
     assert result.status == "error" and "frobnicate" in result.reason
 
 
-def test_failure_during_training_is_an_error(digits: data.Dataset) -> None:
+def test_failure_during_training_is_an_error(digits: Dataset) -> None:
     result = run_fitness(lambda: Raising(ArithmeticError("boom")), TrainConfig(**CPU), dataset=digits)
     assert (result.status, result.reason) == ("error", "ArithmeticError: boom")
 
 
-def test_out_of_memory_is_reported_as_oom(digits: data.Dataset) -> None:
+def test_out_of_memory_is_reported_as_oom(digits: Dataset) -> None:
     error = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
     result = run_fitness(lambda: Raising(error), TrainConfig(**CPU), dataset=digits)
     assert result.status == "oom" and "out of memory" in result.reason
@@ -135,7 +128,7 @@ def test_model_that_cannot_take_the_dataset_raises_config_error() -> None:
 # -------------------------------------------------------------------------------- reproducibility
 
 
-def test_same_seed_gives_identical_records(digits: data.Dataset) -> None:
+def test_same_seed_gives_identical_records(digits: Dataset) -> None:
     def factory() -> nn.Module:
         return Activation("x*tanh(softplus(x+beta))", learnable={"beta": -0.25})
 
@@ -146,13 +139,13 @@ def test_same_seed_gives_identical_records(digits: data.Dataset) -> None:
     assert _without_seconds(first) == _without_seconds(second)
 
 
-def test_different_seeds_differ(digits: data.Dataset) -> None:
+def test_different_seeds_differ(digits: Dataset) -> None:
     runs = [run_fitness(nn.ReLU, TrainConfig(epochs=2, seed=s, **CPU), dataset=digits) for s in (0, 1)]
     assert runs[0].history[0]["train_loss"] != runs[1].history[0]["train_loss"]
     assert runs[0].val_loss != runs[1].val_loss
 
 
-def test_caller_rng_state_is_untouched(digits: data.Dataset) -> None:
+def test_caller_rng_state_is_untouched(digits: Dataset) -> None:
     before = torch.random.get_rng_state()
     run_fitness(nn.ReLU, TrainConfig(epochs=0.2, seed=5, **CPU), dataset=digits)
     assert torch.equal(before, torch.random.get_rng_state())
@@ -161,7 +154,7 @@ def test_caller_rng_state_is_untouched(digits: data.Dataset) -> None:
 # ----------------------------------------------------------------------------------------- budgets
 
 
-def test_early_rejection_stops_after_the_configured_fraction(digits: data.Dataset, per_epoch: int) -> None:
+def test_early_rejection_stops_after_the_configured_fraction(digits: Dataset, per_epoch: int) -> None:
     config = TrainConfig(early_reject_accuracy=0.99, early_reject_epochs=0.5, **CPU)
     result = run_fitness(nn.ReLU, config, dataset=digits)
     assert result.status == "rejected"
@@ -171,32 +164,32 @@ def test_early_rejection_stops_after_the_configured_fraction(digits: data.Datase
     assert result.test_accuracy is None
 
 
-def test_a_reachable_bar_does_not_reject(digits: data.Dataset) -> None:
+def test_a_reachable_bar_does_not_reject(digits: Dataset) -> None:
     config = TrainConfig(epochs=2, early_reject_accuracy=0.0, early_reject_epochs=0.5, **CPU)
     result = run_fitness(nn.ReLU, config, dataset=digits)
     assert result.status == "ok"
     assert [entry["epoch"] for entry in result.history][:2] == [pytest.approx(0.5, abs=0.1), 1.0]
 
 
-def test_timeout_returns_the_partial_record(digits: data.Dataset) -> None:
+def test_timeout_returns_the_partial_record(digits: Dataset) -> None:
     result = run_fitness(nn.ReLU, TrainConfig(timeout_s=1e-9, **CPU), dataset=digits)
     assert result.status == "timeout" and "timed out" in result.reason
     assert result.steps == 1 and result.test_accuracy is None
 
 
-def test_fractional_epochs_train_the_right_number_of_steps(digits: data.Dataset, per_epoch: int) -> None:
+def test_fractional_epochs_train_the_right_number_of_steps(digits: Dataset, per_epoch: int) -> None:
     result = run_fitness(nn.ReLU, TrainConfig(epochs=2.5, **CPU), dataset=digits)
     assert result.steps == round(2.5 * per_epoch)
     assert [entry["step"] for entry in result.history] == [per_epoch, 2 * per_epoch, result.steps]
 
 
-def test_steps_override_epochs(digits: data.Dataset, per_epoch: int) -> None:
+def test_steps_override_epochs(digits: Dataset, per_epoch: int) -> None:
     result = run_fitness(nn.ReLU, TrainConfig(epochs=5, steps=7, **CPU), dataset=digits)
     assert result.status == "ok"
     assert result.steps == 7 and result.epochs == pytest.approx(7 / per_epoch)
 
 
-def test_progress_reports_every_validation_pass(digits: data.Dataset) -> None:
+def test_progress_reports_every_validation_pass(digits: Dataset) -> None:
     events: list[dict] = []
     run_fitness(nn.ReLU, TrainConfig(epochs=3, **CPU), dataset=digits, progress=events.append)
     assert [e["epoch"] for e in events] == [1.0, 2.0, 3.0]
@@ -205,7 +198,7 @@ def test_progress_reports_every_validation_pass(digits: data.Dataset) -> None:
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_every_optimizer_trains(digits: data.Dataset, optimizer: str) -> None:
+def test_every_optimizer_trains(digits: Dataset, optimizer: str) -> None:
     lr = {"sgd": 0.05, "adadelta": 1.0, "adagrad": 0.05}.get(optimizer, 1e-3)
     result = run_fitness(nn.ReLU, TrainConfig(epochs=3, optimizer=optimizer, lr=lr, **CPU), dataset=digits)
     assert result.status == "ok"
@@ -213,7 +206,7 @@ def test_every_optimizer_trains(digits: data.Dataset, optimizer: str) -> None:
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
-def test_every_schedule_trains(digits: data.Dataset, schedule: str) -> None:
+def test_every_schedule_trains(digits: Dataset, schedule: str) -> None:
     result = run_fitness(nn.ReLU, TrainConfig(epochs=3, schedule=schedule, **CPU), dataset=digits)
     assert result.status == "ok" and result.val_accuracy > 0.3
 
@@ -236,7 +229,7 @@ def _learnable() -> nn.Module:
     return Activation("x*tanh(softplus(x+beta))", learnable={"beta": -0.25})
 
 
-def test_learnable_parameters_move_and_are_reported(digits: data.Dataset) -> None:
+def test_learnable_parameters_move_and_are_reported(digits: Dataset) -> None:
     result = run_fitness(_learnable, TrainConfig(epochs=3, param_lr=0.5, **CPU), dataset=digits)
     assert result.status == "ok"
     assert sorted(result.params) == [0, 1]  # the digits MLP has two activation sites
@@ -244,20 +237,20 @@ def test_learnable_parameters_move_and_are_reported(digits: data.Dataset) -> Non
     assert all(v != -0.25 for v in values) and values[0] != values[1]
 
 
-def test_param_lr_zero_freezes_activation_parameters(digits: data.Dataset) -> None:
+def test_param_lr_zero_freezes_activation_parameters(digits: Dataset) -> None:
     result = run_fitness(_learnable, TrainConfig(epochs=2, param_lr=0.0, **CPU), dataset=digits)
     assert result.status == "ok"
     assert [site["beta"] for site in result.params.values()] == [-0.25, -0.25]
 
 
-def test_tensor_parameters_are_summarised(digits: data.Dataset) -> None:
+def test_tensor_parameters_are_summarised(digits: Dataset) -> None:
     result = run_fitness(VectorScale, TrainConfig(epochs=1, param_lr=0.0, **CPU), dataset=digits)
     assert result.params[0] == {"scale": {"mean": 1.0, "min": 0.5, "max": 1.5}}
 
 
 def test_activation_parameters_form_their_own_group_and_get_gradients() -> None:
-    model = models.build_model("mlp", _learnable, in_channels=1, num_classes=3, image_size=None, num_features=5)
-    sites = models.activation_sites(model)
+    model = build_model("mlp", _learnable, in_channels=1, num_classes=3, image_size=None, num_features=5)
+    sites = activation_sites(model)
     config = TrainConfig(lr=0.1, weight_decay=1e-3, param_lr=0.01, param_wd=1e-4, **CPU)
     optimizer = build_optimizer(model, config, sites)
     decayed, undecayed, own = optimizer.param_groups
@@ -305,7 +298,7 @@ def test_from_dict_rejects_unknown_keys_and_round_trips() -> None:
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
-def test_run_fitness_validates_before_training(digits: data.Dataset) -> None:
+def test_run_fitness_validates_before_training(digits: Dataset) -> None:
     with pytest.raises(ConfigError, match="batch_size"):
         run_fitness(nn.ReLU, TrainConfig(batch_size=0, **CPU), dataset=digits)
 

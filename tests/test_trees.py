@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from afos.errors import ConfigError
+from afos.search.trees import MAX_TREE_DEPTH, parse_tree, primitive_set
 from afos.space.parse import MAX_DEPTH, MAX_LENGTH
 from afos.space.primitives import primitive_set as resolve_primitives
-from afos.trees import MAX_TREE_DEPTH, parse_tree, primitive_set
 
 
 @pytest.fixture(scope="module")

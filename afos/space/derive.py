@@ -1,6 +1,6 @@
 """Symbolic derivatives of candidate expressions, with torch's conventions at every kink.
 
-The fused activation (:class:`afos.compile.Activation`) computes its backward from these derivatives
+The fused activation (:class:`afos.activation.module.Activation`) computes its backward from these derivatives
 instead of recording a chain of elementwise ops, so it saves only its input. For that to be the same
 function trained by the eager chain, each derivative here is the one *torch's autograd* would compute
 through the lowering of :mod:`afos.space.lower`, not merely a mathematically valid one:

@@ -1,0 +1,291 @@
+"""PNG figures: Demšar critical-difference diagrams, annotated result heatmaps and function shapes.
+
+Figures are built on matplotlib's object API with the Agg canvas rather than pyplot, so plotting never
+touches global state, never opens a window, and is safe from worker threads or headless CI.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from afos.stats.ranks import nemenyi_groups
+
+_ROW_STEP = 0.3  # vertical distance between label rows in a CD diagram, in axis units
+_BAR_STEP = 0.1  # vertical distance between stacked group bars
+
+
+def _new_figure(width: float, height: float) -> tuple[Figure, Any]:
+    """A figure attached to an Agg canvas, with one axes."""
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot(1, 1, 1)
+
+
+def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write the figure as PNG, creating parent folders; tight bounds keep long labels inside the image."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, format="png", dpi=150, bbox_inches="tight")
+    return target
+
+
+# ------------------------------------------------------------------------------------------- CD diagram
+
+
+def _draw_rank_axis(ax: Any, k: int) -> None:
+    """The horizontal rank axis at y = 0 with integer ticks; rank 1 (best) on the right, as in Demšar."""
+    ax.plot([1, k], [0, 0], color="black", linewidth=1)
+    for tick in range(1, k + 1):
+        ax.plot([tick, tick], [0, 0.08], color="black", linewidth=1)
+        ax.text(tick, 0.13, str(tick), ha="center", va="bottom", fontsize=9)
+
+
+def _draw_cd_interval(ax: Any, k: int, cd: float) -> None:
+    """The CD as a bracketed segment above the axis, starting at its worst (left) end."""
+    y = 0.5
+    ax.plot([k, k - cd], [y, y], color="black", linewidth=1.2)
+    for x in (k, k - cd):
+        ax.plot([x, x], [y - 0.04, y + 0.04], color="black", linewidth=1.2)
+    ax.text(k - cd / 2, y + 0.06, f"CD = {cd:.3f}", ha="center", va="bottom", fontsize=9)
+
+
+def _draw_labels(ax: Any, ordered: list[tuple[str, float]], edge: float, top: float, right: bool) -> float:
+    """Elbow lines from each rank down to a label row at the figure side; returns the lowest y used."""
+    y = top
+    for name, rank in ordered:
+        y -= _ROW_STEP
+        ax.plot([rank, rank, edge], [0, y, y], color="black", linewidth=0.8)
+        text = f"  {rank:.2f}  {name}" if right else f"{name}  {rank:.2f}  "
+        ax.text(edge, y, text, ha="left" if right else "right", va="center", fontsize=9)
+    return y
+
+
+def critical_difference_diagram(
+    avg_ranks: Mapping[str, float],
+    cd: float,
+    path: str | os.PathLike[str],
+    title: str | None = None,
+) -> Path:
+    """Demšar (2006) critical-difference diagram of average ranks (lower is better) written as a PNG.
+
+    Functions hang from the rank axis with the better half labelled on the right and the worse half on the
+    left; thick bars join groups not significantly different (ranks within less than `cd`, see
+    `afos.stats.nemenyi_groups`); the CD itself is drawn above the axis for scale.
+    """
+    ranks = {str(name): float(rank) for name, rank in avg_ranks.items()}
+    k = len(ranks)
+    if k < 2:
+        raise ValueError("a critical-difference diagram needs at least two functions")
+    by_rank = sorted(ranks.items(), key=lambda item: item[1])
+    groups = nemenyi_groups(ranks, cd)
+    bars_bottom = -_BAR_STEP * (len(groups) + 1)
+    right_half, left_half = by_rank[: math.ceil(k / 2)], by_rank[math.ceil(k / 2) :][::-1]
+
+    figure, ax = _new_figure(7.0, 1.4 + 0.35 * (len(right_half) + len(groups) * 0.4))
+    _draw_rank_axis(ax, k)
+    _draw_cd_interval(ax, k, cd)
+    low = min(_draw_labels(ax, right_half, 1 - 0.3, bars_bottom, right=True),
+              _draw_labels(ax, left_half, k + 0.3, bars_bottom, right=False))
+    for index, group in enumerate(groups):
+        y = -_BAR_STEP * (index + 1)
+        ax.plot([ranks[group[0]] - 0.03, ranks[group[-1]] + 0.03], [y, y], color="black", linewidth=3.5,
+                solid_capstyle="round")
+
+    ax.set_xlim(max(k, k - cd) + 0.35, min(1.0, k - cd) - 0.35)  # reversed: best on the right
+    ax.set_ylim(low - _ROW_STEP / 2, 0.8)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(figure, path)
+
+
+# --------------------------------------------------------------------------------------------- heatmap
+
+
+def _text_colour(rgba: tuple[float, float, float, float]) -> str:
+    """Black on light cells, white on dark ones (perceived luminance)."""
+    red, green, blue, _ = rgba
+    return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+
+
+def _row_scaled(values: np.ndarray) -> np.ndarray:
+    """Each row mapped to [0, 1] between its own lowest and highest finite value (0.5 for a flat row)."""
+    scaled = np.full_like(values, np.nan)
+    for index, row in enumerate(values):
+        finite = row[np.isfinite(row)]
+        if finite.size:
+            low, high = finite.min(), finite.max()
+            scaled[index] = (row - low) / (high - low) if high > low else np.where(np.isfinite(row), 0.5, np.nan)
+    return scaled
+
+
+def heatmap(
+    matrix: Any,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    path: str | os.PathLike[str],
+    title: str | None = None,
+    fmt: str = "{:.3f}",
+    *,
+    value_label: str = "value",
+    per_row: bool = False,
+) -> Path:
+    """Annotated heatmap (e.g. cases x functions accuracies) written as a PNG; NaN cells read "failed".
+
+    With ``per_row`` each row (a case) is coloured on its own scale, from its lowest to its highest value,
+    because cases differ in difficulty far more than functions differ within one: on a shared scale an easy
+    and a hard dataset would each be one flat colour. The cells still print the values; the colour bar
+    says which scale it shows (``value_label``).
+    """
+    values = np.asarray(matrix, dtype=float)
+    if values.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"matrix shape {values.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
+    colours = _row_scaled(values) if per_row else values
+    finite = colours[np.isfinite(colours)]
+    norm = Normalize(0.0, 1.0) if per_row or not finite.size else Normalize(finite.min(), finite.max())
+    figure, ax = _new_figure(max(4.0, 1.0 * len(col_labels) + 2.5), max(2.5, 0.45 * len(row_labels) + 1.5))
+    cmap = colormaps["viridis"].with_extremes(bad="lightgrey")
+    image = ax.imshow(np.ma.masked_invalid(colours), cmap=cmap, norm=norm, aspect="auto")
+    for (row, col), value in np.ndenumerate(values):
+        failed = not math.isfinite(value)
+        colour = "black" if failed else _text_colour(cmap(norm(colours[row, col])))
+        ax.text(col, row, "failed" if failed else fmt.format(value), ha="center", va="center", fontsize=8,
+                color=colour)
+    ax.set_xticks(range(len(col_labels)), labels=list(col_labels), rotation=45, ha="right")
+    ax.set_yticks(range(len(row_labels)), labels=list(row_labels))
+    bar = figure.colorbar(image, ax=ax)
+    if per_row:
+        bar.set_ticks([0.0, 0.5, 1.0], labels=["lowest", "", "highest"])
+        bar.set_label(f"{value_label}, scaled within each row", fontsize=9)
+    else:
+        bar.set_label(value_label, fontsize=9)
+    if title:
+        ax.set_title(title)
+    return _save(figure, path)
+
+
+# ------------------------------------------------------------------------------------ function shapes
+
+
+def _derivatives(expr: object, points: Any, order: int, params: Mapping[str, float] | None) -> list[Any]:
+    """f, f', ... up to ``order`` at ``points`` by repeated autograd (zero where a derivative vanishes)."""
+    import torch
+
+    from afos.space.probe import evaluate
+
+    points = points.detach().requires_grad_(True)
+    current = evaluate(expr, points, params)  # type: ignore[arg-type]
+    curves = [current]
+    for _ in range(order):
+        if current.requires_grad:
+            (current,) = torch.autograd.grad(current.sum(), points, create_graph=True)
+        else:
+            current = torch.zeros_like(points)
+        curves.append(current)
+    return [curve.detach().numpy() for curve in curves]
+
+
+def function_plot(
+    functions: Mapping[str, object],
+    path: str | os.PathLike[str],
+    *,
+    derivatives: bool = False,
+    params: Mapping[str, float] | None = None,
+    x_range: tuple[float, float] = (-5.0, 5.0),
+    title: str | None = None,
+    reference: str | None = None,
+    bands: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
+) -> Path:
+    """Plot functions (label -> expression, or (expression, parameter values)); with ``derivatives``
+    also f' and f''. ``params`` are the parameter values of functions given without their own.
+
+    ``reference`` names the function to draw as a thin dashed black line on top (e.g. ReLU), and the others
+    are drawn from thick to thin, so that a function equal to another (or to the reference) on part of the
+    range still shows. ``bands`` shades, around a function's line, the range its curve spans over several
+    parameter sets (e.g. the per-channel extremes of learned parameters).
+
+    Derivatives come from autograd through the same torch lowering used in training, so a kink shows as
+    the jump the optimiser actually sees.
+    """
+    import torch
+
+    points = torch.linspace(x_range[0], x_range[1], 801, dtype=torch.float64)
+    panels = ["f(x)", "f'(x)", "f''(x)"][: 3 if derivatives else 1]
+    figure = Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")  # room for suptitle and titles
+    FigureCanvasAgg(figure)
+    axes = [figure.add_subplot(1, len(panels), i + 1) for i in range(len(panels))]
+    order = len(panels) - 1
+    others = [label for label in functions if label != reference]
+    for label, function in functions.items():
+        expr, values = function if isinstance(function, tuple) else (function, params)
+        curves = _derivatives(expr, points, order, values)
+        style: dict[str, Any]
+        if label == reference:
+            style = {"color": "black", "linestyle": "--", "linewidth": 1.0, "zorder": 4}
+        else:
+            style = {"linewidth": max(0.8, 3.2 - 0.6 * others.index(label)), "zorder": 3}
+        for index, (ax, curve) in enumerate(zip(axes, curves)):
+            (line,) = ax.plot(points.numpy(), curve, label=label, **style)
+            if bands and label in bands:
+                spread = np.array([_derivatives(expr, points, order, variant)[index] for variant in bands[label]])
+                ax.fill_between(points.numpy(), spread.min(0), spread.max(0), color=line.get_color(), alpha=0.2,
+                                linewidth=0, zorder=2)
+    for ax, name in zip(axes, panels):
+        _robust_ylim(ax)
+        ax.set_title(name)
+        ax.axhline(0, color="0.75", linewidth=0.8)
+        ax.axvline(0, color="0.75", linewidth=0.8)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("x")
+    axes[0].legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
+
+
+def _robust_ylim(ax: Any, ratio: float = 10.0) -> None:
+    """Frame the curves of typical size when some dwarf them (e.g. an exponential beside ReLU, which would
+    flatten every other function into a line): curves whose range exceeds ``ratio`` times the median range
+    are left out of the y limits, and visibly leave the frame."""
+    curves = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    curves = [c[np.isfinite(c)] for c in curves]
+    spans = np.array([np.ptp(c) if c.size else 0.0 for c in curves])
+    typical = np.median(spans[spans > 0]) if (spans > 0).any() else 0.0
+    kept = [c for c, span in zip(curves, spans) if c.size and span <= ratio * typical]
+    if typical == 0.0 or len(kept) == len([c for c in curves if c.size]) or not kept:
+        return
+    low, high = min(c.min() for c in kept), max(c.max() for c in kept)
+    pad = 0.08 * max(high - low, 1e-9)
+    ax.set_ylim(low - pad, high + pad)
+
+
+def line_plot(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float | None]],
+    path: str | os.PathLike[str],
+    *,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+) -> Path:
+    """Several named series over a shared x axis (e.g. best/mean/median fitness per generation)."""
+    figure, ax = _new_figure(6.0, 3.8)
+    for label, values in series.items():
+        ax.plot(list(x), [math.nan if v is None else v for v in values], marker="o", markersize=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(figure, path)

@@ -1,0 +1,54 @@
+"""How numbers and tables look, in the terminal, Markdown and CSV: one place for every format."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std",
+               "test_accuracy", "generation", "learned")
+GENERATION_COLUMNS = ("generation", "best", "mean", "median", "proposed", "duplicate", "screened", "trained",
+                      "reused", "failed", "crossovers", "mutations")
+
+
+def write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """A CSV file of ``columns``; lists and dicts are written as JSON text (extra keys are ignored)."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+                          for k, v in row.items()} for row in rows)
+
+RUN_COLUMNS = ("expression", "canonical", "fingerprint", "role", "dataset", "model", "seed", "status", "reason",
+               "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "budget", "epochs", "steps",
+               "seconds", "origin", "source", "attempts", "params", "val_f1", "test_f1")
+CELL_COLUMNS = ("case", "function", "canonical", "role", "n", "ok", "statuses", "test_accuracy",
+                "test_accuracy_std", "val_accuracy", "val_accuracy_std", "seconds", "test_f1", "test_f1_std",
+                "val_f1", "val_f1_std")
+
+
+def format_number(value: Any) -> str:
+    """An accuracy, loss or fitness with 4 decimals; '-' for a missing measurement (a failed run)."""
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
+
+
+def format_duration(seconds: float) -> str:
+    """12s, 3m05s, 1h02m: an ETA or a run time as people read it."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def plus_minus(mean: float | None, std: float | None) -> str:
+    """``mean ± std``, or the mean alone when there is no spread to show (one run)."""
+    return format_number(mean) if std is None else f"{format_number(mean)} ± {std:.4f}"
+
+
+def safe_name(name: str) -> str:
+    """A folder name for an expression ('-x*erf(exp(-x))' -> 'x_erf_exp_-x_'; the fingerprint follows it)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip("-.")[:60] or "f"

@@ -1,0 +1,97 @@
+"""Starting and resuming searches in run folders."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from afos.config import with_overrides
+from afos.errors import ConfigError
+from afos.evaluation import Evaluator
+from afos.execution.contract import Executor
+from afos.records import Evaluation
+from afos.reporting.search_report import write_report
+from afos.runs.lifecycle import tracked
+from afos.runs.progress import Progress, SearchLog
+from afos.search.config import SearchConfig, task_configs, task_protocols
+from afos.search.confirmation import confirm
+from afos.search.loop import Search
+from afos.storage.liveness import Heartbeat
+from afos.storage.siblings import SiblingRuns
+from afos.storage.store import RunStore
+from afos.training.protocol import check_tasks
+
+#: Options that may change when a run is resumed; everything else is part of the run's identity.
+RESUMABLE = ("generations", "max_evals", "time_limit", "train.device", "train.data_dir", "reuse_runs",
+             "confirm", "confirm_top", "confirm_seeds")
+
+
+def new_run_dir(root: str | Path, config: SearchConfig) -> Path:
+    """``results/<time>-<dataset>-<model>-s<seed>``: sortable, readable, unique per second."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    task = config.task_list()[0].replace("/", "-")
+    return Path(root) / f"{stamp}-{task}-s{config.seed}"
+
+
+def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
+    """The stored config of a search run, with only the :data:`RESUMABLE` options changed.
+
+    Refused with one line: a folder that is not a search run, and a run whose protocol this afos would
+    compute differently (another afos or torch version, or a device of other precision), since resuming it
+    would silently retrain under another protocol.
+    """
+    db = Path(run_dir) / "afos.db"
+    if not db.is_file():
+        raise ConfigError(f"--resume {run_dir}: no afos.db there, so it is not a run folder")
+    with RunStore(db, readonly=True) as store:
+        kind, stored, protocols = store.get_meta("kind", "search"), store.get_meta("config"), store.get_meta("protocols")
+    if kind != "search":
+        raise ConfigError(f"--resume {run_dir}: it holds an `afos {kind}` grid, not a search; rerun that "
+                          f"command with --out {run_dir} to resume it")
+    if not isinstance(stored, dict):
+        raise ConfigError(f"--resume {run_dir}: its database holds no valid search config")
+    fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
+    if fixed:
+        raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(fixed)}")
+    config = SearchConfig.from_dict(with_overrides(stored, overrides))
+    if protocols != task_protocols(config):
+        raise ConfigError(f"--resume {run_dir}: this afos would train it under another protocol (afos or torch "
+                          "version, or device precision, changed); start a new search (`afos report` still "
+                          "reads this one)")
+    return config
+
+def search(config: SearchConfig, run_dir: Path, *, executor: Executor, echo: Progress | None = None,
+           on_record: Callable[[Evaluation], None] | None = None) -> str:
+    """Start or resume the search of ``run_dir`` and write its report; returns its final status.
+
+    Datasets and models are checked before the folder is created, so a bad task leaves nothing behind.
+    A failure later marks the run ``failed`` with its reason; Ctrl-C or SIGTERM marks it ``interrupted``;
+    a SIGKILL leaves ``running`` with a heartbeat that stops, which :func:`list_runs` reports as
+    ``interrupted``.
+    """
+    check_tasks(task_configs(config))
+    run_dir = Path(run_dir)
+    meta = {"kind": "search", "config": config.to_dict(), "protocols": task_protocols(config), "created": time.time()}
+    with RunStore(run_dir / "afos.db", meta=meta) as store:
+        store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits
+        log = SearchLog(run_dir, config, echo, done=store.count_evaluations(), on_record=on_record)
+        log(f"run folder {run_dir}")
+        cache = SiblingRuns(run_dir.parent, run_dir) if config.reuse_runs else None
+        evaluator = Evaluator(store, executor, cache=cache, on_record=log.record)
+        try:
+            with Heartbeat(store.path), cache or contextlib.nullcontext():
+                status = tracked(store, lambda: _search_and_confirm(config, store, evaluator, log))
+        finally:
+            log.close()
+    write_report(run_dir)
+    return status
+
+
+def _search_and_confirm(config: SearchConfig, store: RunStore, evaluator: Evaluator, log: Progress) -> str:
+    status = Search(config, store, evaluator, progress=log).run()
+    if config.confirm:
+        confirm(config, store, evaluator, log)
+    return status

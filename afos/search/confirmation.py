@@ -1,0 +1,249 @@
+"""Confirmation: a search's winners retrained on fresh seeds, paired with the baselines, with statistics.
+
+The maximum of many noisy fitness scores is biased upwards (the winner's curse), so the hall of fame's
+ranking is not evidence. At the end of a search the top ``confirm_top`` distinct functions that trained
+ok, and the baselines (ReLU always, plus the config's ``baseline``), each train on ``confirm_seeds`` seeds
+that took no part in the search (disjoint from every fitness seed), under the same protocol, paired by
+seed. These are ordinary evaluations (phase ``confirm``): they resume after a kill and are reused like any
+other.
+
+What is selection and what is a claim: finalists are *ranked* by their confirmed validation accuracy
+(validation selects); test accuracy is reported and tested (one-sided paired t-test against ReLU over the
+confirmation seeds, Holm-corrected over the finalists), never used to rank.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from scipy import stats as sps
+
+from afos.activation.spec import ActivationSpec
+from afos.evaluation import EvalRequest, Evaluator
+from afos.records import Evaluation, Phase
+from afos.search.config import RELU, SearchConfig, baseline_names, task_configs
+from afos.space.parse import canonical
+from afos.stats.pairwise import holm
+
+ALPHA = 0.05
+
+FINALIST_COLUMNS = ("rank", "role", "expression", "canonical", "fingerprint", "n_seeds", "failed", "val_mean",
+                    "val_std", "test_mean", "test_std", "test_ci_low", "test_ci_high", "delta_vs_relu",
+                    "delta_ci_low", "delta_ci_high", "p_vs_relu", "p_holm", "verdict")
+
+
+@dataclass(frozen=True)
+class Finalist:
+    """One row of ``finalists.csv``: a confirmed function or a baseline. Accuracies are fractions;
+    ``delta_vs_relu`` is the mean paired test-accuracy difference to ReLU."""
+
+    rank: int | None
+    role: str  # "finalist" | "baseline"
+    expression: str
+    canonical: str
+    fingerprint: str
+    n_seeds: int
+    failed: int
+    val_mean: float | None
+    val_std: float | None
+    test_mean: float | None
+    test_std: float | None
+    test_ci_low: float | None
+    test_ci_high: float | None
+    delta_vs_relu: float | None
+    delta_ci_low: float | None
+    delta_ci_high: float | None
+    p_vs_relu: float | None
+    p_holm: float | None
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def confirm_seeds(seed: int, fitness_seeds: int, count: int) -> list[int]:
+    """Seeds no fitness run of the search used: the ones right after its fitness seeds."""
+    return list(range(seed + fitness_seeds, seed + fitness_seeds + count))
+
+
+def plan(hall_of_fame: Sequence[Mapping[str, Any]], baseline: str | Sequence[str], top: int) -> list[dict[str, Any]]:
+    """The functions to confirm: the top ``top`` hall-of-fame entries that trained ok, then the baselines
+    (a baseline that is also a finalist is confirmed once, as a baseline)."""
+    bases: list[dict[str, Any]] = [
+        {"role": "baseline", "expression": name, "canonical": canonical(name), "fingerprint": ActivationSpec(name).key(),
+         "activation": ActivationSpec(name).to_dict()} for name in baseline_names(baseline)]
+    taken = {entry["fingerprint"] for entry in bases}
+    finalists: list[dict[str, Any]] = []
+    for entry in hall_of_fame:
+        if len(finalists) == top:
+            break
+        if entry.get("ok", True) and entry.get("n_runs", 1) and entry["fingerprint"] not in taken:
+            learnable: dict[str, float | str] = {f"p{i}": 1.0 for i in range(_constants(entry))}
+            finalists.append({"role": "finalist", "expression": entry["canonical"], "canonical": entry["canonical"],
+                              "fingerprint": entry["fingerprint"],
+                              "activation": ActivationSpec(entry["canonical"], learnable=learnable).to_dict()})
+            taken.add(entry["fingerprint"])
+    return finalists + bases
+
+
+def _constants(entry: Mapping[str, Any]) -> int:
+    """How many learnable constants (p0, p1, ...) a hall-of-fame function has."""
+    first: Mapping[str, Any] = next(iter((entry.get("learned") or {}).values()), {})
+    return len([name for name in first if name.startswith("p")])
+
+
+class ConfirmDatabase(Protocol):
+    """What confirmation needs of the run database (:class:`afos.store.RunStore` provides it)."""
+
+    def last_generation(self) -> dict | None: ...
+
+    def set_meta(self, key: str, value: object) -> None: ...
+
+
+def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, progress: Callable[[str], None]) -> None:
+    """Plan the confirmation of a finished search, record the plan in the run's meta (``confirmation``) and
+    have every (function, task, seed) run evaluated, seed-major, so that a stopped confirmation has all
+    functions on its first seeds. Confirmation runs are outside ``max_evals`` and ``time_limit``, which
+    bound the search: their number is fixed, (confirm_top + baselines) x tasks x confirm_seeds."""
+    saved = store.last_generation()
+    functions = plan(saved["hall_of_fame"] if saved else [], config.baseline, config.confirm_top)
+    seeds = confirm_seeds(config.seed, config.fitness_seeds, config.confirm_seeds)
+    budget = config.confirm_epochs or config.train.epochs
+    store.set_meta("confirmation", {"seeds": seeds, "budget": budget, "functions": functions})
+    finalists = sum(1 for f in functions if f["role"] == "finalist")
+    progress(f"confirming {finalists} finalist(s) and {len(functions) - finalists} baseline(s) on fresh seeds "
+             f"{seeds[0]}..{seeds[-1]} at {budget:g} epochs")
+    requests = [EvalRequest.make(ActivationSpec(**f["activation"]), task, budget=budget, seed=seed,
+                                 label=f["canonical"], phase=Phase.CONFIRM)
+                for seed in seeds for task in task_configs(config) for f in functions]
+    evaluator.ensure(requests)
+
+
+#: The stored runs of a function on one seed over every task, or None while some are missing.
+Lookup = Callable[[Mapping[str, Any], int], "list[Evaluation] | None"]
+
+
+def summarise(functions: Sequence[Mapping[str, Any]], seeds: Sequence[int], records: Lookup,
+              alpha: float = ALPHA) -> list[Finalist]:
+    """The finalists.csv rows from the stored confirmation runs (``records(function, seed)`` gives its runs
+    over the tasks); finalists ranked by confirmed validation mean, then the baselines."""
+    outcomes = {f["fingerprint"]: _outcomes(records, f, seeds) for f in functions}
+    relu = next((f for f in functions if f["expression"] == RELU), None)
+    relu_test = {s: test for s, (_, test) in outcomes[relu["fingerprint"]][0].items()} if relu else {}
+    rows = [_Row(f, *outcomes[f["fingerprint"]], relu_test if f is not relu else {}) for f in functions]
+    finalists = [r for r in rows if r.role == "finalist"]
+    for side in ("greater", "less"):  # one-sided p of "better", then of "worse", each Holm-corrected
+        tested = [(r, p) for r in finalists if (p := r.p[side]) is not None]
+        for (row, _), corrected in zip(tested, holm([p for _, p in tested]) if tested else []):
+            row.p_holm[side] = float(corrected)
+    finalists.sort(key=lambda r: (r.val_mean is None, -(r.val_mean or 0.0), r.fingerprint))
+    ordered = finalists + [r for r in rows if r.role == "baseline"]
+    return [row.finalist(rank if row.role == "finalist" else None, alpha) for rank, row in enumerate(ordered, 1)]
+
+
+#: Per seed that finished ok on every task: (validation, test) accuracy averaged over the tasks.
+SeedValues = dict[int, tuple[float, float]]
+
+
+def _outcomes(records: Lookup, function: Mapping[str, Any], seeds: Sequence[int]) -> tuple[SeedValues, int]:
+    """The seeds' values of a function, and how many of its stored seeds failed on some task."""
+    values: SeedValues = {}
+    failed = 0
+    for seed in seeds:
+        runs = records(function, seed)
+        if not runs:
+            continue  # not trained yet (a confirmation still under way)
+        if all(r.ok and r.val_accuracy is not None and r.test_accuracy is not None for r in runs):
+            values[seed] = (statistics.fmean(r.val_accuracy or 0.0 for r in runs),
+                            statistics.fmean(r.test_accuracy or 0.0 for r in runs))
+        else:
+            failed += 1
+    return values, failed
+
+
+class _Row:
+    """The statistics of one function's confirmation, paired with ReLU's test accuracy by seed."""
+
+    def __init__(self, function: Mapping[str, Any], values: SeedValues, failed: int,
+                 relu_test: Mapping[int, float]) -> None:
+        self.role, self.expression = function["role"], function["expression"]
+        self.canonical, self.fingerprint = function["canonical"], function["fingerprint"]
+        self.failed, self.n_seeds = failed, len(values) + failed
+        val, test = [v for v, _ in values.values()], [t for _, t in values.values()]
+        self.val_mean, self.val_std = _mean(val), _std(val)
+        self.test_mean, self.test_std, self.test_ci = _mean(test), _std(test), _interval(test)
+        mine = [values[s][1] for s in values if s in relu_test]
+        theirs = [relu_test[s] for s in values if s in relu_test]
+        differences = [a - b for a, b in zip(mine, theirs)]
+        self.delta, self.delta_ci = _mean(differences), _interval(differences)
+        varies = len(differences) >= 2 and (len(set(differences)) > 1 or differences[0] != 0)
+        self.p: dict[str, float | None] = {side: _paired_p(mine, theirs, side) if varies else None
+                                           for side in ("greater", "less")}
+        self.p_holm: dict[str, float | None] = {"greater": None, "less": None}
+
+    def finalist(self, rank: int | None, alpha: float) -> Finalist:
+        better, worse = self.p_holm["greater"], self.p_holm["less"]
+        if self.role == "baseline":
+            verdict = "baseline"
+        elif better is not None and better < alpha:
+            verdict = "better"
+        elif worse is not None and worse < alpha:
+            verdict = "worse"
+        elif self.n_seeds and self.failed == self.n_seeds:
+            verdict = "failed"
+        else:
+            verdict = "no difference"
+        return Finalist(rank, self.role, self.expression, self.canonical, self.fingerprint, self.n_seeds,
+                        self.failed, self.val_mean, self.val_std, self.test_mean, self.test_std, *self.test_ci,
+                        self.delta, *self.delta_ci, self.p["greater"], better, verdict)
+
+
+def _paired_p(candidate: list[float], baseline: list[float], side: str) -> float | None:
+    p = float(sps.ttest_rel(candidate, baseline, alternative=side).pvalue)
+    return None if math.isnan(p) else p
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _std(values: Sequence[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def _interval(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """95 % t-interval of the mean (None with fewer than two values)."""
+    if len(values) < 2:
+        return None, None
+    mean, sem = statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
+    half = float(sps.t.ppf(0.975, len(values) - 1)) * sem
+    return mean - half, mean + half
+
+
+def verdict_sentence(rows: Sequence[Finalist]) -> str:
+    """The one sentence a search ends with: does any confirmed finalist beat ReLU beyond noise?"""
+    finalists = [r for r in rows if r.role == "finalist"]
+    if not finalists:
+        return "No finalist was confirmed (no function of the hall of fame trained ok)."
+    better = [r for r in finalists if r.verdict == "better"]
+    if better:
+        best = better[0]
+        return (f"{best.canonical} beats ReLU: {_points(best.delta_vs_relu)} points test accuracy "
+                f"(95 % CI {_points(best.delta_ci_low, sign=False)} – {_points(best.delta_ci_high, sign=False)}), "
+                f"p_holm = {best.p_holm:.3g}, {best.n_seeds} seeds.")
+    best = finalists[0]
+    spread = "" if best.delta_ci_high is None or best.delta_vs_relu is None else \
+        f" (95 % CI {_points(best.delta_ci_low, sign=False)} – {_points(best.delta_ci_high, sign=False)})"
+    p = "" if best.p_holm is None else f", p_holm = {best.p_holm:.3g}"
+    return (f"No finalist beats ReLU beyond noise (best by confirmed validation: {best.canonical}, "
+            f"{_points(best.delta_vs_relu)} points test{spread}{p}, {best.n_seeds} seeds).")
+
+
+def _points(value: float | None, *, sign: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:+.2f}" if sign else f"{100 * value:.2f}"

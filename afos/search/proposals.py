@@ -1,0 +1,229 @@
+"""Proposals of the genetic search: which new functions a generation trains.
+
+A :class:`Proposer` turns a population into the next generation's *distinct, valid, new* candidates:
+seed expressions and ramped half-and-half trees in generation 0; afterwards tournament-selected
+offspring (subtree crossover, then one of four mutations) and random immigrants. Each proposal goes
+tree -> sympy -> activation key -> known? -> screening; a duplicate or a screened-out function costs no
+training and its slot is refilled.
+
+What is *known* is decided only from the run's own history (passed in by the search), never from other
+runs, so the proposals depend on the config and seed alone. All randomness comes from Python's
+``random`` module (DEAP's operators use it), which the search seeds and checkpoints.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deap import gp, tools
+
+from afos.activation.spec import activation_key
+from afos.errors import ConfigError, TimeUp, UserError
+from afos.search.trees import Individual, insert_scale, learnable_starts, parse_tree, remove_scale, small_trees, to_sympy
+from afos.space.parse import canonical
+from afos.space.primitives import Primitive
+from afos.space.probe import fingerprint, screen
+
+#: Fruitless proposals in a row before a known (already evaluated) function is accepted with its stored
+#: fitness instead of being refilled; bounds the work when the neighbourhood is exhausted.
+REFILL_LIMIT = 50
+
+
+@dataclass
+class Counts:
+    """What happened to the proposals of one generation (``trained`` and ``reused`` are set by the search)."""
+
+    proposed: int = 0
+    duplicate: int = 0
+    screened: int = 0
+    trained: int = 0
+    reused: int = 0
+    failed: int = 0
+    crossovers: int = 0
+    mutations: int = 0
+
+
+@dataclass
+class Candidate:
+    """A proposal that passed screening: its tree, canonical text, activation key and learnable constants
+    (name -> start value; empty unless learnable constants are on)."""
+
+    tree: Individual
+    text: str
+    key: str
+    learnable: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Variation:
+    """The search settings that shape proposals (a view of the search config)."""
+
+    population: int
+    seed_expressions: tuple[str, ...]
+    tournament_size: int
+    crossover_prob: float
+    mutation_prob: float
+    immigrants: float
+    init_min_depth: int
+    init_max_depth: int
+    max_height: int
+    max_size: int
+    learnable_constants: bool
+
+
+#: Called once per distinct function screened: (key, tree text, canonical text, screening reason or None).
+OnScreened = Callable[[str, str, str, "str | None"], None]
+
+
+class Proposer:
+    """Variation, bloat limits, immigrants, screening and de-duplication within one run."""
+
+    def __init__(self, settings: Variation, pset: gp.PrimitiveSet, primitives: dict[str, Primitive], *,
+                 on_screened: OnScreened, say: Callable[[str], None], deadline: float | None = None) -> None:
+        self.settings = settings
+        self.pset = pset
+        self.primitives = primitives
+        self.on_screened = on_screened
+        self.say = say
+        self.deadline = deadline
+        self.verdicts: dict[str, str | None] = {}  # activation key -> screening reason (None: valid)
+
+    # -------------------------------------------------------------------------------- generations
+    def initial(self, counts: Counts, known: Collection[str], cap: int) -> list[Candidate]:
+        """Seed expressions first (even if known), then random trees until the population is full."""
+        accepted: list[Candidate] = []
+        for tree in self._seed_trees():
+            self._consider(tree, accepted, counts, known, accept_known=True)
+        return self._fill(accepted, min(cap, self.settings.population), counts, known, self.random_tree)
+
+    def offspring(self, population: list[Individual], taken: Collection[str], counts: Counts,
+                  known: Collection[str], cap: int) -> list[Candidate]:
+        """Varied offspring, then random immigrants, for the slots the ``taken`` elites leave."""
+        slots = min(cap, self.settings.population - len(taken))
+        immigrants = min(slots, round(self.settings.immigrants * self.settings.population))
+        accepted = self._fill([], slots - immigrants, counts, known, lambda: self._vary(population, counts), taken)
+        return self._fill(accepted, slots, counts, known, self.random_tree, taken)
+
+    def _fill(self, accepted: list[Candidate], size: int, counts: Counts, known: Collection[str],
+              propose: Callable[[], Individual], taken: Collection[str] = ()) -> list[Candidate]:
+        """Propose until ``accepted`` holds ``size`` candidates; after :data:`REFILL_LIMIT` fruitless
+        proposals in a row a known function is accepted (with its stored fitness) rather than none."""
+        since = 0  # fruitless proposals in a row
+        while len(accepted) < size:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise TimeUp
+            before = len(accepted)
+            self._consider(propose(), accepted, counts, known, accept_known=since >= REFILL_LIMIT, taken=taken)
+            since = 0 if len(accepted) > before else since + 1
+            if since > 2 * REFILL_LIMIT:
+                break  # even known functions are exhausted: a smaller generation beats an endless loop
+        return accepted
+
+    def _consider(self, tree: Individual, accepted: list[Candidate], counts: Counts, known: Collection[str], *,
+                  accept_known: bool, taken: Collection[str] = ()) -> None:
+        """The per-candidate path up to training: sympy, activation key, duplicate check, screening."""
+        counts.proposed += 1
+        if tree.height > self.settings.max_height or len(tree) > self.settings.max_size:
+            counts.screened += 1  # a random tree over the bloat limits: never stored, never trained
+            return
+        expr, starts = to_sympy(tree, self.primitives), learnable_starts(tree)
+        try:
+            key = activation_key(expr, starts)
+        except UserError:
+            counts.screened += 1
+            return
+        in_generation = key in taken or any(c.key == key for c in accepted)
+        if in_generation or (key in known and not accept_known):
+            counts.duplicate += 1
+            return
+        if self._screen(key, expr, tree, starts) is not None:
+            counts.screened += 1
+            return
+        accepted.append(Candidate(tree, canonical(expr), key, starts))
+
+    def _screen(self, key: str, expr: Any, tree: Individual, starts: Mapping[str, float]) -> str | None:
+        if key not in self.verdicts:
+            self.verdicts[key] = screen(expr, starts).reason
+            self.on_screened(key, str(tree), canonical(expr), self.verdicts[key])
+        return self.verdicts[key]
+
+    # ----------------------------------------------------------------------------------- trees
+    def _seed_trees(self) -> list[Individual]:
+        """Seed expressions as trees: tree text directly, else the smallest tree with the same function."""
+        trees = []
+        for text in self.settings.seed_expressions:
+            try:
+                trees.append(parse_tree(text, self.pset))
+                continue
+            except ConfigError:
+                pass
+            target = fingerprint(text)
+            match = next((t for t in small_trees(self.pset) if _safe_fingerprint(to_sympy(t, self.primitives)) == target),
+                         None)
+            if match is None:
+                self.say(f"seed {text!r} cannot be built from the primitive set; skipped")
+            else:
+                trees.append(match)
+        return trees
+
+    def random_tree(self) -> Individual:
+        """A ramped half-and-half tree within the depth range (an immigrant, or generation 0's filler)."""
+        return Individual(gp.genHalfAndHalf(self.pset, self.settings.init_min_depth, self.settings.init_max_depth))
+
+    def _vary(self, population: list[Individual], counts: Counts) -> Individual:
+        """Tournament-select a parent, then maybe cross it with a second one and maybe mutate it.
+
+        DEAP's operators change their arguments in place, so each works on clones and the bloat limit
+        compares the child with the untouched parent (as DEAP's ``staticLimit`` does).
+        """
+        parent = _clone(self._select(population))
+        if random.random() < self.settings.crossover_prob:
+            child = gp.cxOnePoint(_clone(parent), _clone(self._select(population)))[0]
+            parent = self._within_limits(parent, child)
+            counts.crossovers += 1
+        if random.random() < self.settings.mutation_prob:
+            parent = self._within_limits(parent, self._mutate(_clone(parent)))
+            counts.mutations += 1
+        return parent
+
+    def _select(self, population: list[Individual]) -> Individual:
+        return tools.selTournament(population, 1, self.settings.tournament_size)[0]
+
+    def _mutate(self, tree: Individual) -> Individual:
+        """One of four mutations, chosen uniformly: subtree, node replacement, shrink, insert; with
+        learnable constants also inserting or removing a constant (six, uniformly)."""
+        kind = random.randrange(6 if self.settings.learnable_constants else 4)
+        if kind == 4:
+            return insert_scale(tree, self.pset)
+        if kind == 5:
+            return remove_scale(tree)
+        if kind == 0:
+            return gp.mutUniform(tree, lambda pset, type_: gp.genFull(pset, 0, 2), self.pset)[0]
+        if kind == 1:
+            return gp.mutNodeReplacement(tree, self.pset)[0]
+        if kind == 2:
+            return gp.mutShrink(tree)[0]
+        return gp.mutInsert(tree, self.pset)[0]
+
+    def _within_limits(self, parent: Individual, child: Individual) -> Individual:
+        """Bloat control: a child over the height or size limit is replaced by its parent."""
+        if child.height > self.settings.max_height or len(child) > self.settings.max_size:
+            return parent
+        return child
+
+
+def _clone(tree: Individual) -> Individual:
+    copy = Individual(tree)
+    copy.fitness.values = tree.fitness.values
+    return copy
+
+
+def _safe_fingerprint(expr: Any) -> str | None:
+    try:
+        return fingerprint(expr)
+    except UserError:
+        return None

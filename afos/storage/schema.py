@@ -1,0 +1,169 @@
+"""The run database's schema, its migration from older afos versions, and the row <-> record mapping.
+
+Structured values are JSON text, so opening a database from elsewhere cannot run code, and users can query
+it with plain ``sqlite3``. JSON columns are declared ``TEXT``: a column declared ``JSON`` gets NUMERIC
+affinity and SQLite would turn the text ``'1.0'`` into the integer 1 (and big ints into lossy floats).
+Non-finite floats become NULL/``null``, since JSON has no NaN. A database is untrusted input: every value
+read back is checked (:func:`loads`), and a malformed one is a :class:`~afos.errors.StoreError`."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from enum import Enum
+from typing import Any
+
+from afos.errors import StoreError
+from afos.records import Evaluation
+
+SCHEMA_VERSION = 2
+
+# Separate statements (not one script): executescript() would COMMIT the transaction the schema is made in.
+SCHEMA = (
+    """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT                    -- JSON
+)""",
+    """
+CREATE TABLE candidates (
+    activation_key TEXT PRIMARY KEY,  -- ActivationSpec.key(): fingerprint, plus a form hash when parametric
+    tree           TEXT NOT NULL,     -- the DEAP tree as first proposed
+    canonical      TEXT,              -- its canonical expression
+    generation     INTEGER,           -- generation of discovery
+    status         TEXT NOT NULL,     -- 'valid' or 'screened'
+    reason         TEXT,              -- why it was screened out
+    created        REAL NOT NULL      -- unix seconds
+)""",
+    """
+CREATE TABLE evaluations (
+    id             INTEGER PRIMARY KEY,
+    activation_key TEXT NOT NULL,     -- ActivationSpec.key() of the function trained
+    protocol       TEXT NOT NULL,     -- evaluation.protocol_id() of the resolved training config
+    budget         REAL NOT NULL,     -- epochs
+    seed           INTEGER NOT NULL,
+    task           TEXT NOT NULL,     -- 'dataset/model'
+    status         TEXT NOT NULL,     -- evaluation.Status
+    reason         TEXT,
+    val_accuracy   REAL,
+    val_loss       REAL,
+    test_accuracy  REAL,
+    test_loss      REAL,
+    train_loss     REAL,
+    epochs         REAL,
+    steps          INTEGER,
+    seconds        REAL,
+    expression     TEXT,              -- canonical expression of the function trained
+    activation     TEXT,              -- JSON: ActivationSpec.to_dict()
+    phase          TEXT NOT NULL,     -- evaluation.Phase: search, baseline, confirm, grid
+    generation     INTEGER,           -- search generation that asked for it (NULL outside the search loop)
+    origin         TEXT NOT NULL,     -- 'trained' (by this run) or 'reused' (copied from another run)
+    source         TEXT,              -- the run it was copied from, for origin 'reused'
+    attempts       INTEGER NOT NULL,  -- invocations that tried it (a run lost with its worker is retried)
+    params         TEXT,              -- JSON: learned parameters per activation site
+    history        TEXT,              -- JSON: one entry per validation pass
+    extra          TEXT,              -- JSON: result fields without a column
+    created        REAL NOT NULL
+)""",
+    "CREATE UNIQUE INDEX evaluations_key ON evaluations (activation_key, protocol, budget, seed, task)",
+    "CREATE INDEX evaluations_task ON evaluations (task)",
+    """
+CREATE TABLE generations (
+    generation   INTEGER PRIMARY KEY,
+    stats        TEXT,            -- JSON
+    population   TEXT,            -- JSON list of {tree, fitness}
+    hall_of_fame TEXT,            -- JSON
+    rng_state    TEXT,            -- JSON, see rng_state_to_json()
+    finished     REAL             -- unix seconds
+)""",
+)
+
+# Schema 1 (afos before the evaluation layer) -> 2, in one transaction. Old protocol hashes were made
+# differently, so migrated records stay readable (reports) but are never matched by new requests.
+MIGRATE_1_TO_2 = (
+    "ALTER TABLE candidates RENAME COLUMN fingerprint TO activation_key",
+    "ALTER TABLE candidates DROP COLUMN expression",
+    "DROP INDEX evaluations_key",
+    "ALTER TABLE evaluations RENAME COLUMN fingerprint TO activation_key",
+    "ALTER TABLE evaluations DROP COLUMN fitness",
+    "ALTER TABLE evaluations ADD COLUMN activation TEXT",
+    "ALTER TABLE evaluations ADD COLUMN phase TEXT NOT NULL DEFAULT 'search'",
+    "ALTER TABLE evaluations ADD COLUMN origin TEXT NOT NULL DEFAULT 'trained'",
+    "ALTER TABLE evaluations ADD COLUMN source TEXT",
+    "ALTER TABLE evaluations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",
+    "UPDATE evaluations SET task = '' WHERE task IS NULL",
+    "UPDATE evaluations SET phase = 'baseline' WHERE generation IS NULL",
+    "UPDATE evaluations SET phase = 'grid' WHERE EXISTS "
+    "(SELECT 1 FROM meta WHERE key = 'kind' AND value IN ('\"evaluate\"', '\"compare\"'))",
+    "CREATE UNIQUE INDEX evaluations_key ON evaluations (activation_key, protocol, budget, seed, task)",
+)
+
+_REAL_COLUMNS = ("budget", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "epochs",
+                 "seconds", "created")
+_INT_COLUMNS = ("seed", "steps", "generation", "attempts")
+_TEXT_COLUMNS = ("activation_key", "protocol", "task", "status", "reason", "expression", "phase", "origin",
+                 "source")
+JSON_COLUMNS = ("activation", "params", "history", "extra")
+GENERATION_JSON = ("stats", "population", "hall_of_fame", "rng_state")
+BY_KEY = ("SELECT * FROM evaluations WHERE activation_key = ? AND protocol = ? AND budget = ? AND seed = ? "
+           "AND task = ?")
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data from ``value``: non-finite floats -> None, tuples -> lists, enums by value, numpy values
+    via ``tolist``.
+
+    Duck-typing ``tolist`` lets numpy scalars/arrays from training code be stored without importing numpy.
+    """
+    if isinstance(value, Enum):
+        return value.value
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if hasattr(value, "tolist"):
+        return jsonable(value.tolist())
+    raise TypeError(f"cannot store a {type(value).__name__} as JSON: {value!r}")
+
+
+def dumps(value: Any) -> str | None:
+    """JSON text for a column, or SQL NULL for None (so ``WHERE params IS NULL`` means 'absent')."""
+    return None if value is None else json.dumps(jsonable(value), allow_nan=False)
+
+
+def loads(text: str | None, where: str) -> Any:
+    """Decode a JSON column; a database is untrusted input, so malformed text is a StoreError naming it."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        raise StoreError(f"{where} holds malformed JSON") from None
+
+
+def real_or_none(value: Any) -> float | None:
+    """A REAL column value: NaN/inf are stored as NULL because they mean 'no measurement'."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def evaluation_row(evaluation: Evaluation) -> dict[str, Any]:
+    """Column -> SQL value for a record."""
+    values = evaluation.to_dict()
+    row: dict[str, Any] = {column: real_or_none(values[column]) for column in _REAL_COLUMNS}
+    row.update({column: int_or_none(values[column]) for column in _INT_COLUMNS})
+    row.update({column: values[column] for column in _TEXT_COLUMNS})
+    row.update({column: dumps(values[column] or None) for column in JSON_COLUMNS})
+    row["created"] = row["created"] or time.time()
+    return row

@@ -1,0 +1,70 @@
+"""The other runs under one results root, read-only: the cache of finished records a run may copy."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from afos.errors import StoreError
+from afos.records import EvalKey, Evaluation
+from afos.storage.store import RunStore
+
+#: Seconds between listings of the sibling run folders.
+RELIST_S = 10.0
+
+
+class SiblingRuns:
+    """The finished records of the other run databases under one results root, read-only: the cache the
+    evaluation layer copies from (:class:`afos.evaluation.RecordCache`).
+
+    A database that is foreign, older, broken or still being created is simply not used. The folder is
+    listed again at most every :data:`RELIST_S` seconds (listing costs more than the lookups), so a run
+    that appears beside this one is seen soon after.
+    """
+
+    def __init__(self, root: Path, exclude: Path) -> None:
+        self.root = Path(root)
+        self.exclude = Path(exclude).resolve()
+        self._open: dict[Path, RunStore] = {}
+        self._broken: set[Path] = set()
+        self._paths: list[Path] = []
+        self._listed = -math.inf
+
+    def find(self, key: EvalKey) -> tuple[Evaluation, str] | None:
+        for path, store in self._stores():
+            try:
+                record = store.find_evaluation(key)
+            except (StoreError, sqlite3.Error):
+                self._broken.add(path)
+                continue
+            if record is not None and record.final:
+                return record, path.parent.name
+        return None
+
+    def _stores(self) -> Iterator[tuple[Path, RunStore]]:
+        if time.monotonic() - self._listed > RELIST_S:
+            self._paths, self._listed = sorted(self.root.glob("*/afos.db")), time.monotonic()
+        for path in self._paths:
+            if path.parent.resolve() == self.exclude or path in self._broken:
+                continue
+            if path not in self._open:
+                try:
+                    self._open[path] = RunStore(path, readonly=True)
+                except (StoreError, OSError, sqlite3.Error):
+                    self._broken.add(path)
+                    continue
+            yield path, self._open[path]
+
+    def close(self) -> None:
+        for store in self._open.values():
+            store.close()
+        self._open.clear()
+
+    def __enter__(self) -> SiblingRuns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

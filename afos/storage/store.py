@@ -1,0 +1,318 @@
+"""The SQLite run database (``afos.db``): the system of record of a search run and of ``afos compare`` grids.
+
+Everything a run learns is written here as it happens, so a run can be resumed, reported on and audited
+after any crash, including ``kill -9`` or a pre-empted machine:
+
+* **WAL journal.** A commit appends to the write-ahead log and is atomic: a process killed at any instant
+  leaves the last committed state; the next open rolls back whatever was in flight. Readers (reports, a
+  second terminal) read a consistent snapshot while the driver writes, and never block it.
+* **synchronous=FULL.** With WAL, ``NORMAL`` already survives a killed *process*; ``FULL`` adds one fsync per
+  commit so that a committed evaluation also survives an OS crash or power loss (cloud VMs get pre-empted).
+  A commit happens once per training run, which costs seconds to hours, so the fsync is free in comparison.
+* **One transaction per logical write.** Each write method runs in :meth:`RunStore.transaction`, and the
+  driver wraps larger units (a whole generation) in an outer one, so a crash loses at most the evaluation in
+  flight and never leaves half a generation.
+* **No pickle.** Structured values are JSON text, so opening a database from elsewhere cannot run code,
+  and users can query it with plain ``sqlite3``. JSON columns are declared ``TEXT``: a column declared
+  ``JSON`` gets NUMERIC affinity and SQLite would turn the text ``'1.0'`` into the integer 1 (and big ints
+  into lossy floats). Non-finite floats become NULL/``null``, since JSON has no NaN.
+
+It serialises the typed records of :mod:`afos.records`; search and grids are handed a store (through the
+run lifecycle of :mod:`afos.runs`), they never open one.
+A ``RunStore`` belongs to the thread that opened it (sqlite3's default check), and there is one writer, the
+driver process; other processes may open the same file with ``readonly=True``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from afos.errors import StoreError
+from afos.records import WORKER_DIED, EvalKey, Evaluation, Phase
+from afos.storage.schema import (
+    BY_KEY,
+    GENERATION_JSON,
+    JSON_COLUMNS,
+    MIGRATE_1_TO_2,
+    SCHEMA,
+    SCHEMA_VERSION,
+    dumps,
+    evaluation_row,
+    int_or_none,
+    jsonable,
+    loads,
+)
+
+
+class RunStore:
+    """One run database. Writable by default (creates the file and schema); ``readonly=True`` for readers.
+
+    ``meta`` given when opening writable is written in the transaction that creates the schema, so a
+    database is never seen with a schema but without its config (a kill at any moment leaves either no
+    schema at all or a complete start).
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, meta: Mapping[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._depth = 0
+        try:
+            self._conn = self._connect()
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: cannot open the run database ({error})") from None
+        try:
+            self._conn.row_factory = sqlite3.Row
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+                self._conn.execute("PRAGMA synchronous=FULL")  # per connection; see the module docstring
+            self._check_schema(meta or {})
+        except sqlite3.OperationalError:
+            self._conn.close()
+            raise  # a full or unreadable disk, a lock: the CLI's boundary says what to do about it
+        except sqlite3.DatabaseError as error:
+            self._conn.close()
+            raise StoreError(f"{self.path} is not a usable afos run database ({error})") from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        """Autocommit connection (``isolation_level=None``), so that :meth:`transaction` alone decides where
+        transactions begin and end (the default would open one implicitly before any INSERT).
+
+        Readers use a ``mode=ro`` URI: SQLite itself refuses their writes, and a missing file is an error
+        rather than a new empty database. Where the folder cannot be written (an archived or shared results
+        folder), a WAL reader could not create its shared-memory file, so the file is opened ``immutable``.
+        The busy timeout waits out another connection's short locks (WAL recovery, checkpoints).
+        """
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a run database")
+        if not self.readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no run database at {self.path}")
+        flags = "mode=ro" if os.access(self.path.parent, os.W_OK) else "mode=ro&immutable=1"
+        uri = self.path.resolve().as_uri() + "?" + flags
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+
+    def _check_schema(self, meta: Mapping[str, Any]) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}; this afos reads up to "
+                             f"{SCHEMA_VERSION} (upgrade afos)")
+        if version == SCHEMA_VERSION:
+            return
+        tables = self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if version == 1 and tables:
+            self._migrate_from_1()
+            return
+        if tables:
+            raise StoreError(f"{self.path} is not an afos run database")
+        if self.readonly:
+            raise StoreError(f"{self.path} is an empty file, not an afos run database")
+        with self.transaction():
+            for statement in SCHEMA:
+                self._conn.execute(statement)
+            for key, value in meta.items():
+                self.set_meta(key, value)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrate_from_1(self) -> None:
+        if self.readonly:
+            raise StoreError(f"{self.path} was written by an older afos (schema 1); open it once with a command "
+                             f"that may write to it (e.g. `afos report {self.path.parent}`) to upgrade it")
+        try:
+            with self.transaction():
+                for statement in MIGRATE_1_TO_2:
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: cannot upgrade this schema-1 database ({error}); its CSV and "
+                             f"report files still hold its results") from None
+
+    def close(self) -> None:
+        """Close the connection; an open transaction is rolled back. Safe to call twice."""
+        self._conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all.
+
+        ``BEGIN IMMEDIATE`` takes the write lock up front, so a transaction can never fail half-way with
+        SQLITE_BUSY when it first writes after having read. A nested block joins the outer transaction
+        through a SAVEPOINT: nothing is committed until the outermost block ends, and an exception leaving
+        an inner block undoes that block's writes only, even if the outer block catches it.
+        """
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only")
+        if self._depth:
+            yield from self._savepoint()
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:  # also when COMMIT itself failed (disk full, I/O error)
+                self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._depth = 0
+
+    def _savepoint(self) -> Iterator[None]:
+        name = f"afos_{self._depth}"
+        self._conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:  # some errors (SQLITE_FULL) already rolled back everything
+                self._conn.execute(f"ROLLBACK TO {name}")
+            raise
+        finally:
+            self._depth -= 1
+            if self._conn.in_transaction:
+                self._conn.execute(f"RELEASE {name}")
+
+    # --- run metadata ---------------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: object) -> None:
+        """Set a run-level value (config, versions, status); any JSON-able value, replacing the old one."""
+        with self.transaction():
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                               (key, json.dumps(jsonable(value), allow_nan=False)))
+
+    def get_meta(self, key: str, default: object = None) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else loads(row["value"], f"{self.path}: meta {key!r}")
+
+    # --- candidates -----------------------------------------------------------------------------------
+
+    def add_candidate(self, *, activation_key: str, tree: str, canonical: str, generation: int, status: str,
+                      reason: str | None = None) -> bool:
+        """Record a distinct function the first time its key is seen; True if it was new.
+
+        A known key keeps its first row (first tree, generation of discovery).
+        """
+        with self.transaction():
+            cursor = self._conn.execute(
+                "INSERT OR IGNORE INTO candidates "
+                "(activation_key, tree, canonical, generation, status, reason, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (activation_key, tree, canonical, int_or_none(generation), status, reason, time.time()))
+        return cursor.rowcount == 1
+
+    def candidates(self) -> list[dict]:
+        """All candidates in the order they were first seen."""
+        return [dict(row) for row in self._conn.execute("SELECT * FROM candidates ORDER BY rowid")]
+
+    # --- evaluations ----------------------------------------------------------------------------------
+
+    def add_evaluation(self, evaluation: Evaluation) -> None:
+        """Store one training run.
+
+        An evaluation is a fact: if its key is already stored, the first record is kept, except a record
+        that is not :attr:`~afos.evaluation.Evaluation.final` (its worker died), which a new attempt replaces.
+        """
+        row = evaluation_row(evaluation)
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        updates = ", ".join(f"{column} = excluded.{column}" for column in row)
+        with self.transaction():
+            self._conn.execute(
+                f"INSERT INTO evaluations ({columns}) VALUES ({marks}) "
+                "ON CONFLICT (activation_key, protocol, budget, seed, task) DO UPDATE SET "
+                f"{updates} WHERE evaluations.status = 'error' AND evaluations.reason LIKE '{WORKER_DIED}%'",
+                tuple(row.values()))
+
+    def find_evaluation(self, key: EvalKey) -> Evaluation | None:
+        """The training run with this key, or None."""
+        row = self._conn.execute(BY_KEY, (key.activation_key, key.protocol, float(key.budget), int(key.seed),
+                                           key.task)).fetchone()
+        return None if row is None else self._evaluation(row)
+
+    def evaluations(self, *, activation_key: str | None = None, protocol: str | None = None,
+                    phase: Phase | None = None, task: str | None = None) -> list[Evaluation]:
+        """Training runs in insertion order, filtered by whichever arguments are not None."""
+        filters = {"activation_key": activation_key, "protocol": protocol, "task": task,
+                   "phase": phase.value if phase else None}
+        used = {column: value for column, value in filters.items() if value is not None}
+        where = " AND ".join(f"{column} = ?" for column in used) or "1"
+        rows = self._conn.execute(f"SELECT * FROM evaluations WHERE {where} ORDER BY id", tuple(used.values()))
+        return [self._evaluation(row) for row in rows]
+
+    def count_evaluations(self, phase: Phase | None = None) -> int:
+        if phase is None:
+            return self._conn.execute("SELECT count(*) FROM evaluations").fetchone()[0]
+        return self._conn.execute("SELECT count(*) FROM evaluations WHERE phase = ?", (phase.value,)).fetchone()[0]
+
+    def _evaluation(self, row: sqlite3.Row) -> Evaluation:
+        """A typed record from a row, checked like user input: a malformed row is a StoreError."""
+        values = dict(row)
+        where = f"{self.path}: evaluation {values.get('id')}"
+        for column in JSON_COLUMNS:
+            values[column] = loads(values[column], where)
+        try:
+            values["params"] = values["params"] or {}
+            values["history"] = values["history"] or []
+            values["extra"] = values["extra"] or {}
+            values["activation"] = values["activation"] or {}
+            values["reason"] = values["reason"] or ""
+            for column in ("epochs", "seconds", "created"):
+                values[column] = values[column] or 0.0
+            values["steps"] = values["steps"] or 0
+            shapes = {"params": dict, "history": list, "extra": dict, "activation": dict}
+            if not all(isinstance(values[c], kind) for c, kind in shapes.items()):
+                raise TypeError("a JSON column has the wrong shape")
+            return Evaluation.from_dict(values)
+        except (TypeError, ValueError) as error:
+            raise StoreError(f"{where} is malformed ({error})") from None
+
+    # --- generations ----------------------------------------------------------------------------------
+
+    def save_generation(self, generation: int, *, stats: dict, population: list[dict],
+                        hall_of_fame: list[dict], rng_state: dict) -> None:
+        """Save a resume point: everything needed to continue the search after ``generation``.
+
+        Saving a generation number again replaces it (a resumed run that redoes a generation writes the
+        state it actually continued from).
+        """
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO generations "
+                "(generation, stats, population, hall_of_fame, rng_state, finished) VALUES (?, ?, ?, ?, ?, ?)",
+                (int(generation), dumps(stats), dumps(population), dumps(hall_of_fame), dumps(rng_state),
+                 time.time()))
+
+    def last_generation(self) -> dict | None:
+        """The highest generation saved (decoded), or None for a run that has not finished one."""
+        row = self._conn.execute("SELECT * FROM generations ORDER BY generation DESC LIMIT 1").fetchone()
+        return None if row is None else self._generation(row)
+
+    def generations(self) -> list[dict]:
+        """All saved generations in order, decoded like :meth:`last_generation`."""
+        return [self._generation(row) for row in self._conn.execute("SELECT * FROM generations ORDER BY generation")]
+
+    def _generation(self, row: sqlite3.Row) -> dict:
+        data = dict(row)
+        where = f"{self.path}: generation {data.get('generation')}"
+        for column in GENERATION_JSON:
+            data[column] = loads(data[column], where)
+        shapes = {"stats": dict, "population": list, "hall_of_fame": list, "rng_state": dict}
+        if not all(isinstance(data[c], kind) for c, kind in shapes.items()):
+            raise StoreError(f"{where} is malformed")
+        return data

@@ -1,0 +1,312 @@
+"""The datasets afos knows: names, files, splits, and :func:`load_dataset`.
+
+The validation split is held out of the training data with a seeded permutation; search fitness uses it,
+so the test split is never looked at while selecting. Datasets without an official test split get a fixed
+one (the same for every seed), so test accuracies of different runs stay comparable."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from afos.errors import ConfigError, DatasetNotFound
+from afos.training.data.own import OwnData, load_own_data
+from afos.training.data.readers import Source, read_cifar_source, read_idx_source
+
+DATASETS: tuple[str, ...] = ("digits", "wine", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv")
+OWN_DATASETS = ("folder", "csv")  # the user's own data: ``data_dir`` is the data itself, not a root of datasets
+
+# digits and wine ship without a test split. Carving it with a constant seed (not the run's seed) keeps the
+# test set identical across training seeds, so test accuracies of different runs stay comparable.
+_TEST_FRACTION = 0.2
+_TEST_SPLIT_SEED = 20_240_917
+
+
+@dataclass
+class Dataset:
+    """All splits of one dataset as CPU tensors, plus the shape facts a model builder needs."""
+
+    name: str
+    kind: str  # "image" | "tabular"
+    train_x: torch.Tensor = field(repr=False)
+    train_y: torch.Tensor = field(repr=False)
+    val_x: torch.Tensor = field(repr=False)
+    val_y: torch.Tensor = field(repr=False)
+    test_x: torch.Tensor = field(repr=False)
+    test_y: torch.Tensor = field(repr=False)
+    num_classes: int
+    in_channels: int
+    image_size: int | None
+    num_features: int | None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Data folder
+
+
+def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder holding datasets: ``data_dir``, else ``$AFOS_DATA_DIR``, else ``$XDG_CACHE_HOME/afos/data``.
+
+    A per-user cache default means a download is done once per machine, not once per project checkout.
+    """
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if os.environ.get("AFOS_DATA_DIR"):
+        return Path(os.environ["AFOS_DATA_DIR"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "afos" / "data"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Source table, locating, downloading
+
+_IDX_TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+_IDX_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+# md5s copied from torchvision.datasets.CIFAR10 / CIFAR100 (train_list + test_list), so that checking them
+# does not need importing torchvision.
+_SOURCES: dict[str, Source] = {
+    "mnist": Source("MNIST/raw", _IDX_TRAIN, _IDX_TEST, 10, "MNIST", read_idx_source, allow_gzip=True),
+    "fashion-mnist": Source(
+        "FashionMNIST/raw", _IDX_TRAIN, _IDX_TEST, 10, "FashionMNIST", read_idx_source, allow_gzip=True
+    ),
+    "cifar10": Source(
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        10,
+        "CIFAR10",
+        read_cifar_source,
+        md5=(
+            ("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+            ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+            ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+            ("data_batch_4", "634d18415352ddfa80567beed471001a"),
+            ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+            ("test_batch", "40351d587109b95175f43aff81a1287e"),
+        ),
+    ),
+    "cifar100": Source(
+        "cifar-100-python",
+        ("train",),
+        ("test",),
+        100,
+        "CIFAR100",
+        read_cifar_source,
+        label_key=b"fine_labels",
+        md5=(("train", "16019d7e3df5f24257cddd939b257f8d"), ("test", "f0ef6b0ae62326f3e7ffdfab6717acfc")),
+    ),
+}
+
+
+def _locate(source: Source, root: Path) -> tuple[dict[str, Path], list[str]]:
+    """Map each required file to an existing path; also return the names of those not found.
+
+    Uncompressed idx files are preferred over ``.gz`` ones because they read faster; both are accepted so
+    that official downloads and torchvision-extracted folders work alike.
+    """
+    folder = root / source.folder
+    found: dict[str, Path] = {}
+    for name in source.files:
+        candidates = [folder / name, folder / f"{name}.gz"] if source.allow_gzip else [folder / name]
+        hit = next((p for p in candidates if p.is_file()), None)
+        if hit is not None:
+            found[name] = hit
+    return found, [name for name in source.files if name not in found]
+
+
+def _download(source: Source, root: Path) -> str:
+    """Let torchvision fetch the dataset into ``root``; return "" on success, else the reason it failed.
+
+    Any exception counts as a failure (offline machines raise all sorts: URLError, socket errors,
+    RuntimeError from checksum mismatches, PermissionError on read-only folders).
+    """
+    try:
+        import torchvision.datasets  # noqa: PLC0415 - imported only here so `import afos.data` stays cheap
+
+        getattr(torchvision.datasets, source.torchvision_class)(str(root), train=True, download=True)
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        first_line = str(exc).strip().splitlines()[:1]
+        return f"{type(exc).__name__}: {first_line[0]}" if first_line else type(exc).__name__
+    return ""
+
+
+def _not_found_message(name: str, source: Source, root: Path, missing: list[str], why: str) -> str:
+    """One-line explanation: what was looked for, where, why no download, and how to provide the files."""
+    suffix = "[.gz]" if source.allow_gzip else ""
+    files = ", ".join(f"{m}{suffix}" for m in missing)
+    return (
+        f"dataset '{name}' not found: looked in {root / source.folder} for {files}; {why}. "
+        f"Put the files there (torchvision layout: <DIR>/{source.folder}/...) and pass --data-dir DIR "
+        f"or set AFOS_DATA_DIR=DIR"
+    )
+
+
+def _load_files(name: str, root: Path, download: bool) -> tuple[torch.Tensor, ...]:
+    """Read an image dataset's official train/test splits, downloading them first if allowed and needed."""
+    source = _SOURCES[name]
+    found, missing = _locate(source, root)
+    why = "downloading is disabled"
+    if missing and download:
+        reason = _download(source, root)
+        found, missing = _locate(source, root)
+        why = f"download failed ({reason})" if reason else "download did not produce them"
+    if missing:
+        raise DatasetNotFound(_not_found_message(name, source, root, missing, why))
+    return source.reader(source, found)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Splitting and statistics
+
+
+def _split(
+    x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hold out ``fraction`` of the examples chosen by a seeded permutation: (keep_x, keep_y, out_x, out_y).
+
+    Both parts keep the original order (sorted indices) so that a split depends only on which examples it
+    holds, and at least one example ends up on each side.
+    """
+    n = len(y)
+    n_out = min(max(round(fraction * n), 1), n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    out, keep = perm[:n_out].sort().values, perm[n_out:].sort().values
+    return x[keep], y[keep], x[out], y[out]
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (images) or per-feature (tabular) mean and population std; images in [0, 1] units.
+
+    uint8 images go through a 256-bin histogram per channel: exact, and no float copy of the whole split.
+    """
+    if x.dtype == torch.uint8:
+        levels = torch.arange(256, dtype=torch.float64) / 255
+        counts = [torch.bincount(x[:, c].flatten(), minlength=256).double() for c in range(x.shape[1])]
+        means = [float((k * levels).sum() / k.sum()) for k in counts]
+        sq = [float((k * levels**2).sum() / k.sum()) for k in counts]
+        return tuple(means), tuple(math.sqrt(max(s - m * m, 0.0)) for m, s in zip(means, sq))
+    xd = x.double()
+    return tuple(xd.mean(0).tolist()), tuple(xd.std(0, unbiased=False).tolist())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Public loading API
+
+
+def _canonical_name(name: str) -> str:
+    """Accept common spellings ("FashionMNIST", "fashion_mnist", "CIFAR-10") of the supported names."""
+    key = name.strip().lower().replace("_", "-")
+    aliases = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}
+    key = aliases.get(key, key)
+    if key not in DATASETS:
+        raise ConfigError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
+    return key
+
+
+def _load_sklearn(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bundled scikit-learn datasets (no files, no network): digits as uint8 images, wine as float32."""
+    from sklearn import datasets  # noqa: PLC0415 - sklearn import is slow; only the two tiny datasets need it
+
+    if name == "digits":
+        bunch = datasets.load_digits()
+        images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # 0..16 grey levels
+        return torch.from_numpy(images), torch.from_numpy(bunch.target.astype(np.int64))
+    bunch = datasets.load_wine()
+    return torch.from_numpy(bunch.data.astype(np.float32)), torch.from_numpy(bunch.target.astype(np.int64))
+
+
+def _standardise(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Standardise tabular features with train-split statistics only, so no information leaks from val/test."""
+    mean, std = train.double().mean(0), train.double().std(0, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature stays 0 instead of NaN
+    return tuple(((t.double() - mean) / std).float() for t in (train, *others))
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    download: bool = True,
+    image_size: int = 32,
+    target: str | None = None,
+) -> Dataset:
+    """Load ``name`` (one of :data:`DATASETS`) as CPU tensors split into train / validation / test.
+
+    The validation split is held out of the training data with a permutation seeded by ``seed``; search
+    fitness uses it, so the test split is never looked at while selecting. digits and wine, which have no
+    official test split, get a fixed 20% test split first (same for every seed). Image datasets other than
+    digits are read from :func:`data_root` (``data_dir``); missing files are downloaded through torchvision
+    when ``download`` is true, otherwise (or if that fails) :class:`afos.errors.DatasetNotFound` is raised.
+
+    The user's own data: ``folder`` reads ``data_dir`` in ImageFolder layout (``train/<class>/<image>``,
+    optional ``val/`` and ``test/``; or the class folders directly), every image fitted to ``image_size``
+    pixels and cached beside the data; ``csv`` reads the table ``data_dir`` whose ``target`` column is the
+    class. Splits they lack are carved as for digits (fixed test split, seeded validation split).
+    """
+    name = _canonical_name(name)
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    own: OwnData | None = None
+    if name in ("digits", "wine"):
+        x, y = _load_sklearn(name)
+        x, y, test_x, test_y = _split(x, y, _TEST_FRACTION, _TEST_SPLIT_SEED)
+    elif name in OWN_DATASETS:
+        own = load_own_data(name, data_dir, image_size, target)
+        x, y = own.train.x, own.train.y
+        if own.test is None:
+            x, y, test_x, test_y = _split(x, y, _TEST_FRACTION, _TEST_SPLIT_SEED)
+        else:
+            test_x, test_y = own.test.x, own.test.y
+    else:
+        x, y, test_x, test_y = _load_files(name, data_root(data_dir), download)
+    if own is not None and own.val is not None:
+        train_x, train_y, val_x, val_y = x, y, own.val.x, own.val.y
+    else:
+        train_x, train_y, val_x, val_y = _split(x, y, val_fraction, seed)
+    if train_x.dtype != torch.uint8:
+        train_x, val_x, test_x = _standardise(train_x, val_x, test_x)
+    mean, std = _channel_stats(train_x)
+    is_image = train_x.dim() == 4
+    return Dataset(
+        name=name,
+        kind="image" if is_image else "tabular",
+        train_x=train_x,
+        train_y=train_y,
+        val_x=val_x,
+        val_y=val_y,
+        test_x=test_x,
+        test_y=test_y,
+        num_classes=(
+            len(own.classes) if own is not None else _SOURCES[name].num_classes if name in _SOURCES else int(y.max()) + 1
+        ),
+        in_channels=train_x.shape[1] if is_image else 1,
+        image_size=train_x.shape[-1] if is_image else None,
+        num_features=None if is_image else train_x.shape[1],
+        mean=mean,
+        std=std,
+    )
+
+
+def default_augment(dataset_name: str) -> tuple[bool, bool]:
+    """(random crop, horizontal flip) suited to a dataset.
+
+    Crops (small translations) preserve every image class here. Flips only where a mirror image is still the
+    same class: natural photos (CIFAR) and clothes (Fashion-MNIST), but not digits, whose mirror images are
+    not digits. Tabular data has no spatial structure to augment.
+    """
+    name = _canonical_name(dataset_name)
+    if name in ("wine", "csv"):
+        return False, False
+    if name == "folder":
+        return True, False  # whether a mirror image keeps its class is the user's to know; crops are safe
+    return True, name in ("fashion-mnist", "cifar10", "cifar100")
