@@ -253,7 +253,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
     from afos.config import load_config, with_overrides
     from afos.reporting.tensorboard import TensorBoardLog
     from afos.runs import search as folders
-    from afos.runs.lifecycle import sigterm_interrupts
+    from afos.runs.lifecycle import Options, sigterm_interrupts
     from afos.search.config import SearchConfig
 
     overrides = {
@@ -275,10 +275,10 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         run_dir = Path(out) if out else folders.new_run_dir("results", config)
     echo = None if quiet else (lambda message: click.echo(message, err=True))
     tensorboard = options.pop("tensorboard")
-    on_record = TensorBoardLog(tensorboard) if tensorboard else None
+    run_options = Options(echo, TensorBoardLog(tensorboard) if tensorboard else None)
     try:
         with sigterm_interrupts(), _make_executor(options) as executor:
-            status = folders.search(config, run_dir, executor=executor, echo=echo, on_record=on_record)
+            status = folders.search(config, run_dir, executor=executor, options=run_options)
     except KeyboardInterrupt as interrupt:
         _interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
     click.echo(_top_functions(run_dir, status, run_dir / "report.md"))
@@ -298,10 +298,10 @@ def _interrupted(interrupt: KeyboardInterrupt, how: str) -> NoReturn:
     sys.exit(143 if isinstance(interrupt, Terminated) else 130)
 
 
-def _top_functions(run_dir: Path, status: str, report: Path) -> str:
+def _top_functions(run_dir: Path, status: Any, report: Path) -> str:
     from afos.reporting.search_report import summary_lines
 
-    return "\n".join([f"search {status}: {run_dir}", *summary_lines(run_dir), f"report: {report}"])
+    return "\n".join([f"search {status.value}: {run_dir}", *summary_lines(run_dir), f"report: {report}"])
 
 
 @cli.command()
@@ -318,23 +318,25 @@ def report(run_dir: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs(root: str, as_json: bool) -> None:
     """List the runs under ROOT (default results/) with status, progress and best function."""
+    from afos.records.json import plain
     from afos.runs.listing import list_runs
 
     rows = list_runs(root)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(plain(rows), indent=2))
         return
     if not rows:
         click.echo(f"no runs under {root}")
     for row in rows:
-        fitness = "-" if row["fitness"] is None else f"{row['fitness']:.4f}"
-        evaluations = "-" if row["evaluations"] is None else row["evaluations"]
-        click.echo(f"{row['run']:<44} {row['kind']:<9} {row['status']:<12} gen {row['generations']:<7} "
-                   f"evals {evaluations:<5} best {fitness} {row['best'] or ''}")
-        if row["resume"]:
-            beat = row["heartbeat"]
-            last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(beat)) if beat else "unknown"
-            click.echo(f"    last heartbeat {last}; to continue: {row['resume']}")
+        fitness = "-" if row.fitness is None else f"{row.fitness:.4f}"
+        evaluations = "-" if row.evaluations is None else row.evaluations
+        kind = row.kind.value if row.kind else "-"
+        status = row.status.value if row.status else row.reason
+        click.echo(f"{row.run:<44} {kind:<9} {status:<12} gen {row.generations:<7} "
+                   f"evals {evaluations:<5} best {fitness} {row.best or ''}")
+        if row.resume:
+            last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.heartbeat)) if row.heartbeat else "unknown"
+            click.echo(f"    last heartbeat {last}; to continue: {row.resume}")
 
 
 #: Training options shared by evaluate and compare: (option, TrainConfig key, click settings).
@@ -451,17 +453,17 @@ def _run_grid(kind: str, spec: Any, options: dict[str, Any], start: Any) -> tupl
     """Run ``start(spec, out, ...)`` with progress on stderr; Ctrl-C says how to resume."""
     from afos.reporting.tensorboard import TensorBoardLog
     from afos.runs.grid import default_out
-    from afos.runs.lifecycle import sigterm_interrupts
+    from afos.runs.lifecycle import Options, sigterm_interrupts
 
     out = Path(options["out"]) if options["out"] else default_out(kind)
     on_record = TensorBoardLog(options["tensorboard"]) if options["tensorboard"] else None
     echo = None if options["quiet"] else (lambda message: click.echo(message, err=True))
     if echo:
         echo(f"{kind}: {len(spec.runs())} runs into {out}")
-    reuse = not options.pop("no_reuse")
+    run_options = Options(echo, on_record, reuse=not options.pop("no_reuse"))
     try:
         with sigterm_interrupts(), _make_executor(options) as executor:
-            return start(spec, out, executor=executor, progress=echo, on_record=on_record, reuse=reuse), out
+            return start(spec, out, executor=executor, options=run_options), out
     except KeyboardInterrupt as interrupt:
         _interrupted(interrupt, f"run the same command with --out {out} to resume")
 
@@ -498,7 +500,7 @@ def evaluate(expressions: tuple[str, ...], baseline: str | None, dataset: str | 
                              seeds=options["seeds"], config_path=options["config_path"], overrides=_overrides(options),
                              parameters=parameters)
     if selection is not None:
-        spec.notes.extend(selection.note(spec.tasks))
+        spec = spec.with_notes(selection.note(spec.tasks))
     results, out = _run_grid("evaluate", spec, options, run_evaluation)
     if options["as_json"]:
         click.echo(json.dumps([run_row(run) for run in results.all_runs()], indent=2))
@@ -551,10 +553,10 @@ def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | 
             seeds=options["seeds"], config_path=options["config_path"], overrides=_overrides(options),
             parameters=parameters)
         if selection is not None:
-            spec.notes.extend(selection.note(spec.tasks))
+            spec = spec.with_notes(selection.note(spec.tasks))
         analysis, out = _run_grid("compare", spec, options, run_comparison)
     if options["as_json"]:
-        click.echo(json.dumps(analysis, indent=2))
+        click.echo(json.dumps(analysis.to_dict(), indent=2))
         return
     click.echo(comparison_text(analysis, out))
 

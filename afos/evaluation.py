@@ -25,19 +25,17 @@ serialises these records).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Protocol
 
 from afos.activation.spec import ActivationSpec
 from afos.errors import BudgetSpent, TimeUp
 from afos.execution.contract import Executor, Job
-from afos.records import FIELDS, RESULT_FIELDS, EvalKey, Evaluation, Origin, Phase, Status
+from afos.records.evaluation import EvalKey, Evaluation, FitnessResult, Origin, Phase
 from afos.training.config import TrainConfig
 from afos.training.protocol import protocol_id, resolve_train
-
-# ------------------------------------------------------------------------------------------ records
 
 
 @dataclass(frozen=True)
@@ -73,15 +71,10 @@ class EvalRequest:
 # -------------------------------------------------------------------------------------- the evaluator
 
 
-def record_of(request: EvalRequest, result: Mapping[str, Any], *, attempts: int = 1) -> Evaluation:
-    """The record of ``request`` trained just now, from a ``FitnessResult.to_dict()``: result fields without
-    a column of their own go to ``extra``."""
-    own = {k: v for k, v in result.items() if k in RESULT_FIELDS}
-    own["status"] = Status(own["status"])
-    extra = {k: v for k, v in result.items() if k not in FIELDS}
-    return Evaluation(*request.key, **own, expression=request.label, activation=request.activation.to_dict(),
-                      phase=request.phase, generation=request.generation, attempts=attempts, extra=extra,
-                      created=time.time())
+def record_of(request: EvalRequest, result: FitnessResult, *, attempts: int = 1) -> Evaluation:
+    """The record of ``request`` trained just now."""
+    return Evaluation.of(result, request.key, expression=request.label, activation=request.activation.to_dict(),
+                         phase=request.phase, generation=request.generation, attempts=attempts, created=time.time())
 
 
 class RunDatabase(Protocol):
@@ -154,10 +147,10 @@ class Evaluator:
     def _train(self, items: list[tuple[EvalRequest, int]], found: dict[EvalKey, Evaluation],
                deadline: float | None) -> None:
         by_job = {str(index): item for index, item in enumerate(items)}
-        jobs = [Job(name, request.activation.to_dict(), request.train.to_dict())
+        jobs = [Job(name, request.activation, request.train)
                 for name, (request, _) in by_job.items()]
 
-        def finished(job: Job, result: Mapping[str, Any]) -> None:
+        def finished(job: Job, result: FitnessResult) -> None:
             request, attempts = by_job[job.key]
             self._commit(record_of(request, result, attempts=attempts + 1), found)
 

@@ -23,7 +23,7 @@ from typing import Callable
 import sympy
 from deap import gp
 
-from afos.records import EvalKey, Evaluation, Status
+from afos.records.evaluation import EvalKey, Evaluation, Status
 from afos.search.trees import Individual, primitive_set, to_sympy
 from afos.space.primitives import PRIMITIVES
 from afos.space.primitives import primitive_set as resolve

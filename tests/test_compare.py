@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 from scipy import stats as sps
 
+from afos.activation.spec import ActivationSpec
 from afos.errors import UserError
 from afos.grid.analysis import analyse, friedman_floor
 from afos.grid.results import Results, select
 from afos.grid.sources import load_results
 from afos.grid.spec import Function, Spec
-from afos.records import Evaluation, Status
+from afos.records.evaluation import Evaluation, Status
+from afos.records.runs import Role, RunKind
+from afos.training.config import TrainConfig
 
 GRID = ["eelu", "--baseline", "relu,silu", "--datasets", "digits", "--models", "mlp,small_cnn", "--seeds", "2",
         "--epochs", "1"]
@@ -115,7 +118,8 @@ def test_a_killed_grid_resumes_without_repeating_runs(tmp_path: Path) -> None:
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming: {done} of 12 runs" in resumed.stderr
-    assert f"run {12 - done}/{12 - done} " in resumed.stderr and f"run 1/{12 - done} " in resumed.stderr
+    assert "run 12/12 " in resumed.stderr and f"run {done + 1}/12 " in resumed.stderr
+    assert f"run {done}/12 " not in resumed.stderr  # nothing stored is run again
     keys = evaluation_keys(db)
     assert len(keys) == len(set(keys)) == 12
     assert {row for row in _rows(db) if row[0] in {s[0] for s in survivors}} == set(survivors)  # untouched
@@ -139,13 +143,13 @@ def _rows(db: Path) -> set[tuple]:
 
 def _results(cells: dict[tuple[str, str], list[tuple[str, float | None]]], roles: dict[str, str]) -> Results:
     """Results from (function, case) -> [(status, test accuracy) per seed]."""
-    functions = [Function(name, name, name, role) for name, role in roles.items()]
-    cases = list(dict.fromkeys(case for _, case in cells))
-    runs = {(name, case): {seed: Evaluation(name, "p", 1.0, seed, case, Status(status), test_accuracy=value,
-                                            val_accuracy=value, seconds=1.0)
+    functions = tuple(Function(name, name, name, Role(role), ActivationSpec(name)) for name, role in roles.items())
+    cases = tuple(dict.fromkeys(case for _, case in cells))
+    runs = {(name, case): {seed: Evaluation(activation_key=name, protocol="p", budget=1.0, seed=seed, task=case,
+                                            status=Status(status), test_accuracy=value, val_accuracy=value, seconds=1.0)
                            for seed, (status, value) in enumerate(seeds)}
             for (name, case), seeds in cells.items()}
-    return Results(functions, cases, runs, {}, [], [], [])
+    return Results(functions, cases, runs, {}, (), ())
 
 
 def test_a_cell_with_any_failed_seed_ranks_worst() -> None:
@@ -153,10 +157,10 @@ def test_a_cell_with_any_failed_seed_ranks_worst() -> None:
     cells = {("cand", "a"): [("ok", 0.99), ("diverged", None)], ("base", "a"): ok,
              ("cand", "b"): [("ok", 0.95), ("ok", 0.96)], ("base", "b"): ok}
     analysis = analyse(_results(cells, {"cand": "candidate", "base": "baseline"}))
-    assert analysis["matrix"] == [[None, 0.91], [0.955, 0.91]]
-    assert analysis["average_ranks"] == {"cand": 1.5, "base": 1.5}
-    assert analysis["failed_cells"] == 1 and any("1 cell(s) failed" in line for line in analysis["findings"])
-    assert analysis["cells"][0][0]["statuses"] == {"ok": 1, "diverged": 1}
+    assert analysis.matrix == [[None, 0.91], [0.955, 0.91]]
+    assert analysis.average_ranks == {"cand": 1.5, "base": 1.5}
+    assert analysis.failed_cells == 1 and any("1 cell(s) failed" in line for line in analysis.findings)
+    assert analysis.cells[0][0].statuses == {"ok": 1, "diverged": 1}
 
 
 def test_findings_say_when_a_test_cannot_reach_significance() -> None:
@@ -164,7 +168,7 @@ def test_findings_say_when_a_test_cannot_reach_significance() -> None:
     assert friedman_floor(4, 5) < 0.05 < friedman_floor(2, 4)
     cells = {(f, case): [("ok", v + i / 100), ("ok", v + i / 100 + 0.01)]
              for i, f in enumerate(["c", "b1", "b2"]) for case, v in (("x", 0.5), ("y", 0.7))}
-    findings = analyse(_results(cells, {"c": "candidate", "b1": "baseline", "b2": "baseline"}))["findings"]
+    findings = analyse(_results(cells, {"c": "candidate", "b1": "baseline", "b2": "baseline"})).findings
     assert "With N=2 case(s) the Friedman test cannot reach p<0.05 for k=3" in findings[0]
     assert any("no Wilcoxon signed-rank test can reach" in line for line in findings)
     assert any("does not support a claim" in line for line in findings)
@@ -174,8 +178,8 @@ def test_merging_grids_refuses_a_task_trained_under_two_protocols(tmp_path: Path
     from afos.storage.store import RunStore
 
     for name, protocol in (("one", "p1"), ("two", "p2")):
-        spec = Spec("compare", [Function("relu", "Max(0, x)", "f1", "baseline")], ["digits/mlp"], [0], 1.0,
-                    {}, {"digits/mlp": protocol})
+        relu = Function("relu", "Max(0, x)", "f1", Role.BASELINE, ActivationSpec("relu"))
+        spec = Spec(RunKind.COMPARE, (relu,), ("digits/mlp",), (0,), 1.0, TrainConfig(), {"digits/mlp": protocol})
         with RunStore(tmp_path / name / "afos.db") as store:
             store.set_meta("grid", spec.to_dict())
     with pytest.raises(UserError, match="different settings"):

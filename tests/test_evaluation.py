@@ -18,7 +18,8 @@ import pytest
 from afos.activation.spec import ActivationSpec
 from afos.evaluation import EvalRequest, Evaluator
 from afos.execution.local import SerialExecutor
-from afos.records import Origin, Phase
+from afos.records.evaluation import Origin, Phase
+from afos.records.runs import RunStatus
 from afos.runs.listing import list_runs
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
@@ -62,9 +63,9 @@ def test_a_twin_search_in_the_same_folder_trains_nothing_and_ends_identical(tmp_
     assert _origins(tmp_path / "root" / "b" / "afos.db") == {"reused": first}
     with RunStore(tmp_path / "root" / "b" / "afos.db", readonly=True) as store:
         records = store.evaluations()
-        stats = [g["stats"] for g in store.generations()]
+        counts = [g.stats.counts for g in store.generations()]
     assert {r.source for r in records} == {"a"}
-    assert all(s["trained"] == 0 and s["reused"] > 0 for s in stats)  # generation 0 included
+    assert all(c.trained == 0 and c.reused > 0 for c in counts)  # generation 0 included
 
 
 def test_evaluate_then_compare_trains_only_the_new_function(tmp_path: Path) -> None:
@@ -89,10 +90,10 @@ def test_no_stored_tree_exceeds_the_bloat_limits(tmp_path: Path) -> None:
             crossover_prob=1.0, mutation_prob=1.0, reuse_runs=False)
     pset = primitive_set(resolve_primitives("afos"))
     with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
-        trees = [parse_tree(row["tree"], pset) for row in store.candidates()]
-        population = [parse_tree(item["tree"], pset) for g in store.generations() for item in g["population"]]
-        stats = [g["stats"] for g in store.generations()]
-    assert len(trees) > 10 and sum(s["crossovers"] for s in stats) > 0
+        trees = [parse_tree(row.tree, pset) for row in store.candidates()]
+        population = [parse_tree(member.tree, pset) for g in store.generations() for member in g.population]
+        counts = [g.stats.counts for g in store.generations()]
+    assert len(trees) > 10 and sum(c.crossovers for c in counts) > 0
     assert all(t.height <= 3 and len(t) <= 9 for t in trees + population)
 
 
@@ -116,9 +117,9 @@ def test_immigrants_fill_their_share_of_each_generation(tmp_path: Path) -> None:
     _search(tmp_path / "run", population=6, generations=2, immigrants=0.5, crossover_prob=0.0, mutation_prob=0.0,
             reuse_runs=False)
     with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
-        second = store.generations()[1]["stats"]
-    assert second["crossovers"] == second["mutations"] == 0
-    assert second["trained"] >= 3  # round(0.5 * 6) immigrant slots, all new
+        second = store.generations()[1].stats.counts
+    assert second.crossovers == second.mutations == 0
+    assert second.trained >= 3  # round(0.5 * 6) immigrant slots, all new
 
 
 def test_a_killed_search_shows_interrupted_and_resumes_to_its_twin(tmp_path: Path) -> None:
@@ -135,14 +136,14 @@ def test_a_killed_search_shows_interrupted_and_resumes_to_its_twin(tmp_path: Pat
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-    status = {row["run"]: row for row in list_runs(root)}["b"]
-    assert status["status"] == "interrupted" and "--resume" in status["resume"]
+    status = {row.run: row for row in list_runs(root)}["b"]
+    assert status.status is RunStatus.INTERRUPTED and "--resume" in status.resume
     shown = afos("runs", str(root))
     assert "interrupted" in shown.stdout and f"afos search --resume {root / 'b'}" in shown.stdout
     resumed = afos("search", "--resume", str(root / "b"), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert _hall(root / "b") == _hall(root / "a")
-    assert {row["run"]: row["status"] for row in list_runs(root)} == {"a": "finished", "b": "finished"}
+    assert {row.run: row.status for row in list_runs(root)} == {"a": RunStatus.FINISHED, "b": RunStatus.FINISHED}
 
 
 def _count(db: Path) -> int:
@@ -177,12 +178,13 @@ def test_protocol_is_the_resolved_config_plus_versions() -> None:
 
 
 def test_a_worker_death_is_retried_when_the_command_runs_again(tmp_path: Path) -> None:
-    from afos.records import Evaluation, Status
+    from afos.records.evaluation import Evaluation, Status
 
     request = EvalRequest.make(ActivationSpec("relu"), TrainConfig(dataset="digits", epochs=1), budget=1, seed=0,
                                label="Max(0, x)", phase=Phase.GRID)
     with RunStore(tmp_path / "afos.db") as store:
-        store.add_evaluation(Evaluation(*request.key, Status.ERROR, reason="worker died 3 times: SIGKILL"))
+        store.add_evaluation(Evaluation(**request.key._asdict(), status=Status.ERROR,
+                                        reason="worker died 3 times: SIGKILL"))
         with SerialExecutor() as executor:
             (record,) = Evaluator(store, executor).ensure([request])
         assert record.ok and record.attempts == 2 and record.origin is Origin.TRAINED
@@ -275,15 +277,15 @@ def test_sigterm_marks_the_run_interrupted(tmp_path: Path) -> None:
     assert process.returncode == 143, stderr
     assert "terminated; resume with: afos search --resume" in stderr and "Traceback" not in stderr
     (row,) = list_runs(tmp_path)
-    assert row["status"] == "interrupted"
+    assert row.status is RunStatus.INTERRUPTED
 
 
 def test_fitness_can_be_validation_macro_f1(tmp_path: Path) -> None:
     _search(tmp_path / "run", fitness="val_f1", generations=1, population=3, reuse_runs=False, confirm=False)
     with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
         records = {r.activation_key: r for r in store.evaluations(phase=Phase.SEARCH)}
-        hall = store.last_generation()["hall_of_fame"]
+        hall = store.last_generation().hall_of_fame
     for entry in hall:
-        record = records[entry["fingerprint"]]
+        record = records[entry.key]
         expected = record.metric("val_f1") if record.ok else 0.0
-        assert entry["fitness"][1] == expected and 0.0 <= expected <= 1.0
+        assert entry.fitness[1] == expected and 0.0 <= expected <= 1.0

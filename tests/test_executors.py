@@ -27,6 +27,7 @@ from afos.execution.factory import make_executor
 from afos.execution.local import ProcessExecutor
 from afos.execution.ray_cluster import RayExecutor
 from afos.execution.worker import run_job
+from afos.records.evaluation import FitnessResult
 from afos.training.config import TrainConfig
 
 EXPRESSIONS = ("relu", "silu", "-x*erf(exp(-x))", "exp(exp(exp(x)))")  # the last one diverges
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _job(expression: str, key: str | None = None, **train: Any) -> Job:
     config = TrainConfig(**{"dataset": "digits", "model": "mlp", "epochs": 1.0, **train})
-    return Job(key or expression, resolve_activation(expression).to_dict(), config.to_dict())
+    return Job(key or expression, resolve_activation(expression), config)
 
 
 JOBS = [_job(e) for e in EXPRESSIONS]
@@ -47,7 +48,7 @@ ENDLESS = _job("relu", key="endless", epochs=1e6)  # only ever stopped by a time
 # ------------------------------------------------------------------------------- worker functions
 
 
-def _announce_then_run(job: Job) -> dict[str, Any]:
+def _announce_then_run(job: Job) -> FitnessResult:
     """run_job, after writing this worker's pid where the test can find it (atomically: it polls)."""
     path = Path(os.environ[PID_DIR]) / f"{job.key}.pid"
     path.with_suffix(".tmp").write_text(str(os.getpid()))
@@ -55,7 +56,7 @@ def _announce_then_run(job: Job) -> dict[str, Any]:
     return run_job(job)
 
 
-def _lethal(job: Job) -> dict[str, Any]:
+def _lethal(job: Job) -> FitnessResult:
     """run_job, except that a job keyed "lethal" kills its worker every time, like a CUDA crash would."""
     if job.key == "lethal":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -66,14 +67,15 @@ def _lethal(job: Job) -> dict[str, Any]:
 
 
 def _run(
-    executor: Executor, jobs: Sequence[Job], on_result: Callable[[Job, dict], None] | None = None
+    executor: Executor, jobs: Sequence[Job], on_result: Callable[[Job, FitnessResult], None] | None = None
 ) -> dict[str, dict]:
-    """Run and collect records by key, checking that each job is reported exactly once."""
+    """Run and collect records (as plain data) by key, checking that each job is reported exactly once."""
     results: dict[str, dict] = {}
 
-    def collect(job: Job, record: dict) -> None:
+    def collect(job: Job, record: FitnessResult) -> None:
         assert job.key not in results, f"{job.key} reported twice"
-        results[job.key] = record
+        assert isinstance(record, FitnessResult)
+        results[job.key] = record.to_dict()
         if on_result is not None:
             on_result(job, record)
 
@@ -115,7 +117,7 @@ def reference() -> Callable[[Job, int], dict]:
             before = torch.get_num_threads()
             torch.set_num_threads(threads)
             try:
-                cache[job.key, threads] = _timeless(run_job(job))
+                cache[job.key, threads] = _timeless(run_job(job).to_dict())
             finally:
                 torch.set_num_threads(before)
         return cache[job.key, threads]

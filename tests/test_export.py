@@ -164,15 +164,15 @@ def test_cli_exports_from_a_search_run_with_learned_constants(tmp_path: Path) ->
     with SerialExecutor() as executor:
         run_search(config, run, executor=executor)
     with RunStore(run / "afos.db", readonly=True) as store:
-        hall = store.last_generation()["hall_of_fame"]
-    rank = next(i for i, entry in enumerate(hall, start=1) if entry["learned"])
+        hall = store.last_generation().hall_of_fame
+    rank = next(i for i, entry in enumerate(hall, start=1) if entry.learned)
     entry = hall[rank - 1]
-    sites = list(entry["learned"].values())
+    sites = list(entry.learned.values())
     means = {name: np.mean([site[name] for site in sites]) for name in sites[0]}
     result = afos("export", str(run), "--rank", str(rank), "--format", "numpy")
     assert result.returncode == 0, result.stderr
     got = run_isolated(result.stdout, "numpy", tmp_path, np.array([-1.5, 0.5]))["function"][0]
-    expected = Activation(entry["canonical"], fixed=means).double()(torch.tensor([-1.5, 0.5], dtype=torch.float64))
+    expected = Activation(entry.canonical, fixed=means).double()(torch.tensor([-1.5, 0.5], dtype=torch.float64))
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-9)
     bad = afos("export", str(run), "--rank", "99")
     assert bad.returncode == 2 and bad.stderr.startswith("afos: error: --rank 99 is out of range")

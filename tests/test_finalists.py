@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from afos.execution.local import SerialExecutor
-from afos.records import Origin, Phase
+from afos.records.evaluation import Origin, Phase
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
 from afos.search.confirmation import confirm_seeds

@@ -237,8 +237,8 @@ def test_compiled_network_trains_the_same_function(digits: Dataset) -> None:
     assert compiled.status == "ok" and compiled.kernels == MODEL and compiled.kernel_note == ""
     assert compiled.compile_seconds > 0
     for before, after in zip(runs["fused"].history, compiled.history):
-        assert after["train_loss"] == pytest.approx(before["train_loss"], rel=1e-3)
-        assert after["val_accuracy"] == pytest.approx(before["val_accuracy"], abs=0.02)
+        assert after.train_loss == pytest.approx(before.train_loss, rel=1e-3)
+        assert after.val_accuracy == pytest.approx(before.val_accuracy, abs=0.02)
 
 
 def test_every_network_compiles_for_itself(digits: Dataset) -> None:

@@ -55,9 +55,9 @@ def test_every_record_carries_f1_through_the_store(tmp_path) -> None:
     config = TrainConfig(epochs=2, device="cpu")
     result = run_fitness(nn.ReLU, config)
     assert 0.0 < result.val_f1 <= 1.0 and 0.0 < result.test_f1 <= 1.0
-    assert all("val_f1" in entry for entry in result.history)
+    assert all(entry.val_f1 is not None for entry in result.history)
     request = EvalRequest.make(ActivationSpec("relu"), config, budget=2, seed=0, label="relu")
     with RunStore(tmp_path / "afos.db") as store:
-        store.add_evaluation(record_of(request, result.to_dict()))
+        store.add_evaluation(record_of(request, result))
         (stored,) = store.evaluations()
     assert stored.metric("val_f1") == result.val_f1 and stored.metric("test_f1") == result.test_f1

@@ -66,7 +66,7 @@ def test_parameters_get_gradients_and_move_in_training() -> None:
     result = run_fitness(activation_factory(resolve_activation("adaptive_tanh")),
                          TrainConfig(dataset="digits", model="mlp", epochs=2, seed=0))
     assert result.status == "ok"
-    first_site = result.params[0]
+    first_site = result.params["0"]
     assert set(first_site) == {"a", "b", "c", "d"}
     assert any(abs(first_site[name] - start) > 1e-4 for name, start in {"a": 1, "b": 1, "c": 0, "d": 0}.items())
 

@@ -15,7 +15,8 @@ import pytest
 
 from afos.errors import ConfigError
 from afos.execution.local import SerialExecutor
-from afos.records import Phase
+from afos.records.evaluation import Phase
+from afos.runs.lifecycle import Options
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
 from afos.storage.store import RunStore
@@ -57,7 +58,7 @@ def _toml(path: Path, values: dict) -> Path:
 def _search(config: SearchConfig, run_dir: Path, progress: object = None) -> str:
     """A search run in this process, as `afos search` runs it."""
     with SerialExecutor() as executor:
-        return run_search(config, run_dir, executor=executor, echo=progress)
+        return run_search(config, run_dir, executor=executor, options=Options(echo=progress))
 
 
 def _rows(db: Path) -> list[tuple]:
@@ -85,10 +86,10 @@ def test_tiny_search_writes_a_trustworthy_run_folder(tmp_path: Path) -> None:
     for name in ("afos.db", "hall_of_fame.csv", "generations.csv", "report.md", "fitness.png", "top_functions.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
     with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
-        assert [g["generation"] for g in store.generations()] == [0, 1, 2]
-        counts = [g["stats"] for g in store.generations()]
-    assert all(c["trained"] + c["reused"] == c["proposed"] - c["duplicate"] - c["screened"] for c in counts)
-    assert counts[1]["mutations"] + counts[1]["crossovers"] > 0  # variation really runs
+        assert [g.generation for g in store.generations()] == [0, 1, 2]
+        counts = [g.stats.counts for g in store.generations()]
+    assert all(c.trained + c.reused == c.proposed - c.duplicate - c.screened for c in counts)
+    assert counts[1].mutations + counts[1].crossovers > 0  # variation really runs
     with (tmp_path / "run" / "hall_of_fame.csv").open() as handle:
         header = next(csv.reader(handle))
     assert header[:5] == ["rank", "expression", "canonical", "fingerprint", "fitness"]
@@ -173,10 +174,10 @@ def test_learnable_constants_are_trained_recorded_and_resumable(tmp_path: Path) 
     _search(_config(generations=3, **settings), tmp_path / "resumed")
     assert sorted(_rows(tmp_path / "resumed" / "afos.db")) == sorted(_rows(tmp_path / "straight" / "afos.db"))
     with RunStore(tmp_path / "straight" / "afos.db", readonly=True) as store:
-        hall = store.last_generation()["hall_of_fame"]
+        hall = store.last_generation().hall_of_fame
         seeded = [r for r in store.evaluations(phase=Phase.SEARCH) if r.expression == "p0*tanh(p1*x)"]
     assert seeded and set(seeded[0].params["0"]) == {"p0", "p1"}
     assert seeded[0].params["0"] != {"p0": 1.0, "p1": 1.0}  # the constants were trained
     with RunStore(tmp_path / "resumed" / "afos.db", readonly=True) as store:
-        assert store.last_generation()["hall_of_fame"] == hall
-    assert any(entry["learned"] for entry in hall if ":" in entry["fingerprint"])
+        assert store.last_generation().hall_of_fame == hall
+    assert any(entry.learned for entry in hall if ":" in entry.key)

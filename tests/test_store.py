@@ -11,13 +11,24 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from afos.errors import StoreError
-from afos.records import EvalKey, Evaluation, Origin, Phase, Status, stable_hash
+from afos.records.evaluation import Checkpoint, EvalKey, Evaluation, Origin, Phase, Status
+from afos.records.json import stable_hash
+from afos.records.search import (
+    CandidateRecord,
+    CandidateStatus,
+    Counts,
+    Generation,
+    GenerationStats,
+    HallOfFameEntry,
+    Member,
+)
 from afos.search.loop import rng_state_from_json, rng_state_to_json
 from afos.storage.schema import SCHEMA_VERSION
 from afos.storage.store import RunStore
@@ -30,11 +41,15 @@ def _record(activation_key: str = "fp1", seed: int = 0, **changes: object) -> Ev
         "activation_key": activation_key, "protocol": "p" * 16, "budget": 1.0, "seed": seed, "task": "digits/mlp",
         "status": Status.OK, "reason": "", "val_accuracy": 0.9, "val_loss": 0.3, "test_accuracy": 0.88,
         "test_loss": 0.35, "train_loss": 0.2, "epochs": 1.0, "steps": 30, "seconds": 1.5, "generation": 2,
-        "expression": "x*sigmoid(x)", "params": {"beta": [0.5, 1.5]},
-        "history": [{"epoch": 1, "val_accuracy": 0.9}], "created": 1.0,
+        "expression": "x*sigmoid(x)", "params": {"0": {"beta": 0.5}, "1": {"beta": 1.5}},
+        "history": (Checkpoint(30, 1.0, 0.2, 0.3, 0.9, 0.85, 1.4),), "created": 1.0,
     }
     values.update(changes)
     return Evaluation(**values)
+
+
+def _generation(number: int) -> Generation:
+    return Generation(number, GenerationStats(Counts(), 0.5, 0.5, 0.5), (Member("a", (0.0, 0.5)),), (), {})
 
 
 def _key(activation_key: str = "fp1", seed: int = 0, **changes: object) -> EvalKey:
@@ -89,7 +104,8 @@ def test_refuses_foreign_and_newer_databases(tmp_path: Path) -> None:
 
 
 def test_evaluation_round_trip(store: RunStore) -> None:
-    record = _record(extra={"lr_found": 0.1}, phase=Phase.CONFIRM, origin=Origin.REUSED, source="other-run")
+    record = _record(val_f1=0.5, test_f1=0.45, kernels="compiled", compile_seconds=2.5, cuda_graphs=True,
+                     kernel_note="a note", phase=Phase.CONFIRM, origin=Origin.REUSED, source="other-run")
     store.add_evaluation(record)
     assert store.find_evaluation(record.key) == record
     assert store.find_evaluation(_key(task="wine/mlp")) is None
@@ -98,11 +114,12 @@ def test_evaluation_round_trip(store: RunStore) -> None:
 
 def test_non_finite_floats_become_null(store: RunStore) -> None:
     store.add_evaluation(_record(status=Status.DIVERGED, val_loss=math.inf, train_loss=-math.inf,
-                                 params={"beta": math.nan}, history=[{"loss": math.inf}, {"loss": 1.0}]))
+                                 params={"0": {"beta": math.nan}},
+                                 history=(Checkpoint(1, 0.5, math.inf, 1.0, 0.5, 0.4, 1.0),)))
     got = store.find_evaluation(_key())
     assert got.val_loss is None and got.train_loss is None and got.status is Status.DIVERGED
-    assert got.params == {"beta": None}
-    assert got.history == [{"loss": None}, {"loss": 1.0}]
+    assert got.params == {"0": {"beta": None}}
+    assert got.history == (Checkpoint(1, 0.5, None, 1.0, 0.5, 0.4, 1.0),)
 
 
 def test_numpy_values_are_stored_as_plain_json(store: RunStore) -> None:
@@ -152,13 +169,13 @@ def test_evaluations_filters_and_order(store: RunStore) -> None:
 
 
 def test_candidates(store: RunStore) -> None:
-    fields = {"canonical": "x*sigmoid(x)", "tree": "mul(x, sigmoid(x))", "generation": 0, "status": "valid"}
-    assert store.add_candidate(activation_key="f1", **fields) is True
-    assert store.add_candidate(activation_key="f1", **{**fields, "generation": 3}) is False
-    assert store.add_candidate(activation_key="f0", **{**fields, "status": "screened"}, reason="flat") is True
+    first = CandidateRecord("f1", "mul(x, sigmoid(x))", "x*sigmoid(x)", 0, CandidateStatus.VALID)
+    assert store.add_candidate(first) is True
+    assert store.add_candidate(replace(first, generation=3)) is False
+    assert store.add_candidate(replace(first, key="f0", status=CandidateStatus.SCREENED, reason="flat")) is True
     rows = store.candidates()
-    assert [(row["activation_key"], row["generation"], row["reason"]) for row in rows] == [("f1", 0, None),
-                                                                                          ("f0", 0, "flat")]
+    assert [(row.key, row.generation, row.status, row.reason) for row in rows] == [
+        ("f1", 0, CandidateStatus.VALID, None), ("f0", 0, CandidateStatus.SCREENED, "flat")]
 
 
 def test_transaction_rolls_back_on_exception(store: RunStore) -> None:
@@ -166,7 +183,7 @@ def test_transaction_rolls_back_on_exception(store: RunStore) -> None:
         with store.transaction():
             store.add_evaluation(_record("a"))
             store.set_meta("k", 1)
-            store.save_generation(0, stats={}, population=[], hall_of_fame=[], rng_state={})
+            store.save_generation(_generation(0))
             raise RuntimeError("boom")
     assert store.count_evaluations() == 0
     assert store.get_meta("k") is None and store.last_generation() is None
@@ -193,18 +210,19 @@ def test_generation_round_trip_restores_random_draws(store: RunStore) -> None:
     random.gauss(0, 1)  # leaves a cached gauss_next in the state
     state = rng_state_to_json(random.getstate())
     expected = [random.random() for _ in range(5)] + [random.gauss(0, 1)]
-    hall = [{"tree": "x", "fitness": [0.9]}]
-    store.save_generation(0, stats={"max": 0.5}, population=[{"tree": "a"}], hall_of_fame=[], rng_state={})
-    store.save_generation(1, stats={"max": 0.9, "nan": math.nan}, population=[{"tree": "x"}],
-                          hall_of_fame=hall, rng_state=state)
+    hall = (HallOfFameEntry("k", "x", "x", (0.0, 0.9), 1, n_runs=1, val_accuracy=0.9, learned={"0": {"p0": 1.5}},
+                            learned_runs={"p0": [1.5]}),)
+    store.save_generation(_generation(0))
+    saved = Generation(1, GenerationStats(Counts(proposed=4, trained=2), 0.9, 0.7, math.nan),
+                       (Member("x", (0.0, 0.9)),), hall, state)
+    store.save_generation(saved)
     last = store.last_generation()
-    assert last["generation"] == 1 and last["stats"] == {"max": 0.9, "nan": None}
-    assert last["population"] == [{"tree": "x"}] and last["hall_of_fame"] == hall
-    assert last["finished"] == pytest.approx(time.time(), abs=60)
+    assert last.finished == pytest.approx(time.time(), abs=60)
+    assert replace(last, finished=0.0) == replace(saved, stats=replace(saved.stats, median=None))
     random.seed(0)
-    random.setstate(rng_state_from_json(last["rng_state"]))
+    random.setstate(rng_state_from_json(last.rng_state))
     assert [random.random() for _ in range(5)] + [random.gauss(0, 1)] == expected
-    assert [row["generation"] for row in store.generations()] == [0, 1]
+    assert [row.generation for row in store.generations()] == [0, 1]
 
 
 def test_a_malformed_random_state_is_refused() -> None:
@@ -256,7 +274,7 @@ def test_evaluations_table_is_plain_sql(tmp_path: Path) -> None:
     plan = " ".join(str(row) for row in conn.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM evaluations WHERE activation_key = 'a' AND protocol = 'p'"))
     assert "USING INDEX" in plan
-    assert conn.execute("SELECT json_extract(params, '$.beta[1]') FROM evaluations LIMIT 1").fetchone() == (1.5,)
+    assert conn.execute("SELECT json_extract(params, '$.\"1\".beta') FROM evaluations LIMIT 1").fetchone() == (1.5,)
     conn.close()
 
 
@@ -274,7 +292,8 @@ def test_stable_hash_is_stable() -> None:
 
 _WRITER = textwrap.dedent("""
     import random, sys, time
-    from afos.records import Evaluation, Status
+    from afos.records.evaluation import Checkpoint, Evaluation, Status
+    from afos.records.search import Counts, Generation, GenerationStats, Member
     from afos.storage.store import RunStore
     store = RunStore(sys.argv[1])
     pause_at = int(sys.argv[2])  # -1: never pause
@@ -284,14 +303,16 @@ _WRITER = textwrap.dedent("""
         with store.transaction():  # one generation = 5 evaluations + its resume point, all or nothing
             for i in range(5):
                 store.add_evaluation(Evaluation(
-                    f"g{generation}-{i}", "p", 1.0, i, "digits/mlp", Status.OK, val_accuracy=generation + i / 10,
-                    generation=generation, params={"generation": generation, "i": i},
-                    history=[{"epoch": e, "loss": 1.0 / (e + 1)} for e in range(300)]))
+                    activation_key=f"g{generation}-{i}", protocol="p", budget=1.0, seed=i, task="digits/mlp",
+                    status=Status.OK, val_accuracy=generation + i / 10, generation=generation,
+                    params={"0": {"generation": generation, "i": i}},
+                    history=tuple(Checkpoint(e, e, 1.0 / (e + 1), None, None, None, 0.0) for e in range(300))))
             if generation == pause_at:
                 print("in transaction", flush=True)
                 time.sleep(60)
-            store.save_generation(generation, stats={"n": 5}, population=[{"tree": f"g{generation}-{i}"} for i in range(5)],
-                                  hall_of_fame=[], rng_state={"generation": generation})
+            store.save_generation(Generation(generation, GenerationStats(Counts(proposed=5), 1.0, 1.0, 1.0),
+                                             tuple(Member(f"g{generation}-{i}", (0.0, 1.0)) for i in range(5)), (),
+                                             {"generation": generation}))
         generation += 1
 """)
 
@@ -312,16 +333,16 @@ def _assert_intact(path: Path) -> int:
     """Integrity ok, and exactly the committed generations with all their evaluations complete."""
     with RunStore(path) as store:
         assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        saved = [row["generation"] for row in store.generations()]
+        saved = [row.generation for row in store.generations()]
         assert saved == list(range(len(saved)))
         rows = store.evaluations()
         assert len(rows) == 5 * len(saved)  # no evaluation of an unsaved (half-written) generation
         for row in rows:
-            generation, i = row.params["generation"], row.params["i"]
+            generation, i = row.params["0"]["generation"], row.params["0"]["i"]
             assert row.activation_key == f"g{generation}-{i}" and row.ok
             assert row.val_accuracy == generation + i / 10 and len(row.history) == 300
         if saved:
-            assert store.last_generation()["rng_state"] == {"generation": saved[-1]}
+            assert store.last_generation().rng_state == {"generation": saved[-1]}
         store.add_evaluation(_record())  # and it is writable again
     return len(saved)
 

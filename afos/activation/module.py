@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from afos.activation.kernels import Fused, expression_kernels
-from afos.activation.spec import ActivationSpec, Init, normal_parameters
+from afos.activation.spec import ActivationSpec, Init, Scope, normal_parameters
 from afos.errors import UserError
 from afos.space.lower import Program, lower
 from afos.space.parse import canonical, parameter_symbol, parse
@@ -172,9 +172,9 @@ def activation_factory(spec: ActivationSpec) -> Callable[[], nn.Module]:
     ``channel`` scope, the one shared module for ``shared`` scope."""
 
     def build() -> Activation:
-        return Activation(spec.expression, spec.learnable, fixed=spec.fixed, channel=spec.scope == "channel")
+        return Activation(spec.expression, spec.learnable, fixed=spec.fixed, channel=spec.scope is Scope.CHANNEL)
 
-    if spec.scope == "shared":
+    if spec.scope is Scope.SHARED:
         shared = build()
         return lambda: shared
     return build

@@ -3,7 +3,7 @@
 :class:`ActivationSpec` is plain data: it pickles to workers, is stored (as JSON) with every training run,
 and is what the evaluation layer keys results by (:meth:`ActivationSpec.key`). Family names (``mila``,
 ``adaptive_tanh`` ...) resolve to parametric specs here, and every text is parsed by the whitelist grammar
-before anything trains. No torch here: reading a spec back from a run database costs sympy only."""
+before anything trains."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any, Mapping
 
 import sympy
@@ -20,8 +21,15 @@ from afos.space.families import FAMILIES
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.probe import fingerprint
 
-#: Where learnable parameters live: one set for the network, one per activation site, one per channel.
-SCOPES = ("shared", "layer", "channel")
+
+class Scope(str, Enum):
+    """Where learnable parameters live: one set for the network, one per activation site, one per channel."""
+
+    SHARED = "shared"
+    LAYER = "layer"
+    CHANNEL = "channel"
+
+
 Init = float | str  # a start value, or "N(mu,sigma)" for a random start
 
 _NORMAL = re.compile(r"^N\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\)$")
@@ -53,10 +61,17 @@ class ActivationSpec:
     expression: str
     learnable: dict[str, Init] = field(default_factory=dict)
     fixed: dict[str, float] = field(default_factory=dict)
-    scope: str = "layer"
+    scope: Scope = Scope.LAYER
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready data (the scope by its value), as stored with every training run."""
+        return {**asdict(self), "scope": self.scope.value}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ActivationSpec:
+        """A spec from :meth:`to_dict`'s data, e.g. read back from a run database."""
+        return cls(str(values["expression"]), dict(values.get("learnable") or {}), dict(values.get("fixed") or {}),
+                   Scope(values.get("scope", Scope.LAYER)))
 
     def typical_values(self) -> dict[str, float]:
         """Parameter values at which the form is fingerprinted and screened."""
@@ -73,14 +88,15 @@ class ActivationSpec:
 
 
 def activation_key(
-    expr: sympy.Expr, learnable: Mapping[str, Init], fixed: Mapping[str, float] | None = None, scope: str = "layer"
+    expr: sympy.Expr, learnable: Mapping[str, Init], fixed: Mapping[str, float] | None = None,
+    scope: Scope = Scope.LAYER
 ) -> str:
     """:meth:`ActivationSpec.key` of an expression already parsed (the search's per-candidate path)."""
     values = {**{k: typical_value(v) for k, v in learnable.items()}, **(fixed or {})}
     key = fingerprint(expr, values)
     if not learnable:
         return key
-    form = json.dumps([canonical(expr), sorted(learnable.items()), scope])
+    form = json.dumps([canonical(expr), sorted(learnable.items()), Scope(scope).value])
     return f"{key}:{hashlib.sha256(form.encode()).hexdigest()[:8]}"
 
 
@@ -88,7 +104,7 @@ def resolve_activation(
     text: str,
     learnable: Mapping[str, Init] | None = None,
     fixed: Mapping[str, float] | None = None,
-    scope: str | None = None,
+    scope: str | Scope | None = None,
 ) -> ActivationSpec:
     """A spec from a family name (``mila``, ``adaptive_tanh``, …) or expression text, plus overrides.
 
@@ -105,9 +121,11 @@ def resolve_activation(
     for name, value in (fixed or {}).items():
         base_learnable.pop(name, None)
         base_fixed[name] = float(value)
-    chosen_scope = scope or (family.scope if family else "layer")
-    if chosen_scope not in SCOPES:
-        raise UserError(f"parameter scope {chosen_scope!r} must be one of {', '.join(SCOPES)}")
+    chosen = scope or (family.scope if family else Scope.LAYER)
+    try:
+        chosen_scope = Scope(chosen)
+    except ValueError:
+        raise UserError(f"parameter scope {chosen!r} must be one of {', '.join(s.value for s in Scope)}") from None
     spec = ActivationSpec(family.expression if family else text, base_learnable, base_fixed, chosen_scope)
     expr = parse(spec.expression, params=[*base_learnable, *base_fixed])
     unknown = sorted(n for n in {*base_learnable, *base_fixed} if parameter_symbol(n) not in expr.free_symbols)

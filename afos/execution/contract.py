@@ -4,35 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from enum import Enum
+from typing import Protocol, TypeVar
 
+from afos.activation.spec import ActivationSpec
 from afos.errors import ConfigError
-from afos.training.fitness import FitnessResult
+from afos.records.evaluation import FitnessResult, Status
+from afos.training.config import TrainConfig
 
-KINDS: tuple[str, ...] = ("serial", "process", "ray")
+
+class ExecutorKind(str, Enum):
+    """Where training runs happen (``--executor``)."""
+
+    SERIAL = "serial"
+    PROCESS = "process"
+    RAY = "ray"
 
 @dataclass(frozen=True)
 class Job:
-    """One training run as plain data: it is pickled to workers, so it never holds modules or trees.
-
-    ``key`` is the caller's identifier (e.g. ``"{fingerprint}|{task}|{seed}"``), ``activation`` an
-    :meth:`ActivationSpec.to_dict`, ``train`` a :meth:`TrainConfig.to_dict` with dataset, model, budget
-    and seed already set.
-    """
+    """One training run: what to train and under which validated config (dataset, model, budget and seed
+    set). Plain records only, so it pickles to workers and Ray actors and never holds modules or trees;
+    ``key`` is the caller's identifier of the job."""
 
     key: str
-    activation: dict[str, Any]
-    train: dict[str, Any]
+    activation: ActivationSpec
+    train: TrainConfig
 
 
-Record = dict[str, Any]
-OnResult = Callable[[Job, Record], None]
-Target = Callable[[Job], Record]
+OnResult = Callable[[Job, FitnessResult], None]
+Target = Callable[[Job], FitnessResult]
 
 
-def failure_result(status: str, reason: str, seconds: float) -> Record:
-    """A record for a job the executor had to give up on, with the same keys as a trained one."""
-    return FitnessResult(status=status, reason=reason, seconds=seconds).to_dict()
+def failure_result(status: Status, reason: str, seconds: float) -> FitnessResult:
+    """The result of a job the executor had to give up on (its worker died, or it ran out of time)."""
+    return FitnessResult(status=status, reason=reason, seconds=seconds)
 
 
 # ------------------------------------------------------------------------------------ the interface
@@ -44,7 +49,7 @@ class Executor(Protocol):
     width: int
 
     def run(self, jobs: Sequence[Job], on_result: OnResult) -> None:
-        """Run every job and call ``on_result(job, record)`` in this (driver) process as each finishes, in
+        """Run every job and call ``on_result(job, result)`` in this (driver) process as each finishes, in
         any order, exactly once per job; return when all are done. Ctrl-C stops the workers promptly."""
 
     def close(self) -> None:

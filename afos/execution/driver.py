@@ -13,7 +13,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from afos.execution.contract import Job, OnResult, Record, failure_result
+from afos.execution.contract import Job, OnResult, failure_result
+from afos.records.evaluation import FitnessResult, Status
 
 _POLL_S = 1.0  # longest uninterrupted wait of the driver: bounds how late a timeout is noticed
 
@@ -39,7 +40,7 @@ class Slots(Protocol):
     def wait(self, handles: list[Hashable], timeout: float) -> list[Hashable]:
         """The handles finished within ``timeout`` seconds (maybe none)."""
 
-    def collect(self, handle: Hashable, slot: int) -> Record:
+    def collect(self, handle: Hashable, slot: int) -> FitnessResult:
         """The record of a finished handle; raises WorkerDied, SlotLost, or the job's own exception."""
 
     def kill(self, slot: int) -> None:
@@ -138,7 +139,7 @@ class Driver:
                     entry.slot, task.job.key, reason, task.deaths)
         seconds = time.monotonic() - entry.started
         times = "time" if task.deaths == 1 else "times"
-        self.on_result(task.job, failure_result("error", f"worker died {task.deaths} {times}: {reason}", seconds))
+        self.on_result(task.job, failure_result(Status.ERROR, f"worker died {task.deaths} {times}: {reason}", seconds))
 
     def _retire(self, entry: _Running, reason: str) -> None:
         self.slots.kill(entry.slot)
@@ -151,7 +152,7 @@ class Driver:
         """Every slot was retired: report what is left as errors rather than wait for workers forever."""
         while self.queue:
             task = self.queue.popleft()
-            self.on_result(task.job, failure_result("error", "no worker left: the cluster lost every worker's share", 0.0))
+            self.on_result(task.job, failure_result(Status.ERROR, "no worker left: the cluster lost every worker's share", 0.0))
 
     def _expire(self) -> None:
         """Kill the workers of jobs past ``timeout_s`` and report those jobs as timed out."""
@@ -165,4 +166,4 @@ class Driver:
             self.slots.kill(entry.slot)
             self.idle.append(entry.slot)
             reason = f"killed by the executor after {self.timeout_s:g} s of wall-clock time since dispatch"
-            self.on_result(entry.task.job, failure_result("timeout", reason, now - entry.started))
+            self.on_result(entry.task.job, failure_result(Status.TIMEOUT, reason, now - entry.started))

@@ -11,9 +11,10 @@ from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
-from afos.execution.contract import Closing, Job, OnResult, Record, Target, check_options
+from afos.execution.contract import Closing, Job, OnResult, Target, check_options
 from afos.execution.driver import Driver, WorkerDied
 from afos.execution.worker import clear_datasets, run_job
+from afos.records.evaluation import FitnessResult
 
 _JOIN_S = 10.0  # grace for a killed worker to be reaped, so its GPU memory is free before a replacement starts
 
@@ -87,7 +88,7 @@ class _ProcessSlots:
         self.pools: list[ProcessPoolExecutor | None] = [None] * self.width
         self.processes: list[list[multiprocessing.process.BaseProcess]] = [[] for _ in gpus]
 
-    def submit(self, slot: int, job: Job) -> Future[Record]:
+    def submit(self, slot: int, job: Job) -> Future[FitnessResult]:
         try:
             future = self._pool(slot).submit(self.target, job)
         except BrokenProcessPool:  # its worker died while idle (e.g. the OOM killer chose it): replace it
@@ -110,7 +111,7 @@ class _ProcessSlots:
         done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)  # type: ignore[arg-type]
         return list(done)
 
-    def collect(self, handle: Hashable, slot: int) -> Record:
+    def collect(self, handle: Hashable, slot: int) -> FitnessResult:
         try:
             return handle.result()  # type: ignore[attr-defined, no-any-return]
         except BrokenProcessPool:

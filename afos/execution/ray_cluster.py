@@ -12,10 +12,11 @@ from typing import Any
 import torch
 
 from afos.errors import ConfigError
-from afos.execution.contract import Closing, Job, OnResult, Record, Target, check_options
+from afos.execution.contract import Closing, Job, OnResult, Target, check_options
 from afos.execution.driver import Driver, SlotLost, WorkerDied
 from afos.execution.local import cpu_count, visible_gpus
 from afos.execution.worker import run_job
+from afos.records.evaluation import FitnessResult
 
 _REASON_LIMIT = 300  # characters of a worker-death message kept in a record
 _PLACE_S = 600.0  # longest wait for Ray to start an actor while the cluster seems to have room for it
@@ -29,7 +30,7 @@ class _RayWorker:
         torch.set_num_threads(threads)
         self.target = target
 
-    def run(self, job: Job) -> Record:
+    def run(self, job: Job) -> FitnessResult:
         return self.target(job)
 
 
@@ -141,7 +142,7 @@ class _RaySlots:
             retired.append(slot)
         return retired
 
-    def collect(self, handle: Hashable, slot: int) -> Record:
+    def collect(self, handle: Hashable, slot: int) -> FitnessResult:
         if slot in self.retired:
             raise SlotLost(self.retired[slot])
         exceptions = self.ray.exceptions

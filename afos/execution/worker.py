@@ -5,24 +5,22 @@ from __future__ import annotations
 import functools
 
 from afos.activation.module import activation_factory
-from afos.activation.spec import ActivationSpec
-from afos.execution.contract import Job, Record
-from afos.training.config import TrainConfig
+from afos.execution.contract import Job
+from afos.records.evaluation import FitnessResult
 from afos.training.data.registry import Dataset, load_dataset
 from afos.training.fitness import run_fitness
 
 
-def run_job(job: Job) -> Record:
-    """Train one job and return ``FitnessResult.to_dict()``.
+def run_job(job: Job) -> FitnessResult:
+    """Train one job.
 
     A bad candidate never raises (run_fitness turns its failure into a status); an invalid config or a
     missing dataset raises, because retrying the caller's mistake elsewhere would fail the same way.
     """
-    config = TrainConfig.from_dict(job.train)
+    config = job.train
     dataset = _dataset(config.dataset, config.data_dir, config.val_fraction, config.seed, config.image_size,
                        config.target)
-    factory = activation_factory(ActivationSpec(**job.activation))
-    return run_fitness(factory, config, dataset=dataset).to_dict()
+    return run_fitness(activation_factory(job.activation), config, dataset=dataset)
 
 
 @functools.lru_cache(maxsize=4)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,78 +15,140 @@ from scipy import stats as sps
 from afos.errors import UserError
 from afos.grid.results import Results
 from afos.grid.spec import ALPHA, METRIC, Function, Run
+from afos.records.json import plain
+from afos.records.runs import Role
 from afos.stats import ranks as rank_tests
 from afos.stats.common import finite_mean
-from afos.stats.pairwise import best_baselines, per_case_significance, wilcoxon_holm, wins
-from afos.stats.ranks import average_ranks, nemenyi_cd, nemenyi_groups, nemenyi_pairs
-
-# ---------------------------------------------------------------------------------------- the analysis
+from afos.stats.pairwise import WilcoxonRow, WinsRow, best_baselines, per_case_significance, wilcoxon_holm, wins
+from afos.stats.ranks import FriedmanResult, NemenyiPair, average_ranks, nemenyi_cd, nemenyi_groups, nemenyi_pairs
 
 
-def cell_summary(runs: Sequence[Run]) -> dict[str, Any]:
-    """Mean ± sample std over the successful seeds of one cell, with the status counts and whether it failed."""
+@dataclass(frozen=True)
+class Cell:
+    """One (case, function) cell: its runs' counts and statuses, and mean ± sample std of each metric over the
+    seeds that finished ok. A cell is ``failed`` when any seed failed: an unreliable function must not be
+    averaged over its lucky seeds only."""
+
+    case: str
+    function: str
+    n: int
+    ok: int
+    failed: bool
+    statuses: dict[str, int]
+    seconds: float | None
+    means: dict[str, float | None]
+    stds: dict[str, float | None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat form results.json and results.csv have always had (``test_accuracy_std`` ...)."""
+        values: dict[str, Any] = {"case": self.case, "function": self.function, "n": self.n, "ok": self.ok,
+                                  "failed": self.failed, "statuses": self.statuses, "seconds": self.seconds}
+        for metric in CELL_METRICS:
+            values[metric], values[f"{metric}_std"] = self.means[metric], self.stds[metric]
+        return values
+
+
+#: The metrics summarised per cell.
+CELL_METRICS = ("test_accuracy", "val_accuracy", "test_f1", "val_f1")
+
+
+def cell_summary(runs: Sequence[Run], case: str = "", function: str = "") -> Cell:
+    """The summary of one cell's runs."""
     ok = [run.record for run in runs if run.record.ok]
-    statuses = dict(Counter(run.record.status.value for run in runs))
-    summary = {"n": len(runs), "ok": len(ok), "failed": len(ok) < len(runs), "statuses": statuses,
-               "seconds": finite_mean(run.record.seconds for run in runs)}
-    for metric in ("test_accuracy", "val_accuracy", "test_f1", "val_f1"):
-        values = [r.metric(metric) for r in ok if r.metric(metric) is not None]
-        summary[metric] = finite_mean(values)
-        summary[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
-    return summary
+    values = {metric: [v for r in ok if (v := r.metric(metric)) is not None] for metric in CELL_METRICS}
+    return Cell(case, function, len(runs), len(ok), len(ok) < len(runs),
+                dict(Counter(run.record.status.value for run in runs)),
+                finite_mean(run.record.seconds for run in runs),
+                {metric: finite_mean(v) for metric, v in values.items()},
+                {metric: statistics.stdev(v) if len(v) > 1 else None for metric, v in values.items()})
 
 
-def analyse(results: Results, alpha: float = ALPHA) -> dict[str, Any]:
-    """Ranks, Friedman, Nemenyi, Wilcoxon-Holm and wins over the cases, as one JSON-ready dict.
+@dataclass(frozen=True)
+class Nemenyi:
+    """The Nemenyi post-hoc test: the critical difference of average ranks, every pair, and the groups of
+    functions no pair within which differs significantly."""
 
-    Keys: metric, functions, cases, cells, matrix (cases x functions; None = failed cell), average_ranks,
-    friedman, posthoc {nemenyi, wilcoxon_holm}, wins, findings (what the numbers do and do not support).
+    critical_difference: float
+    pairs: tuple[NemenyiPair, ...]
+    groups: list[list[str]]
+
+
+@dataclass(frozen=True)
+class GridAnalysis:
+    """The statistics of a grid over its cases, with the plain findings they support.
+
+    ``matrix`` is cases x functions of :data:`~afos.grid.spec.METRIC` (None: a failed cell); the tests are
+    absent (None, empty) when every cell failed, and the Wilcoxon tests and wins need both candidates and
+    baselines. :meth:`to_dict` is the JSON of ``results.json`` and ``afos compare --json``.
     """
+
+    metric: str
+    alpha: float
+    functions: tuple[Function, ...]
+    cases: tuple[str, ...]
+    cells: tuple[tuple[Cell, ...], ...]
+    matrix: list[list[float | None]]
+    runs: int
+    failed_cells: int
+    notes: tuple[str, ...]
+    sources: tuple[str, ...]
+    findings: tuple[str, ...] = ()
+    average_ranks: dict[str, float] | None = None
+    friedman: FriedmanResult | None = None
+    smallest_possible_p: float | None = None
+    nemenyi: Nemenyi | None = None
+    wilcoxon_holm: tuple[WilcoxonRow, ...] = ()
+    wins: tuple[WinsRow, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        friedman = None if self.friedman is None else {**self.friedman.to_dict(),
+                                                       "smallest_possible_p": self.smallest_possible_p}
+        nemenyi = None if self.nemenyi is None else {
+            "critical_difference": self.nemenyi.critical_difference,
+            "pairs": [pair.to_dict() for pair in self.nemenyi.pairs], "groups": self.nemenyi.groups}
+        return plain({
+            "metric": self.metric, "alpha": self.alpha, "functions": [f.to_dict() for f in self.functions],
+            "cases": self.cases, "cells": [[cell.to_dict() for cell in row] for row in self.cells],
+            "matrix": self.matrix, "average_ranks": self.average_ranks, "friedman": friedman,
+            "posthoc": {"nemenyi": nemenyi, "wilcoxon_holm": [row.to_dict() for row in self.wilcoxon_holm]},
+            "wins": [row.to_dict() for row in self.wins], "runs": self.runs, "failed_cells": self.failed_cells,
+            "notes": self.notes, "sources": self.sources, "findings": self.findings,
+        })
+
+
+def analyse(results: Results, alpha: float = ALPHA) -> GridAnalysis:
+    """Ranks, Friedman, Nemenyi, Wilcoxon-Holm and wins over the cases, and the findings they support."""
     functions, cases = results.functions, results.cases
     if len(functions) < 2:
         raise UserError("a comparison needs at least two functions")
-    cells = [[cell_summary(results.of(f, case)) for f in functions] for case in cases]
-    matrix = np.array([[math.nan if c["failed"] or c[METRIC] is None else c[METRIC] for c in row] for row in cells])
-    names = [f.name for f in functions]
-    analysis: dict[str, Any] = {
-        "metric": METRIC, "alpha": alpha,
-        "functions": [asdict(f) for f in functions], "cases": list(cases),
-        "cells": [[{"case": case, "function": f.name, **c} for f, c in zip(functions, row)]
-                  for case, row in zip(cases, cells)],
-        "matrix": _plain(matrix), "average_ranks": None, "friedman": None,
-        "posthoc": {"nemenyi": None, "wilcoxon_holm": []}, "wins": [],
-        "runs": sum(c["n"] for row in cells for c in row),
-        "failed_cells": int(np.isnan(matrix).sum()),
-        "notes": list(results.notes), "sources": list(results.sources),
-    }
+    cells = tuple(tuple(cell_summary(results.of(f, case), case, f.name) for f in functions) for case in cases)
+    matrix = np.array([[math.nan if c.failed or c.means[METRIC] is None else c.means[METRIC] for c in row]
+                       for row in cells])
+    analysis = GridAnalysis(METRIC, alpha, functions, cases, cells, _plain(matrix),
+                            sum(c.n for row in cells for c in row), int(np.isnan(matrix).sum()), results.notes,
+                            results.sources)
     if np.isnan(matrix).all():
-        analysis["findings"] = ["every cell failed: there is nothing to rank"]
-        return analysis
-    _add_tests(analysis, matrix, names, functions, cases, results, alpha)
-    analysis["findings"] = findings(analysis)
-    return analysis
+        return replace(analysis, findings=("every cell failed: there is nothing to rank",))
+    analysis = _with_tests(analysis, matrix, results)
+    return replace(analysis, findings=tuple(findings(analysis)))
 
 
-def _add_tests(analysis: dict[str, Any], matrix: np.ndarray, names: list[str], functions: list[Function],
-               cases: list[str], results: Results, alpha: float) -> None:
-    ranks = average_ranks(matrix)
+def _with_tests(analysis: GridAnalysis, matrix: np.ndarray, results: Results) -> GridAnalysis:
+    names = [f.name for f in analysis.functions]
+    alpha = analysis.alpha
     friedman = rank_tests.friedman(matrix)
     cd = nemenyi_cd(len(names), friedman.n_cases, alpha)
-    named_ranks = dict(zip(names, map(float, ranks)))
-    analysis["average_ranks"] = named_ranks
-    analysis["friedman"] = {**friedman.to_dict(), "smallest_possible_p": friedman_floor(friedman.n_cases, len(names))}
-    analysis["posthoc"]["nemenyi"] = {
-        "critical_difference": cd,
-        "pairs": [p.to_dict() for p in nemenyi_pairs(named_ranks, friedman.n_cases, alpha)],
-        "groups": nemenyi_groups(named_ranks, cd),
-    }
-    candidates = [f.name for f in functions if f.role == "candidate"]
-    baselines = [f.name for f in functions if f.role == "baseline"]
-    if candidates and baselines:
-        rows = wilcoxon_holm(matrix, names, candidates, baselines, alpha)
-        analysis["posthoc"]["wilcoxon_holm"] = [r.to_dict() for r in rows]
-        pvalues = _per_case_pvalues(matrix, functions, cases, results, alpha)
-        analysis["wins"] = [w.to_dict() for w in wins(matrix, names, candidates, baselines, pvalues, alpha)]
+    named_ranks = dict(zip(names, map(float, average_ranks(matrix))))
+    nemenyi = Nemenyi(cd, tuple(nemenyi_pairs(named_ranks, friedman.n_cases, alpha)), nemenyi_groups(named_ranks, cd))
+    analysis = replace(analysis, average_ranks=named_ranks, friedman=friedman, nemenyi=nemenyi,
+                       smallest_possible_p=friedman_floor(friedman.n_cases, len(names)))
+    candidates = [f.name for f in analysis.functions if f.role is Role.CANDIDATE]
+    baselines = [f.name for f in analysis.functions if f.role is Role.BASELINE]
+    if not (candidates and baselines):
+        return analysis
+    pvalues = _per_case_pvalues(matrix, analysis.functions, analysis.cases, results, alpha)
+    return replace(analysis, wilcoxon_holm=tuple(wilcoxon_holm(matrix, names, candidates, baselines, alpha)),
+                   wins=tuple(wins(matrix, names, candidates, baselines, pvalues, alpha)))
 
 
 def friedman_floor(n_cases: int, k: int) -> float:
@@ -95,14 +157,14 @@ def friedman_floor(n_cases: int, k: int) -> float:
     return float(sps.chi2.sf(n_cases * (k - 1), k - 1))
 
 
-def _per_case_pvalues(matrix: np.ndarray, functions: list[Function], cases: list[str], results: Results,
+def _per_case_pvalues(matrix: np.ndarray, functions: Sequence[Function], cases: Sequence[str], results: Results,
                       alpha: float) -> dict[str, list[float | None]]:
     """Per candidate and case, Welch's test over seeds against that case's best baseline."""
     names = [f.name for f in functions]
     by_name = {f.name: f for f in functions}
-    best = best_baselines(matrix, names, [f.name for f in functions if f.role == "baseline"])
+    best = best_baselines(matrix, names, [f.name for f in functions if f.role is Role.BASELINE])
     pvalues: dict[str, list[float | None]] = {}
-    for function in (f for f in functions if f.role == "candidate"):
+    for function in (f for f in functions if f.role is Role.CANDIDATE):
         pvalues[function.name] = [
             None if baseline is None else per_case_significance(
                 _seed_values(results.of(function, case)), _seed_values(results.of(by_name[baseline], case)), alpha
@@ -113,37 +175,38 @@ def _per_case_pvalues(matrix: np.ndarray, functions: list[Function], cases: list
 
 
 def _seed_values(runs: Sequence[Run]) -> list[float]:
-    return [run.record.metric(METRIC) if run.record.ok and run.record.metric(METRIC) is not None else math.nan
-            for run in runs]
+    """The metric per seed; NaN for a seed that failed."""
+    values = [run.record.metric(METRIC) if run.record.ok else None for run in runs]
+    return [math.nan if value is None else value for value in values]
 
 
-def findings(analysis: Mapping[str, Any]) -> list[str]:
+def findings(analysis: GridAnalysis) -> list[str]:
     """Plain statements of what the data supports, including what these numbers of cases cannot show."""
-    alpha, friedman = analysis["alpha"], analysis["friedman"]
-    n, k = friedman["n_cases"], friedman["k"]
-    lines = [_friedman_finding(friedman, alpha)]
-    nemenyi = analysis["posthoc"]["nemenyi"]
-    if nemenyi["critical_difference"] >= k - 1:
-        lines.append(f"The Nemenyi critical difference ({nemenyi['critical_difference']:.2f}) exceeds the largest "
+    friedman, nemenyi, alpha = analysis.friedman, analysis.nemenyi, analysis.alpha
+    assert friedman is not None and nemenyi is not None and analysis.smallest_possible_p is not None
+    n, k = friedman.n_cases, friedman.k
+    lines = [_friedman_finding(friedman, analysis.smallest_possible_p, alpha)]
+    if nemenyi.critical_difference >= k - 1:
+        lines.append(f"The Nemenyi critical difference ({nemenyi.critical_difference:.2f}) exceeds the largest "
                      f"possible rank difference ({k - 1}), so with {n} case(s) no pair can differ significantly.")
-    elif friedman["p_value"] <= alpha:
-        pairs = [f"{p['first']} vs {p['second']}" for p in nemenyi["pairs"] if p["significant"]]
+    elif friedman.p_value <= alpha:
+        pairs = [f"{p.first} vs {p.second}" for p in nemenyi.pairs if p.significant]
         lines.append(f"Nemenyi pairs differing significantly: {', '.join(pairs) if pairs else 'none'}.")
     else:
         lines.append("Nemenyi pairs are not interpreted because the Friedman test is not significant.")
-    lines += _wilcoxon_findings(analysis, n)
-    lines += [_wins_finding(row) for row in analysis["wins"]]
-    if analysis["failed_cells"]:
-        lines.append(f"{analysis['failed_cells']} cell(s) failed (some seed did not finish ok); failed cells rank "
+    lines += _wilcoxon_findings(analysis.wilcoxon_holm, alpha, n)
+    lines += [_wins_finding(row) for row in analysis.wins]
+    if analysis.failed_cells:
+        lines.append(f"{analysis.failed_cells} cell(s) failed (some seed did not finish ok); failed cells rank "
                      f"worst in their case, tied among themselves.")
     return lines
 
 
-def _friedman_finding(friedman: Mapping[str, Any], alpha: float) -> str:
-    n, k, p = friedman["n_cases"], friedman["k"], friedman["p_value"]
-    if friedman["smallest_possible_p"] > alpha:
+def _friedman_finding(friedman: FriedmanResult, smallest_p: float, alpha: float) -> str:
+    n, k, p = friedman.n_cases, friedman.k, friedman.p_value
+    if smallest_p > alpha:
         return (f"With N={n} case(s) the Friedman test cannot reach p<{alpha:g} for k={k} functions even if every "
-                f"case ranked them identically (smallest possible p = {friedman['smallest_possible_p']:.3g}); the "
+                f"case ranked them identically (smallest possible p = {smallest_p:.3g}); the "
                 f"ranks describe these cases but support no claim of difference. Add cases (datasets x models), "
                 f"not seeds.")
     if p <= alpha:
@@ -152,8 +215,7 @@ def _friedman_finding(friedman: Mapping[str, Any], alpha: float) -> str:
             f"evidence that they are equal.")
 
 
-def _wilcoxon_findings(analysis: Mapping[str, Any], n: int) -> list[str]:
-    rows, alpha = analysis["posthoc"]["wilcoxon_holm"], analysis["alpha"]
+def _wilcoxon_findings(rows: Sequence[WilcoxonRow], alpha: float, n: int) -> list[str]:
     if not rows:
         return ["No candidate/baseline pair: Wilcoxon tests and wins need both roles."]
     floor = 2.0 / 2.0**n
@@ -161,8 +223,8 @@ def _wilcoxon_findings(analysis: Mapping[str, Any], n: int) -> list[str]:
     if floor > alpha:
         lines.append(f"With N={n} case(s) no Wilcoxon signed-rank test can reach p<{alpha:g} (smallest two-sided "
                      f"p = {floor:.3g}), before the Holm correction over {len(rows)} comparisons.")
-    better = [f"{r['candidate']} > {r['baseline']}" for r in rows if r["significant"] and r["direction"] == "better"]
-    worse = [f"{r['candidate']} < {r['baseline']}" for r in rows if r["significant"] and r["direction"] == "worse"]
+    better = [f"{r.candidate} > {r.baseline}" for r in rows if r.significant and r.direction == "better"]
+    worse = [f"{r.candidate} < {r.baseline}" for r in rows if r.significant and r.direction == "worse"]
     if better or worse:
         lines.append(f"Significant after Holm (alpha {alpha:g}): {', '.join(better + worse)}.")
     else:
@@ -171,10 +233,10 @@ def _wilcoxon_findings(analysis: Mapping[str, Any], n: int) -> list[str]:
     return lines
 
 
-def _wins_finding(row: Mapping[str, Any]) -> str:
-    text = f"{row['candidate']} beats the best baseline in {row['wins']} of {row['n_cases']} cases"
-    if row["n_tested"]:
-        return f"{text}, significantly (one-sided Welch over seeds, uncorrected) in {row['significant_wins']}."
+def _wins_finding(row: WinsRow) -> str:
+    text = f"{row.candidate} beats the best baseline in {row.wins} of {row.n_cases} cases"
+    if row.n_tested:
+        return f"{text}, significantly (one-sided Welch over seeds, uncorrected) in {row.significant_wins}."
     return f"{text}; per-case significance needs at least 2 successful seeds per side."
 
 

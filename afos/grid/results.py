@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from afos.errors import UserError
 from afos.evaluation import Evaluator, RunDatabase
 from afos.grid.spec import Function, Run, Spec, resolve_functions
-from afos.records import Evaluation
+from afos.records.evaluation import Evaluation
+from afos.records.runs import Role
 from afos.training.protocol import check_tasks
 
 Progress = Callable[[str], None]
@@ -52,20 +53,20 @@ class GridDatabase(RunDatabase, Protocol):
 # --------------------------------------------------------------------------------------- the results
 
 
-@dataclass
+@dataclass(frozen=True)
 class Results:
     """The stored runs of one grid, or of several merged grids: ``runs[(fingerprint, task)][seed]``.
 
     ``settings[task]`` is the (protocol, budget) its runs were trained under; ``specs`` the grids read.
     """
 
-    functions: list[Function]
-    cases: list[str]
+    functions: tuple[Function, ...]
+    cases: tuple[str, ...]
     runs: dict[tuple[str, str], dict[int, Evaluation]]
     settings: dict[str, tuple[str, float]]
-    specs: list[Spec]
-    sources: list[str]
-    notes: list[str] = field(default_factory=list)
+    specs: tuple[Spec, ...]
+    sources: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
     def of(self, function: Function, case: str) -> list[Run]:
         """The runs of one cell, by seed."""
@@ -91,33 +92,33 @@ def collect(spec: Spec, store: RunDatabase, source: str = "") -> Results:
         notes.append(f"{missing} of {len(spec.runs())} runs of the grid in {source or 'the run database'} are "
                      "missing (it did not finish)")
     settings = {task: (spec.protocols[task], spec.budget) for task in spec.tasks}
-    return Results(list(spec.functions), list(spec.tasks), runs, settings, [spec], [source], notes)
+    return Results(spec.functions, spec.tasks, runs, settings, (spec,), (source,), tuple(notes))
 
 
-def merge(parts: list[Results]) -> Results:
+def merge(parts: Sequence[Results]) -> Results:
     """One result set from several stored grids (``compare --from``); a task trained under different
-    settings in two of them is an error,
-    because pooling runs of different protocols would compare unlike with unlike."""
+    settings in two of them is an error, because pooling runs of different protocols would compare unlike
+    with unlike. A function that is a baseline in any grid is a baseline; the first grid's run of a seed wins."""
     if not parts:
         raise UserError("--from needs at least one run folder or afos.db file")
-    merged = parts[0]
-    for part in parts[1:]:
+    settings: dict[str, tuple[str, float]] = {}
+    functions: dict[str, Function] = {}
+    runs: dict[tuple[str, str], dict[int, Evaluation]] = {}
+    for part in parts:
         for task, setting in part.settings.items():
-            known = merged.settings.setdefault(task, setting)
-            if known != setting:
-                raise UserError(f"task {task} was trained under different settings in {merged.sources[0]} and "
+            if settings.setdefault(task, setting) != setting:
+                raise UserError(f"task {task} was trained under different settings in {parts[0].sources[0]} and "
                                 f"{part.sources[0]} (protocol/epochs differ); compare them separately")
-        functions = {f.fingerprint: f for f in merged.functions}
         for function in part.functions:
             first = functions.setdefault(function.fingerprint, function)
-            if function.role == "baseline":
-                functions[function.fingerprint] = replace(first, role="baseline")
+            if function.role is Role.BASELINE:
+                functions[function.fingerprint] = replace(first, role=Role.BASELINE)
         for key, by_seed in part.runs.items():
-            merged.runs.setdefault(key, {}).update({s: r for s, r in by_seed.items() if s not in merged.runs[key]})
-        merged = Results(list(functions.values()), list(dict.fromkeys(merged.cases + part.cases)), merged.runs,
-                         merged.settings, merged.specs + part.specs, merged.sources + part.sources,
-                         merged.notes + part.notes)
-    return merged
+            mine = runs.setdefault(key, {})
+            mine.update({seed: record for seed, record in by_seed.items() if seed not in mine})
+    return Results(tuple(functions.values()), tuple(dict.fromkeys(c for part in parts for c in part.cases)), runs,
+                   settings, tuple(s for part in parts for s in part.specs),
+                   tuple(s for part in parts for s in part.sources), tuple(n for part in parts for n in part.notes))
 
 
 def select(results: Results, candidates: Sequence[str] = (), baselines: Sequence[str] | None = None) -> Results:
@@ -127,17 +128,17 @@ def select(results: Results, candidates: Sequence[str] = (), baselines: Sequence
     stored = {f.fingerprint: f for f in results.functions}
     chosen, notes = results.functions, list(results.notes)
     if candidates or baselines is not None:
-        keep = {role: [f.name for f in results.functions if f.role == role] for role in ("candidate", "baseline")}
-        wanted, merged = resolve_functions(candidates or keep["candidate"],
-                                           keep["baseline"] if baselines is None else baselines)
+        keep = {role: [f.name for f in results.functions if f.role is role] for role in (Role.CANDIDATE, Role.BASELINE)}
+        wanted, merged = resolve_functions(candidates or keep[Role.CANDIDATE],
+                                           keep[Role.BASELINE] if baselines is None else baselines)
         absent = [f.name for f in wanted if f.fingerprint not in stored]
         if absent:
             raise UserError(f"not in the stored runs: {', '.join(absent)}")
-        chosen, notes = [replace(stored[f.fingerprint], role=f.role) for f in wanted], notes + merged
+        chosen, notes = tuple(replace(stored[f.fingerprint], role=f.role) for f in wanted), notes + merged
     complete = [case for case in results.cases if all((f.fingerprint, case) in results.runs for f in chosen)]
     dropped = [case for case in results.cases if case not in complete]
     if dropped:
         notes.append(f"cases left out because some function has no run there: {', '.join(dropped)}")
     if not complete:
         raise UserError("no case has runs of every chosen function")
-    return replace(results, functions=chosen, cases=complete, notes=notes)
+    return replace(results, functions=tuple(chosen), cases=tuple(complete), notes=tuple(notes))

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from afos.errors import StoreError, UserError
+from afos.errors import ConfigError, StoreError, UserError
 from afos.grid.results import Results, collect, merge
 from afos.grid.spec import Spec
+from afos.records.runs import Role
 from afos.search.config import baseline_names
-from afos.search.results import finalist_rows, hall_of_fame_rows
+from afos.search.results import finalist_rows, hall_of_fame
 from afos.storage.store import RunStore
 
 
@@ -48,9 +49,9 @@ def from_search(run_dir: str | Path, top: int) -> SearchSelection:
         finalists = finalist_rows(store)
         seen = list(store.get_meta("protocols") or {})
         if finalists:
-            chosen = [f.canonical for f in finalists if f.role == "finalist"][:top]
+            chosen = [f.canonical for f in finalists if f.role is Role.FINALIST][:top]
         else:
-            chosen = [row["canonical"] for row in hall_of_fame_rows(store) if row["ok"]][:top]
+            chosen = [entry.canonical for entry in hall_of_fame(store) if entry.ok][:top]
     if not chosen:
         raise UserError(f"--from-search {run_dir}: the search has no function that trained ok yet")
     constants = {name: 1.0 for text in chosen for name in re.findall(r"\bp\d+\b", text)}  # PANGAEA scale()s
@@ -71,7 +72,7 @@ def _load_one(source: Path) -> Results:
                 raise UserError(f"{source} holds no evaluate/compare grid (is it a search run?)")
             try:
                 spec = Spec.from_dict(grid)
-            except (KeyError, TypeError, ValueError) as error:
+            except (KeyError, TypeError, ValueError, ConfigError) as error:
                 raise UserError(f"--from {source}: the stored grid is malformed ({error})") from None
             return collect(spec, store, str(path))
     except (FileNotFoundError, StoreError) as error:

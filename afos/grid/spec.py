@@ -7,7 +7,7 @@ defaults of a later afos version."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from afos.activation.spec import ActivationSpec, resolve_activation
 from afos.config import load_config, with_overrides
 from afos.errors import ConfigError, UserError
 from afos.evaluation import EvalRequest
-from afos.records import EvalKey, Evaluation, Phase
+from afos.records.evaluation import EvalKey, Evaluation, Phase
+from afos.records.runs import Role, RunKind
 from afos.space.display import display_form
 from afos.space.families import FAMILIES
 from afos.space.parse import parse
@@ -37,13 +38,24 @@ METRIC = "test_accuracy"
 
 @dataclass(frozen=True)
 class Function:
-    """A function of the grid: the text the user wrote (its label everywhere) and its identity."""
+    """A function of the grid: the text the user wrote (its label everywhere), its canonical form, its
+    activation key (``fingerprint``, the name stored since afos began), its role and what is trained."""
 
     name: str
     canonical: str
     fingerprint: str
-    role: str  # "candidate" | "baseline"
-    activation: dict[str, Any] = field(default_factory=dict)  # ActivationSpec.to_dict(): what is trained
+    role: Role
+    activation: ActivationSpec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "canonical": self.canonical, "fingerprint": self.fingerprint,
+                "role": self.role.value, "activation": self.activation.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Function:
+        activation = values.get("activation") or {"expression": values["canonical"]}
+        return cls(str(values["name"]), str(values["canonical"]), str(values["fingerprint"]), Role(values["role"]),
+                   ActivationSpec.from_dict(activation))
 
 
 @dataclass(frozen=True)
@@ -70,8 +82,8 @@ def resolve_functions(
     first text names it, and it is a baseline if any of its texts was listed as one. Returns the functions
     and notes saying what was merged.
     """
-    specs = [(text, "candidate", _candidate_spec(text, learnable or {}, fixed or {}, scope)) for text in candidates]
-    specs += [(text, "baseline", resolve_activation(text)) for text in baselines]
+    specs = [(text, Role.CANDIDATE, _candidate_spec(text, learnable or {}, fixed or {}, scope)) for text in candidates]
+    specs += [(text, Role.BASELINE, resolve_activation(text)) for text in baselines]
     used = {name for _, _, spec in specs for name in (*spec.learnable, *spec.fixed)}
     unused = sorted((set(learnable or {}) | set(fixed or {})) - used)
     if unused:
@@ -83,11 +95,11 @@ def resolve_functions(
         first = merged.get(key)
         if first is None:
             shown = display_form(spec.expression, fixed=spec.fixed, learnable=spec.learnable)
-            merged[key] = Function(text, shown, key, role, spec.to_dict())
+            merged[key] = Function(text, shown, key, role, spec)
             continue
         notes.append(f"{text!r} is the same function as {first.name!r}; it is evaluated once, as {first.name!r}")
-        if role == "baseline":
-            merged[key] = replace(first, role="baseline")
+        if role is Role.BASELINE:
+            merged[key] = replace(first, role=Role.BASELINE)
     return list(merged.values()), notes
 
 
@@ -141,7 +153,7 @@ def train_config(config_path: str | Path | None, overrides: Mapping[str, Any]) -
     return config
 
 
-def spec_from_options(kind: str, candidates: Sequence[str], baselines: Sequence[str], *,
+def spec_from_options(kind: RunKind | str, candidates: Sequence[str], baselines: Sequence[str], *,
                       datasets: Sequence[str] = (), model_names: Sequence[str] = (), tasks: Sequence[str] = (),
                       seeds: int | None = None, config_path: str | Path | None = None,
                       overrides: Mapping[str, Any] | None = None,
@@ -157,11 +169,11 @@ def spec_from_options(kind: str, candidates: Sequence[str], baselines: Sequence[
     if not datasets and not tasks:
         datasets, model_names = [train.dataset], model_names or ([train.model] if train.model else [])
     grid_tasks = make_tasks(datasets, model_names, tasks)
-    return Spec.build(kind, candidates, baselines, grid_tasks, DEFAULT_SEEDS if seeds is None else seeds, train,
+    return Spec.build(RunKind(kind), candidates, baselines, grid_tasks, DEFAULT_SEEDS if seeds is None else seeds, train,
                       parameters)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Spec:
     """What a grid trains: ``functions`` x ``tasks`` x ``seeds``, each run ``budget`` epochs.
 
@@ -170,17 +182,17 @@ class Spec:
     reading it back never depends on the training defaults of a later afos version.
     """
 
-    kind: str  # "evaluate" | "compare"
-    functions: list[Function]
-    tasks: list[str]
-    seeds: list[int]
+    kind: RunKind
+    functions: tuple[Function, ...]
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
     budget: float
-    train: dict[str, Any]
+    train: TrainConfig
     protocols: dict[str, str]
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
 
     @classmethod
-    def build(cls, kind: str, candidates: Sequence[str], baselines: Sequence[str], tasks: Sequence[str],
+    def build(cls, kind: RunKind, candidates: Sequence[str], baselines: Sequence[str], tasks: Sequence[str],
               seeds: int, train: TrainConfig, parameters: Mapping[str, Any] | None = None) -> Spec:
         """Validate everything a grid needs before it starts; raises UserError subclasses."""
         if seeds < 1:
@@ -188,18 +200,17 @@ class Spec:
         if not tasks:
             raise ConfigError("no task to run: name at least one dataset")
         functions, notes = resolve_functions(candidates, baselines, **(parameters or {}))
-        settings = train.to_dict()
-        protocols = {task: protocol_id(_task_config(settings, task)) for task in tasks}
-        return cls(kind, functions, list(tasks), [train.seed + i for i in range(seeds)], float(train.epochs),
-                   settings, protocols, notes)
+        protocols = {task: protocol_id(_task_config(train, task)) for task in tasks}
+        return cls(RunKind(kind), tuple(functions), tuple(tasks), tuple(train.seed + i for i in range(seeds)),
+                   float(train.epochs), train, protocols, tuple(notes))
 
     def config(self, task: str) -> TrainConfig:
         """The resolved training config of a task (budget and seed are set per request)."""
         return _task_config(self.train, task)
 
     def request(self, function: Function, task: str, seed: int) -> EvalRequest:
-        return EvalRequest.make(ActivationSpec(**function.activation), self.config(task), budget=self.budget,
-                                seed=seed, label=function.canonical, phase=Phase.GRID)
+        return EvalRequest.make(function.activation, self.config(task), budget=self.budget, seed=seed,
+                                label=function.canonical, phase=Phase.GRID)
 
     def runs(self) -> list[tuple[int, str, Function]]:
         """Seed-major order: a grid stopped half-way has every function on every task for its first seeds."""
@@ -210,16 +221,22 @@ class Spec:
         back never depends on how a later afos computes protocols)."""
         return EvalKey(function.fingerprint, self.protocols[task], self.budget, seed, task)
 
+    def with_notes(self, notes: Sequence[str]) -> Spec:
+        return replace(self, notes=(*self.notes, *notes))
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"kind": self.kind.value, "functions": [f.to_dict() for f in self.functions], "tasks": list(self.tasks),
+                "seeds": list(self.seeds), "budget": self.budget, "train": self.train.to_dict(),
+                "protocols": dict(self.protocols), "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Spec:
-        settings = dict(values)
-        settings["functions"] = [Function(**f) for f in values["functions"]]
-        return cls(**settings)
+        """A stored grid, checked like user input (a malformed one raises KeyError, TypeError or ValueError)."""
+        return cls(RunKind(values["kind"]), tuple(Function.from_dict(f) for f in values["functions"]),
+                   tuple(values["tasks"]), tuple(int(s) for s in values["seeds"]), float(values["budget"]),
+                   TrainConfig.from_dict(values["train"]), dict(values["protocols"]), tuple(values.get("notes") or ()))
 
 
-def _task_config(settings: Mapping[str, Any], task: str) -> TrainConfig:
+def _task_config(train: TrainConfig, task: str) -> TrainConfig:
     dataset, model = split_task(task)
-    return resolve_train(TrainConfig.from_dict({**settings, "dataset": dataset, "model": model}))
+    return resolve_train(replace(train, dataset=dataset, model=model).validate())

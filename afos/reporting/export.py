@@ -328,18 +328,18 @@ def hall_of_fame_form(run_dir: str | Path, rank: int = 1) -> Form:
         raise UserError(f"{run_dir} is neither an expression nor a run folder holding afos.db")
     with RunStore(path, readonly=True) as store:
         generation = store.last_generation()
-    entries = (generation or {}).get("hall_of_fame") or []
+    entries = generation.hall_of_fame if generation else ()
     if not entries:
         raise UserError(f"{run_dir} has no hall of fame (not a search run, or no generation finished)")
     if not 1 <= rank <= len(entries):
         raise UserError(f"--rank {rank} is out of range: {run_dir} holds {len(entries)} functions")
     entry = entries[rank - 1]
     per_site: dict[str, list[float]] = {}
-    for values in (entry.get("learned") or {}).values():
+    for values in (entry.learned or {}).values():
         for name, value in values.items():
             per_site.setdefault(name, []).append(value["mean"] if isinstance(value, dict) else value)
     means = {name: math.fsum(v) / len(v) for name, v in per_site.items() if None not in v}
-    source = f"Rank {rank} of {run_dir} (fitness {format_number(entry['fitness'][1])})"
+    source = f"Rank {rank} of {run_dir} (fitness {format_number(entry.fitness[1])})"
     if means:
         source += f"; learned values are means over {max(map(len, per_site.values()))} activation sites"
-    return Form.from_text(entry["canonical"], means, source=source + ".")
+    return Form.from_text(entry.canonical, means, source=source + ".")

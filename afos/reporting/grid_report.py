@@ -6,16 +6,16 @@ uninterrupted one, and ``compare --from`` reproduces a comparison without traini
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from afos.activation.spec import ActivationSpec
-from afos.grid.analysis import analyse, cell_summary
+from afos.grid.analysis import Cell, GridAnalysis, analyse, cell_summary
 from afos.grid.results import Results
 from afos.grid.spec import METRIC, Function, Run
+from afos.records.json import dumps
 from afos.reporting.plots import critical_difference_diagram, function_plot, heatmap, line_plot
 from afos.reporting.tables import CELL_COLUMNS, RUN_COLUMNS, format_number, plus_minus, safe_name, write_csv
 from afos.space.display import display_form, site_mean
@@ -25,28 +25,39 @@ from afos.training.protocol import split_task
 
 
 def run_row(run: Run, *, history: bool = False) -> dict[str, Any]:
-    """One run as a flat JSON object (``--json`` of evaluate); ``history`` adds the per-epoch curve."""
+    """One run as a flat JSON object (a line of runs.csv, ``--json`` of evaluate); ``history`` adds the
+    per-epoch curve."""
     record, function = run.record.to_dict(), run.function
     dataset, model = split_task(run.task)
     row = {"expression": function.name, "canonical": function.canonical, "fingerprint": function.fingerprint,
-           "role": function.role, "dataset": dataset, "model": model, "seed": run.seed}
-    row.update({key: record.get(key, record["extra"].get(key)) for key in RUN_COLUMNS if key not in row})
+           "role": function.role.value, "dataset": dataset, "model": model, "seed": run.seed}
+    row.update({key: record[key] for key in RUN_COLUMNS if key not in row})
     return {**row, "history": record["history"]} if history else row
 
 
-def cell_rows(results: Results) -> list[dict[str, Any]]:
-    """One summary row per (case, function): mean ± std test and validation accuracy and statuses; a
-    parametric form is shown with its learned values (mean ± spread over the seeds that finished ok)."""
-    return [
-        {"case": case, "function": f.name, "canonical": _learned_form(f, results.of(f, case)), "role": f.role,
-         **cell_summary(results.of(f, case))}
-        for case in results.cases for f in results.functions
-    ]
+@dataclass(frozen=True)
+class CellLine:
+    """One (case, function) line of a grid's tables: the cell, and the function as shown (a parametric form
+    with its learned values, mean ± spread over the seeds that finished ok)."""
+
+    function: Function
+    shown: str
+    cell: Cell
+
+    def to_dict(self) -> dict[str, Any]:
+        """A line of results.csv (and of evaluate's results.json)."""
+        return {**self.cell.to_dict(), "canonical": self.shown, "role": self.function.role.value}
+
+
+def cell_lines(results: Results) -> list[CellLine]:
+    """One line per (case, function), case-major."""
+    return [CellLine(f, _learned_form(f, results.of(f, case)), cell_summary(results.of(f, case), case, f.name))
+            for case in results.cases for f in results.functions]
 
 
 def _learned_form(function: Function, runs: Sequence[Run]) -> str:
-    spec = ActivationSpec(**function.activation) if function.activation else None
-    if spec is None or not spec.learnable:
+    spec = function.activation
+    if not spec.learnable:
         return function.canonical
     learned = {name: [site_mean(run.record.params, name) for run in runs if run.record.ok and run.record.params]
                for name in spec.learnable}
@@ -54,32 +65,37 @@ def _learned_form(function: Function, runs: Sequence[Run]) -> str:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
+    path.write_text(dumps(value, indent=2) + "\n")
 
 
-def _statuses(cell: Mapping[str, Any]) -> str:
-    return ", ".join(f"{count} {status}" for status, count in sorted(cell["statuses"].items()))
+def _statuses(cell: Cell) -> str:
+    return ", ".join(f"{count} {status}" for status, count in sorted(cell.statuses.items()))
 
 
-def _cell_text(cell: Mapping[str, Any]) -> str:
+def _cell_text(cell: Cell) -> str:
     """A matrix cell: mean ± std test accuracy, or why it failed (with what the successful seeds reached)."""
-    if not cell["failed"]:
-        return plus_minus(cell[METRIC], cell[f"{METRIC}_std"])
-    reached = f": {format_number(cell[METRIC])} on {cell['ok']}" if cell["ok"] else ""
+    if not cell.failed:
+        return _metric(cell, METRIC)
+    reached = f": {format_number(cell.means[METRIC])} on {cell.ok}" if cell.ok else ""
     return f"failed ({_statuses(cell)}{reached})"
+
+
+def _metric(cell: Cell, metric: str) -> str:
+    return plus_minus(cell.means[metric], cell.stds[metric])
 
 
 # ----------------------------------------------------------------------------------------- evaluate
 
 
 def write_evaluation(out: Path, results: Results) -> None:
-    cells = cell_rows(results)
+    lines = cell_lines(results)
     runs = results.all_runs()
-    _write_json(out / "results.json", {"grid": [s.to_dict() for s in results.specs], "functions": cells,
+    _write_json(out / "results.json", {"grid": [s.to_dict() for s in results.specs],
+                                       "functions": [line.to_dict() for line in lines],
                                        "runs": [run_row(r, history=True) for r in runs]})
-    write_csv(out / "results.csv", CELL_COLUMNS, cells)
+    write_csv(out / "results.csv", CELL_COLUMNS, [line.to_dict() for line in lines])
     write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
-    (out / "results.md").write_text(_evaluation_markdown(results, cells))
+    (out / "results.md").write_text(_evaluation_markdown(results, lines))
     curves_plot(results, out / "curves.png")
     learned_shapes(results, out)
 
@@ -89,8 +105,8 @@ def learned_shapes(results: Results, out: Path) -> list[Path]:
     beside its initial shape, from the first successful run; ``learned-<name>.png``."""
     paths = []
     for function in results.functions:
-        spec = ActivationSpec(**function.activation) if function.activation else None
-        if spec is None or not spec.learnable:
+        spec = function.activation
+        if not spec.learnable:
             continue
         run = next((r for r in results.all_runs() if r.function == function and r.record.ok and r.record.params),
                    None)
@@ -126,12 +142,11 @@ def evaluation_table(results: Results) -> str:
     """The terminal table of ``afos evaluate``: one line per function (and case)."""
     lines = [(f"{'function':<24} {'canonical':<32} {'role':<9} {'val acc':>16} {'test acc':>16} {'test F1':>16} "
               f"{'s/run':>6}  runs")]
-    for cell in cell_rows(results):
-        lines.append(f"{_short(cell['function'], 24):<24} {_short(cell['canonical'], 32):<32} {cell['role']:<9} "
-                     f"{plus_minus(cell['val_accuracy'], cell['val_accuracy_std']):>16} "
-                     f"{plus_minus(cell['test_accuracy'], cell['test_accuracy_std']):>16} "
-                     f"{plus_minus(cell['test_f1'], cell['test_f1_std']):>16} "
-                     f"{_seconds(cell['seconds']):>6}  {_statuses(cell)}")
+    for line in cell_lines(results):
+        cell = line.cell
+        lines.append(f"{_short(cell.function, 24):<24} {_short(line.shown, 32):<32} {line.function.role.value:<9} "
+                     f"{_metric(cell, 'val_accuracy'):>16} {_metric(cell, 'test_accuracy'):>16} "
+                     f"{_metric(cell, 'test_f1'):>16} {_seconds(cell.seconds):>6}  {_statuses(cell)}")
     return "\n".join(lines)
 
 
@@ -143,16 +158,15 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _evaluation_markdown(results: Results, cells: list[dict[str, Any]]) -> str:
+def _evaluation_markdown(results: Results, cells: list[CellLine]) -> str:
     lines = ["# afos evaluate", "", *_protocol_lines(results), "",
              ("Accuracies and macro-F1 are mean ± sample standard deviation over the seeds that finished ok; the test "
               "split is held out from training and validation and touched once per run."), "",
              "| function | canonical | role | val acc | test acc | val F1 | test F1 | s/run | runs |",
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
-    lines += [f"| {c['function']} | `{c['canonical']}` | {c['role']} | {plus_minus(c['val_accuracy'], c['val_accuracy_std'])} "
-              f"| {plus_minus(c['test_accuracy'], c['test_accuracy_std'])} | {plus_minus(c['val_f1'], c['val_f1_std'])} "
-              f"| {plus_minus(c['test_f1'], c['test_f1_std'])} | {_seconds(c['seconds'])} | {_statuses(c)} |"
-              for c in cells]
+    lines += [f"| {c.cell.function} | `{c.shown}` | {c.function.role.value} | {_metric(c.cell, 'val_accuracy')} "
+              f"| {_metric(c.cell, 'test_accuracy')} | {_metric(c.cell, 'val_f1')} | {_metric(c.cell, 'test_f1')} "
+              f"| {_seconds(c.cell.seconds)} | {_statuses(c.cell)} |" for c in cells]
     failures = [r for r in results.all_runs() if not r.record.ok]
     if failures:
         lines += ["", "Failed runs:", ""]
@@ -167,8 +181,8 @@ def curves_plot(results: Results, path: Path) -> Path:
     for run in results.all_runs():
         label = run.function.name if len(results.cases) == 1 else f"{run.function.name} [{run.task}]"
         for entry in run.record.history:
-            if entry.get("val_accuracy") is not None:
-                curves.setdefault(label, {}).setdefault(round(entry["epoch"], 6), []).append(entry["val_accuracy"])
+            if entry.val_accuracy is not None:
+                curves.setdefault(label, {}).setdefault(round(entry.epoch, 6), []).append(entry.val_accuracy)
     epochs = sorted({epoch for curve in curves.values() for epoch in curve})
     series = {label: [sum(curve[e]) / len(curve[e]) if e in curve else None for e in epochs]
               for label, curve in curves.items()}
@@ -179,51 +193,50 @@ def curves_plot(results: Results, path: Path) -> Path:
 # ------------------------------------------------------------------------------------------ compare
 
 
-def write_comparison(out: Path, results: Results) -> dict[str, Any]:
+def write_comparison(out: Path, results: Results) -> GridAnalysis:
     """Analyse ``results`` and write results.json/.csv, runs.csv, report.md, heatmap.png, cd_diagram.png."""
     out.mkdir(parents=True, exist_ok=True)
     analysis = analyse(results)
     runs = results.all_runs()
-    _write_json(out / "results.json", {**analysis, "grid": [s.to_dict() for s in results.specs],
+    _write_json(out / "results.json", {**analysis.to_dict(), "grid": [s.to_dict() for s in results.specs],
                                        "runs": [run_row(r, history=True) for r in runs]})
-    write_csv(out / "results.csv", CELL_COLUMNS, cell_rows(results))
+    write_csv(out / "results.csv", CELL_COLUMNS, [line.to_dict() for line in cell_lines(results)])
     write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
-    names = [f["name"] for f in analysis["functions"]]
-    matrix = [[math.nan if v is None else v for v in row] for row in analysis["matrix"]]
-    heatmap(matrix, analysis["cases"], names, out / "heatmap.png", title="Mean test accuracy over seeds",
+    names = [f.name for f in analysis.functions]
+    matrix = [[math.nan if v is None else v for v in row] for row in analysis.matrix]
+    heatmap(matrix, list(analysis.cases), names, out / "heatmap.png", title="Mean test accuracy over seeds",
             value_label="mean test accuracy", per_row=True)
-    if analysis["average_ranks"]:
-        nemenyi = analysis["posthoc"]["nemenyi"]
-        critical_difference_diagram(analysis["average_ranks"], nemenyi["critical_difference"], out / "cd_diagram.png",
-                                    title=f"Average ranks over {analysis['friedman']['n_cases']} cases "
-                                          f"(Nemenyi CD, alpha {analysis['alpha']:g})")
+    if analysis.average_ranks and analysis.nemenyi and analysis.friedman:
+        critical_difference_diagram(analysis.average_ranks, analysis.nemenyi.critical_difference,
+                                    out / "cd_diagram.png",
+                                    title=f"Average ranks over {analysis.friedman.n_cases} cases "
+                                          f"(Nemenyi CD, alpha {analysis.alpha:g})")
     (out / "report.md").write_text(_comparison_markdown(results, analysis))
     return analysis
 
 
-def comparison_text(analysis: Mapping[str, Any], out: Path) -> str:
+def comparison_text(analysis: GridAnalysis, out: Path) -> str:
     """The terminal summary of ``afos compare``: matrix, ranks, Friedman and the findings."""
-    names = [f["name"] for f in analysis["functions"]]
-    width = max(12, *(len(c) for c in analysis["cases"]))
+    names = [f.name for f in analysis.functions]
+    width = max(12, *(len(c) for c in analysis.cases))
     lines = ["test accuracy (mean ± std over seeds)",
              f"{'case':<{width}}  " + "  ".join(f"{_short(n, 18):>18}" for n in names)]
-    for case, row in zip(analysis["cases"], analysis["cells"]):
+    for case, row in zip(analysis.cases, analysis.cells):
         lines.append(f"{case:<{width}}  " + "  ".join(f"{_short(_cell_text(c), 18):>18}" for c in row))
-    ranks = analysis["average_ranks"]
-    if ranks:
+    ranks, friedman = analysis.average_ranks, analysis.friedman
+    if ranks and friedman:
         lines.append(f"{'average rank':<{width}}  " + "  ".join(f"{ranks[n]:>18.2f}" for n in names))
-        friedman = analysis["friedman"]
-        lines.append(f"Friedman chi2 = {friedman['statistic']:.3f}, p = {friedman['p_value']:.3g} "
-                     f"(N = {friedman['n_cases']}, k = {friedman['k']})")
-    lines += [f"- {line}" for line in analysis["findings"]]
+        lines.append(f"Friedman chi2 = {friedman.statistic:.3f}, p = {friedman.p_value:.3g} "
+                     f"(N = {friedman.n_cases}, k = {friedman.k})")
+    lines += [f"- {line}" for line in analysis.findings]
     lines.append(f"report: {out / 'report.md'}")
     return "\n".join(lines)
 
 
-def _comparison_markdown(results: Results, analysis: Mapping[str, Any]) -> str:
-    names = [f["name"] for f in analysis["functions"]]
+def _comparison_markdown(results: Results, analysis: GridAnalysis) -> str:
+    names = [f.name for f in analysis.functions]
     lines = ["# afos compare", "", *_protocol_lines(results), "",
-             "## What the data supports", "", *[f"- {line}" for line in analysis["findings"]], "",
+             "## What the data supports", "", *[f"- {line}" for line in analysis.findings], "",
              "## Results", "",
              "Cells are **test accuracy**, mean ± sample standard deviation over seeds. The functions were fixed "
              "before these runs, so no selection happens on them and the held-out test split is the unbiased "
@@ -231,53 +244,53 @@ def _comparison_markdown(results: Results, analysis: Mapping[str, Any]) -> str:
              "their case (tied among themselves).", "",
              *_matrix_table(analysis, names, _cell_text), "",
              "Validation accuracy (the search's fitness; optimistic for a function selected on it):", "",
-             *_matrix_table(analysis, names, lambda c: plus_minus(c["val_accuracy"], c["val_accuracy_std"])), "",
+             *_matrix_table(analysis, names, lambda c: _metric(c, "val_accuracy")), "",
              "![results heatmap](heatmap.png)", ""]
-    if analysis["average_ranks"]:
+    if analysis.average_ranks:
         lines += _test_sections(analysis)
-    lines += _notes(analysis["notes"])
+    lines += _notes(analysis.notes)
     return "\n".join(lines) + "\n"
 
 
-def _matrix_table(analysis: Mapping[str, Any], names: list[str], cell: Callable[[Mapping[str, Any]], str]) -> list[str]:
+def _matrix_table(analysis: GridAnalysis, names: list[str], cell: Callable[[Cell], str]) -> list[str]:
     lines = ["| case | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     lines += [f"| {case} | " + " | ".join(cell(c) for c in row) + " |"
-              for case, row in zip(analysis["cases"], analysis["cells"])]
+              for case, row in zip(analysis.cases, analysis.cells)]
     return lines
 
 
-def _test_sections(analysis: Mapping[str, Any]) -> list[str]:
-    friedman, nemenyi = analysis["friedman"], analysis["posthoc"]["nemenyi"]
-    ranked = sorted(analysis["average_ranks"].items(), key=lambda item: item[1])
+def _test_sections(analysis: GridAnalysis) -> list[str]:
+    friedman, nemenyi, ranks = analysis.friedman, analysis.nemenyi, analysis.average_ranks
+    assert friedman is not None and nemenyi is not None and ranks is not None
     lines = ["## Average ranks and Friedman test", "", "| function | average rank |", "|---|---:|"]
-    lines += [f"| {name} | {rank:.2f} |" for name, rank in ranked]
-    iman = friedman["iman_davenport"]
-    lines += ["", f"Friedman chi2 = {friedman['statistic']:.3f}, p = {friedman['p_value']:.3g} over "
-                  f"N = {friedman['n_cases']} cases and k = {friedman['k']} functions (smallest p possible with "
-                  f"these N and k: {friedman['smallest_possible_p']:.3g}). Iman-Davenport F = "
+    lines += [f"| {name} | {rank:.2f} |" for name, rank in sorted(ranks.items(), key=lambda item: item[1])]
+    iman = friedman.iman_davenport
+    lines += ["", f"Friedman chi2 = {friedman.statistic:.3f}, p = {friedman.p_value:.3g} over "
+                  f"N = {friedman.n_cases} cases and k = {friedman.k} functions (smallest p possible with "
+                  f"these N and k: {analysis.smallest_possible_p:.3g}). Iman-Davenport F = "
                   + ("not defined with one case" if iman is None else
-                     f"{iman:.3f}, p = {friedman['iman_davenport_p_value']:.3g} (an approximation that is "
+                     f"{iman:.3f}, p = {friedman.iman_davenport_p_value:.3g} (an approximation that is "
                      f"anti-conservative with few cases; the chi-square p above is the one interpreted)") + ".", "",
               "## Post-hoc tests", "",
-              f"Nemenyi critical difference {nemenyi['critical_difference']:.3f} (alpha {analysis['alpha']:g}); "
+              f"Nemenyi critical difference {nemenyi.critical_difference:.3f} (alpha {analysis.alpha:g}); "
               f"interpreted only after a significant Friedman test. Groups not significantly different: "
-              + ("; ".join(", ".join(g) for g in nemenyi["groups"]) or "none") + ".", "",
+              + ("; ".join(", ".join(g) for g in nemenyi.groups) or "none") + ".", "",
               "![critical difference diagram](cd_diagram.png)", ""]
-    rows = analysis["posthoc"]["wilcoxon_holm"]
+    rows = analysis.wilcoxon_holm
     if rows:
         lines += ["Wilcoxon signed-rank test over cases, each candidate against each baseline, Holm-corrected:", "",
                   "| candidate | baseline | n | p | p (Holm) | direction | significant | note |",
                   "|---|---|---:|---:|---:|---|---|---|"]
-        lines += [f"| {r['candidate']} | {r['baseline']} | {r['n']} | {r['p_value']:.3g} | {r['p_holm']:.3g} | "
-                  f"{r['direction']} | {'yes' if r['significant'] else 'no'} | {r['note']} |" for r in rows]
+        lines += [f"| {r.candidate} | {r.baseline} | {r.n} | {r.p_value:.3g} | {r.p_holm:.3g} | "
+                  f"{r.direction} | {'yes' if r.significant else 'no'} | {r.note} |" for r in rows]
         lines += ["", "## Wins against the best baseline", "",
                   "A description of consistency, not a test: cases where the candidate's mean beats the best "
                   "baseline's, and how many of those wins a one-sided Welch test over seeds finds significant "
                   "(uncorrected).", "", "| candidate | wins | cases | significant wins | cases tested |",
                   "|---|---:|---:|---:|---:|"]
-        lines += [f"| {w['candidate']} | {w['wins']} | {w['n_cases']} | "
-                  f"{'-' if w['significant_wins'] is None else w['significant_wins']} | {w['n_tested']} |"
-                  for w in analysis["wins"]]
+        lines += [f"| {w.candidate} | {w.wins} | {w.n_cases} | "
+                  f"{'-' if w.significant_wins is None else w.significant_wins} | {w.n_tested} |"
+                  for w in analysis.wins]
         lines.append("")
     return lines
 
@@ -291,10 +304,10 @@ def _protocol_lines(results: Results) -> list[str]:
     for spec, source in zip(results.specs, results.sources):
         train = spec.train
         lines.append(f"- `{source}`: {', '.join(spec.tasks)}; seeds {', '.join(map(str, spec.seeds))}; "
-                     f"epochs {spec.budget:g}, {train['optimizer']} lr {train['lr']}, batch {train['batch_size']}, "
-                     f"{train['schedule']} schedule, weight decay {train['weight_decay']}, "
-                     f"validation fraction {train['val_fraction']}")
-    functions = "; ".join(f"{f.name} = `{f.canonical}` ({f.role})" for f in results.functions)
+                     f"epochs {spec.budget:g}, {train.optimizer} lr {train.lr}, batch {train.batch_size}, "
+                     f"{train.schedule} schedule, weight decay {train.weight_decay}, "
+                     f"validation fraction {train.val_fraction}")
+    functions = "; ".join(f"{f.name} = `{f.canonical}` ({f.role.value})" for f in results.functions)
     return [*lines, f"- functions: {functions}"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from afos.errors import UserError
-from afos.records import Evaluation
+from afos.records.evaluation import Evaluation
 from afos.reporting.tables import safe_name
 
 
@@ -26,7 +26,8 @@ class TensorBoardLog:
         with self.writer(log_dir=str(folder)) as writer:
             for entry in record.history:
                 for key in ("val_accuracy", "val_loss", "train_loss"):
-                    if entry.get(key) is not None:
-                        writer.add_scalar(key, entry[key], entry["step"])
+                    value = getattr(entry, key)
+                    if value is not None:
+                        writer.add_scalar(key, value, entry.step)
             if record.test_accuracy is not None:
                 writer.add_scalar("test_accuracy", record.test_accuracy, record.steps)

@@ -1,13 +1,31 @@
-"""The one run lifecycle: running with a heartbeat, then finished, stopped, interrupted or failed."""
+"""The one run lifecycle: every run kind (search, evaluate, compare) is opened, tracked and closed here.
+
+A run's status lives in its database: ``running`` (with host, pid and a heartbeat every few seconds) while a
+process works on it, then ``finished`` (or a search's ``budget`` / ``time-limit``), ``interrupted`` after
+Ctrl-C or SIGTERM (every finished training run is already committed), ``failed`` with its reason after any
+other error. A process killed with SIGKILL leaves ``running`` with a heartbeat that stops, which ``afos runs``
+shows as ``interrupted``, with the command that resumes it, once the heartbeat is stale.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
-from typing import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from afos.evaluation import Evaluator
+from afos.execution.contract import Executor
+from afos.records.evaluation import Evaluation
+from afos.records.runs import RunKind, RunStatus
+from afos.runs.progress import OnRecord, ProgressLog, Say
+from afos.storage.liveness import Heartbeat
+from afos.storage.siblings import SiblingRuns
 from afos.storage.store import RunStore
+
+_REASON_LIMIT = 1000  # characters of a failure's message kept in the run's meta
 
 
 class Terminated(KeyboardInterrupt):
@@ -27,18 +45,64 @@ def sigterm_interrupts() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGTERM, previous)
 
-def tracked(store: RunStore, work: Callable[[], str]) -> str:
-    """Run ``work`` with the run's status kept true in its meta."""
-    store.set_meta("status", "running")
+
+@dataclass(frozen=True)
+class Session:
+    """What the work of one invocation on a run folder gets: the run's database, its evaluator (this run's
+    records, the sibling runs' cache, the executor) and its progress log."""
+
+    run_dir: Path
+    store: RunStore
+    evaluator: Evaluator
+    log: ProgressLog
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a session reports and reuses: ``echo`` prints progress (None: quiet), ``on_record`` also gets
+    each record, ``reuse`` copies identical runs from sibling run folders."""
+
+    echo: Say | None = None
+    on_record: OnRecord | None = None
+    reuse: bool = True
+
+
+DEFAULT_OPTIONS = Options()
+
+
+def run_session(run_dir: Path, kind: RunKind, meta: Mapping[str, Any], executor: Executor, options: Options,
+                work: Callable[[Session], RunStatus], *, expected: Callable[[RunStore], int],
+                label: Callable[[Evaluation], str] | None = None) -> RunStatus:
+    """Open (or create) the run in ``run_dir`` and do ``work`` in it with its status kept true.
+
+    ``meta`` is written with the database's schema when the run is created (kind and config); ``expected``
+    estimates the training runs the work needs, for the progress bar. Returns the work's status.
+    """
+    with RunStore(run_dir / "afos.db", meta={"kind": kind.value, **meta}) as store:
+        log = ProgressLog(run_dir / f"{kind.value}.log", options.echo, total=expected(store),
+                          done=store.count_evaluations(), desc=f"afos {kind.value}", label=label,
+                          on_record=options.on_record)
+        cache = SiblingRuns(run_dir.parent, run_dir) if options.reuse else None
+        try:
+            with Heartbeat(store.path), cache or contextlib.nullcontext():
+                session = Session(run_dir, store, Evaluator(store, executor, cache=cache, on_record=log.record), log)
+                return tracked(store, lambda: work(session))
+        finally:
+            log.close()
+
+
+def tracked(store: RunStore, work: Callable[[], RunStatus]) -> RunStatus:
+    """Run ``work`` with the run's status kept true in its meta (see the module docstring)."""
+    store.set_meta("status", RunStatus.RUNNING.value)
     try:
         status = work()
     except KeyboardInterrupt:
-        store.set_meta("status", "interrupted")  # every finished evaluation is already committed
+        store.set_meta("status", RunStatus.INTERRUPTED.value)
         raise
     except BaseException as error:
         with contextlib.suppress(Exception):  # a full disk may refuse this too; the heartbeat then tells
-            store.set_meta("status", "failed")
-            store.set_meta("reason", f"{type(error).__name__}: {error}"[:1000])
+            store.set_meta("status", RunStatus.FAILED.value)
+            store.set_meta("reason", f"{type(error).__name__}: {error}"[:_REASON_LIMIT])
         raise
-    store.set_meta("status", status)
+    store.set_meta("status", status.value)
     return status

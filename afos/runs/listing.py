@@ -1,48 +1,49 @@
-"""``afos runs``: one summary per run folder under a results root, with liveness."""
+"""``afos runs``: one summary per run folder under a results root, with liveness.
+
+A run recorded as ``running`` whose process is gone (its heartbeat is stale, or its pid no longer exists on
+this host) is shown ``interrupted``, with the command that resumes it: the same rule for every run kind.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from afos.errors import StoreError, UserError
-from afos.search.results import hall_of_fame_rows
+from afos.records.runs import RunKind, RunStatus, RunSummary
+from afos.search.results import hall_of_fame
 from afos.storage.liveness import is_alive
 from afos.storage.store import RunStore
 
 
-def list_runs(root: str | Path) -> list[dict[str, Any]]:
-    """One summary per run folder under ``root``: status (with ``interrupted`` for a run whose process is
-    gone), progress and best function; an unreadable database is listed with a one-word reason."""
+def list_runs(root: str | Path) -> list[RunSummary]:
+    """One summary per run folder under ``root``; an unreadable database is listed with a one-word reason."""
     runs = []
     for db in sorted(Path(root).glob("*/afos.db")):
         try:
-            runs.append(_summary(db))
-        except (StoreError, UserError, OSError) as error:
-            runs.append({"run": db.parent.name, "kind": "-", "status": _unreadable(error), "generations": "-",
-                         "evaluations": None, "best": None, "fitness": None, "heartbeat": None, "resume": None})
+            runs.append(summary(db))
+        except (StoreError, UserError, OSError, ValueError) as error:
+            runs.append(RunSummary(db.parent.name, None, None, reason=_unreadable(error)))
     return runs
 
 
-def _summary(db: Path) -> dict[str, Any]:
+def summary(db: Path) -> RunSummary:
+    """The ``afos runs`` row of the run whose database is ``db``."""
     with RunStore(db, readonly=True) as store:
-        kind = store.get_meta("kind", "search")
-        config = store.get_meta("config", {}) or {}
-        hof = hall_of_fame_rows(store)
-        status = store.get_meta("status", "unknown")
+        kind = RunKind(store.get_meta("kind", RunKind.SEARCH.value))
+        status = RunStatus(store.get_meta("status", RunStatus.RUNNING.value))
         beat = store.get_meta("heartbeat")
-        generations = f"{len(store.generations())}/{config.get('generations', '?')}" if kind == "search" else "-"
         alive = is_alive(store.get_meta("host"), store.get_meta("pid"), beat)
+        best = hall_of_fame(store)[:1] if kind is RunKind.SEARCH else []
+        generations = "-"
+        if kind is RunKind.SEARCH:
+            config = store.get_meta("config", {}) or {}
+            generations = f"{len(store.generations())}/{config.get('generations', '?')}"
         evaluations = store.count_evaluations()
-    interrupted = status == "running" and not alive
-    resume = None
-    if interrupted or status == "interrupted":
-        status = "interrupted"
-        resume = (f"afos search --resume {db.parent}" if kind == "search"
-                  else f"rerun the `afos {kind}` command with --out {db.parent}")
-    return {"run": db.parent.name, "kind": kind, "status": status, "generations": generations,
-            "evaluations": evaluations, "best": hof[0]["canonical"] if hof else None,
-            "fitness": hof[0]["fitness"] if hof else None, "heartbeat": beat, "resume": resume}
+    if status is RunStatus.RUNNING and not alive:
+        status = RunStatus.INTERRUPTED
+    resume = kind.resume_command(str(db.parent)) if status in (RunStatus.INTERRUPTED, RunStatus.FAILED) else None
+    return RunSummary(db.parent.name, kind, status, generations, evaluations, best[0].canonical if best else None,
+                      best[0].fitness[1] if best else None, beat if isinstance(beat, (int, float)) else None, resume)
 
 
 def _unreadable(error: BaseException) -> str:

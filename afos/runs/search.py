@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from afos.config import with_overrides
 from afos.errors import ConfigError
-from afos.evaluation import Evaluator
 from afos.execution.contract import Executor
-from afos.records import Evaluation
+from afos.records.runs import RunKind, RunStatus
 from afos.reporting.search_report import write_report
-from afos.runs.lifecycle import tracked
-from afos.runs.progress import Progress, SearchLog
-from afos.search.config import SearchConfig, task_configs, task_protocols
+from afos.runs.lifecycle import DEFAULT_OPTIONS, Options, Session, run_session
+from afos.search.config import SearchConfig, expected_runs, task_configs, task_protocols
 from afos.search.confirmation import confirm
 from afos.search.loop import Search
-from afos.storage.liveness import Heartbeat
-from afos.storage.siblings import SiblingRuns
 from afos.storage.store import RunStore
 from afos.training.protocol import check_tasks
 
@@ -48,7 +44,7 @@ def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
         raise ConfigError(f"--resume {run_dir}: no afos.db there, so it is not a run folder")
     with RunStore(db, readonly=True) as store:
         kind, stored, protocols = store.get_meta("kind", "search"), store.get_meta("config"), store.get_meta("protocols")
-    if kind != "search":
+    if kind != RunKind.SEARCH.value:
         raise ConfigError(f"--resume {run_dir}: it holds an `afos {kind}` grid, not a search; rerun that "
                           f"command with --out {run_dir} to resume it")
     if not isinstance(stored, dict):
@@ -63,35 +59,26 @@ def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
                           "reads this one)")
     return config
 
-def search(config: SearchConfig, run_dir: Path, *, executor: Executor, echo: Progress | None = None,
-           on_record: Callable[[Evaluation], None] | None = None) -> str:
-    """Start or resume the search of ``run_dir`` and write its report; returns its final status.
+
+def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: Options = DEFAULT_OPTIONS) -> RunStatus:
+    """Start or resume the search of ``run_dir``, confirm its finalists and write its report; returns its
+    final status (see :mod:`afos.runs.lifecycle` for what happens on Ctrl-C, SIGTERM or a kill).
 
     Datasets and models are checked before the folder is created, so a bad task leaves nothing behind.
-    A failure later marks the run ``failed`` with its reason; Ctrl-C or SIGTERM marks it ``interrupted``;
-    a SIGKILL leaves ``running`` with a heartbeat that stops, which :func:`list_runs` reports as
-    ``interrupted``.
     """
     check_tasks(task_configs(config))
     run_dir = Path(run_dir)
-    meta = {"kind": "search", "config": config.to_dict(), "protocols": task_protocols(config), "created": time.time()}
-    with RunStore(run_dir / "afos.db", meta=meta) as store:
-        store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits
-        log = SearchLog(run_dir, config, echo, done=store.count_evaluations(), on_record=on_record)
-        log(f"run folder {run_dir}")
-        cache = SiblingRuns(run_dir.parent, run_dir) if config.reuse_runs else None
-        evaluator = Evaluator(store, executor, cache=cache, on_record=log.record)
-        try:
-            with Heartbeat(store.path), cache or contextlib.nullcontext():
-                status = tracked(store, lambda: _search_and_confirm(config, store, evaluator, log))
-        finally:
-            log.close()
+    meta = {"config": config.to_dict(), "protocols": task_protocols(config), "created": time.time()}
+
+    def work(session: Session) -> RunStatus:
+        session.store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits
+        session.log(f"run folder {run_dir}")
+        status = Search(config, session.store, session.evaluator, progress=session.log).run()
+        if config.confirm:
+            confirm(config, session.store, session.evaluator, session.log)
+        return status
+
+    reuse = replace(options, reuse=options.reuse and config.reuse_runs)
+    status = run_session(run_dir, RunKind.SEARCH, meta, executor, reuse, work, expected=lambda store: expected_runs(config))
     write_report(run_dir)
-    return status
-
-
-def _search_and_confirm(config: SearchConfig, store: RunStore, evaluator: Evaluator, log: Progress) -> str:
-    status = Search(config, store, evaluator, progress=log).run()
-    if config.confirm:
-        confirm(config, store, evaluator, log)
     return status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 from typing import Any, Mapping, Sequence
 
 from afos.config import (
@@ -25,14 +26,23 @@ from afos.config import (
     optional,
 )
 from afos.errors import ConfigError
-from afos.records import Evaluation
+from afos.records.evaluation import FitnessResult
 from afos.search.trees import MAX_TREE_DEPTH
 from afos.space.parse import MAX_LITERAL, canonical
 from afos.space.primitives import primitive_set as resolve_primitives
 from afos.training.config import TrainConfig
 from afos.training.protocol import protocol_id, resolve_train, split_task
 
-FITNESSES = ("val_accuracy", "accuracy_loss", "val_f1")
+
+class FitnessMeasure(str, Enum):
+    """What a search maximises: validation accuracy, accuracy over loss (AFOS's), or macro-F1."""
+
+    VAL_ACCURACY = "val_accuracy"
+    ACCURACY_LOSS = "accuracy_loss"
+    VAL_F1 = "val_f1"
+
+
+
 RELU = "relu"
 
 #: Upper bounds of the search's sizes. Far beyond useful runs, they stop a typo (population = 1000000000)
@@ -67,7 +77,7 @@ _RULES: dict[str, Rule] = {
     "max_size": (integer(1, MAX_TREE_SIZE), f"an integer in [1, {MAX_TREE_SIZE}]"),
     "max_evals": (optional(integer(1)), "None or an integer >= 1"),
     "time_limit": (optional(number(0, open_low=True)), "None or a number of seconds > 0"),
-    "fitness": (one_of(FITNESSES), f"one of {', '.join(FITNESSES)}"),
+    "fitness": (one_of(m.value for m in FitnessMeasure), f"one of {', '.join(m.value for m in FitnessMeasure)}"),
     "fitness_seeds": (integer(1, MAX_FITNESS_SEEDS), f"an integer in [1, {MAX_FITNESS_SEEDS}]"),
     "tasks": (list_of(is_text), "a list of 'DATASET/MODEL' strings"),
     "halving_rungs": (integer(1, MAX_HALVING_RUNGS), f"an integer in [1, {MAX_HALVING_RUNGS}]"),
@@ -165,16 +175,16 @@ def baseline_names(baseline: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys([RELU, *names]))
 
 
-def score(record: Evaluation, fitness: str) -> float:
+def score(record: FitnessResult, fitness: str | FitnessMeasure) -> float:
     """Fitness of one training run under the config's ``fitness``; failed runs score 0."""
-    accuracy, loss = record.val_accuracy, record.val_loss
-    if not record.ok or accuracy is None or not math.isfinite(accuracy):
+    accuracy, loss = record.metric("val_accuracy"), record.metric("val_loss")
+    if not record.ok or accuracy is None:
         return 0.0
-    if fitness == "accuracy_loss":
-        return accuracy / loss if loss and math.isfinite(loss) and loss > 0 else 0.0
-    if fitness == "val_f1":
-        f1 = record.metric("val_f1")
-        return f1 if isinstance(f1, float) and math.isfinite(f1) else 0.0
+    measure = FitnessMeasure(fitness)
+    if measure is FitnessMeasure.ACCURACY_LOSS:
+        return accuracy / loss if loss and loss > 0 else 0.0
+    if measure is FitnessMeasure.VAL_F1:
+        return record.metric("val_f1") or 0.0
     return accuracy
 
 

@@ -24,7 +24,9 @@ from scipy import stats as sps
 
 from afos.activation.spec import ActivationSpec
 from afos.evaluation import EvalRequest, Evaluator
-from afos.records import Evaluation, Phase
+from afos.records.evaluation import Evaluation, Phase
+from afos.records.runs import Role, Verdict
+from afos.records.search import Generation, HallOfFameEntry
 from afos.search.config import RELU, SearchConfig, baseline_names, task_configs
 from afos.space.parse import canonical
 from afos.stats.pairwise import holm
@@ -42,7 +44,7 @@ class Finalist:
     ``delta_vs_relu`` is the mean paired test-accuracy difference to ReLU."""
 
     rank: int | None
-    role: str  # "finalist" | "baseline"
+    role: Role  # finalist or baseline
     expression: str
     canonical: str
     fingerprint: str
@@ -59,10 +61,10 @@ class Finalist:
     delta_ci_high: float | None
     p_vs_relu: float | None
     p_holm: float | None
-    verdict: str
+    verdict: Verdict
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "role": self.role.value, "verdict": self.verdict.value}
 
 
 def confirm_seeds(seed: int, fitness_seeds: int, count: int) -> list[int]:
@@ -70,36 +72,72 @@ def confirm_seeds(seed: int, fitness_seeds: int, count: int) -> list[int]:
     return list(range(seed + fitness_seeds, seed + fitness_seeds + count))
 
 
-def plan(hall_of_fame: Sequence[Mapping[str, Any]], baseline: str | Sequence[str], top: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class PlannedFunction:
+    """A function the confirmation trains: a finalist (by its hall-of-fame text) or a baseline (by name)."""
+
+    role: Role
+    expression: str
+    canonical: str
+    key: str
+    activation: ActivationSpec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role.value, "expression": self.expression, "canonical": self.canonical,
+                "fingerprint": self.key, "activation": self.activation.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PlannedFunction:
+        return cls(Role(values["role"]), str(values["expression"]), str(values["canonical"]),
+                   str(values["fingerprint"]), ActivationSpec.from_dict(values["activation"]))
+
+
+@dataclass(frozen=True)
+class ConfirmationPlan:
+    """What a search's confirmation trains: ``functions`` on ``seeds`` at ``budget`` epochs (in the run's
+    meta as ``confirmation``, so a report reads the plan the run followed)."""
+
+    seeds: tuple[int, ...]
+    budget: float
+    functions: tuple[PlannedFunction, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seeds": list(self.seeds), "budget": self.budget, "functions": [f.to_dict() for f in self.functions]}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ConfirmationPlan:
+        return cls(tuple(int(s) for s in values["seeds"]), float(values["budget"]),
+                   tuple(PlannedFunction.from_dict(f) for f in values["functions"]))
+
+
+def plan(hall_of_fame: Sequence[HallOfFameEntry], baseline: str | Sequence[str], top: int) -> list[PlannedFunction]:
     """The functions to confirm: the top ``top`` hall-of-fame entries that trained ok, then the baselines
     (a baseline that is also a finalist is confirmed once, as a baseline)."""
-    bases: list[dict[str, Any]] = [
-        {"role": "baseline", "expression": name, "canonical": canonical(name), "fingerprint": ActivationSpec(name).key(),
-         "activation": ActivationSpec(name).to_dict()} for name in baseline_names(baseline)]
-    taken = {entry["fingerprint"] for entry in bases}
-    finalists: list[dict[str, Any]] = []
+    bases = [PlannedFunction(Role.BASELINE, name, canonical(name), ActivationSpec(name).key(), ActivationSpec(name))
+             for name in baseline_names(baseline)]
+    taken = {function.key for function in bases}
+    finalists: list[PlannedFunction] = []
     for entry in hall_of_fame:
         if len(finalists) == top:
             break
-        if entry.get("ok", True) and entry.get("n_runs", 1) and entry["fingerprint"] not in taken:
+        if entry.ok and entry.n_runs and entry.key not in taken:
             learnable: dict[str, float | str] = {f"p{i}": 1.0 for i in range(_constants(entry))}
-            finalists.append({"role": "finalist", "expression": entry["canonical"], "canonical": entry["canonical"],
-                              "fingerprint": entry["fingerprint"],
-                              "activation": ActivationSpec(entry["canonical"], learnable=learnable).to_dict()})
-            taken.add(entry["fingerprint"])
+            finalists.append(PlannedFunction(Role.FINALIST, entry.canonical, entry.canonical, entry.key,
+                                             ActivationSpec(entry.canonical, learnable=learnable)))
+            taken.add(entry.key)
     return finalists + bases
 
 
-def _constants(entry: Mapping[str, Any]) -> int:
+def _constants(entry: HallOfFameEntry) -> int:
     """How many learnable constants (p0, p1, ...) a hall-of-fame function has."""
-    first: Mapping[str, Any] = next(iter((entry.get("learned") or {}).values()), {})
+    first: Mapping[str, Any] = next(iter((entry.learned or {}).values()), {})
     return len([name for name in first if name.startswith("p")])
 
 
 class ConfirmDatabase(Protocol):
-    """What confirmation needs of the run database (:class:`afos.store.RunStore` provides it)."""
+    """What confirmation needs of the run database (:class:`afos.storage.store.RunStore` provides it)."""
 
-    def last_generation(self) -> dict | None: ...
+    def last_generation(self) -> Generation | None: ...
 
     def set_meta(self, key: str, value: object) -> None: ...
 
@@ -110,46 +148,45 @@ def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, 
     functions on its first seeds. Confirmation runs are outside ``max_evals`` and ``time_limit``, which
     bound the search: their number is fixed, (confirm_top + baselines) x tasks x confirm_seeds."""
     saved = store.last_generation()
-    functions = plan(saved["hall_of_fame"] if saved else [], config.baseline, config.confirm_top)
+    functions = plan(saved.hall_of_fame if saved else (), config.baseline, config.confirm_top)
     seeds = confirm_seeds(config.seed, config.fitness_seeds, config.confirm_seeds)
     budget = config.confirm_epochs or config.train.epochs
-    store.set_meta("confirmation", {"seeds": seeds, "budget": budget, "functions": functions})
-    finalists = sum(1 for f in functions if f["role"] == "finalist")
+    store.set_meta("confirmation", ConfirmationPlan(tuple(seeds), budget, tuple(functions)).to_dict())
+    finalists = sum(1 for f in functions if f.role is Role.FINALIST)
     progress(f"confirming {finalists} finalist(s) and {len(functions) - finalists} baseline(s) on fresh seeds "
              f"{seeds[0]}..{seeds[-1]} at {budget:g} epochs")
-    requests = [EvalRequest.make(ActivationSpec(**f["activation"]), task, budget=budget, seed=seed,
-                                 label=f["canonical"], phase=Phase.CONFIRM)
+    requests = [EvalRequest.make(f.activation, task, budget=budget, seed=seed, label=f.canonical, phase=Phase.CONFIRM)
                 for seed in seeds for task in task_configs(config) for f in functions]
     evaluator.ensure(requests)
 
 
 #: The stored runs of a function on one seed over every task, or None while some are missing.
-Lookup = Callable[[Mapping[str, Any], int], "list[Evaluation] | None"]
+Lookup = Callable[[PlannedFunction, int], "list[Evaluation] | None"]
 
 
-def summarise(functions: Sequence[Mapping[str, Any]], seeds: Sequence[int], records: Lookup,
+def summarise(functions: Sequence[PlannedFunction], seeds: Sequence[int], records: Lookup,
               alpha: float = ALPHA) -> list[Finalist]:
     """The finalists.csv rows from the stored confirmation runs (``records(function, seed)`` gives its runs
     over the tasks); finalists ranked by confirmed validation mean, then the baselines."""
-    outcomes = {f["fingerprint"]: _outcomes(records, f, seeds) for f in functions}
-    relu = next((f for f in functions if f["expression"] == RELU), None)
-    relu_test = {s: test for s, (_, test) in outcomes[relu["fingerprint"]][0].items()} if relu else {}
-    rows = [_Row(f, *outcomes[f["fingerprint"]], relu_test if f is not relu else {}) for f in functions]
-    finalists = [r for r in rows if r.role == "finalist"]
+    outcomes = {f.key: _outcomes(records, f, seeds) for f in functions}
+    relu = next((f for f in functions if f.expression == RELU), None)
+    relu_test = {s: test for s, (_, test) in outcomes[relu.key][0].items()} if relu else {}
+    rows = [_Row(f, *outcomes[f.key], relu_test if f is not relu else {}) for f in functions]
+    finalists = [r for r in rows if r.role is Role.FINALIST]
     for side in ("greater", "less"):  # one-sided p of "better", then of "worse", each Holm-corrected
         tested = [(r, p) for r in finalists if (p := r.p[side]) is not None]
         for (row, _), corrected in zip(tested, holm([p for _, p in tested]) if tested else []):
             row.p_holm[side] = float(corrected)
     finalists.sort(key=lambda r: (r.val_mean is None, -(r.val_mean or 0.0), r.fingerprint))
-    ordered = finalists + [r for r in rows if r.role == "baseline"]
-    return [row.finalist(rank if row.role == "finalist" else None, alpha) for rank, row in enumerate(ordered, 1)]
+    ordered = finalists + [r for r in rows if r.role is Role.BASELINE]
+    return [row.finalist(rank if row.role is Role.FINALIST else None, alpha) for rank, row in enumerate(ordered, 1)]
 
 
 #: Per seed that finished ok on every task: (validation, test) accuracy averaged over the tasks.
 SeedValues = dict[int, tuple[float, float]]
 
 
-def _outcomes(records: Lookup, function: Mapping[str, Any], seeds: Sequence[int]) -> tuple[SeedValues, int]:
+def _outcomes(records: Lookup, function: PlannedFunction, seeds: Sequence[int]) -> tuple[SeedValues, int]:
     """The seeds' values of a function, and how many of its stored seeds failed on some task."""
     values: SeedValues = {}
     failed = 0
@@ -168,10 +205,10 @@ def _outcomes(records: Lookup, function: Mapping[str, Any], seeds: Sequence[int]
 class _Row:
     """The statistics of one function's confirmation, paired with ReLU's test accuracy by seed."""
 
-    def __init__(self, function: Mapping[str, Any], values: SeedValues, failed: int,
+    def __init__(self, function: PlannedFunction, values: SeedValues, failed: int,
                  relu_test: Mapping[int, float]) -> None:
-        self.role, self.expression = function["role"], function["expression"]
-        self.canonical, self.fingerprint = function["canonical"], function["fingerprint"]
+        self.role, self.expression = function.role, function.expression
+        self.canonical, self.fingerprint = function.canonical, function.key
         self.failed, self.n_seeds = failed, len(values) + failed
         val, test = [v for v, _ in values.values()], [t for _, t in values.values()]
         self.val_mean, self.val_std = _mean(val), _std(val)
@@ -187,16 +224,16 @@ class _Row:
 
     def finalist(self, rank: int | None, alpha: float) -> Finalist:
         better, worse = self.p_holm["greater"], self.p_holm["less"]
-        if self.role == "baseline":
-            verdict = "baseline"
+        if self.role is Role.BASELINE:
+            verdict = Verdict.BASELINE
         elif better is not None and better < alpha:
-            verdict = "better"
+            verdict = Verdict.BETTER
         elif worse is not None and worse < alpha:
-            verdict = "worse"
+            verdict = Verdict.WORSE
         elif self.n_seeds and self.failed == self.n_seeds:
-            verdict = "failed"
+            verdict = Verdict.FAILED
         else:
-            verdict = "no difference"
+            verdict = Verdict.NO_DIFFERENCE
         return Finalist(rank, self.role, self.expression, self.canonical, self.fingerprint, self.n_seeds,
                         self.failed, self.val_mean, self.val_std, self.test_mean, self.test_std, *self.test_ci,
                         self.delta, *self.delta_ci, self.p["greater"], better, verdict)
@@ -226,10 +263,10 @@ def _interval(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 def verdict_sentence(rows: Sequence[Finalist]) -> str:
     """The one sentence a search ends with: does any confirmed finalist beat ReLU beyond noise?"""
-    finalists = [r for r in rows if r.role == "finalist"]
+    finalists = [r for r in rows if r.role is Role.FINALIST]
     if not finalists:
         return "No finalist was confirmed (no function of the hall of fame trained ok)."
-    better = [r for r in finalists if r.verdict == "better"]
+    better = [r for r in finalists if r.verdict is Verdict.BETTER]
     if better:
         best = better[0]
         return (f"{best.canonical} beats ReLU: {_points(best.delta_vs_relu)} points test accuracy "

@@ -9,24 +9,39 @@ Determinism: every decision here is made from the records the evaluator returns 
 database, never from other runs, so a search's proposals, hall of fame and every number it writes depend
 only on its config and seed: not on a twin run in the same results folder (whose records the evaluator
 copies instead of training), not on the executor (on the CPU at matched torch thread counts), not on a
-resume. After each generation the population, the hall of fame and Python's random state are committed
-in one transaction; resuming replays the interrupted generation from that state, and its finished
-training runs are read back instead of trained.
+resume. The search draws from a random state of its own (:class:`SearchRandom`), never the caller's. After
+each generation the population, the hall of fame and that state are committed in one transaction;
+resuming replays the interrupted generation from that state, and its finished training runs are read back
+instead of trained.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import statistics
 import time
-from dataclasses import asdict
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, replace
+from typing import Any, Protocol
 
 from afos.activation.spec import ActivationSpec
 from afos.errors import BudgetSpent, TimeUp, UserError
 from afos.evaluation import EvalRequest, Evaluator, RunDatabase
-from afos.records import Evaluation, Origin, Phase
+from afos.records.evaluation import Evaluation, Origin, Phase
+from afos.records.runs import RunStatus
+from afos.records.search import (
+    Baseline,
+    CandidateRecord,
+    CandidateStatus,
+    Counts,
+    Fitness,
+    Generation,
+    GenerationStats,
+    HallOfFameEntry,
+    Member,
+)
 from afos.search.config import (
     SearchConfig,
     baseline_names,
@@ -36,42 +51,77 @@ from afos.search.config import (
     task_configs,
     task_protocols,
 )
-from afos.search.proposals import Candidate, Counts, Proposer, Variation
+from afos.search.hall_of_fame import HallOfFame, entry_of
+from afos.search.proposals import Candidate, Proposals, Proposer, Variation
 from afos.search.trees import Individual, parse_tree, primitive_set
-from afos.space.display import site_mean
 from afos.space.parse import canonical
 from afos.space.primitives import primitive_set as resolve_primitives
-from afos.stats.common import finite_mean
 
 
 class SearchDatabase(RunDatabase, Protocol):
-    """What the search needs of its run database (:class:`afos.store.RunStore` provides it)."""
+    """What the search needs of its run database (:class:`afos.storage.store.RunStore` provides it)."""
 
     def evaluations(self, *, activation_key: str | None = None, protocol: str | None = None,
                     phase: Phase | None = None, task: str | None = None) -> list[Evaluation]: ...
 
     def count_evaluations(self, phase: Phase | None = None) -> int: ...
 
-    def add_candidate(self, *, activation_key: str, tree: str, canonical: str, generation: int, status: str,
-                      reason: str | None = None) -> bool: ...
+    def add_candidate(self, candidate: CandidateRecord) -> bool: ...
 
-    def save_generation(self, generation: int, *, stats: dict, population: list[dict], hall_of_fame: list[dict],
-                        rng_state: dict) -> None: ...
+    def save_generation(self, generation: Generation) -> None: ...
 
-    def last_generation(self) -> dict | None: ...
+    def last_generation(self) -> Generation | None: ...
 
     def set_meta(self, key: str, value: object) -> None: ...
 
 
 Progress = Callable[[str], None]
-#: A function of a search or its baseline: what to train and its activation key.
-Function = tuple[ActivationSpec, str, str]  # spec, canonical text, key
+#: A function of a search or its baseline: what to train, its canonical text and its activation key.
+Function = tuple[ActivationSpec, str, str]
+
+
+class SearchRandom:
+    """The search's own random state. DEAP's operators draw from Python's global generator, so the state is
+    swapped in only while the search draws (:meth:`active`) and the caller's is put back afterwards: a search
+    never changes its caller's random numbers, and the caller's draws never change the search."""
+
+    def __init__(self, seed: int) -> None:
+        self.state = random.Random(seed).getstate()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        outer = random.getstate()
+        random.setstate(self.state)
+        try:
+            yield
+        finally:
+            self.state = random.getstate()
+            random.setstate(outer)
 
 
 class Search:
     """One search run over its run database; :meth:`run` starts or resumes it.
 
-    The caller (``afos.runs``) opens the database and the evaluator and keeps the run's status.
+    The loop, written the way DEAP writes ``eaSimple``'s::
+
+        population, hall_of_fame, start <- the last saved generation, else [], empty, 0
+        for g in start .. generations - 1:
+            if g == 0:
+                candidates <- seed expressions + random trees        # Proposer.initial
+            else:
+                elites <- the best `elites` of hall_of_fame
+                candidates <- varied offspring of population          # Proposer.offspring: tournament,
+                              + random immigrants                     #   crossover, mutation, bloat limits
+            (every candidate is distinct, valid and new to this run: duplicates and screened-out
+             functions cost no training and their slots are refilled)
+            for rung, budget in successive halving:                   # all at the first budget,
+                fitness(c) <- mean score over tasks x fitness seeds   #   the best 1/eta go further
+            population <- elites + candidates
+            hall_of_fame.update(candidates)
+            save(g, population, hall_of_fame, random state)           # one transaction: the resume point
+        train the baselines at the full budget
+
+    The caller (:mod:`afos.runs.search`) opens the database and the evaluator and keeps the run's status.
     """
 
     def __init__(self, config: SearchConfig, store: SearchDatabase, evaluator: Evaluator, *,
@@ -89,67 +139,71 @@ class Search:
                                  say=self.progress, deadline=self.deadline)
         self.protocols = task_protocols(config)
         self.budgets = budgets(config)
-        self.known: dict[str, tuple[float, float]] = {}  # activation key -> fitness, as of generation start
-        self.hof: dict[str, dict[str, Any]] = {}
+        self.known: dict[str, Fitness] = {}  # activation key -> fitness, as of generation start
+        self.hall_of_fame = HallOfFame(config.hall_of_fame)
+        self.random = SearchRandom(config.seed)
         self.generation = 0
 
     # ------------------------------------------------------------------------------------ the loop
-    def run(self) -> str:
-        """Run (or resume) to the end and train the baseline; returns finished, budget or time-limit."""
+    def run(self) -> RunStatus:
+        """Run (or resume) to the end and train the baselines; returns finished, budget or time-limit."""
         population, start = self._restore()
-        status = "finished"
+        status = RunStatus.FINISHED
         try:
             for generation in range(start, self.config.generations):
                 population = self._generation(generation, population)
         except BudgetSpent:
-            status = "budget"
+            status = RunStatus.BUDGET
         except TimeUp:
-            status = "time-limit"
-        if status != "finished":
-            self.progress(f"stopped: {status}")
+            status = RunStatus.TIME_LIMIT
+        if status is not RunStatus.FINISHED:
+            self.progress(f"stopped: {status.value}")
         self._baseline()
         return status
 
     def _restore(self) -> tuple[list[Individual], int]:
         saved = self.store.last_generation()
         if saved is None:
-            random.seed(self.config.seed)
             return [], 0
-        random.setstate(rng_state_from_json(saved["rng_state"]))
+        self.random.state = rng_state_from_json(saved.rng_state)
         try:
-            self.hof = {entry["fingerprint"]: entry for entry in saved["hall_of_fame"]}
-            population = [self._individual(item) for item in saved["population"]]
+            self.hall_of_fame = HallOfFame(self.config.hall_of_fame, saved.hall_of_fame)
+            population = [self._individual(member) for member in saved.population]
         except (KeyError, TypeError, ValueError) as error:
-            raise UserError(f"generation {saved['generation']} in the run database is malformed ({error}); "
+            raise UserError(f"generation {saved.generation} in the run database is malformed ({error}); "
                             "it cannot be resumed") from None
-        self.known = self._known_before(saved["generation"] + 1)
-        self.progress(f"resuming after generation {saved['generation']}")
-        return population, saved["generation"] + 1
+        self.known = self._known_before(saved.generation + 1)
+        self.progress(f"resuming after generation {saved.generation + 1}")
+        return population, saved.generation + 1
 
-    def _individual(self, item: Mapping[str, Any]) -> Individual:
-        tree = parse_tree(item["tree"], self.pset)
-        tree.fitness.values = tuple(item["fitness"])
+    def _individual(self, member: Member) -> Individual:
+        tree = parse_tree(member.tree, self.pset)
+        tree.fitness.values = member.fitness
         return tree
 
     def _generation(self, generation: int, population: list[Individual]) -> list[Individual]:
         self.generation = generation
-        counts = Counts()
-        cap = self._candidates_left()
-        if generation == 0:
-            carried, candidates = [], self.proposer.initial(counts, self.known, cap)
-        else:
-            ranked = self._ranked_hof()[: self.config.elites]
-            carried = [self._individual(entry) for entry in ranked]
-            taken = [entry["fingerprint"] for entry in ranked]
-            candidates = self.proposer.offspring(population, taken, counts, self.known, cap)
+        carried, proposals = self._propose(generation, population)
+        candidates = proposals.candidates
         self.progress(f"generation {generation + 1}/{self.config.generations}: {len(candidates)} candidates")
-        fitnesses = self._evaluate(candidates, generation, counts)
+        fitnesses, counts = self._evaluate(candidates, generation, proposals.counts)
         for candidate in candidates:
             candidate.tree.fitness.values = fitnesses[candidate.key]
         new_population = carried + [c.tree for c in candidates]
-        self._update_hof(candidates, fitnesses, generation)
+        self.hall_of_fame.update(self._entry(c, fitnesses[c.key], generation) for c in candidates
+                                 if c.key not in self.hall_of_fame)
         self._save(generation, new_population, counts)
         return new_population
+
+    def _propose(self, generation: int, population: list[Individual]) -> tuple[list[Individual], Proposals]:
+        """The elites carried over and the new candidates, drawn from the search's own random state."""
+        cap = self._candidates_left()
+        with self.random.active():
+            if generation == 0:
+                return [], self.proposer.initial(self.known, cap)
+            elites = self.hall_of_fame.ranked()[: self.config.elites]
+            carried = [self._individual(Member(entry.tree, entry.fitness)) for entry in elites]
+            return carried, self.proposer.offspring(population, [e.key for e in elites], self.known, cap)
 
     def _candidates_left(self) -> int:
         """How many new candidates the evaluation budget can still take: proposals beyond it could never
@@ -161,28 +215,28 @@ class Search:
         return max(1, math.ceil(left / runs))
 
     def _record_candidate(self, key: str, tree: str, text: str, reason: str | None) -> None:
-        self.store.add_candidate(activation_key=key, tree=tree, canonical=text, generation=self.generation,
-                                 status="valid" if reason is None else "screened", reason=reason)
+        status = CandidateStatus.VALID if reason is None else CandidateStatus.SCREENED
+        self.store.add_candidate(CandidateRecord(key, tree, text, self.generation, status, reason))
 
     # ------------------------------------------------------------------------------ evaluation
-    def _evaluate(self, candidates: list[Candidate], generation: int, counts: Counts) -> dict[str, tuple[float, float]]:
-        """Fitness of each candidate; with successive halving only the top 1/eta climb each rung."""
+    def _evaluate(self, candidates: list[Candidate], generation: int,
+                  counts: Counts) -> tuple[dict[str, Fitness], Counts]:
+        """Fitness of each candidate (with successive halving only the top 1/eta climb each rung), and the
+        counts with how many trained, were reused and failed."""
         fitness = {c.key: self.known[c.key] for c in candidates if c.key in self.known}
         alive = [c for c in candidates if c.key not in self.known]
         for rung, budget in enumerate(self.budgets):
             functions = [(ActivationSpec(c.text, learnable=dict(c.learnable)), c.text, c.key) for c in alive]
             records = self._ensure(functions, budget, Phase.SEARCH, generation)
             for candidate in alive:
-                mine = records[candidate.key]
-                fitness[candidate.key] = (float(rung), statistics.fmean(self.score(r) for r in mine))
-                if rung == 0:
-                    trained = any(r.origin is not Origin.REUSED for r in mine)
-                    counts.trained += trained
-                    counts.reused += not trained
-                    counts.failed += any(not r.ok for r in mine)
+                fitness[candidate.key] = (float(rung), statistics.fmean(self.score(r) for r in records[candidate.key]))
+            if rung == 0:
+                trained = sum(any(r.origin is not Origin.REUSED for r in records[c.key]) for c in alive)
+                failed = sum(any(not r.ok for r in records[c.key]) for c in alive)
+                counts = replace(counts, trained=trained, reused=len(alive) - trained, failed=failed)
             keep = max(1, math.ceil(len(alive) / self.config.halving_eta))
             alive = sorted(alive, key=lambda c: (-fitness[c.key][1], c.key))[:keep]
-        return fitness
+        return fitness, counts
 
     def _ensure(self, functions: list[Function], budget: float, phase: Phase, generation: int | None,
                 seeds: list[int] | None = None) -> dict[str, list[Evaluation]]:
@@ -204,7 +258,7 @@ class Search:
             return None
         return self.config.max_evals - self.store.count_evaluations()
 
-    def _known_before(self, generation: int) -> dict[str, tuple[float, float]]:
+    def _known_before(self, generation: int) -> dict[str, Fitness]:
         """Fitness of functions this run fully evaluated at the full budget before ``generation``: every
         task and fitness seed must be present, as the fitness averages them. Only this run's own records
         count, so what is a duplicate never depends on other runs."""
@@ -222,8 +276,8 @@ class Search:
     def _baseline(self) -> None:
         """Train the baselines (ReLU first) under the same protocol and seeds, for the report's comparison."""
         specs = [ActivationSpec(name) for name in baseline_names(self.config.baseline)]
-        self.store.set_meta("baseline", [{"expression": spec.expression, "fingerprint": spec.key(),
-                                          "budget": self.budgets[-1]} for spec in specs])
+        baselines = [Baseline(spec.expression, spec.key(), self.budgets[-1]) for spec in specs]
+        self.store.set_meta("baseline", [baseline.to_dict() for baseline in baselines])
         try:
             self._ensure([(spec, canonical(spec.expression), spec.key()) for spec in specs], self.budgets[-1],
                          Phase.BASELINE, None)
@@ -231,56 +285,27 @@ class Search:
             self.progress("the baselines were not trained: the evaluation budget or time limit ran out")
 
     # ----------------------------------------------------------------------- hall of fame, saving
-    def _update_hof(self, candidates: list[Candidate], fitnesses: Mapping[str, tuple[float, float]],
-                    generation: int) -> None:
+    def _entry(self, candidate: Candidate, fitness: Fitness, generation: int) -> HallOfFameEntry:
+        """The hall-of-fame entry of a candidate, from this run's own runs of it at the full budget."""
+        at_full = fitness[0] == len(self.budgets) - 1
         full = self.budgets[-1]
-        for candidate in candidates:
-            if candidate.key in self.hof:
-                continue
-            at_full = fitnesses[candidate.key][0] == len(self.budgets) - 1
-            records = [r for r in self.store.evaluations(activation_key=candidate.key, phase=Phase.SEARCH)
-                       if r.budget == full and self.protocols.get(r.task) == r.protocol] if at_full else []
-            values = [r.val_accuracy for r in records if r.ok and r.val_accuracy is not None]
-            self.hof[candidate.key] = {
-                "fingerprint": candidate.key,
-                "tree": str(candidate.tree),
-                "canonical": candidate.text,
-                "fitness": list(fitnesses[candidate.key]),
-                "n_runs": len(records),
-                "ok": bool(records) and all(r.ok for r in records),
-                "val_accuracy": finite_mean(values),
-                "val_std": statistics.stdev(values) if len(values) > 1 else None,
-                "test_accuracy": finite_mean(r.test_accuracy for r in records if r.ok),
-                "generation": generation,
-                # learned constants per activation site, from the first full-budget run, and per run
-                "learned": records[0].params if records and candidate.learnable else None,
-                "learned_runs": {name: [site_mean(r.params, name) for r in records if r.ok]
-                                 for name in candidate.learnable} if records else {},
-            }
-        ranked = self._ranked_hof()[: self.config.hall_of_fame]
-        self.hof = {entry["fingerprint"]: entry for entry in ranked}
-
-    def _ranked_hof(self) -> list[dict[str, Any]]:
-        return sorted(self.hof.values(), key=lambda e: (-e["fitness"][0], -e["fitness"][1], e["fingerprint"]))
+        runs = [r for r in self.store.evaluations(activation_key=candidate.key, phase=Phase.SEARCH)
+                if r.budget == full and self.protocols.get(r.task) == r.protocol] if at_full else []
+        return entry_of(candidate, fitness, generation, runs)
 
     def _save(self, generation: int, population: list[Individual], counts: Counts) -> None:
         values = [ind.fitness.values[1] for ind in population]
-        stats = {**asdict(counts), "best": max(values), "mean": statistics.fmean(values),
-                 "median": statistics.median(values)}
-        self.store.save_generation(
-            generation,
-            stats=stats,
-            population=[{"tree": str(ind), "fitness": list(ind.fitness.values)} for ind in population],
-            hall_of_fame=self._ranked_hof(),
-            rng_state=rng_state_to_json(random.getstate()),
-        )
+        stats = GenerationStats(counts, max(values), statistics.fmean(values), statistics.median(values))
+        ranked = self.hall_of_fame.ranked()
+        self.store.save_generation(Generation(
+            generation, stats, tuple(Member(str(ind), tuple(ind.fitness.values)) for ind in population),
+            tuple(ranked), rng_state_to_json(self.random.state)))
         self.known = self._known_before(generation + 1)
-        best = self._ranked_hof()[0]
-        self.progress(
-            f"generation {generation + 1}/{self.config.generations} done: best {best['fitness'][1]:.4f} "
-            f"{best['canonical']}  (proposed {counts.proposed}, duplicate {counts.duplicate}, screened "
-            f"{counts.screened}, trained {counts.trained}, reused {counts.reused}, failed {counts.failed})"
-        )
+        best = ranked[0]
+        done = ", ".join(f"{name} {value}" for name, value in asdict(counts).items()
+                         if name not in ("crossovers", "mutations"))
+        self.progress(f"generation {generation + 1}/{self.config.generations} done: best {best.fitness[1]:.4f} "
+                      f"{best.canonical}  ({done})")
 
 
 def _variation(config: SearchConfig) -> Variation:
@@ -289,15 +314,15 @@ def _variation(config: SearchConfig) -> Variation:
                      config.init_max_depth, config.max_height, config.max_size, config.learnable_constants)
 
 
-def rng_state_to_json(state: tuple) -> dict:
-    """JSON-able form of ``random.getstate()``, stored so a resumed search draws exactly the random numbers
+def rng_state_to_json(state: tuple[Any, ...]) -> dict[str, Any]:
+    """JSON-able form of a ``random.getstate()``, stored so a resumed search draws exactly the random numbers
     the uninterrupted one would have (pickle would make opening someone else's ``afos.db`` a code-execution
     risk)."""
     version, internal, gauss_next = state
     return {"python": {"version": version, "state": list(internal), "gauss_next": gauss_next}}
 
 
-def rng_state_from_json(data: Any) -> tuple:
+def rng_state_from_json(data: Mapping[str, Any]) -> tuple[Any, ...]:
     """Inverse of :func:`rng_state_to_json`, checked like user input: a stored state is untrusted."""
     try:
         python = data["python"]

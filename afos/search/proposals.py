@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from deap import gp, tools
 
 from afos.activation.spec import activation_key
 from afos.errors import ConfigError, TimeUp, UserError
+from afos.records.search import Counts
 from afos.search.trees import Individual, insert_scale, learnable_starts, parse_tree, remove_scale, small_trees, to_sympy
 from afos.space.parse import canonical
 from afos.space.primitives import Primitive
@@ -33,21 +35,7 @@ from afos.space.probe import fingerprint, screen
 REFILL_LIMIT = 50
 
 
-@dataclass
-class Counts:
-    """What happened to the proposals of one generation (``trained`` and ``reused`` are set by the search)."""
-
-    proposed: int = 0
-    duplicate: int = 0
-    screened: int = 0
-    trained: int = 0
-    reused: int = 0
-    failed: int = 0
-    crossovers: int = 0
-    mutations: int = 0
-
-
-@dataclass
+@dataclass(frozen=True)
 class Candidate:
     """A proposal that passed screening: its tree, canonical text, activation key and learnable constants
     (name -> start value; empty unless learnable constants are on)."""
@@ -56,6 +44,15 @@ class Candidate:
     text: str
     key: str
     learnable: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Proposals:
+    """A generation's candidates, and what happened to every proposal made to find them (the search adds
+    the trained, reused and failed counts once they have trained)."""
+
+    candidates: list[Candidate]
+    counts: Counts
 
 
 @dataclass(frozen=True)
@@ -75,6 +72,8 @@ class Variation:
     learnable_constants: bool
 
 
+TallyCounter = Counter[str]  # Counts field -> how many so far, while a generation's proposals are made
+
 #: Called once per distinct function screened: (key, tree text, canonical text, screening reason or None).
 OnScreened = Callable[[str, str, str, "str | None"], None]
 
@@ -93,23 +92,28 @@ class Proposer:
         self.verdicts: dict[str, str | None] = {}  # activation key -> screening reason (None: valid)
 
     # -------------------------------------------------------------------------------- generations
-    def initial(self, counts: Counts, known: Collection[str], cap: int) -> list[Candidate]:
+    def initial(self, known: Collection[str], cap: int) -> Proposals:
         """Seed expressions first (even if known), then random trees until the population is full."""
         accepted: list[Candidate] = []
+        tally: TallyCounter = Counter()
         for tree in self._seed_trees():
-            self._consider(tree, accepted, counts, known, accept_known=True)
-        return self._fill(accepted, min(cap, self.settings.population), counts, known, self.random_tree)
+            self._consider(tree, accepted, tally, known, accept_known=True)
+        self._fill(accepted, min(cap, self.settings.population), tally, known, self.random_tree)
+        return Proposals(accepted, Counts(**tally))
 
-    def offspring(self, population: list[Individual], taken: Collection[str], counts: Counts,
-                  known: Collection[str], cap: int) -> list[Candidate]:
+    def offspring(self, population: list[Individual], taken: Collection[str], known: Collection[str],
+                  cap: int) -> Proposals:
         """Varied offspring, then random immigrants, for the slots the ``taken`` elites leave."""
         slots = min(cap, self.settings.population - len(taken))
         immigrants = min(slots, round(self.settings.immigrants * self.settings.population))
-        accepted = self._fill([], slots - immigrants, counts, known, lambda: self._vary(population, counts), taken)
-        return self._fill(accepted, slots, counts, known, self.random_tree, taken)
+        accepted: list[Candidate] = []
+        tally: TallyCounter = Counter()
+        self._fill(accepted, slots - immigrants, tally, known, lambda: self._vary(population, tally), taken)
+        self._fill(accepted, slots, tally, known, self.random_tree, taken)
+        return Proposals(accepted, Counts(**tally))
 
-    def _fill(self, accepted: list[Candidate], size: int, counts: Counts, known: Collection[str],
-              propose: Callable[[], Individual], taken: Collection[str] = ()) -> list[Candidate]:
+    def _fill(self, accepted: list[Candidate], size: int, counts: TallyCounter, known: Collection[str],
+              propose: Callable[[], Individual], taken: Collection[str] = ()) -> None:
         """Propose until ``accepted`` holds ``size`` candidates; after :data:`REFILL_LIMIT` fruitless
         proposals in a row a known function is accepted (with its stored fitness) rather than none."""
         since = 0  # fruitless proposals in a row
@@ -121,27 +125,26 @@ class Proposer:
             since = 0 if len(accepted) > before else since + 1
             if since > 2 * REFILL_LIMIT:
                 break  # even known functions are exhausted: a smaller generation beats an endless loop
-        return accepted
 
-    def _consider(self, tree: Individual, accepted: list[Candidate], counts: Counts, known: Collection[str], *,
+    def _consider(self, tree: Individual, accepted: list[Candidate], counts: TallyCounter, known: Collection[str], *,
                   accept_known: bool, taken: Collection[str] = ()) -> None:
         """The per-candidate path up to training: sympy, activation key, duplicate check, screening."""
-        counts.proposed += 1
+        counts["proposed"] += 1
         if tree.height > self.settings.max_height or len(tree) > self.settings.max_size:
-            counts.screened += 1  # a random tree over the bloat limits: never stored, never trained
+            counts["screened"] += 1  # a random tree over the bloat limits: never stored, never trained
             return
         expr, starts = to_sympy(tree, self.primitives), learnable_starts(tree)
         try:
             key = activation_key(expr, starts)
         except UserError:
-            counts.screened += 1
+            counts["screened"] += 1
             return
         in_generation = key in taken or any(c.key == key for c in accepted)
         if in_generation or (key in known and not accept_known):
-            counts.duplicate += 1
+            counts["duplicate"] += 1
             return
         if self._screen(key, expr, tree, starts) is not None:
-            counts.screened += 1
+            counts["screened"] += 1
             return
         accepted.append(Candidate(tree, canonical(expr), key, starts))
 
@@ -174,7 +177,7 @@ class Proposer:
         """A ramped half-and-half tree within the depth range (an immigrant, or generation 0's filler)."""
         return Individual(gp.genHalfAndHalf(self.pset, self.settings.init_min_depth, self.settings.init_max_depth))
 
-    def _vary(self, population: list[Individual], counts: Counts) -> Individual:
+    def _vary(self, population: list[Individual], counts: TallyCounter) -> Individual:
         """Tournament-select a parent, then maybe cross it with a second one and maybe mutate it.
 
         DEAP's operators change their arguments in place, so each works on clones and the bloat limit
@@ -184,10 +187,10 @@ class Proposer:
         if random.random() < self.settings.crossover_prob:
             child = gp.cxOnePoint(_clone(parent), _clone(self._select(population)))[0]
             parent = self._within_limits(parent, child)
-            counts.crossovers += 1
+            counts["crossovers"] += 1
         if random.random() < self.settings.mutation_prob:
             parent = self._within_limits(parent, self._mutate(_clone(parent)))
-            counts.mutations += 1
+            counts["mutations"] += 1
         return parent
 
     def _select(self, population: list[Individual]) -> Individual:

@@ -1,83 +1,99 @@
 """What a search's database holds, read back: its hall of fame, generations, baselines and confirmation.
 
 Readers (reports, ``afos runs``, ``evaluate --from-search``) import this, not the loop that wrote it: reading
-a search needs its database and its config's vocabulary only."""
+a search needs its database and its records only. A database is untrusted input: a stored value that does
+not read back as its record is a :class:`~afos.errors.StoreError`.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from afos.records import EvalKey, Evaluation
+from afos.errors import StoreError
+from afos.records.evaluation import EvalKey, Evaluation
+from afos.records.search import Baseline, Generation, HallOfFameEntry
 from afos.search.config import score
-from afos.search.confirmation import Finalist, summarise
+from afos.search.confirmation import ConfirmationPlan, Finalist, PlannedFunction, summarise
 from afos.space.display import display_form
 from afos.stats.common import finite_mean
 from afos.storage.store import RunStore
 
 
-def hall_of_fame_rows(store: RunStore) -> list[dict[str, Any]]:
-    """The hall of fame of the last completed generation, ranked, as flat rows."""
+def hall_of_fame(store: RunStore) -> list[HallOfFameEntry]:
+    """The hall of fame of the last completed generation, best first."""
     saved = store.last_generation()
-    entries = saved["hall_of_fame"] if saved else []
-    return [
-        {"rank": rank, "expression": e["tree"], "canonical": e["canonical"], "fingerprint": e["fingerprint"],
-         "fitness": e["fitness"][1], "rung": e["fitness"][0], "n_runs": e.get("n_runs"), "ok": e.get("ok", True),
-         "val_accuracy": e["val_accuracy"], "val_std": e.get("val_std"), "test_accuracy": e["test_accuracy"],
-         "generation": e["generation"],
-         "learned": json.dumps(e.get("learned")) if e.get("learned") else "",
-         "form": _form(e)}
-        for rank, e in enumerate(entries, start=1)
-    ]
+    return list(saved.hall_of_fame) if saved else []
 
 
-def _form(entry: Mapping[str, Any]) -> str:
+def generations(store: RunStore) -> list[Generation]:
+    return store.generations()
+
+
+def shown_form(entry: HallOfFameEntry) -> str:
     """A hall-of-fame function as shown: learned constants with their mean ± spread over the runs."""
-    learned = {k: v for k, v in (entry.get("learned_runs") or {}).items() if v}
-    return display_form(entry["canonical"], learned=learned) if learned else entry["canonical"]
+    learned = {name: values for name, values in entry.learned_runs.items() if values}
+    return display_form(entry.canonical, learned=learned) if learned else entry.canonical
 
 
-def generation_rows(store: RunStore) -> list[dict[str, Any]]:
-    return [{"generation": g["generation"], **g["stats"]} for g in store.generations()]
+@dataclass(frozen=True)
+class BaselineSummary:
+    """A baseline the search trained on its fitness seeds: its runs' mean fitness and accuracies."""
+
+    expression: str
+    canonical: str
+    n_runs: int
+    fitness: float | None
+    val_accuracy: float | None
+    test_accuracy: float | None
+    statuses: str
 
 
-def baseline_summaries(store: RunStore) -> list[dict[str, Any]]:
+def baseline_summaries(store: RunStore) -> list[BaselineSummary]:
     """Mean validation/test accuracy of each baseline (ReLU first), trained by the run on its fitness seeds."""
-    baselines = store.get_meta("baseline")
-    baselines = [baselines] if isinstance(baselines, dict) else baselines  # afos before baseline lists
-    protocols = store.get_meta("protocols") or {}
-    config = store.get_meta("config") or {}
+    stored = store.get_meta("baseline")
+    stored = [stored] if isinstance(stored, dict) else stored if isinstance(stored, list) else []  # afos < 0.1: one
+    protocols: dict[str, Any] = store.get_meta("protocols") or {}
+    config: dict[str, Any] = store.get_meta("config") or {}
     seeds = range(config.get("seed", 0), config.get("seed", 0) + config.get("fitness_seeds", 1))
     summaries = []
-    for baseline in baselines if isinstance(baselines, list) else []:
-        records = [r for r in store.evaluations(activation_key=baseline.get("fingerprint"))
-                   if r.budget == baseline.get("budget") and protocols.get(r.task) == r.protocol and r.seed in seeds]
+    for baseline in (_read(Baseline.from_dict, value, store, "baseline") for value in stored):
+        records = [r for r in store.evaluations(activation_key=baseline.key)
+                   if r.budget == baseline.budget and protocols.get(r.task) == r.protocol and r.seed in seeds]
         if not records:
             continue
         ok = [r for r in records if r.ok]
-        summaries.append({
-            "expression": baseline["expression"],
-            "canonical": records[0].expression,
-            "n_runs": len(records),
-            "fitness": finite_mean(score(r, config.get("fitness", "val_accuracy")) for r in records),
-            "val_accuracy": finite_mean(r.val_accuracy for r in ok),
-            "test_accuracy": finite_mean(r.test_accuracy for r in ok),
-            "status": ", ".join(sorted({r.status.value for r in records})),
-        })
+        summaries.append(BaselineSummary(
+            baseline.expression, records[0].expression, len(records),
+            finite_mean(score(r, config.get("fitness", "val_accuracy")) for r in records),
+            finite_mean(r.val_accuracy for r in ok), finite_mean(r.test_accuracy for r in ok),
+            ", ".join(sorted({r.status.value for r in records}))))
     return summaries
+
+
+def confirmation_plan(store: RunStore) -> ConfirmationPlan | None:
+    """The plan the search's confirmation followed (None for a search without one)."""
+    stored = store.get_meta("confirmation")
+    return None if stored is None else _read(ConfirmationPlan.from_dict, stored, store, "confirmation")
 
 
 def finalist_rows(store: RunStore) -> list[Finalist] | None:
     """The confirmation table of a search from its stored runs (None for a search without one)."""
-    plan = store.get_meta("confirmation")
-    protocols = store.get_meta("protocols") or {}
-    if not isinstance(plan, dict):
+    plan = confirmation_plan(store)
+    protocols: dict[str, str] = store.get_meta("protocols") or {}
+    if plan is None:
         return None
 
-    def records(function: Mapping[str, Any], seed: int) -> list[Evaluation] | None:
-        found = [store.find_evaluation(EvalKey(function["fingerprint"], protocol, plan["budget"], seed, task))
+    def records(function: PlannedFunction, seed: int) -> list[Evaluation] | None:
+        found = [store.find_evaluation(EvalKey(function.key, protocol, plan.budget, seed, task))
                  for task, protocol in protocols.items()]
         return None if any(r is None for r in found) else [r for r in found if r is not None]
 
-    return summarise(plan["functions"], plan["seeds"], records)
+    return summarise(plan.functions, plan.seeds, records)
+
+
+def _read(build: Any, value: Any, store: RunStore, what: str) -> Any:
+    try:
+        return build(value)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise StoreError(f"{store.path}: meta {what!r} is malformed ({error})") from None

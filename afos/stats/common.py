@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
+
+from afos.records.json import plain
 
 
 def finite_mean(values: Iterable[Any]) -> float | None:
@@ -15,28 +17,13 @@ def finite_mean(values: Iterable[Any]) -> float | None:
     numbers = [float(v) for v in values if v is not None and math.isfinite(v)]
     return sum(numbers) / len(numbers) if numbers else None
 
-# Differences smaller than this are floating-point residue of subtracting decimal accuracies
-
-def _json_value(value: Any) -> Any:
-    """Make one value strict-JSON-safe: numpy scalars become Python ones, NaN/inf become None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    return value
-
 
 class Result:
-    """Mixin giving result dataclasses a JSON-ready `to_dict()`."""
+    """Mixin giving the statistics' result records a JSON-ready ``to_dict()`` (numpy numbers as Python ones,
+    non-finite floats as None)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for `json.dumps(..., allow_nan=False)`; non-finite floats become None."""
-        return _json_value(asdict(self))  # type: ignore[call-overload]
-
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
 
 
 def as_matrix(matrix: Any) -> np.ndarray:

@@ -50,9 +50,10 @@ class Heartbeat:
 
 def is_alive(host: Any, pid: Any, heartbeat: Any, now: float | None = None) -> bool:
     """Whether the process that last worked on a run still does: its heartbeat is fresh and, on this host,
-    its pid exists. A run without heartbeat data (an older afos) counts as alive."""
+    its pid exists. Every run kind beats while it works, so a run without a heartbeat has no live process
+    (it was killed before its first beat, or written by an afos whose grids did not beat)."""
     if not isinstance(heartbeat, (int, float)):
-        return True
+        return False
     if (now or time.time()) - heartbeat > STALE_S:
         return False
     if host == socket.gethostname() and isinstance(pid, int):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import time
-from enum import Enum
+from collections.abc import Mapping
 from typing import Any
 
 from afos.errors import StoreError
-from afos.records import Evaluation
+from afos.records.evaluation import Evaluation
+from afos.records.json import dumps as json_text
+from afos.records.search import Generation, GenerationStats, HallOfFameEntry, Member
 
 SCHEMA_VERSION = 2
 
@@ -104,36 +107,18 @@ _REAL_COLUMNS = ("budget", "val_accuracy", "val_loss", "test_accuracy", "test_lo
 _INT_COLUMNS = ("seed", "steps", "generation", "attempts")
 _TEXT_COLUMNS = ("activation_key", "protocol", "task", "status", "reason", "expression", "phase", "origin",
                  "source")
-JSON_COLUMNS = ("activation", "params", "history", "extra")
-GENERATION_JSON = ("stats", "population", "hall_of_fame", "rng_state")
+_JSON_COLUMNS = ("activation", "params", "history")
+#: Result fields without a column of their own, kept in the ``extra`` JSON column, each with its type.
+EXTRA_FIELDS: dict[str, tuple[type, ...]] = {"val_f1": (float, type(None)), "test_f1": (float, type(None)),
+                                             "kernels": (str,), "compile_seconds": (float, int),
+                                             "cuda_graphs": (bool,), "kernel_note": (str,)}
 BY_KEY = ("SELECT * FROM evaluations WHERE activation_key = ? AND protocol = ? AND budget = ? AND seed = ? "
-           "AND task = ?")
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON data from ``value``: non-finite floats -> None, tuples -> lists, enums by value, numpy values
-    via ``tolist``.
-
-    Duck-typing ``tolist`` lets numpy scalars/arrays from training code be stored without importing numpy.
-    """
-    if isinstance(value, Enum):
-        return value.value
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(item) for item in value]
-    if hasattr(value, "tolist"):
-        return jsonable(value.tolist())
-    raise TypeError(f"cannot store a {type(value).__name__} as JSON: {value!r}")
+          "AND task = ?")
 
 
 def dumps(value: Any) -> str | None:
     """JSON text for a column, or SQL NULL for None (so ``WHERE params IS NULL`` means 'absent')."""
-    return None if value is None else json.dumps(jsonable(value), allow_nan=False)
+    return None if value is None else json_text(value)
 
 
 def loads(text: str | None, where: str) -> Any:
@@ -158,12 +143,60 @@ def int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+# ------------------------------------------------------------------------------------------ evaluations
+
+
 def evaluation_row(evaluation: Evaluation) -> dict[str, Any]:
     """Column -> SQL value for a record."""
     values = evaluation.to_dict()
     row: dict[str, Any] = {column: real_or_none(values[column]) for column in _REAL_COLUMNS}
     row.update({column: int_or_none(values[column]) for column in _INT_COLUMNS})
     row.update({column: values[column] for column in _TEXT_COLUMNS})
-    row.update({column: dumps(values[column] or None) for column in JSON_COLUMNS})
+    row.update({column: dumps(values[column] or None) for column in _JSON_COLUMNS})
+    row["extra"] = dumps({name: values[name] for name in EXTRA_FIELDS})
     row["created"] = row["created"] or time.time()
     return row
+
+
+def evaluation_from_row(row: Mapping[str, Any] | sqlite3.Row, where: str) -> Evaluation:
+    """A typed record from a row, checked like user input: a malformed row is a StoreError naming it."""
+    values = dict(row)
+    for column in (*_JSON_COLUMNS, "extra"):
+        values[column] = loads(values[column], where)
+    extra = values.pop("extra") or {}
+    try:
+        shapes = {"params": dict, "history": list, "activation": dict}
+        if not isinstance(extra, dict) or not all(isinstance(values[c] or kind(), kind) for c, kind in shapes.items()):
+            raise TypeError("a JSON column has the wrong shape")
+        values.update({name: extra[name] for name, kinds in EXTRA_FIELDS.items()
+                       if name in extra and isinstance(extra[name], kinds)})
+        for column, empty in (("params", {}), ("history", []), ("activation", {}), ("reason", ""), ("epochs", 0.0),
+                              ("seconds", 0.0), ("created", 0.0), ("steps", 0)):
+            values[column] = values[column] or empty
+        return Evaluation.from_dict(values)
+    except (TypeError, ValueError, KeyError) as error:
+        raise StoreError(f"{where} is malformed ({error})") from None
+
+
+# ------------------------------------------------------------------------------------------ generations
+
+
+def generation_row(generation: Generation) -> tuple[Any, ...]:
+    """(generation, stats, population, hall_of_fame, rng_state, finished) for the generations table."""
+    return (int(generation.generation), json_text(generation.stats), json_text(generation.population),
+            json_text(generation.hall_of_fame), json_text(generation.rng_state), time.time())
+
+
+def generation_from_row(row: Mapping[str, Any] | sqlite3.Row, where: str) -> Generation:
+    """A typed resume point from a row, checked like user input."""
+    stats, population, hall, rng_state = (loads(row[column], where) for column in
+                                          ("stats", "population", "hall_of_fame", "rng_state"))
+    try:
+        if not (isinstance(stats, dict) and isinstance(population, list) and isinstance(hall, list)
+                and isinstance(rng_state, dict)):
+            raise TypeError("a JSON column has the wrong shape")
+        return Generation(int(row["generation"]), GenerationStats.from_dict(stats),
+                          tuple(Member.from_dict(m) for m in population),
+                          tuple(HallOfFameEntry.from_dict(e) for e in hall), rng_state, float(row["finished"] or 0.0))
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise StoreError(f"{where} is malformed ({error})") from None

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from afos.errors import StoreError
-from afos.records import EvalKey, Evaluation
+from afos.records.evaluation import EvalKey, Evaluation
 from afos.storage.store import RunStore
 
 #: Seconds between listings of the sibling run folders.

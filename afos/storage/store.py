@@ -24,7 +24,6 @@ driver process; other processes may open the same file with ``readonly=True``.""
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -34,18 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from afos.errors import StoreError
-from afos.records import WORKER_DIED, EvalKey, Evaluation, Phase
+from afos.records.evaluation import WORKER_DIED, EvalKey, Evaluation, Phase
+from afos.records.json import dumps as json_text
+from afos.records.search import CandidateRecord, CandidateStatus, Generation
 from afos.storage.schema import (
     BY_KEY,
-    GENERATION_JSON,
-    JSON_COLUMNS,
     MIGRATE_1_TO_2,
     SCHEMA,
     SCHEMA_VERSION,
-    dumps,
+    evaluation_from_row,
     evaluation_row,
+    generation_from_row,
+    generation_row,
     int_or_none,
-    jsonable,
     loads,
 )
 
@@ -195,7 +195,7 @@ class RunStore:
         with self.transaction():
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                               (key, json.dumps(jsonable(value), allow_nan=False)))
+                               (key, json_text(value)))
 
     def get_meta(self, key: str, default: object = None) -> Any:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -203,8 +203,7 @@ class RunStore:
 
     # --- candidates -----------------------------------------------------------------------------------
 
-    def add_candidate(self, *, activation_key: str, tree: str, canonical: str, generation: int, status: str,
-                      reason: str | None = None) -> bool:
+    def add_candidate(self, candidate: CandidateRecord) -> bool:
         """Record a distinct function the first time its key is seen; True if it was new.
 
         A known key keeps its first row (first tree, generation of discovery).
@@ -213,12 +212,18 @@ class RunStore:
             cursor = self._conn.execute(
                 "INSERT OR IGNORE INTO candidates "
                 "(activation_key, tree, canonical, generation, status, reason, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (activation_key, tree, canonical, int_or_none(generation), status, reason, time.time()))
+                (candidate.key, candidate.tree, candidate.canonical, int_or_none(candidate.generation),
+                 CandidateStatus(candidate.status).value, candidate.reason, candidate.created or time.time()))
         return cursor.rowcount == 1
 
-    def candidates(self) -> list[dict]:
+    def candidates(self) -> list[CandidateRecord]:
         """All candidates in the order they were first seen."""
-        return [dict(row) for row in self._conn.execute("SELECT * FROM candidates ORDER BY rowid")]
+        rows = self._conn.execute("SELECT * FROM candidates ORDER BY rowid")
+        try:
+            return [CandidateRecord(row["activation_key"], row["tree"], row["canonical"], row["generation"],
+                                    CandidateStatus(row["status"]), row["reason"], row["created"]) for row in rows]
+        except ValueError as error:
+            raise StoreError(f"{self.path}: the candidates table is malformed ({error})") from None
 
     # --- evaluations ----------------------------------------------------------------------------------
 
@@ -261,32 +266,12 @@ class RunStore:
         return self._conn.execute("SELECT count(*) FROM evaluations WHERE phase = ?", (phase.value,)).fetchone()[0]
 
     def _evaluation(self, row: sqlite3.Row) -> Evaluation:
-        """A typed record from a row, checked like user input: a malformed row is a StoreError."""
-        values = dict(row)
-        where = f"{self.path}: evaluation {values.get('id')}"
-        for column in JSON_COLUMNS:
-            values[column] = loads(values[column], where)
-        try:
-            values["params"] = values["params"] or {}
-            values["history"] = values["history"] or []
-            values["extra"] = values["extra"] or {}
-            values["activation"] = values["activation"] or {}
-            values["reason"] = values["reason"] or ""
-            for column in ("epochs", "seconds", "created"):
-                values[column] = values[column] or 0.0
-            values["steps"] = values["steps"] or 0
-            shapes = {"params": dict, "history": list, "extra": dict, "activation": dict}
-            if not all(isinstance(values[c], kind) for c, kind in shapes.items()):
-                raise TypeError("a JSON column has the wrong shape")
-            return Evaluation.from_dict(values)
-        except (TypeError, ValueError) as error:
-            raise StoreError(f"{where} is malformed ({error})") from None
+        return evaluation_from_row(row, f"{self.path}: evaluation {row['id']}")
 
     # --- generations ----------------------------------------------------------------------------------
 
-    def save_generation(self, generation: int, *, stats: dict, population: list[dict],
-                        hall_of_fame: list[dict], rng_state: dict) -> None:
-        """Save a resume point: everything needed to continue the search after ``generation``.
+    def save_generation(self, generation: Generation) -> None:
+        """Save a resume point: everything needed to continue the search after it.
 
         Saving a generation number again replaces it (a resumed run that redoes a generation writes the
         state it actually continued from).
@@ -295,24 +280,16 @@ class RunStore:
             self._conn.execute(
                 "INSERT OR REPLACE INTO generations "
                 "(generation, stats, population, hall_of_fame, rng_state, finished) VALUES (?, ?, ?, ?, ?, ?)",
-                (int(generation), dumps(stats), dumps(population), dumps(hall_of_fame), dumps(rng_state),
-                 time.time()))
+                generation_row(generation))
 
-    def last_generation(self) -> dict | None:
-        """The highest generation saved (decoded), or None for a run that has not finished one."""
+    def last_generation(self) -> Generation | None:
+        """The highest generation saved, or None for a run that has not finished one."""
         row = self._conn.execute("SELECT * FROM generations ORDER BY generation DESC LIMIT 1").fetchone()
         return None if row is None else self._generation(row)
 
-    def generations(self) -> list[dict]:
-        """All saved generations in order, decoded like :meth:`last_generation`."""
+    def generations(self) -> list[Generation]:
+        """All saved generations in order."""
         return [self._generation(row) for row in self._conn.execute("SELECT * FROM generations ORDER BY generation")]
 
-    def _generation(self, row: sqlite3.Row) -> dict:
-        data = dict(row)
-        where = f"{self.path}: generation {data.get('generation')}"
-        for column in GENERATION_JSON:
-            data[column] = loads(data[column], where)
-        shapes = {"stats": dict, "population": list, "hall_of_fame": list, "rng_state": dict}
-        if not all(isinstance(data[c], kind) for c, kind in shapes.items()):
-            raise StoreError(f"{where} is malformed")
-        return data
+    def _generation(self, row: sqlite3.Row) -> Generation:
+        return generation_from_row(row, f"{self.path}: generation {row['generation']}")

@@ -21,7 +21,7 @@ import gc
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,6 +29,7 @@ from torch import nn
 
 from afos.activation.module import Activation
 from afos.errors import ConfigError
+from afos.records.evaluation import Checkpoint, FitnessResult, Params, Status
 from afos.training.config import CPU_COMPILE_MIN_STEPS, CPU_MODEL_MIN_STEPS, MODEL, TrainConfig, resolve_device
 from afos.training.data.loader import DeviceLoader
 from afos.training.data.registry import Dataset, default_augment, load_dataset
@@ -36,7 +37,7 @@ from afos.training.learner import Learner, is_oom, on_cuda
 from afos.training.models.registry import activation_sites, build_model, default_model
 
 ActivationFactory = Callable[[], nn.Module]
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[["EpochProgress"], None]
 
 CHECK_EVERY = 20
 """Steps between reads of the training loss. Each read is a host synchronisation; a NaN between reads is
@@ -46,46 +47,14 @@ _EVAL_BATCH = 1024  # evaluation keeps no activations for backward, so it can us
 
 _REASON_LIMIT = 1000  # characters of an exception message kept in a record
 
-# --------------------------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class EpochProgress:
+    """What ``run_fitness(progress=...)`` receives after each validation pass: the pass, the run's budget in
+    epochs and the estimated seconds left."""
 
-
-@dataclass
-class FitnessResult:
-    """The record of one fitness run; partial (metrics None) when the run stopped early.
-
-    ``val_*`` is the fitness, from the last validation pass (for ``rejected``, the one that rejected).
-    ``test_*`` is filled only for ``ok`` runs. ``history`` holds one entry per validation pass (each epoch
-    end, the early-rejection point and the final step): {step, epoch, train_loss, val_loss, val_accuracy,
-    val_f1, seconds}, with ``train_loss`` the mean since the previous pass. ``params`` maps activation site index
-    (forward order) to its learned parameters: a float per scalar, {mean, min, max} per tensor. Non-finite
-    numbers are stored as None so that records are valid JSON and compare equal (JSON turns the site
-    indices into strings). ``kernels`` is the kernel path the candidate trained on (empty without an
-    :class:`afos.activation.module.Activation`), ``compile_seconds`` the compilation and CUDA graph capture this run
-    paid for (already compiled kernels cost none), ``cuda_graphs`` whether its steps replayed CUDA graphs and
-    ``kernel_note`` why the path is not the one asked for, if it is not.
-    """
-
-    status: str
-    reason: str = ""
-    val_accuracy: float | None = None
-    val_loss: float | None = None
-    test_accuracy: float | None = None
-    test_loss: float | None = None
-    train_loss: float | None = None
-    val_f1: float | None = None
-    test_f1: float | None = None
-    epochs: float = 0.0
-    steps: int = 0
-    seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    params: dict[int, dict[str, Any]] = field(default_factory=dict)
-    kernels: str = ""
-    compile_seconds: float = 0.0
-    cuda_graphs: bool = False
-    kernel_note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    checkpoint: Checkpoint
+    epochs: float
+    eta: float
 
 
 def kernel_path(setting: str, device: torch.device, steps: int) -> str:
@@ -97,25 +66,27 @@ def kernel_path(setting: str, device: torch.device, steps: int) -> str:
     return MODEL if steps >= CPU_MODEL_MIN_STEPS else "compiled" if steps >= CPU_COMPILE_MIN_STEPS else "eager"
 
 
-def _record_kernels(result: FitnessResult, sites: list[nn.Module], learner: Learner | None) -> None:
+def _kernel_facts(sites: list[nn.Module], learner: Learner | None) -> dict[str, Any]:
+    """The kernel fields of a result: the path the sites ran, what compiling cost, graphs, notes."""
     activations = list({id(s): s for s in sites if isinstance(s, Activation)}.values())
     notes = sorted({a.kernel_note for a in activations if a.kernel_note})
-    result.kernels = "fused" if notes else activations[0].kernels if activations else ""
-    result.compile_seconds = sum(a.compile_seconds for a in activations)
+    kernels = "fused" if notes else activations[0].kernels if activations else ""
+    compile_seconds, graphed = sum(a.compile_seconds for a in activations), False
     if learner is not None:
-        result.cuda_graphs, result.compile_seconds = learner.graphed, result.compile_seconds + learner.setup_seconds
+        graphed, compile_seconds = learner.graphed, compile_seconds + learner.setup_seconds
         if learner.train_model is not learner.model and not notes:
-            result.kernels = "model"
+            kernels = "model"
         notes += [learner.note] if learner.note else []
-    result.kernel_note = "; ".join(notes)
+    return {"kernels": kernels, "compile_seconds": compile_seconds, "cuda_graphs": graphed,
+            "kernel_note": "; ".join(notes)}
 
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _param_summary(sites: list[nn.Module]) -> dict[int, dict[str, Any]]:
-    summary: dict[int, dict[str, Any]] = {}
+def _param_summary(sites: list[nn.Module]) -> Params:
+    summary: Params = {}
     for index, site in enumerate(sites):
         values: dict[str, Any] = {}
         for name, param in site.named_parameters():
@@ -127,7 +98,7 @@ def _param_summary(sites: list[nn.Module]) -> dict[int, dict[str, Any]]:
                 stats = torch.stack([p.mean(), p.min(), p.max()]).tolist()
                 values[name] = {k: _finite(v) for k, v in zip(("mean", "min", "max"), stats)}
         if values:
-            summary[index] = values
+            summary[str(index)] = values
     return summary
 
 
@@ -137,7 +108,7 @@ def _param_summary(sites: list[nn.Module]) -> dict[int, dict[str, Any]]:
 class _Stop(Exception):
     """Ends a run early with a non-ok status; raised inside the loop, turned into the record's status."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: Status, reason: str) -> None:
         super().__init__(reason)
         self.status = status
 
@@ -242,9 +213,9 @@ def _endless(loader: DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]
 
 
 class _Run:
-    """One fitness run. It writes into ``result`` as it goes, so a run stopped by any exception still
-    leaves a truthful partial record, and it keeps the activation ``sites`` so that their learned
-    parameters can be reported whatever the outcome."""
+    """One fitness run. It notes its measurements in ``measured`` (result field -> value) as it goes, so a
+    run stopped by any exception still leaves a truthful partial record, and it keeps the activation
+    ``sites`` so that their learned parameters can be reported whatever the outcome."""
 
     def __init__(
         self, config: TrainConfig, dataset: Dataset, device: torch.device, progress: Progress | None
@@ -253,7 +224,8 @@ class _Run:
         check_validation_split(dataset, config)
         self.loaders = _make_loaders(dataset, config, device, on_cuda(config.channels_last, device))
         self.plan = _Plan.of(config, len(self.loaders.train))
-        self.result = FitnessResult(status="ok")
+        self.measured: dict[str, Any] = {}
+        self.history: list[Checkpoint] = []
         self.sites: list[nn.Module] = []
         self.learner: Learner | None = None
         self.start = time.perf_counter()  # the clock starts after the data is on the device
@@ -261,8 +233,8 @@ class _Run:
     def execute(self, activation: ActivationFactory) -> None:
         learner = self.learner = self._build(activation)
         self._train(learner)
-        result = self.result
-        result.test_loss, result.test_accuracy, result.test_f1 = map(_finite, learner.evaluate(self.loaders.test))
+        test = dict(zip(("test_loss", "test_accuracy", "test_f1"), map(_finite, learner.evaluate(self.loaders.test))))
+        self.measured.update(test)
 
     def _build(self, activation: ActivationFactory) -> Learner:
         model = build_network(self.config, self.dataset, activation)
@@ -276,14 +248,14 @@ class _Run:
                        warmup_steps=plan.warmup, compile_model=path == MODEL)
 
     def _train(self, learner: Learner) -> None:
-        plan, result = self.plan, self.result
+        plan = self.plan
         deadline = math.inf if self.config.timeout_s is None else self.start + self.config.timeout_s
         batches = _endless(self.loaders.train)
         loss_sum = torch.zeros((), device=self.device)
         since = 0  # the step of the previous validation pass
         for step in range(1, plan.total + 1):
             loss_sum += learner.step(*next(batches))
-            result.steps, result.epochs = step, step / plan.per_epoch
+            self.measured.update(steps=step, epochs=step / plan.per_epoch)
             if plan.evaluates_at(step):
                 self._validate(learner, step, loss_sum.item() / (step - since))
                 loss_sum.zero_()
@@ -293,43 +265,43 @@ class _Run:
             elif step % CHECK_EVERY == 0:
                 _check_finite(loss_sum.item(), step)
             if step < plan.total and time.perf_counter() > deadline:
-                raise _Stop("timeout", f"timed out after {step} of {plan.total} steps")
+                raise _Stop(Status.TIMEOUT, f"timed out after {step} of {plan.total} steps")
 
     def _validate(self, learner: Learner, step: int, train_loss: float) -> None:
-        result = self.result
-        result.train_loss = _finite(train_loss)
         _check_finite(train_loss, step)
-        val_loss, result.val_accuracy, result.val_f1 = learner.evaluate(self.loaders.val)
-        result.val_loss = _finite(val_loss)
+        val_loss, val_accuracy, val_f1 = learner.evaluate(self.loaders.val)
         seconds = time.perf_counter() - self.start
-        entry = {
-            "step": step,
-            "epoch": result.epochs,
-            "train_loss": result.train_loss,
-            "val_loss": result.val_loss,
-            "val_accuracy": result.val_accuracy,
-            "val_f1": result.val_f1,
-            "seconds": seconds,
-        }
-        result.history.append(entry)
+        checkpoint = Checkpoint(step, self.measured["epochs"], _finite(train_loss), _finite(val_loss), val_accuracy,
+                                val_f1, seconds)
+        self.history.append(checkpoint)
+        self.measured.update(train_loss=checkpoint.train_loss, val_loss=checkpoint.val_loss,
+                             val_accuracy=val_accuracy, val_f1=val_f1)
         if self.progress is not None:
             eta = seconds / step * (self.plan.total - step)
-            self.progress({"event": "epoch", "epochs": self.plan.total / self.plan.per_epoch, "eta": eta, **entry})
-        if result.val_loss is None:
-            raise _Stop("diverged", f"non-finite validation loss at step {step}")
+            self.progress(EpochProgress(checkpoint, self.plan.total / self.plan.per_epoch, eta))
+        if checkpoint.val_loss is None:
+            raise _Stop(Status.DIVERGED, f"non-finite validation loss at step {step}")
 
     def _early_reject(self) -> None:
-        accuracy, threshold = self.result.val_accuracy, self.config.early_reject_accuracy
+        accuracy, threshold = self.measured.get("val_accuracy"), self.config.early_reject_accuracy
         if threshold is not None and accuracy is not None and accuracy < threshold:
             raise _Stop(
-                "rejected",
-                f"validation accuracy {accuracy:.4f} < {threshold} after {self.result.epochs:.3g} epochs",
+                Status.REJECTED,
+                f"validation accuracy {accuracy:.4f} < {threshold} after {self.measured['epochs']:.3g} epochs",
             )
+
+    def result(self, status: Status, reason: str) -> FitnessResult:
+        """The record of the run as it stands: what was measured, the learned parameters of a run that did
+        not fail in an unknown way, and how its kernels ran."""
+        params = _param_summary(self.sites) if status not in (Status.ERROR, Status.OOM) else {}
+        return FitnessResult(status=status, reason=reason, **self.measured, history=tuple(self.history),
+                             params=params, **_kernel_facts(self.sites, self.learner),
+                             seconds=time.perf_counter() - self.start)
 
 
 def _check_finite(loss: float, step: int) -> None:
     if not math.isfinite(loss):
-        raise _Stop("diverged", f"non-finite training loss by step {step}")
+        raise _Stop(Status.DIVERGED, f"non-finite training loss by step {step}")
 
 
 def run_fitness(
@@ -342,10 +314,9 @@ def run_fitness(
     """Train once with ``activation()`` at every activation site and return the record; see the module doc.
 
     ``dataset`` lets a caller load once for many candidates (else it is loaded from ``config``); when given,
-    it is used as is, split included. ``progress`` receives a dict per validation pass
-    ({"event": "epoch", "step", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy", "val_f1", "seconds",
-    "eta"}); nothing is printed. Raises only for the caller's mistakes: ConfigError (invalid config, or a
-    model that cannot take the dataset) and DatasetNotFound.
+    it is used as is, split included. ``progress`` receives an :class:`EpochProgress` per validation pass;
+    nothing is printed. Raises only for the caller's mistakes: ConfigError (invalid config, or a model that
+    cannot take the dataset) and DatasetNotFound.
     """
     config.validate()
     if dataset is None:
@@ -353,24 +324,20 @@ def run_fitness(
                                     image_size=config.image_size, target=config.target)
     device = resolve_device(config.device)
     run = _Run(config, dataset, device, progress)  # outside the guard: data problems are the caller's
-    result = run.result
+    status, reason = Status.OK, ""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         try:
             run.execute(activation)
         except _Stop as stop:
-            result.status, result.reason = stop.status, str(stop)
+            status, reason = stop.status, str(stop)
         except ConfigError:
             raise  # the model cannot take this dataset: the configuration's fault, not the candidate's
         except Exception as exc:  # noqa: BLE001 - a candidate may fail in any way; it must not end the search
-            result.status = "oom" if is_oom(exc) else "error"
-            result.reason = f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
-    if result.status == "oom":
+            status = Status.OOM if is_oom(exc) else Status.ERROR
+            reason = f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
+    if status is Status.OOM:
         gc.collect()  # the exception's frames are gone now, so the model and its activations can be freed
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    elif result.status != "error":
-        result.params = _param_summary(run.sites)
-    _record_kernels(result, run.sites, run.learner)
-    result.seconds = time.perf_counter() - run.start
-    return result
+    return run.result(status, reason)

@@ -15,7 +15,7 @@ import torch
 
 from afos import __version__
 from afos.errors import ConfigError
-from afos.records import stable_hash
+from afos.records.json import stable_hash
 from afos.training.config import TrainConfig, resolve_device
 from afos.training.data.registry import DATASETS, OWN_DATASETS, load_dataset
 from afos.training.fitness import check_setup

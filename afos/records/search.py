@@ -1,0 +1,170 @@
+"""What a search saves after each generation: its statistics, population and hall of fame.
+
+A :class:`Generation` is one resume point, committed in one transaction; readers (reports, ``afos runs``)
+see the same typed records the search wrote. The JSON form keeps the key names afos has always stored
+(``fingerprint`` for an activation key, ``fitness`` as ``[rung, value]``), so older run databases read back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+from afos.records.evaluation import Params
+
+
+class CandidateStatus(str, Enum):
+    """What screening said of a distinct function the first time it was proposed."""
+
+    VALID = "valid"
+    SCREENED = "screened"
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    """A distinct function as first proposed: its key, DEAP tree, canonical text, generation of discovery
+    and the screening's verdict (``reason`` says why a screened one was refused)."""
+
+    key: str
+    tree: str
+    canonical: str
+    generation: int
+    status: CandidateStatus
+    reason: str | None = None
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What happened to the proposals of one generation."""
+
+    proposed: int = 0
+    duplicate: int = 0
+    screened: int = 0
+    trained: int = 0
+    reused: int = 0
+    failed: int = 0
+    crossovers: int = 0
+    mutations: int = 0
+
+
+#: (rung reached, fitness): compared lexicographically, so values compare only at equal training budgets.
+Fitness = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """A generation's counts and its population's best, mean and median fitness."""
+
+    counts: Counts
+    best: float | None
+    mean: float | None
+    median: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self.counts), "best": self.best, "mean": self.mean, "median": self.median}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> GenerationStats:
+        counts = Counts(**{f.name: int(values.get(f.name) or 0) for f in fields(Counts)})
+        return cls(counts, _number(values.get("best")), _number(values.get("mean")), _number(values.get("median")))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One tree of a population (DEAP tree text) with its fitness."""
+
+    tree: str
+    fitness: Fitness
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tree": self.tree, "fitness": list(self.fitness)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Member:
+        rung, value = values["fitness"]
+        return cls(str(values["tree"]), (float(rung), float(value)))
+
+
+@dataclass(frozen=True)
+class HallOfFameEntry:
+    """One distinct function of a search's hall of fame.
+
+    ``fitness`` is (rung, value); the accuracies are over the search's runs of it at the full budget;
+    ``ok`` is whether every one of them finished ok. ``learned`` holds the learned parameters per activation
+    site from the first full-budget run (None for a function without any), ``learned_runs`` each learnable
+    constant's mean over the sites, per run that finished ok.
+    """
+
+    key: str
+    tree: str
+    canonical: str
+    fitness: Fitness
+    generation: int
+    n_runs: int = 0
+    ok: bool = True
+    val_accuracy: float | None = None
+    val_std: float | None = None
+    test_accuracy: float | None = None
+    learned: Params | None = None
+    learned_runs: dict[str, list[float | None]] = field(default_factory=dict)
+
+    @property
+    def rank_key(self) -> tuple[float, float, str]:
+        """Sorting by this ranks entries: higher rung, then higher fitness, then key (a fixed tie-break)."""
+        return -self.fitness[0], -self.fitness[1], self.key
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["fingerprint"] = values.pop("key")
+        values["fitness"] = list(self.fitness)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> HallOfFameEntry:
+        rung, value = values["fitness"]
+        return cls(
+            key=str(values["fingerprint"]), tree=str(values["tree"]), canonical=str(values["canonical"]),
+            fitness=(float(rung), float(value)), generation=int(values["generation"]),
+            n_runs=int(values.get("n_runs") or 0), ok=bool(values.get("ok", True)),
+            val_accuracy=_number(values.get("val_accuracy")), val_std=_number(values.get("val_std")),
+            test_accuracy=_number(values.get("test_accuracy")), learned=values.get("learned") or None,
+            learned_runs=dict(values.get("learned_runs") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A reference function a search trains beside its candidates, at the full budget on the fitness seeds."""
+
+    expression: str
+    key: str
+    budget: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"expression": self.expression, "fingerprint": self.key, "budget": self.budget}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Baseline:
+        return cls(str(values["expression"]), str(values["fingerprint"]), float(values["budget"]))
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A search's resume point after ``generation``: everything needed to continue from it.
+
+    ``rng_state`` is the search's own random state in JSON form (see :mod:`afos.search.loop`).
+    """
+
+    generation: int
+    stats: GenerationStats
+    population: tuple[Member, ...]
+    hall_of_fame: tuple[HallOfFameEntry, ...]
+    rng_state: dict[str, Any]
+    finished: float = 0.0
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
