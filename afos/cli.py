@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import sqlite3
 import sys
@@ -306,11 +307,22 @@ def _top_functions(run_dir: Path, status: Any, report: Path) -> str:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-def report(run_dir: str) -> None:
-    """Rebuild a run's report, tables and plots from its database."""
-    from afos.reporting.search_report import write_report
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write the report's files into this folder instead of RUN_DIR.")
+def report(run_dir: str, out: str | None) -> None:
+    """Rebuild a run's report, tables and plots from its database.
 
-    click.echo(str(write_report(run_dir)))
+    A run folder that cannot be written (an archive, a read-only mount) gets its report printed instead;
+    --out writes the files elsewhere.
+    """
+    from afos.reporting.run_report import rebuild_report, report_markdown
+
+    if out is None and not os.access(run_dir, os.W_OK):
+        click.echo(report_markdown(run_dir), nl=False)
+        click.echo(f"afos: {run_dir} cannot be written, so the report is printed; --out DIR writes its files",
+                   err=True)
+        return
+    click.echo(str(rebuild_report(run_dir, out)))
 
 
 @cli.command()
@@ -590,10 +602,11 @@ def export(target: str, rank: int, fmt: str, out: str | None, **options: Any) ->
     The torch file defines activation(x) and class Activation(torch.nn.Module); the numpy file
     activation(x). Neither imports afos.
     """
-    from afos.reporting.export import Form, render
+    from afos.reporting.export.form import Form
+    from afos.reporting.export.formats import render
 
     if Path(target).is_dir():
-        from afos.reporting.export import hall_of_fame_form
+        from afos.reporting.export.form import hall_of_fame_form
 
         form = hall_of_fame_form(target, rank)
     else:

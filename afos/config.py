@@ -28,13 +28,20 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
 
 
 def with_overrides(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply ``{"population": 8, "train.epochs": 2}``-style overrides (None values are skipped)."""
+    """Apply ``{"population": 8, "train.epochs": 2}``-style overrides (None values are skipped).
+
+    A section an override goes into must be a table: ``train = 5`` in a config is refused by name here, not
+    found out by a traceback.
+    """
     merged = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in values.items()}
     for key, value in overrides.items():
         if value is None:
             continue
         section, _, name = key.rpartition(".")
         target = merged.setdefault(section, {}) if section else merged
+        if not isinstance(target, dict):
+            raise ConfigError(f"config: {section} must be a table of settings ([{section}] in TOML), "
+                              f"got {target!r}")
         target[name] = value
     return merged
 

@@ -113,6 +113,32 @@ def test_full_filesystem_during_a_search_is_one_line(tmp_path: Path) -> None:
     assert "disk" in _one_error_line(result, str(folder / "run"))  # "disk I/O error" or "database or disk is full"
 
 
+def test_report_of_a_read_only_run_is_printed_and_out_writes_elsewhere(tmp_path: Path) -> None:
+    """A run folder that cannot be written still gets its report: printed, or written elsewhere (--out)."""
+    run = tmp_path / "archive" / "run"
+    made = _afos("search", "--out", str(run), "--population", "3", "--generations", "1", "--epochs", "0.2",
+                 "--no-confirm", "--quiet")
+    assert made.returncode == 0, made.stderr
+    (run / "report.md").unlink()
+    read_only = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1"'
+    printed = _in_private_mount(read_only, run.parent, "report", str(run))
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("# afos search report: run") and "--out DIR" in printed.stderr
+    elsewhere = tmp_path / "copy"
+    written = _in_private_mount(read_only, run.parent, "report", str(run), "--out", str(elsewhere))
+    assert written.returncode == 0, written.stderr
+    assert {"report.md", "hall_of_fame.csv", "generations.csv"} <= {p.name for p in elsewhere.iterdir()}
+    assert not (run / "report.md").exists()
+
+
+def test_a_config_whose_train_is_not_a_table_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("population = 4\ntrain = 5\n")
+    line = _one_error_line(_afos("search", "--config", str(config), "--dataset", "digits", "--epochs", "0.2"),
+                           "train must be a table")
+    assert "got 5" in line
+
+
 # ------------------------------------------------------------------------------------------- bugs and Ctrl-C
 
 _RAISING_COMMAND = textwrap.dedent("""

@@ -4,6 +4,7 @@ the function afos trains, values and gradients alike."""
 from __future__ import annotations
 
 import json
+import keyword
 import subprocess
 import sys
 import textwrap
@@ -14,8 +15,10 @@ import pytest
 import torch
 
 from afos.activation.module import Activation
+from afos.errors import UserError
 from afos.execution.local import SerialExecutor
-from afos.reporting.export import ExportError, Form, render
+from afos.reporting.export.form import ExportError, Form
+from afos.reporting.export.formats import RESERVED_NAMES, render
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
 from afos.space.parse import parse
@@ -176,3 +179,67 @@ def test_cli_exports_from_a_search_run_with_learned_constants(tmp_path: Path) ->
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-9)
     bad = afos("export", str(run), "--rank", "99")
     assert bad.returncode == 2 and bad.stderr.startswith("afos: error: --rank 99 is out of range")
+
+
+# ------------------------------------------------------------------------------ parameter names
+
+
+BATCH_RUNNER = textwrap.dedent('''
+    import importlib.util, json, pathlib, sys
+    sys.modules["afos"] = None
+    import numpy, torch
+    out = {}
+    for path in sorted(pathlib.Path(".").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        x = [-1.5, 0.0, 2.0]
+        if path.stem.startswith("torch"):
+            values = module.activation(torch.tensor(x, dtype=torch.float64))
+            trained = module.Activation().double()(torch.tensor(x, dtype=torch.float64))
+            out[path.stem] = [values.tolist(), trained.tolist()]
+        else:
+            out[path.stem] = [module.activation(numpy.array(x)).tolist()] * 2
+    print(json.dumps(out))
+''')
+
+
+def _exportable_names() -> list[str]:
+    """Every Python keyword and every name an exporter writes renamed that the grammar takes as a parameter."""
+    names = []
+    for name in sorted({*keyword.kwlist, *RESERVED_NAMES}):
+        try:
+            parse("x*sigmoid(x*NAME)".replace("NAME", name), params=[name])
+        except UserError:
+            continue  # the grammar refuses it (x, a function or constant name): nothing to export
+        names.append(name)
+    return names
+
+
+def test_every_parameter_name_exports_to_working_code(tmp_path: Path) -> None:
+    """`afos export "x*sigmoid(x*lambda)" --learnable lambda=1` once wrote a file that did not parse, and a
+    parameter named `torch` shadowed the module: every keyword and every name the files use now works."""
+    names = _exportable_names()
+    assert {"lambda", "torch", "numpy", "formula", "PARAMETERS", "training", "forward"} <= set(names)
+    work = tmp_path / "exports"
+    work.mkdir()
+    for index, name in enumerate(names):
+        form = Form.from_text(f"x*sigmoid(x*{name})", {name: 1.5})
+        for fmt in ("torch", "numpy"):
+            source = render(form, fmt)
+            assert f"{name} = 1.5" in source  # the docstring keeps the user's name
+            (work / f"{fmt}_{index}.py").write_text(source)
+    result = subprocess.run([sys.executable, "-I", "-c", BATCH_RUNNER], cwd=work, capture_output=True, text=True,
+                            check=False, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    x = np.array([-1.5, 0.0, 2.0])
+    expected = (x / (1 + np.exp(-1.5 * x))).tolist()
+    for stem, (values, trained) in json.loads(result.stdout).items():
+        np.testing.assert_allclose(values, expected, rtol=1e-6, err_msg=stem)
+        np.testing.assert_allclose(trained, expected, rtol=1e-6, err_msg=stem)
+
+
+def test_a_renamed_parameter_is_named_in_the_docstring() -> None:
+    source = render(Form.from_text("x*sigmoid(x*lambda) + torch", {"lambda": 1.0, "torch": 0.5}), "torch")
+    assert "lambda as lambda_" in source and "torch as torch_" in source
+    assert "def formula(x, lambda_, torch_):" in source and "self.lambda_ = " in source

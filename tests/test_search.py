@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -181,3 +182,14 @@ def test_learnable_constants_are_trained_recorded_and_resumable(tmp_path: Path) 
     with RunStore(tmp_path / "resumed" / "afos.db", readonly=True) as store:
         assert store.last_generation().hall_of_fame == hall
     assert any(entry.learned for entry in hall if ":" in entry.key)
+
+
+def test_a_search_leaves_the_callers_random_state_alone(tmp_path: Path) -> None:
+    """DEAP draws from Python's global generator; the search swaps its own state in and out around it."""
+    random.seed(1234)
+    before = random.getstate()
+    _search(_config(generations=2), tmp_path / "run")
+    assert random.getstate() == before
+    random.seed(99)  # the caller's draws in between do not change what a resumed search proposes
+    _search(_config(generations=2), tmp_path / "twin")
+    assert _hall_of_fame(tmp_path / "twin") == _hall_of_fame(tmp_path / "run")

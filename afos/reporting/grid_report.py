@@ -87,7 +87,19 @@ def _metric(cell: Cell, metric: str) -> str:
 # ----------------------------------------------------------------------------------------- evaluate
 
 
+def evaluation_markdown(results: Results) -> str:
+    """``afos evaluate``'s results.md."""
+    return _evaluation_markdown(results, cell_lines(results))
+
+
+def comparison_markdown(results: Results) -> str:
+    """``afos compare``'s report.md."""
+    return _comparison_markdown(results, analyse(results))
+
+
 def write_evaluation(out: Path, results: Results) -> None:
+    """results.json/.csv/.md, runs.csv, curves.png and the learned shapes of an evaluation, into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
     lines = cell_lines(results)
     runs = results.all_runs()
     _write_json(out / "results.json", {"grid": [s.to_dict() for s in results.specs],

@@ -1,0 +1,83 @@
+"""One run lifecycle for every kind: a search, an evaluate grid and a compare grid, each killed with SIGKILL
+or stopped with SIGTERM in a real subprocess, are shown ``interrupted`` by ``afos runs`` with the command that
+resumes them, and the same command (or ``--resume``) finishes them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from afos.records.runs import RunKind, RunStatus
+from afos.runs.listing import list_runs
+
+#: Per kind: the command (the run folder is appended with --out) and how to resume it.
+COMMANDS = {
+    RunKind.SEARCH: ["search", "--population", "6", "--generations", "3", "--epochs", "1", "--no-confirm"],
+    RunKind.EVALUATE: ["evaluate", "relu", "silu", "tanh", "--seeds", "3", "--epochs", "2"],
+    RunKind.COMPARE: ["compare", "relu", "--baseline", "silu,tanh", "--datasets", "digits,wine", "--seeds", "2",
+                      "--epochs", "2"],
+}
+
+
+def _start(kind: RunKind, out: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "afos", *COMMANDS[kind], "--out", str(out), "--quiet", "--no-reuse"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_records(db: Path, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+                if connection.execute("SELECT count(*) FROM evaluations").fetchone()[0] >= count:
+                    return
+        except sqlite3.Error:
+            pass  # not created yet
+        time.sleep(0.05)
+    pytest.fail(f"{db} never held {count} runs")
+
+
+def _resume(kind: RunKind, out: Path) -> list[str]:
+    if kind is RunKind.SEARCH:
+        return [sys.executable, "-m", "afos", "search", "--resume", str(out), "--quiet"]
+    return [sys.executable, "-m", "afos", *COMMANDS[kind], "--out", str(out), "--quiet", "--no-reuse"]
+
+
+@pytest.mark.parametrize("kind", list(RunKind), ids=lambda kind: kind.value)
+def test_a_killed_run_of_any_kind_shows_interrupted_and_resumes(tmp_path: Path, kind: RunKind) -> None:
+    out = tmp_path / "run"
+    process = _start(kind, out)
+    _wait_for_records(out / "afos.db", 2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    (row,) = list_runs(tmp_path)
+    assert (row.kind, row.status) == (kind, RunStatus.INTERRUPTED)
+    assert row.resume == kind.resume_command(str(out))
+    shown = subprocess.run([sys.executable, "-m", "afos", "runs", str(tmp_path)], capture_output=True, text=True,
+                           timeout=120)
+    assert "interrupted" in shown.stdout and row.resume in shown.stdout
+    resumed = subprocess.run(_resume(kind, out), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    (row,) = list_runs(tmp_path)
+    assert row.status is RunStatus.FINISHED and row.resume is None
+
+
+@pytest.mark.parametrize("kind", [RunKind.EVALUATE, RunKind.COMPARE], ids=lambda kind: kind.value)
+def test_sigterm_interrupts_a_grid_like_a_search(tmp_path: Path, kind: RunKind) -> None:
+    """A scheduler's cancel: status interrupted, exit 143, one line saying how to resume, no traceback."""
+    out = tmp_path / "run"
+    process = _start(kind, out)
+    _wait_for_records(out / "afos.db", 2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert f"terminated; run the same command with --out {out} to resume" in stderr and "Traceback" not in stderr
+    (row,) = list_runs(tmp_path)
+    assert row.status is RunStatus.INTERRUPTED
