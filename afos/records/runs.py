@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 
 class RunKind(str, Enum):
@@ -73,3 +75,27 @@ class RunSummary:
     heartbeat: float | None = None
     resume: str | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a run folder's ``run.json`` says while and after a process works on it: the run's kind and
+    status, the process (host and pid) with its last heartbeat (unix seconds), and how many training runs
+    the database holds. Readers use it where they must not open the database of a running run (a network
+    filesystem) and to tell a working run from one whose process is gone."""
+
+    kind: RunKind
+    status: RunStatus
+    host: str
+    pid: int
+    heartbeat: float
+    evaluations: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": self.kind.value, "status": self.status.value, "host": self.host, "pid": self.pid,
+                "heartbeat": self.heartbeat, "evaluations": self.evaluations}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> RunState:
+        return cls(RunKind(values["kind"]), RunStatus(values["status"]), str(values["host"]), int(values["pid"]),
+                   float(values["heartbeat"]), int(values.get("evaluations") or 0))

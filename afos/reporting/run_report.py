@@ -10,9 +10,11 @@ from pathlib import Path
 
 from afos.errors import UserError
 from afos.grid.sources import load_results
-from afos.records.runs import RunKind
+from afos.records.runs import RunKind, RunStatus
 from afos.reporting.grid_report import comparison_markdown, evaluation_markdown, write_comparison, write_evaluation
 from afos.reporting.search_report import report_text, write_report
+from afos.storage.filesystems import is_network_filesystem
+from afos.storage.liveness import read_state
 from afos.storage.store import RunStore
 
 
@@ -21,6 +23,11 @@ def run_kind(run_dir: Path) -> RunKind:
     database = run_dir / "afos.db"
     if not database.exists():
         raise FileNotFoundError(2, "No such file or directory (not a run folder)", str(database))
+    state = read_state(run_dir)
+    if state is not None and state.status is RunStatus.RUNNING and is_network_filesystem(database):
+        raise UserError(f"{run_dir} has not ended (running, or killed and not yet resumed); on a network "
+                        "filesystem afos reads a run's database only once its run has ended (`afos runs` shows "
+                        "its progress)")
     with RunStore(database, readonly=True) as store:
         stored = store.get_meta("kind", RunKind.SEARCH.value)
     try:

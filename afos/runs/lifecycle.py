@@ -1,10 +1,11 @@
 """The one run lifecycle: every run kind (search, evaluate, compare) is opened, tracked and closed here.
 
-A run's status lives in its database: ``running`` (with host, pid and a heartbeat every few seconds) while a
-process works on it, then ``finished`` (or a search's ``budget`` / ``time-limit``), ``interrupted`` after
-Ctrl-C or SIGTERM (every finished training run is already committed), ``failed`` with its reason after any
-other error. A process killed with SIGKILL leaves ``running`` with a heartbeat that stops, which ``afos runs``
-shows as ``interrupted``, with the command that resumes it, once the heartbeat is stale.
+A run's status lives in its database's meta and, with the host, pid and a heartbeat every few seconds, in
+its ``run.json`` (:mod:`afos.storage.liveness`): ``running`` while a process works on it, then ``finished``
+(or a search's ``budget`` / ``time-limit``), ``interrupted`` after Ctrl-C or SIGTERM (every finished training
+run is already committed), ``failed`` with its reason after any other error. A process killed with SIGKILL
+leaves ``running`` with a heartbeat that stops, which ``afos runs`` shows as ``interrupted``, with the command
+that resumes it, as soon as the pid is gone (same host) or the heartbeat is stale (another host).
 """
 
 from __future__ import annotations
@@ -84,25 +85,35 @@ def run_session(run_dir: Path, kind: RunKind, meta: Mapping[str, Any], executor:
                           on_record=options.on_record)
         cache = SiblingRuns(run_dir.parent, run_dir) if options.reuse else None
         try:
-            with Heartbeat(store.path), cache or contextlib.nullcontext():
-                session = Session(run_dir, store, Evaluator(store, executor, cache=cache, on_record=log.record), log)
-                return tracked(store, lambda: work(session))
+            with Heartbeat(run_dir, kind) as heartbeat, cache or contextlib.nullcontext():
+                heartbeat.count(log.done)
+
+                def on_record(record: Evaluation) -> None:
+                    log.record(record)
+                    heartbeat.count(log.done)
+
+                session = Session(run_dir, store, Evaluator(store, executor, cache=cache, on_record=on_record), log)
+                return tracked(store, heartbeat, lambda: work(session))
         finally:
             log.close()
 
 
-def tracked(store: RunStore, work: Callable[[], RunStatus]) -> RunStatus:
-    """Run ``work`` with the run's status kept true in its meta (see the module docstring)."""
+def tracked(store: RunStore, heartbeat: Heartbeat, work: Callable[[], RunStatus]) -> RunStatus:
+    """Run ``work`` with the run's status kept true in its meta and its ``run.json`` (see the module
+    docstring)."""
     store.set_meta("status", RunStatus.RUNNING.value)
     try:
         status = work()
     except KeyboardInterrupt:
+        heartbeat.finish(RunStatus.INTERRUPTED)
         store.set_meta("status", RunStatus.INTERRUPTED.value)
         raise
     except BaseException as error:
-        with contextlib.suppress(Exception):  # a full disk may refuse this too; the heartbeat then tells
+        heartbeat.finish(RunStatus.FAILED)
+        with contextlib.suppress(Exception):  # a full disk may refuse this too; run.json then tells
             store.set_meta("status", RunStatus.FAILED.value)
             store.set_meta("reason", f"{type(error).__name__}: {error}"[:_REASON_LIMIT])
         raise
+    heartbeat.finish(status)
     store.set_meta("status", status.value)
     return status

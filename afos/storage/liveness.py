@@ -1,51 +1,53 @@
-"""Whether the process working on a run is alive: a heartbeat, host and pid that readers can check."""
+"""Whether the process working on a run is alive: ``run.json`` beside the run's database.
+
+The file holds a :class:`~afos.records.runs.RunState`: the run's kind and status, the host and pid of the
+process working on it and a heartbeat rewritten every :data:`HEARTBEAT_S` seconds from a thread of its own,
+also while one training run takes hours. It is replaced atomically (written beside it, then renamed, which is
+atomic on network filesystems too), so a reader sees the old or the new state, never half of one. It lives
+outside the database so that writing it never needs a second connection to a database its run may hold
+exclusively (on a network filesystem), and so that readers can learn a run's status without opening its
+database. Runs of an older afos have no such file; their database's meta holds the same fields.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
-import sqlite3
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from afos.storage.store import RunStore
+from afos.records.runs import RunKind, RunState, RunStatus
 
+#: The liveness file's name in a run folder.
+STATE_FILE = "run.json"
 #: Seconds between heartbeats of a working run; a run whose last one is older than STALE_S is not alive.
 HEARTBEAT_S = 10.0
 STALE_S = 120.0
 
 
-class Heartbeat:
-    """Writes ``host``, ``pid`` and, every :data:`HEARTBEAT_S`, ``heartbeat`` (unix seconds) into a run's
-    meta from a thread of its own (with its own connection), so that readers can tell a working run from
-    one whose process is gone, also while a single training run takes hours."""
+def read_state(run_dir: str | Path) -> RunState | None:
+    """The run's state from its ``run.json``; None when there is none or it does not read as one."""
+    try:
+        values = json.loads((Path(run_dir) / STATE_FILE).read_text())
+        return RunState.from_dict(values)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="afos-heartbeat", daemon=True)
 
-    def __enter__(self) -> Heartbeat:
-        with RunStore(self.path) as store, store.transaction():
-            store.set_meta("host", socket.gethostname())
-            store.set_meta("pid", os.getpid())
-            store.set_meta("heartbeat", time.time())
-        self._thread.start()
-        return self
-
-    def _beat(self) -> None:
-        with RunStore(self.path) as store:
-            while not self._stop.wait(HEARTBEAT_S):
-                try:
-                    store.set_meta("heartbeat", time.time())
-                except sqlite3.Error:  # a full disk or a lock: the next beat tries again
-                    continue
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=HEARTBEAT_S + 5)
+def write_state(run_dir: str | Path, state: RunState) -> None:
+    """Replace the run's ``run.json`` atomically."""
+    path = Path(run_dir) / STATE_FILE
+    partial = path.with_name(f".{STATE_FILE}.{os.getpid()}")
+    with partial.open("w") as handle:
+        json.dump(state.to_dict(), handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
 
 
 def is_alive(host: Any, pid: Any, heartbeat: Any, now: float | None = None) -> bool:
@@ -64,3 +66,50 @@ def is_alive(host: Any, pid: Any, heartbeat: Any, now: float | None = None) -> b
         except PermissionError:
             return True
     return True
+
+
+def running_elsewhere(run_dir: str | Path) -> bool:
+    """Whether a live process (of this or another host) works on the run now, by its ``run.json``."""
+    state = read_state(run_dir)
+    return state is not None and state.status is RunStatus.RUNNING and is_alive(state.host, state.pid,
+                                                                                  state.heartbeat)
+
+
+class Heartbeat:
+    """Keeps a run's ``run.json`` true while a process works on it: ``running`` with this host, pid and a
+    fresh heartbeat, then the status the work ends with (:meth:`finish`), written when the thread stops."""
+
+    def __init__(self, run_dir: Path, kind: RunKind) -> None:
+        self.run_dir = Path(run_dir)
+        self.state = RunState(kind, RunStatus.RUNNING, socket.gethostname(), os.getpid(), time.time())
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="afos-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        write_state(self.run_dir, self.state)
+        self._thread.start()
+        return self
+
+    def count(self, evaluations: int) -> None:
+        """The number of training runs the database holds now, written at once (``afos runs`` shows it)."""
+        with self._lock, contextlib.suppress(OSError):  # a full disk: the next beat tries again
+            self.state = replace(self.state, evaluations=evaluations, heartbeat=time.time())
+            write_state(self.run_dir, self.state)
+
+    def finish(self, status: RunStatus) -> None:
+        """The status to leave in ``run.json`` when the work ends."""
+        with self._lock:
+            self.state = replace(self.state, status=status)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            with self._lock, contextlib.suppress(OSError):  # a full disk: the next beat tries again
+                self.state = replace(self.state, heartbeat=time.time())
+                write_state(self.run_dir, self.state)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=HEARTBEAT_S + 5)
+        with self._lock, contextlib.suppress(OSError):
+            write_state(self.run_dir, replace(self.state, heartbeat=time.time()))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from afos.errors import StoreError
 from afos.records.evaluation import EvalKey, Evaluation
+from afos.storage.filesystems import is_network_filesystem
+from afos.storage.liveness import read_state
 from afos.storage.store import RunStore
 
 #: Seconds between listings of the sibling run folders.
@@ -22,7 +24,9 @@ class SiblingRuns:
 
     A database that is foreign, older, broken or still being created is simply not used. The folder is
     listed again at most every :data:`RELIST_S` seconds (listing costs more than the lookups), so a run
-    that appears beside this one is seen soon after.
+    that appears beside this one is seen soon after. On a network filesystem only runs that have ended
+    (by their ``run.json``) are read, as immutable files: a running run's database belongs to its writer
+    (maybe on another host), and a killed run's journal is rolled back only by its resume.
     """
 
     def __init__(self, root: Path, exclude: Path) -> None:
@@ -32,6 +36,7 @@ class SiblingRuns:
         self._broken: set[Path] = set()
         self._paths: list[Path] = []
         self._listed = -math.inf
+        self.network = is_network_filesystem(self.root)
 
     def find(self, key: EvalKey) -> tuple[Evaluation, str] | None:
         for path, store in self._stores():
@@ -50,6 +55,8 @@ class SiblingRuns:
         for path in self._paths:
             if path.parent.resolve() == self.exclude or path in self._broken:
                 continue
+            if path not in self._open and self.network and not _ended(path.parent):
+                continue  # asked again after the next listing
             if path not in self._open:
                 try:
                     self._open[path] = RunStore(path, readonly=True)
@@ -68,3 +75,8 @@ class SiblingRuns:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ended(run_dir: Path) -> bool:
+    state = read_state(run_dir)
+    return state is not None and state.status.is_ended()

@@ -12,6 +12,12 @@ after any crash, including ``kill -9`` or a pre-empted machine:
 * **One transaction per logical write.** Each write method runs in :meth:`RunStore.transaction`, and the
   driver wraps larger units (a whole generation) in an outer one, so a crash loses at most the evaluation in
   flight and never leaves half a generation.
+* **On a network filesystem** (NFS, Lustre, GPFS; :mod:`afos.storage.filesystems`), where WAL's shared memory
+  cannot work across hosts and locks are unreliable, the writer uses the rollback journal (``DELETE``: a
+  killed process leaves a hot journal the next open rolls back, so commits stay atomic) and holds the
+  database exclusively for as long as it runs (``locking_mode=EXCLUSIVE``: one lock taken once, no lock
+  traffic per transaction). Readers there open a database only once its run has ended (its ``run.json``
+  says so, :mod:`afos.storage.liveness`), as an immutable file: no lock, no journal, nothing written.
 * **No pickle.** Structured values are JSON text, so opening a database from elsewhere cannot run code,
   and users can query it with plain ``sqlite3``. JSON columns are declared ``TEXT``: a column declared
   ``JSON`` gets NUMERIC affinity and SQLite would turn the text ``'1.0'`` into the integer 1 (and big ints
@@ -36,6 +42,7 @@ from afos.errors import StoreError
 from afos.records.evaluation import WORKER_DIED, EvalKey, Evaluation, Phase
 from afos.records.json import dumps as json_text
 from afos.records.search import CandidateRecord, CandidateStatus, Generation
+from afos.storage.filesystems import is_network_filesystem
 from afos.storage.schema import (
     BY_KEY,
     MIGRATE_1_TO_2,
@@ -61,6 +68,7 @@ class RunStore:
     def __init__(self, path: str | Path, *, readonly: bool = False, meta: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.network = is_network_filesystem(self.path)
         self._depth = 0
         try:
             self._conn = self._connect()
@@ -69,7 +77,9 @@ class RunStore:
         try:
             self._conn.row_factory = sqlite3.Row
             if not readonly:
-                self._conn.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+                for pragma in (("journal_mode=DELETE", "locking_mode=EXCLUSIVE") if self.network else
+                               ("journal_mode=WAL",)):  # WAL is persistent, stored in the file
+                    self._conn.execute(f"PRAGMA {pragma}")
                 self._conn.execute("PRAGMA synchronous=FULL")  # per connection; see the module docstring
             self._check_schema(meta or {})
         except sqlite3.OperationalError:
@@ -88,8 +98,9 @@ class RunStore:
 
         Readers use a ``mode=ro`` URI: SQLite itself refuses their writes, and a missing file is an error
         rather than a new empty database. Where the folder cannot be written (an archived or shared results
-        folder), a WAL reader could not create its shared-memory file, so the file is opened ``immutable``.
-        The busy timeout waits out another connection's short locks (WAL recovery, checkpoints).
+        folder), a WAL reader could not create its shared-memory file, so the file is opened ``immutable``;
+        so is every database on a network filesystem (see the module docstring). The busy timeout waits out
+        another connection's short locks (WAL recovery, checkpoints).
         """
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder, not a run database")
@@ -98,7 +109,8 @@ class RunStore:
             return sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         if not self.path.is_file():
             raise FileNotFoundError(f"no run database at {self.path}")
-        flags = "mode=ro" if os.access(self.path.parent, os.W_OK) else "mode=ro&immutable=1"
+        shared = self.network or not os.access(self.path.parent, os.W_OK)
+        flags = "mode=ro&immutable=1" if shared else "mode=ro"
         uri = self.path.resolve().as_uri() + "?" + flags
         return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
 
