@@ -6,8 +6,32 @@ there with every finished record committed.
 
 `UserError` and its subclasses mean *the user asked for something impossible* (bad expression, missing or
 broken dataset, bad config, a folder that is not a usable run). The CLI turns them into one line on stderr
-and exit code 2; everything else is a bug and keeps its traceback.
+and exit code 2; everything else is a bug and keeps its traceback. :class:`ExitCode` is every exit status
+the command line uses (the docs' table is generated from it).
 """
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """How an ``afos`` command ended. Each member's description is the documented meaning."""
+
+    description: str
+
+    def __new__(cls, code: int, description: str) -> "ExitCode":
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.description = description
+        return member
+
+    OK = 0, ("the command ran; for search, evaluate and compare even if some candidates failed (each is "
+             "recorded with its status and reason)")
+    BUG = 1, "a bug in afos: its traceback is printed above the last line; please report it"
+    USER_ERROR = 2, ("an expected failure, reported as one `afos: error: ...` line before any training where "
+                     "it can be: bad input or config, a missing or corrupt dataset, an unusable run folder")
+    INTERRUPTED = 130, "interrupted by Ctrl-C; a search or grid says how to resume it"
+    TERMINATED = 143, ("terminated by SIGTERM (a scheduler's cancel); the run is marked interrupted and "
+                       "resumes the same way")
 
 
 class UserError(Exception):

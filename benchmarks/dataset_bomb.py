@@ -5,7 +5,7 @@ reader allocates more than the dataset's declared size.
 
 Builds, in a temporary folder, a valid tiny MNIST whose t10k images file is a bomb (a header for 4 images of
 3 x 2 pixels followed by N MiB of zeros, about 1 MB compressed per GiB), and a copy whose training images
-header declares 4e9 x 28 x 28. Each is loaded by `afos.data.load_dataset` in a fresh process, which prints
+header declares 4e9 x 28 x 28. Each is loaded by `afos.load_dataset` in a fresh process, which prints
 its peak resident memory growth (ru_maxrss after minus before the load) and the error it raised. To measure
 another checkout, run from outside any checkout (``python -c`` puts the working folder first on sys.path):
 ``cd /tmp && PYTHONPATH=CHECKOUT python CHECKOUT/benchmarks/dataset_bomb.py``.

@@ -70,8 +70,8 @@ def parse_args() -> argparse.Namespace:
 def test_row(quick: bool, skip: bool) -> str:
     if quick or skip:
         return f"skipped ({'--quick' if quick else '--skip-tests'})"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_compile.py",
-               "tests/test_fused.py", "tests/test_parametric.py", "tests/test_cuda_graphs.py"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/activation",
+               "tests/training/test_cuda_graphs.py"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     counts = re.findall(r"(\d+) (passed|failed|error|skipped)", done.stdout)
     return ", ".join(f"{n} {what}" for n, what in counts) or done.stdout[-300:]

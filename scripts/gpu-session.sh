@@ -96,8 +96,8 @@ run() {
 
   # The tests and evaluate time nothing, so they share the machine; the timed steps run alone.
   local tests_pid report_pid
-  SIG=INT step tests 180 python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" -rfEs --durations=5 tests/test_compile.py \
-    tests/test_fused.py tests/test_parametric.py tests/test_cuda_graphs.py tests/test_data.py &
+  SIG=INT step tests 180 python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" -rfEs --durations=5 tests/activation \
+    tests/training/test_cuda_graphs.py tests/training/data/test_data.py &
   tests_pid=$!
   step evaluate 100 "${afos[@]}" evaluate relu eelu "${fast[@]}" "${epochs[@]}" --seeds 2 --out "$RUNS/evaluate"
   wait "$tests_pid"  # not a bare wait: that would also wait for the GPU sampler, which never ends

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -120,30 +119,6 @@ def test_immigrants_fill_their_share_of_each_generation(tmp_path: Path) -> None:
         second = store.generations()[1].stats.counts
     assert second.crossovers == second.mutations == 0
     assert second.trained >= 3  # round(0.5 * 6) immigrant slots, all new
-
-
-def test_a_killed_search_shows_interrupted_and_resumes_to_its_twin(tmp_path: Path) -> None:
-    config = tmp_path / "tiny.toml"
-    config.write_text('population = 5\ngenerations = 3\nseed = 7\nelites = 1\n'
-                      '[train]\ndataset = "digits"\nmodel = "mlp"\nepochs = 1\nbatch_size = 64\n')
-    root = tmp_path / "root"
-    assert afos("search", "--config", str(config), "--out", str(root / "a"), "--quiet").returncode == 0
-    process = subprocess.Popen([sys.executable, "-m", "afos", "search", "--config", str(config), "--out",
-                                str(root / "b"), "--quiet", "--no-reuse"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and _count(root / "b" / "afos.db") < 6:
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    status = {row.run: row for row in list_runs(root)}["b"]
-    assert status.status is RunStatus.INTERRUPTED and "--resume" in status.resume
-    shown = afos("runs", str(root))
-    assert "interrupted" in shown.stdout and f"afos search --resume {root / 'b'}" in shown.stdout
-    resumed = afos("search", "--resume", str(root / "b"), "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
-    assert _hall(root / "b") == _hall(root / "a")
-    assert {row.run: row.status for row in list_runs(root)} == {"a": RunStatus.FINISHED, "b": RunStatus.FINISHED}
 
 
 def _count(db: Path) -> int:

@@ -57,7 +57,7 @@ MAX_HALVING_RUNGS = 10
 
 _PROBABILITY = (number(0, 1), "a number in [0, 1]")
 _TEXT_LIST = (list_of(is_text), "a list of strings")
-_RULES: dict[str, Rule] = {
+RULES: dict[str, Rule] = {
     "primitives": (lambda v: is_text(v) or (list_of(is_text)(v) and bool(v)),
                    "a primitive set name (afos, swish, actbench) or a list of primitive names"),
     "constants": (list_of(number(-MAX_LITERAL, MAX_LITERAL)), f"a list of numbers within ±{MAX_LITERAL:g}"),
@@ -95,7 +95,8 @@ _RULES: dict[str, Rule] = {
 
 @dataclass
 class SearchConfig:
-    """Settings of one search; ``train`` is the fitness protocol. See the README's config reference."""
+    """Settings of one search; ``train`` is the fitness protocol. What each key does: docs/search.md; the
+    keys and their rules: docs/config.md."""
 
     primitives: str | list[str] = "afos"
     constants: list[float] = field(default_factory=list)
@@ -132,7 +133,7 @@ class SearchConfig:
     def validate(self) -> SearchConfig:
         """Raise :class:`ConfigError` naming the first bad key: each value's type and range (the rule table),
         then the bounds that relate two keys."""
-        check_rules(self, _RULES, "search config")
+        check_rules(self, RULES, "search config")
         relations = {
             "elites": (self.elites < self.population, "below population"),
             "hall_of_fame": (self.hall_of_fame >= self.elites, "at least elites"),

@@ -15,6 +15,6 @@ which every compared function failed carries no information about their order an
 
 Modules: :mod:`~afos.stats.common` (the result matrix, finite means, JSON-ready results),
 :mod:`~afos.stats.ranks` (ranks, Friedman, Nemenyi) and :mod:`~afos.stats.pairwise` (Holm, Wilcoxon,
-per-case significance, wins). Pure numpy and scipy, with records.json for their JSON form."""
+per-case significance, wins). Imports numpy, scipy and :mod:`afos.records` (for the JSON form of results)."""
 
 from __future__ import annotations

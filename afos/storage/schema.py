@@ -43,11 +43,11 @@ CREATE TABLE candidates (
 CREATE TABLE evaluations (
     id             INTEGER PRIMARY KEY,
     activation_key TEXT NOT NULL,     -- ActivationSpec.key() of the function trained
-    protocol       TEXT NOT NULL,     -- evaluation.protocol_id() of the resolved training config
+    protocol       TEXT NOT NULL,     -- afos.training.protocol.protocol_id() of the resolved config
     budget         REAL NOT NULL,     -- epochs
     seed           INTEGER NOT NULL,
     task           TEXT NOT NULL,     -- 'dataset/model'
-    status         TEXT NOT NULL,     -- evaluation.Status
+    status         TEXT NOT NULL,     -- afos.records.evaluation.Status
     reason         TEXT,
     val_accuracy   REAL,
     val_loss       REAL,
@@ -59,7 +59,7 @@ CREATE TABLE evaluations (
     seconds        REAL,
     expression     TEXT,              -- canonical expression of the function trained
     activation     TEXT,              -- JSON: ActivationSpec.to_dict()
-    phase          TEXT NOT NULL,     -- evaluation.Phase: search, baseline, confirm, grid
+    phase          TEXT NOT NULL,     -- afos.records.evaluation.Phase
     generation     INTEGER,           -- search generation that asked for it (NULL outside the search loop)
     origin         TEXT NOT NULL,     -- 'trained' (by this run) or 'reused' (copied from another run)
     source         TEXT,              -- the run it was copied from, for origin 'reused'

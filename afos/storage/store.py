@@ -30,19 +30,15 @@ driver process; other processes may open the same file with ``readonly=True``.""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from afos.errors import StoreError
 from afos.records.evaluation import WORKER_DIED, EvalKey, Evaluation, Phase
-from afos.records.json import dumps as json_text
 from afos.records.search import CandidateRecord, CandidateStatus, Generation
-from afos.storage.filesystems import is_network_filesystem
+from afos.storage.database import Database
 from afos.storage.schema import (
     BY_KEY,
     MIGRATE_1_TO_2,
@@ -53,11 +49,10 @@ from afos.storage.schema import (
     generation_from_row,
     generation_row,
     int_or_none,
-    loads,
 )
 
 
-class RunStore:
+class RunStore(Database):
     """One run database. Writable by default (creates the file and schema); ``readonly=True`` for readers.
 
     ``meta`` given when opening writable is written in the transaction that creates the schema, so a
@@ -65,56 +60,10 @@ class RunStore:
     schema at all or a complete start).
     """
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, meta: Mapping[str, Any] | None = None) -> None:
-        self.path = Path(path)
-        self.readonly = readonly
-        self.network = is_network_filesystem(self.path)
-        self._depth = 0
-        try:
-            self._conn = self._connect()
-        except sqlite3.Error as error:
-            raise StoreError(f"{self.path}: cannot open the run database ({error})") from None
-        try:
-            self._conn.row_factory = sqlite3.Row
-            if not readonly:
-                for pragma in (("journal_mode=DELETE", "locking_mode=EXCLUSIVE") if self.network else
-                               ("journal_mode=WAL",)):  # WAL is persistent, stored in the file
-                    self._conn.execute(f"PRAGMA {pragma}")
-                self._conn.execute("PRAGMA synchronous=FULL")  # per connection; see the module docstring
-            self._check_schema(meta or {})
-        except sqlite3.OperationalError:
-            self._conn.close()
-            raise  # a full or unreadable disk, a lock: the CLI's boundary says what to do about it
-        except sqlite3.DatabaseError as error:
-            self._conn.close()
-            raise StoreError(f"{self.path} is not a usable afos run database ({error})") from None
-        except BaseException:
-            self._conn.close()
-            raise
+    def __enter__(self) -> RunStore:
+        return self
 
-    def _connect(self) -> sqlite3.Connection:
-        """Autocommit connection (``isolation_level=None``), so that :meth:`transaction` alone decides where
-        transactions begin and end (the default would open one implicitly before any INSERT).
-
-        Readers use a ``mode=ro`` URI: SQLite itself refuses their writes, and a missing file is an error
-        rather than a new empty database. Where the folder cannot be written (an archived or shared results
-        folder), a WAL reader could not create its shared-memory file, so the file is opened ``immutable``;
-        so is every database on a network filesystem (see the module docstring). The busy timeout waits out
-        another connection's short locks (WAL recovery, checkpoints).
-        """
-        if self.path.is_dir():
-            raise StoreError(f"{self.path} is a folder, not a run database")
-        if not self.readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no run database at {self.path}")
-        shared = self.network or not os.access(self.path.parent, os.W_OK)
-        flags = "mode=ro&immutable=1" if shared else "mode=ro"
-        uri = self.path.resolve().as_uri() + "?" + flags
-        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
-
-    def _check_schema(self, meta: Mapping[str, Any]) -> None:
+    def prepare(self, meta: Mapping[str, Any]) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {version}; this afos reads up to "
@@ -148,70 +97,6 @@ class RunStore:
         except sqlite3.Error as error:
             raise StoreError(f"{self.path}: cannot upgrade this schema-1 database ({error}); its CSV and "
                              f"report files still hold its results") from None
-
-    def close(self) -> None:
-        """Close the connection; an open transaction is rolled back. Safe to call twice."""
-        self._conn.close()
-
-    def __enter__(self) -> RunStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all.
-
-        ``BEGIN IMMEDIATE`` takes the write lock up front, so a transaction can never fail half-way with
-        SQLITE_BUSY when it first writes after having read. A nested block joins the outer transaction
-        through a SAVEPOINT: nothing is committed until the outermost block ends, and an exception leaving
-        an inner block undoes that block's writes only, even if the outer block catches it.
-        """
-        if self.readonly:
-            raise StoreError(f"{self.path} was opened read-only")
-        if self._depth:
-            yield from self._savepoint()
-            return
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:  # also when COMMIT itself failed (disk full, I/O error)
-                self._conn.execute("ROLLBACK")
-            raise
-        finally:
-            self._depth = 0
-
-    def _savepoint(self) -> Iterator[None]:
-        name = f"afos_{self._depth}"
-        self._conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
-            if self._conn.in_transaction:  # some errors (SQLITE_FULL) already rolled back everything
-                self._conn.execute(f"ROLLBACK TO {name}")
-            raise
-        finally:
-            self._depth -= 1
-            if self._conn.in_transaction:
-                self._conn.execute(f"RELEASE {name}")
-
-    # --- run metadata ---------------------------------------------------------------------------------
-
-    def set_meta(self, key: str, value: object) -> None:
-        """Set a run-level value (config, versions, status); any JSON-able value, replacing the old one."""
-        with self.transaction():
-            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                               (key, json_text(value)))
-
-    def get_meta(self, key: str, default: object = None) -> Any:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else loads(row["value"], f"{self.path}: meta {key!r}")
 
     # --- candidates -----------------------------------------------------------------------------------
 

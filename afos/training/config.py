@@ -78,7 +78,7 @@ _FRACTION = number(0, 1, open_high=True)
 MAX_BATCH_SIZE = 1 << 20
 MAX_STEPS = 10**9
 
-_RULES: dict[str, Rule] = {
+RULES: dict[str, Rule] = {
     "dataset": (one_of(DATASETS), f"one of {', '.join(DATASETS)}"),
     "model": (optional(one_of(MODELS)), f"None or one of {', '.join(MODELS)}"),
     "epochs": (_POSITIVE, "a number > 0"),
@@ -183,7 +183,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid key and its value; return self for chaining."""
-        check_rules(self, _RULES, "train config")
+        check_rules(self, RULES, "train config")
         return self
 
     def to_dict(self) -> dict[str, Any]:

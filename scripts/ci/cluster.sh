@@ -1,5 +1,5 @@
 #!/bin/bash
-# A one-node Slurm cluster on this machine, for the cluster tests (tests/test_cluster.py) and for trying
+# A one-node Slurm cluster on this machine, for the cluster tests (tests/execution/test_cluster.py) and for trying
 # the scripts in scripts/slurm/ by hand:
 #
 #   scripts/ci/cluster.sh start DIR    # install slurm-wlm and munge if missing, start munged, slurmctld

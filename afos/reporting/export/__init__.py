@@ -16,3 +16,8 @@ wrong printed as the stable kernels afos trains with (:mod:`afos.space.lower`); 
 are emitted. A parameter whose name Python reserves or the file itself uses (``lambda``, ``torch``,
 ``formula`` ...) is written under another name in the code, and the file's docstring says which.
 """
+
+from afos.reporting.export.form import Form
+from afos.reporting.export.formats import ExportFormat, render
+
+__all__ = ["ExportFormat", "Form", "render"]

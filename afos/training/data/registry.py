@@ -129,7 +129,7 @@ def _download(source: Source, root: Path) -> str:
     RuntimeError from checksum mismatches, PermissionError on read-only folders).
     """
     try:
-        import torchvision.datasets  # noqa: PLC0415 - imported only here so `import afos.data` stays cheap
+        import torchvision.datasets  # noqa: PLC0415 - imported only here so importing the registry stays cheap
 
         getattr(torchvision.datasets, source.torchvision_class)(str(root), train=True, download=True)
     except Exception as exc:  # noqa: BLE001 - see docstring

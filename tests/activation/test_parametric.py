@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from afos.activation.module import Activation, activation_factory
 from afos.activation.spec import resolve_activation
-from afos.cli import parse_assignments
+from afos.cli.options import parse_assignments
 from afos.errors import UserError
 from afos.training.config import TrainConfig
 from afos.training.fitness import run_fitness

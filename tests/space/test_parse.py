@@ -18,7 +18,7 @@ from afos.space.lower import lower
 from afos.space.parse import MAX_DEPTH, canonical, parse
 from afos.space.primitives import PRIMITIVES, X
 from afos.space.probe import fingerprint
-from tests.references import BINARY, UNARY
+from tests.space.references import BINARY, UNARY
 
 
 @pytest.mark.parametrize(

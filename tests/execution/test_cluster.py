@@ -27,7 +27,7 @@ import pytest
 
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HARNESS = REPO / "scripts" / "ci" / "cluster.sh"
 SINGLE_NODE = REPO / "scripts" / "slurm" / "single-node-multi-gpu.sh"
 RAY_JOB = REPO / "scripts" / "slurm" / "afos-ray.sbatch"

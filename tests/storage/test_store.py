@@ -33,7 +33,7 @@ from afos.search.loop import rng_state_from_json, rng_state_to_json
 from afos.storage.schema import SCHEMA_VERSION
 from afos.storage.store import RunStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _record(activation_key: str = "fp1", seed: int = 0, **changes: object) -> Evaluation:

@@ -8,7 +8,7 @@ import torch
 
 from afos.errors import ConfigError
 from afos.space.primitives import PRIMITIVE_SETS, PRIMITIVES, primitive_set
-from tests.references import AWAY_FROM_ZERO, BINARY, INSIDE_UNIT, POSITIVE_ONLY, UNARY
+from tests.space.references import AWAY_FROM_ZERO, BINARY, INSIDE_UNIT, POSITIVE_ONLY, UNARY
 
 
 def _inputs(name: str, arity: int, count: int = 64, seed: int = 0) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import afos
-from afos.cli import _show_warning
+from afos.cli.boundary import show_warning
 
 
 def test_dir_lists_the_public_api_and_every_name_resolves() -> None:
@@ -30,7 +30,7 @@ def test_import_afos_stays_light() -> None:
 def test_warnings_print_as_one_clean_line(capsys: pytest.CaptureFixture[str]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.showwarning = _show_warning
+        warnings.showwarning = show_warning
         warnings.warn("first part,\n  second part", UserWarning, stacklevel=1)
     assert capsys.readouterr().err == "afos: warning: first part, second part\n"
 

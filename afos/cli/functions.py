@@ -1,0 +1,114 @@
+"""Commands about single functions: ``primitives``, ``show`` and ``export``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from afos.cli.boundary import EXPRESSION_COMMAND, cli
+from afos.cli.options import parameter_options, parameters
+
+
+@cli.command()
+@click.option("--set", "set_name", default=None, help="Only this primitive set (afos, swish, actbench).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def primitives(set_name: str | None, as_json: bool) -> None:
+    """List the primitives candidates are built from, with their formulas."""
+    from afos.space.primitives import PRIMITIVE_SETS, primitive_set
+
+    rows: list[dict[str, Any]] = [
+        {"name": p.name, "arity": p.arity, "formula": p.formula,
+         "sets": [s for s, names in PRIMITIVE_SETS.items() if p.name in names]}
+        for p in primitive_set(set_name or sorted({n for names in PRIMITIVE_SETS.values() for n in names}))
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for arity, title in ((1, "unary"), (2, "binary")):
+        click.echo(f"{title}:")
+        for row in (r for r in rows if r["arity"] == arity):
+            click.echo(f"  {row['name']:<{width}}  {row['formula']:<48}  [{', '.join(row['sets'])}]")
+
+
+@cli.command(context_settings=EXPRESSION_COMMAND)
+@click.argument("expression")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Draw f, f' and f'' to this PNG.")
+def show(expression: str, as_json: bool, plot: str | None) -> None:
+    """Show an expression's canonical form, LaTeX, fingerprint, screening verdict and shape."""
+    from afos.space.parse import parse
+
+    parse(expression)  # fail fast, before torch is imported
+    from afos.space.probe import describe
+
+    facts = describe(expression)
+    if plot:
+        from afos.reporting.plots import function_plot
+
+        function_plot({expression: facts["canonical"]}, plot, derivatives=True)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    click.echo(_format_facts(facts))
+    if plot:
+        click.echo(f"plot        {plot}")
+
+
+@cli.command(context_settings=EXPRESSION_COMMAND)
+@click.argument("target")
+@click.option("--rank", type=int, default=1, show_default=True, help="Which function of a run's hall of fame.")
+@click.option("--format", "fmt", type=click.Choice(["torch", "numpy", "latex", "sympy"]), default="torch",
+              show_default=True, help="Standalone torch or numpy code, or the formula as LaTeX or sympy text.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file (default stdout).")
+@parameter_options
+def export(target: str, rank: int, fmt: str, out: str | None, **options: Any) -> None:
+    """Export a function (TARGET: an expression, a family name, or a search RUN_DIR) as standalone code.
+
+    The torch file defines activation(x) and class Activation(torch.nn.Module); the numpy file
+    activation(x). Neither imports afos.
+    """
+    from afos.reporting.export.form import Form
+    from afos.reporting.export.formats import render
+
+    if Path(target).is_dir():
+        from afos.reporting.export.form import hall_of_fame_form
+
+        form = hall_of_fame_form(target, rank)
+    else:
+        from afos.activation.spec import resolve_activation
+
+        spec = resolve_activation(target, **parameters(options))
+        form = Form.from_text(spec.expression, spec.typical_values(), source=f"Exported from {target!r}.")
+    text = render(form, fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        Path(out).write_text(text)
+        click.echo(f"wrote {out}", err=True)
+
+
+def _format_facts(facts: dict[str, Any]) -> str:
+    props = facts["properties"]
+    verdict = "valid" if facts["valid"] else f"rejected: {facts['reason']}"
+    lines = [
+        ("expression", facts["expression"]),
+        ("canonical", facts["canonical"]),
+        ("latex", facts["latex"]),
+        ("fingerprint", facts["fingerprint"]),
+        ("screening", verdict),
+        ("f(0)", f"{props['value_at_0']:.6g}"),
+        ("f'(0)", f"{props['slope_at_0']:.6g}"),
+        ("minimum", f"{props['minimum']:.6g} at x = {props['argmin']:.4g}  (on [-10, 10])"),
+        ("maximum", f"{props['maximum']:.6g} at x = {props['argmax']:.4g}  (on [-10, 10])"),
+        ("monotonic", props["monotonic"]),
+        ("bounded", f"below: {_yes(props['bounded_below'])}, above: {_yes(props['bounded_above'])}"),
+    ]
+    return "\n".join(f"{key:<11} {value}" for key, value in lines)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"

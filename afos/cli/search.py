@@ -1,0 +1,139 @@
+"""The search commands: ``search``, and ``report`` and ``runs`` for every run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from afos.cli.boundary import cli
+from afos.cli.options import executor_options, interrupted, make_executor, names
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML config (default: configs/quick.toml settings).")
+@click.option("--dataset", default=None, help="Dataset (digits, wine, mnist, fashion-mnist, cifar10, cifar100, "
+                                             "folder, csv).")
+@click.option("--model", default=None, help="Model (mlp, small_cnn, lenet5, afos_cnn, resnet20, ...).")
+@click.option("--primitives", default=None, help="Primitive set (afos, swish, actbench) or a comma list.")
+@click.option("--population", type=int, default=None, help="Candidates per generation.")
+@click.option("--generations", type=int, default=None, help="Number of generations.")
+@click.option("--epochs", type=float, default=None, help="Training budget per candidate, in epochs.")
+@click.option("--seed", type=int, default=None, help="Random seed of the search and of training.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run-id>).")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None, help="Continue this run folder.")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
+@click.option("--data-dir", default=None, help="Folder holding the datasets (else $AFOS_DATA_DIR); for "
+                                                "--dataset folder/csv the image folder or CSV file itself.")
+@click.option("--image-size", type=int, default=None, help="Side in pixels images of --dataset folder are fitted to "
+                                                           "(default 32).")
+@click.option("--target", default=None, help="Class column of --dataset csv.")
+@click.option("--max-evals", type=int, default=None, help="Stop after this many training runs.")
+@click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--learnable-constants", is_flag=True, default=None,
+              help="Let mutations insert and remove constants that each fitness run trains (PANGAEA-style).")
+@click.option("--baseline", default=None, help="Comma list of baselines beside ReLU (default: the config's).")
+@click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
+              help="Also write each run's curves here for TensorBoard.")
+@click.option("--confirm-top", type=int, default=None, help="Finalists confirmed on fresh seeds (default 5).")
+@click.option("--confirm-seeds", type=int, default=None, help="Fresh seeds per finalist and baseline (default 5).")
+@click.option("--no-confirm", is_flag=True, default=False, help="Skip the confirmation of the finalists.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@executor_options
+def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
+    """Evolve activation functions with a genetic search; results go to a run folder."""
+    from afos.config import load_config, with_overrides
+    from afos.reporting.tensorboard import TensorBoardLog
+    from afos.runs import search as folders
+    from afos.runs.lifecycle import Options, sigterm_interrupts
+    from afos.search.config import SearchConfig
+
+    overrides = {
+        "primitives": options["primitives"], "population": options["population"],
+        "generations": options["generations"], "seed": options["seed"], "max_evals": options["max_evals"],
+        "time_limit": options["time_limit"], "learnable_constants": options["learnable_constants"],
+        "train.dataset": options["dataset"], "train.model": options["model"],
+        "train.epochs": options["epochs"], "train.seed": options["seed"], "train.device": options["device"],
+        "train.data_dir": options["data_dir"], "train.image_size": options["image_size"],
+        "train.target": options["target"], "reuse_runs": False if options.pop("no_reuse") else None,
+        "confirm_top": options.pop("confirm_top"), "confirm_seeds": options.pop("confirm_seeds"),
+        "confirm": False if options.pop("no_confirm") else None, "baseline": names(options.pop("baseline")),
+    }
+    if resume:
+        run_dir, config = Path(resume), folders.resume_config(Path(resume), overrides)
+    else:
+        values = load_config(config_path or _default_config())
+        config = SearchConfig.from_dict(with_overrides(values, overrides))
+        run_dir = Path(out) if out else folders.new_run_dir("results", config)
+    echo = None if quiet else (lambda message: click.echo(message, err=True))
+    tensorboard = options.pop("tensorboard")
+    run_options = Options(echo, TensorBoardLog(tensorboard) if tensorboard else None)
+    try:
+        with sigterm_interrupts(), make_executor(options) as executor:
+            status = folders.search(config, run_dir, executor=executor, options=run_options)
+    except KeyboardInterrupt as interrupt:
+        interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
+    click.echo(_top_functions(run_dir, status, run_dir / "report.md"))
+
+
+def _default_config() -> str | None:
+    """configs/quick.toml of a source checkout; an installed package falls back to the same defaults."""
+    path = Path(__file__).resolve().parents[2] / "configs" / "quick.toml"
+    return str(path) if path.exists() else None
+
+
+def _top_functions(run_dir: Path, status: Any, report: Path) -> str:
+    from afos.reporting.search_report import summary_lines
+
+    return "\n".join([f"search {status.value}: {run_dir}", *summary_lines(run_dir), f"report: {report}"])
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write the report's files into this folder instead of RUN_DIR.")
+def report(run_dir: str, out: str | None) -> None:
+    """Rebuild a run's report, tables and plots from its database.
+
+    A run folder that cannot be written (an archive, a read-only mount) gets its report printed instead;
+    --out writes the files elsewhere.
+    """
+    from afos.reporting.run_report import rebuild_report, report_markdown
+
+    if out is None and not os.access(run_dir, os.W_OK):
+        click.echo(report_markdown(run_dir), nl=False)
+        click.echo(f"afos: {run_dir} cannot be written, so the report is printed; --out DIR writes its files",
+                   err=True)
+        return
+    click.echo(str(rebuild_report(run_dir, out)))
+
+
+@cli.command()
+@click.argument("root", type=click.Path(file_okay=False), default="results")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs(root: str, as_json: bool) -> None:
+    """List the runs under ROOT (default results/) with status, progress and best function."""
+    from afos.records.json import plain
+    from afos.runs.listing import list_runs
+
+    rows = list_runs(root)
+    if as_json:
+        click.echo(json.dumps(plain(rows), indent=2))
+        return
+    if not rows:
+        click.echo(f"no runs under {root}")
+    for row in rows:
+        fitness = "-" if row.fitness is None else f"{row.fitness:.4f}"
+        evaluations = "-" if row.evaluations is None else row.evaluations
+        kind = row.kind.value if row.kind else "-"
+        status = row.status.value if row.status else row.reason
+        click.echo(f"{row.run:<44} {kind:<9} {status:<12} gen {row.generations:<7} "
+                   f"evals {evaluations:<5} best {fitness} {row.best or ''}")
+        if row.resume:
+            last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.heartbeat)) if row.heartbeat else "unknown"
+            click.echo(f"    last heartbeat {last}; to continue: {row.resume}")

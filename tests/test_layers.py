@@ -1,0 +1,76 @@
+"""The floor plan holds: every module of afos imports only its own layer and the layers below it (lazy
+imports inside functions included), no module grows past ~400 lines and no class past ~200, and every
+package says in its docstring what it owns and what it may import."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+AFOS = Path(__file__).resolve().parents[1] / "afos"
+
+#: The layers, bottom first; a module may import its own layer and those before it.
+LAYERS = [
+    {"errors", "config", "records", "stats"},
+    {"space"},
+    {"activation"},
+    {"training"},
+    {"execution"},
+    {"storage", "evaluation"},
+    {"search"},
+    {"grid"},
+    {"reporting"},
+    {"runs"},
+    {"cli", "__main__"},
+]
+LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
+MAX_MODULE_LINES, MAX_CLASS_LINES = 420, 220
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in AFOS.rglob("*.py") if p.relative_to(AFOS).parts[0] != "__init__.py")
+
+
+def _top(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "afos" and len(parts) > 1 else None
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(AFOS)))
+def test_a_module_imports_no_layer_above_its_own(path: Path) -> None:
+    own = path.relative_to(AFOS).parts[0].removesuffix(".py")
+    assert own in LEVEL, f"{own} has no layer: add it to LAYERS"
+    above = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            targets = [_top(node.module)] if _top(node.module) else \
+                [alias.name for alias in node.names] if node.module == "afos" else []
+        elif isinstance(node, ast.Import):
+            targets = [_top(alias.name) for alias in node.names]
+        else:
+            continue
+        above |= {t for t in targets if t in LEVEL and LEVEL[t] > LEVEL[own]}
+    assert not above, f"{path.relative_to(AFOS)} imports from a layer above its own: {sorted(above)}"
+
+
+def test_modules_and_classes_stay_small() -> None:
+    large = []
+    for path in _modules():
+        text = path.read_text()
+        if text.count("\n") > MAX_MODULE_LINES:
+            large.append(f"{path.relative_to(AFOS)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno >= MAX_CLASS_LINES:
+                large.append(f"{path.relative_to(AFOS)}: class {node.name} {node.end_lineno - node.lineno + 1} lines")
+    assert not large, large
+
+
+def test_every_package_says_what_it_owns_and_may_import() -> None:
+    silent = []
+    for init in sorted(AFOS.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        if len(doc) < 150 or "import" not in doc.lower():
+            silent.append(init.parent.name)
+    assert not silent, f"packages without a docstring saying what they own and import: {silent}"
