@@ -60,13 +60,17 @@ def show(expression: str, as_json: bool, plot: str | None) -> None:
 
 @cli.command(context_settings=EXPRESSION_COMMAND)
 @click.argument("target")
-@click.option("--rank", type=int, default=1, show_default=True, help="Which function of a run's hall of fame.")
+@click.option("--rank", type=int, default=None,
+              help="Export this rank of a run's hall of fame instead of the confirmed winner.")
 @click.option("--format", "fmt", type=click.Choice(["torch", "numpy", "latex", "sympy"]), default="torch",
               show_default=True, help="Standalone torch or numpy code, or the formula as LaTeX or sympy text.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file (default stdout).")
 @parameter_options
-def export(target: str, rank: int, fmt: str, out: str | None, **options: Any) -> None:
+def export(target: str, rank: int | None, fmt: str, out: str | None, **options: Any) -> None:
     """Export a function (TARGET: an expression, a family name, or a search RUN_DIR) as standalone code.
+
+    From a RUN_DIR: the function its confirmation names (the one its verdict sentence is about), or with
+    --rank N the N-th of its hall of fame.
 
     The torch file defines activation(x) and class Activation(torch.nn.Module); the numpy file
     activation(x). Neither imports afos.
@@ -75,9 +79,9 @@ def export(target: str, rank: int, fmt: str, out: str | None, **options: Any) ->
     from afos.reporting.export.formats import render
 
     if Path(target).is_dir():
-        from afos.reporting.export.form import hall_of_fame_form
+        from afos.reporting.export.form import hall_of_fame_form, winner_form
 
-        form = hall_of_fame_form(target, rank)
+        form = winner_form(target) if rank is None else hall_of_fame_form(target, rank)
     else:
         from afos.activation.spec import resolve_activation
 

@@ -51,7 +51,8 @@ class Role(str, Enum):
 
 
 class Verdict(str, Enum):
-    """What the confirmation says of a finalist against ReLU (``baseline`` for the baselines themselves)."""
+    """What the confirmation says of a finalist against ReLU (``baseline`` for the baselines themselves;
+    ``failed`` for a finalist that failed on any seed, however well it did on the others)."""
 
     BETTER = "better"
     WORSE = "worse"

@@ -113,7 +113,8 @@ def _markdown(name: str, report: _Report) -> str:
         f"Status: **{report.status}**, {len(report.generations)} of {config.get('generations')} generations, "
         f"{report.evaluations} training runs in the database.",
         "",
-        *([f"**{verdict_sentence(finalists)}**", ""] if finalists else []),
+        *([f"**{verdict_sentence(finalists)}**", "", f"Export it: `afos export {name}` (run from the folder that "
+           "holds this run; `--rank N` takes the N-th of the hall of fame instead).", ""] if finalists else []),
         "## Protocol",
         "",
         f"- tasks: {', '.join(tasks)}",
@@ -173,7 +174,9 @@ def _confirmation_lines(finalists: list[Finalist] | None) -> list[str]:
         "",
         f"The finalists and baselines retrained on {finalists[0].n_seeds} seeds that took no part in the search, "
         "paired by seed. Ranked by confirmed validation accuracy; test accuracy (mean ± std, 95 % CI) is the "
-        "held-out claim, tested against ReLU (one-sided paired t-test, Holm-corrected over the finalists).",
+        "held-out claim, tested against ReLU (one-sided paired t-test, Holm-corrected over the finalists). "
+        "A finalist that failed on any seed is ranked after the others and called failed, never tested on "
+        "the seeds it survived.",
         "",
         "| rank | function | val acc | test acc | 95 % CI | Δ test vs ReLU | p | p (Holm) | verdict |",
         "|---:|---|---:|---:|---|---:|---:|---:|---|",
@@ -183,7 +186,7 @@ def _confirmation_lines(finalists: list[Finalist] | None) -> list[str]:
         delta = "-" if f.delta_vs_relu is None else f"{100 * f.delta_vs_relu:+.2f} pts"
         lines.append(f"| {f.rank or f.role.value} | `{f.canonical}` | {plus_minus(f.val_mean, f.val_std)} "
                      f"| {plus_minus(f.test_mean, f.test_std)} | {ci} | {delta} | {_p(f.p_vs_relu)} | {_p(f.p_holm)} "
-                     f"| {f.verdict.value} |")
+                     f"| {f.outcome()} |")
     return [*lines, ""]
 
 
@@ -210,6 +213,6 @@ def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
     if finalists:
         lines += ["", "confirmed on fresh seeds (rank by validation; test is the claim):"]
         lines += [f"{f.rank or 'base':>4}  val {plus_minus(f.val_mean, f.val_std):>16}  "
-                  f"test {plus_minus(f.test_mean, f.test_std):>16}  {f.verdict.value:<13}  {f.canonical}" for f in finalists]
-        lines += ["", verdict_sentence(finalists)]
+                  f"test {plus_minus(f.test_mean, f.test_std):>16}  {f.outcome():<13}  {f.canonical}" for f in finalists]
+        lines += ["", verdict_sentence(finalists), f"export it: afos export {run_dir}"]
     return lines

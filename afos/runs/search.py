@@ -73,9 +73,10 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
     def work(session: Session) -> RunStatus:
         session.store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits
         session.log(f"run folder {run_dir}")
-        status = Search(config, session.store, session.evaluator, progress=session.log).run()
-        if config.confirm:
-            confirm(config, session.store, session.evaluator, session.log)
+        search = Search(config, session.store, session.evaluator, progress=session.log)
+        status = search.run()
+        if config.confirm and not confirm(config, session.store, session.evaluator, session.log, search.deadline):
+            return RunStatus.TIME_LIMIT
         return status
 
     reuse = replace(options, reuse=options.reuse and config.reuse_runs)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from scipy import stats as sps
 
 from afos.activation.spec import ActivationSpec
+from afos.errors import TimeUp
 from afos.evaluation import EvalRequest, Evaluator
 from afos.records.evaluation import Evaluation, Phase
 from afos.records.runs import Role, Verdict
@@ -65,6 +66,13 @@ class Finalist:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "role": self.role.value, "verdict": self.verdict.value}
+
+    def outcome(self) -> str:
+        """The verdict as tables show it, with the failed seeds wherever there are any (the mean and std
+        beside it are of the seeds that finished)."""
+        if self.failed:
+            return f"{self.verdict.value} ({self.failed} of {self.n_seeds} seeds failed)"
+        return self.verdict.value
 
 
 def confirm_seeds(seed: int, fitness_seeds: int, count: int) -> list[int]:
@@ -142,22 +150,36 @@ class ConfirmDatabase(Protocol):
     def set_meta(self, key: str, value: object) -> None: ...
 
 
-def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, progress: Callable[[str], None]) -> None:
+def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, progress: Callable[[str], None],
+            deadline: float | None = None) -> bool:
     """Plan the confirmation of a finished search, record the plan in the run's meta (``confirmation``) and
     have every (function, task, seed) run evaluated, seed-major, so that a stopped confirmation has all
-    functions on its first seeds. Confirmation runs are outside ``max_evals`` and ``time_limit``, which
-    bound the search: their number is fixed, (confirm_top + baselines) x tasks x confirm_seeds."""
+    functions on its first seeds. Returns whether it completed.
+
+    Confirmation runs are outside ``max_evals`` (their number is fixed: (confirm_top + baselines) x tasks x
+    confirm_seeds) but inside the command's ``deadline`` (``time.monotonic()``, from ``time_limit``): past
+    it, the confirmation stops with a line saying how to finish it. With no finalist nothing is trained:
+    baselines alone confirm nothing."""
     saved = store.last_generation()
     functions = plan(saved.hall_of_fame if saved else (), config.baseline, config.confirm_top)
+    finalists = sum(1 for f in functions if f.role is Role.FINALIST)
+    if not finalists:
+        progress("no finalist to confirm: no function of the hall of fame trained ok")
+        return True
     seeds = confirm_seeds(config.seed, config.fitness_seeds, config.confirm_seeds)
     budget = config.confirm_epochs or config.train.epochs
     store.set_meta("confirmation", ConfirmationPlan(tuple(seeds), budget, tuple(functions)).to_dict())
-    finalists = sum(1 for f in functions if f.role is Role.FINALIST)
     progress(f"confirming {finalists} finalist(s) and {len(functions) - finalists} baseline(s) on fresh seeds "
              f"{seeds[0]}..{seeds[-1]} at {budget:g} epochs")
     requests = [EvalRequest.make(f.activation, task, budget=budget, seed=seed, label=f.canonical, phase=Phase.CONFIRM)
                 for seed in seeds for task in task_configs(config) for f in functions]
-    evaluator.ensure(requests)
+    try:
+        evaluator.ensure(requests, deadline=deadline)
+    except TimeUp:
+        progress("confirmation stopped at the time limit; the report shows the seeds it finished. Resume with a "
+                 "larger --time-limit to finish it")
+        return False
+    return True
 
 
 #: The stored runs of a function on one seed over every task, or None while some are missing.
@@ -167,7 +189,9 @@ Lookup = Callable[[PlannedFunction, int], "list[Evaluation] | None"]
 def summarise(functions: Sequence[PlannedFunction], seeds: Sequence[int], records: Lookup,
               alpha: float = ALPHA) -> list[Finalist]:
     """The finalists.csv rows from the stored confirmation runs (``records(function, seed)`` gives its runs
-    over the tasks); finalists ranked by confirmed validation mean, then the baselines."""
+    over the tasks): the finalists whose every seed finished ok ranked by confirmed validation mean, then
+    those that failed on some seed (verdict ``failed``, never tested on their survivors), then the
+    baselines."""
     outcomes = {f.key: _outcomes(records, f, seeds) for f in functions}
     relu = next((f for f in functions if f.expression == RELU), None)
     relu_test = {s: test for s, (_, test) in outcomes[relu.key][0].items()} if relu else {}
@@ -177,7 +201,7 @@ def summarise(functions: Sequence[PlannedFunction], seeds: Sequence[int], record
         tested = [(r, p) for r in finalists if (p := r.p[side]) is not None]
         for (row, _), corrected in zip(tested, holm([p for _, p in tested]) if tested else []):
             row.p_holm[side] = float(corrected)
-    finalists.sort(key=lambda r: (r.val_mean is None, -(r.val_mean or 0.0), r.fingerprint))
+    finalists.sort(key=lambda r: (r.failed > 0, r.val_mean is None, -(r.val_mean or 0.0), r.fingerprint))
     ordered = finalists + [r for r in rows if r.role is Role.BASELINE]
     return [row.finalist(rank if row.role is Role.FINALIST else None, alpha) for rank, row in enumerate(ordered, 1)]
 
@@ -218,7 +242,10 @@ class _Row:
         differences = [a - b for a, b in zip(mine, theirs)]
         self.delta, self.delta_ci = _mean(differences), _interval(differences)
         varies = len(differences) >= 2 and (len(set(differences)) > 1 or differences[0] != 0)
-        self.p: dict[str, float | None] = {side: _paired_p(mine, theirs, side) if varies else None
+        # A function that failed on some seed is not tested on its survivors: diverging one time in five is
+        # not better than ReLU however well the other four score. It is reported as failed instead.
+        tested = varies and not (function.role is Role.FINALIST and failed)
+        self.p: dict[str, float | None] = {side: _paired_p(mine, theirs, side) if tested else None
                                            for side in ("greater", "less")}
         self.p_holm: dict[str, float | None] = {"greater": None, "less": None}
 
@@ -226,12 +253,12 @@ class _Row:
         better, worse = self.p_holm["greater"], self.p_holm["less"]
         if self.role is Role.BASELINE:
             verdict = Verdict.BASELINE
+        elif self.failed:
+            verdict = Verdict.FAILED
         elif better is not None and better < alpha:
             verdict = Verdict.BETTER
         elif worse is not None and worse < alpha:
             verdict = Verdict.WORSE
-        elif self.n_seeds and self.failed == self.n_seeds:
-            verdict = Verdict.FAILED
         else:
             verdict = Verdict.NO_DIFFERENCE
         return Finalist(rank, self.role, self.expression, self.canonical, self.fingerprint, self.n_seeds,
@@ -261,18 +288,28 @@ def _interval(values: Sequence[float]) -> tuple[float | None, float | None]:
     return mean - half, mean + half
 
 
+def winner(rows: Sequence[Finalist]) -> Finalist | None:
+    """The function a confirmation names: the best finalist confirmed better than ReLU, else the best by
+    confirmed validation (None without finalists). The verdict sentence, ``afos export`` and ``afos runs``
+    all take this one."""
+    finalists = [r for r in rows if r.role is Role.FINALIST]
+    better = [r for r in finalists if r.verdict is Verdict.BETTER]
+    ranked = better or finalists
+    return ranked[0] if ranked else None
+
+
 def verdict_sentence(rows: Sequence[Finalist]) -> str:
     """The one sentence a search ends with: does any confirmed finalist beat ReLU beyond noise?"""
-    finalists = [r for r in rows if r.role is Role.FINALIST]
-    if not finalists:
+    best = winner(rows)
+    if best is None:
         return "No finalist was confirmed (no function of the hall of fame trained ok)."
-    better = [r for r in finalists if r.verdict is Verdict.BETTER]
-    if better:
-        best = better[0]
+    if best.verdict is Verdict.BETTER:
         return (f"{best.canonical} beats ReLU: {_points(best.delta_vs_relu)} points test accuracy "
                 f"(95 % CI {_points(best.delta_ci_low, sign=False)} – {_points(best.delta_ci_high, sign=False)}), "
                 f"p_holm = {best.p_holm:.3g}, {best.n_seeds} seeds.")
-    best = finalists[0]
+    if best.failed:
+        return (f"No finalist beats ReLU: every finalist failed on some confirmation seed ({best.canonical}: "
+                f"{best.failed} of {best.n_seeds}).")
     spread = "" if best.delta_ci_high is None or best.delta_vs_relu is None else \
         f" (95 % CI {_points(best.delta_ci_low, sign=False)} – {_points(best.delta_ci_high, sign=False)})"
     p = "" if best.p_holm is None else f", p_holm = {best.p_holm:.3g}"

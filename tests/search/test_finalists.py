@@ -10,12 +10,18 @@ from pathlib import Path
 import pytest
 from scipy import stats as sps
 
+from afos.activation.spec import ActivationSpec
 from afos.execution.local import SerialExecutor
 from afos.records.evaluation import Origin, Phase
+from afos.records.runs import Role, RunStatus, Verdict
+from afos.runs.lifecycle import Options
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
-from afos.search.confirmation import confirm_seeds
+from afos.search.confirmation import PlannedFunction, confirm_seeds, summarise, verdict_sentence, winner
+from afos.search.results import finalist_rows
 from afos.storage.store import RunStore
+from afos.training.config import TrainConfig
+from afos.training.fitness import run_fitness
 
 SEARCH = {"population": 4, "generations": 2, "seed": 3, "fitness_seeds": 2, "elites": 1, "reuse_runs": False,
           "confirm_top": 2, "confirm_seeds": 3, "baseline": "silu",
@@ -109,3 +115,64 @@ def test_compare_from_search_takes_the_finalists(searched: Path, tmp_path: Path)
     names = {f["name"]: f["role"] for f in analysis["functions"]}
     assert names == {finalists[0]: "candidate", "relu": "baseline", "silu": "baseline"}
     assert "digits/mlp is the search's own (seen) task" in (out / "report.md").read_text()
+
+
+def _planned(row: dict[str, str]) -> PlannedFunction:
+    return PlannedFunction(Role(row["role"]), row["expression"], row["canonical"], row["fingerprint"],
+                           ActivationSpec(row["expression"]))
+
+
+def test_a_finalist_that_failed_on_one_seed_is_failed_and_ranked_last(searched: Path) -> None:
+    """Real confirmation records of this search, with one seed of its best finalist replaced by that seed's
+    run of a function that really diverges: it is ranked after every finalist whose seeds all finished,
+    called failed (however well it did on the others), and the sentence never names it."""
+    diverged = run_fitness("exp(exp(exp(x)))", TrainConfig(dataset="digits", model="mlp", epochs=2, batch_size=64))
+    assert not diverged.ok
+    rows = _finalists(searched)
+    seeds = [int(s) for s in confirm_seeds(SEARCH["seed"], SEARCH["fitness_seeds"], SEARCH["confirm_seeds"])]
+    finalists = [_planned(r) for r in rows]
+    victim = finalists[0]
+    with RunStore(searched / "afos.db", readonly=True) as store:
+        stored = {(e.activation_key, e.seed): e for e in store.evaluations() if e.phase is Phase.CONFIRM}
+
+    def records(function: PlannedFunction, seed: int) -> list:
+        if function is victim and seed == seeds[0]:
+            return [diverged]
+        return [stored[function.key, seed]]
+
+    summary = summarise(finalists, seeds, records)
+    failed = next(f for f in summary if f.canonical == victim.canonical)
+    assert failed.verdict is Verdict.FAILED and failed.failed == 1 and failed.p_holm is None
+    assert "1 of 3 seeds failed" in failed.outcome()
+    ranked = [f for f in summary if f.role is Role.FINALIST]
+    assert ranked[-1] is failed and [f.rank for f in ranked] == list(range(1, len(ranked) + 1))
+    assert failed.canonical not in verdict_sentence(summary) or len(ranked) == 1
+
+
+def test_the_time_limit_bounds_the_confirmation_too(tmp_path: Path) -> None:
+    """A search stopped by its time limit trains no confirmation run past it (the limit has passed when the
+    search stops), says so, and stays resumable."""
+    run_dir = tmp_path / "run"
+    lines: list[str] = []
+    with SerialExecutor() as executor:
+        status = run_search(SearchConfig.from_dict({**SEARCH, "generations": 1000, "time_limit": 2}), run_dir,
+                            executor=executor, options=Options(echo=lines.append))
+    assert status is RunStatus.TIME_LIMIT and status.is_resumable()
+    with RunStore(run_dir / "afos.db", readonly=True) as store:
+        assert not [e for e in store.evaluations() if e.phase is Phase.CONFIRM]
+    said = "\n".join(lines)
+    assert "confirmation stopped at the time limit" in said or "no finalist to confirm" in said
+
+
+def test_export_of_a_search_run_is_the_function_its_verdict_names(searched: Path) -> None:
+    with RunStore(searched / "afos.db", readonly=True) as store:
+        rows = finalist_rows(store)
+    named = winner(rows or [])
+    assert named is not None and named.canonical in verdict_sentence(rows or [])
+    exported = subprocess.run([sys.executable, "-m", "afos", "export", str(searched)], capture_output=True,
+                              text=True, timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    assert f"    {named.canonical}\n" in exported.stdout and "The confirmed winner of" in exported.stdout
+    first = subprocess.run([sys.executable, "-m", "afos", "export", str(searched), "--rank", "1"],
+                           capture_output=True, text=True, timeout=120)
+    assert "Rank 1 of the hall of fame" in first.stdout

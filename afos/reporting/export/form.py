@@ -12,7 +12,10 @@ import sympy
 
 from afos.activation.module import Activation
 from afos.errors import UserError
+from afos.records.search import HallOfFameEntry
 from afos.reporting.tables import format_number
+from afos.search.confirmation import Finalist, winner
+from afos.search.results import finalist_rows
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.primitives import X
 from afos.storage.store import RunStore
@@ -68,28 +71,46 @@ def substituted(form: Form) -> sympy.Expr:
 
 
 def hall_of_fame_form(run_dir: str | Path, rank: int = 1) -> Form:
-    """The function at ``rank`` (1 = best) of a search run's hall of fame.
+    """The function at ``rank`` (1 = best) of a search run's hall of fame."""
+    entries, _ = _search_results(run_dir)
+    if not 1 <= rank <= len(entries):
+        raise UserError(f"--rank {rank} is out of range: {run_dir} holds {len(entries)} functions")
+    entry = entries[rank - 1]
+    return _entry_form(entry, f"Rank {rank} of the hall of fame of {run_dir} (fitness {format_number(entry.fitness[1])})")
 
-    Learned constants are per activation site; the form carries their mean over the sites (a per-channel
-    summary counts by its mean), and says so.
-    """
+
+def winner_form(run_dir: str | Path) -> Form:
+    """The function a search's confirmation names (see :func:`afos.search.confirmation.winner`); a search
+    without a confirmation has its hall of fame's first."""
+    entries, finalists = _search_results(run_dir)
+    best = winner(finalists or [])
+    if best is None:
+        return hall_of_fame_form(run_dir, 1)
+    entry = next(e for e in entries if e.key == best.fingerprint)
+    return _entry_form(entry, f"The confirmed winner of {run_dir} (finalist {best.rank}, verdict: {best.outcome()})")
+
+
+def _search_results(run_dir: str | Path) -> tuple[tuple[HallOfFameEntry, ...], list[Finalist] | None]:
     path = Path(run_dir) / "afos.db" if Path(run_dir).is_dir() else Path(run_dir)
     if not path.is_file():
         raise UserError(f"{run_dir} is neither an expression nor a run folder holding afos.db")
     with RunStore(path, readonly=True) as store:
         generation = store.last_generation()
+        finalists = finalist_rows(store)
     entries = generation.hall_of_fame if generation else ()
     if not entries:
         raise UserError(f"{run_dir} has no hall of fame (not a search run, or no generation finished)")
-    if not 1 <= rank <= len(entries):
-        raise UserError(f"--rank {rank} is out of range: {run_dir} holds {len(entries)} functions")
-    entry = entries[rank - 1]
+    return tuple(entries), finalists
+
+
+def _entry_form(entry: HallOfFameEntry, source: str) -> Form:
+    """A hall-of-fame function with its learned constants: they are per activation site, and the form
+    carries their mean over the sites (a per-channel summary counts by its mean), and says so."""
     per_site: dict[str, list[float]] = {}
     for values in (entry.learned or {}).values():
         for name, value in values.items():
             per_site.setdefault(name, []).append(value["mean"] if isinstance(value, dict) else value)
     means = {name: math.fsum(v) / len(v) for name, v in per_site.items() if None not in v}
-    source = f"Rank {rank} of {run_dir} (fitness {format_number(entry.fitness[1])})"
     if means:
         source += f"; learned values are means over {max(map(len, per_site.values()))} activation sites"
     return Form.from_text(entry.canonical, means, source=source + ".")
