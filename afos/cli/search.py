@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -117,23 +116,15 @@ def report(run_dir: str, out: str | None) -> None:
 @click.argument("root", type=click.Path(file_okay=False), default="results")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs(root: str, as_json: bool) -> None:
-    """List the runs under ROOT (default results/) with status, progress and best function."""
+    """List the runs under ROOT (default results/), oldest first: status, progress and the function each
+    stands for (a search's confirmed winner, or its best so far, marked unconfirmed)."""
     from afos.records.json import plain
-    from afos.runs.listing import list_runs
+    from afos.runs.listing import list_runs, runs_table
 
     rows = list_runs(root)
     if as_json:
         click.echo(json.dumps(plain(rows), indent=2))
-        return
-    if not rows:
+    elif not rows:
         click.echo(f"no runs under {root}")
-    for row in rows:
-        fitness = "-" if row.fitness is None else f"{row.fitness:.4f}"
-        evaluations = "-" if row.evaluations is None else row.evaluations
-        kind = row.kind.value if row.kind else "-"
-        status = row.status.value if row.status else row.reason
-        click.echo(f"{row.run:<44} {kind:<9} {status:<12} gen {row.generations:<7} "
-                   f"evals {evaluations:<5} best {fitness} {row.best or ''}")
-        if row.resume:
-            last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.heartbeat)) if row.heartbeat else "unknown"
-            click.echo(f"    last heartbeat {last}; to continue: {row.resume}")
+    else:
+        click.echo(runs_table(rows))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -64,18 +65,36 @@ class Verdict(str, Enum):
 @dataclass(frozen=True)
 class RunSummary:
     """One row of ``afos runs``. ``status`` is None for a run whose database cannot be read (``reason``
-    says why); ``resume`` is the command that continues a run that stopped or whose process is gone."""
+    says why); ``resume`` is the command that continues a run that stopped or whose process is gone.
+
+    ``best`` is the function the run stands for: a search's confirmed winner (``verdict`` says what the
+    confirmation found, ``score`` is its confirmed validation accuracy), or, before a confirmation has ended,
+    its hall of fame's first (``verdict`` None, ``score`` its search fitness). ``started`` and ``heartbeat``
+    are unix seconds (ISO 8601 text in :meth:`to_dict`)."""
 
     run: str
     kind: RunKind | None
     status: RunStatus | None
+    started: float | None = None
     generations: str = "-"
     evaluations: int | None = None
     best: str | None = None
-    fitness: float | None = None
+    verdict: Verdict | None = None
+    score: float | None = None
     heartbeat: float | None = None
     resume: str | None = None
     reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "started": iso_time(self.started), "heartbeat": iso_time(self.heartbeat)}
+
+
+def iso_time(seconds: float | None) -> str | None:
+    """Unix seconds as ISO 8601 text in UTC (None stays None): what JSON readers parse without guessing."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,10 +77,11 @@ def run_session(run_dir: Path, kind: RunKind, meta: Mapping[str, Any], executor:
                 label: Callable[[Evaluation], str] | None = None) -> RunStatus:
     """Open (or create) the run in ``run_dir`` and do ``work`` in it with its status kept true.
 
-    ``meta`` is written with the database's schema when the run is created (kind and config); ``expected``
+    ``meta`` is written with the database's schema when the run is created (with its kind and the time it
+    was created); ``expected``
     estimates the training runs the work needs, for the progress bar. Returns the work's status.
     """
-    with RunStore(run_dir / "afos.db", meta={"kind": kind.value, **meta}) as store:
+    with RunStore(run_dir / "afos.db", meta={"kind": kind.value, "created": time.time(), **meta}) as store:
         log = ProgressLog(run_dir / f"{kind.value}.log", options.echo, total=expected(store),
                           done=store.count_evaluations(), desc=f"afos {kind.value}", label=label,
                           on_record=options.on_record)

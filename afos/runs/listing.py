@@ -8,25 +8,31 @@ database belongs to the process writing it (or, after a kill, holds a journal on
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from afos.errors import StoreError, UserError
-from afos.records.runs import RunKind, RunState, RunStatus, RunSummary
-from afos.search.results import hall_of_fame
+from afos.records.runs import RunKind, RunState, RunStatus, RunSummary, Verdict
 from afos.storage.filesystems import is_network_filesystem
 from afos.storage.liveness import is_alive, read_state
 from afos.storage.store import RunStore
 
 
 def list_runs(root: str | Path) -> list[RunSummary]:
-    """One summary per run folder under ``root``; an unreadable database is listed with a one-word reason."""
+    """One summary per run folder under ``root``, oldest first (runs whose start is unknown first, by name);
+    an unreadable database is listed with a one-word reason.
+
+    Reads each database's meta and last generation only, and imports neither torch nor the statistics, so
+    that listing a results folder takes a fraction of a second."""
     runs = []
     for db in sorted(Path(root).glob("*/afos.db")):
         try:
             runs.append(summary(db))
         except (StoreError, UserError, OSError, ValueError) as error:
             runs.append(RunSummary(db.parent.name, None, None, reason=_unreadable(error)))
-    return runs
+    return sorted(runs, key=lambda row: (row.started or 0.0, row.run))
 
 
 def summary(db: Path) -> RunSummary:
@@ -42,26 +48,95 @@ def summary(db: Path) -> RunSummary:
         else:  # an older afos kept liveness in the database
             beat = store.get_meta("heartbeat")
             alive = is_alive(store.get_meta("host"), store.get_meta("pid"), beat)
-        best = hall_of_fame(store)[:1] if kind is RunKind.SEARCH else []
-        generations = "-"
-        if kind is RunKind.SEARCH:
-            config = store.get_meta("config", {}) or {}
-            generations = f"{len(store.generations())}/{config.get('generations', '?')}"
-        return _row(db, kind, status, alive, beat if isinstance(beat, (int, float)) else None, generations,
-                    store.count_evaluations(), best[0].canonical if best else None,
-                    best[0].fitness[1] if best else None)
+        row = _row(db, kind, status, alive, beat if isinstance(beat, (int, float)) else None,
+                   evaluations=store.count_evaluations(), started=_number(store.get_meta("created")))
+        if kind is not RunKind.SEARCH:
+            return row
+        config = store.get_meta("config", {}) or {}
+        return replace(row, generations=f"{len(store.generations())}/{config.get('generations', '?')}",
+                       **_best(store))
+
+
+def _best(store: RunStore) -> dict[str, Any]:
+    """The function a search stands for: its confirmed winner once the confirmation has ended, else the
+    first of its hall of fame (unconfirmed)."""
+    winner = store.get_meta("winner")
+    if isinstance(winner, dict) and isinstance(winner.get("canonical"), str):
+        return {"best": winner["canonical"], "verdict": Verdict(winner["verdict"]), "score": _number(winner.get("val_mean"))}
+    if store.get_meta("confirmation") is not None and store.get_meta("status") != RunStatus.RUNNING.value:
+        return _winner_of_an_older_run(store)
+    saved = store.last_generation()
+    if saved is None or not saved.hall_of_fame:
+        return {}
+    first = saved.hall_of_fame[0]
+    return {"best": first.canonical, "score": first.fitness[1]}
+
+
+def _winner_of_an_older_run(store: RunStore) -> dict[str, Any]:
+    """A run made before afos recorded its winner: computed from the stored confirmation (slower: this
+    imports the statistics and torch)."""
+    from afos.search.confirmation import winner
+    from afos.search.results import finalist_rows
+
+    best = winner(finalist_rows(store) or [])
+    return {} if best is None else {"best": best.canonical, "verdict": best.verdict, "score": best.val_mean}
+
+
+HEADER = ("STARTED", "RUN", "KIND", "STATUS", "GEN", "RUNS", "BEST")
+
+_VERDICTS = {Verdict.BETTER: "better than ReLU", Verdict.WORSE: "worse than ReLU",
+             Verdict.NO_DIFFERENCE: "no difference from ReLU", Verdict.FAILED: "failed on some seeds"}
+
+
+def runs_table(rows: list[RunSummary]) -> str:
+    """``afos runs`` as text: a header, one aligned line per run (start in local time), and under a run
+    that stopped or lost its process the command that continues it."""
+    cells = [HEADER, *(_cells(row) for row in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER) - 1)]
+    lines = []
+    for line, row in zip(cells, [None, *rows]):
+        lines.append("  ".join(cell.ljust(width) if i < 4 else cell.rjust(width)
+                               for i, (cell, width) in enumerate(zip(line, widths))) + "  " + line[-1])
+        if row is not None and row.resume:
+            lines.append(f"    last heartbeat {_local(row.heartbeat) or 'unknown'}; to continue: {row.resume}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cells(row: RunSummary) -> tuple[str, ...]:
+    status = row.status.value if row.status else row.reason
+    evaluations = "-" if row.evaluations is None else str(row.evaluations)
+    return (_local(row.started) or "-", row.run, row.kind.value if row.kind else "-", status, row.generations,
+            evaluations, _best_text(row))
+
+
+def _best_text(row: RunSummary) -> str:
+    if row.best is None:
+        return "-"
+    score = "" if row.score is None else f"{row.score:.4f}"
+    if row.verdict is None:
+        return f"{row.best}  (unconfirmed: search fitness {score})" if score else f"{row.best}  (unconfirmed)"
+    return f"{row.best}  ({_VERDICTS.get(row.verdict, row.verdict.value)}; confirmed val {score or '-'})"
+
+
+def _local(seconds: float | None) -> str | None:
+    return None if seconds is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _alive(state: RunState) -> bool:
     return is_alive(state.host, state.pid, state.heartbeat)
 
 
-def _row(db: Path, kind: RunKind, status: RunStatus, alive: bool, heartbeat: float | None, generations: str = "-",
-         evaluations: int | None = None, best: str | None = None, fitness: float | None = None) -> RunSummary:
+def _row(db: Path, kind: RunKind, status: RunStatus, alive: bool, heartbeat: float | None, *,
+         evaluations: int | None = None, started: float | None = None) -> RunSummary:
     if status is RunStatus.RUNNING and not alive:
         status = RunStatus.INTERRUPTED
     resume = kind.resume_command(str(db.parent)) if status in (RunStatus.INTERRUPTED, RunStatus.FAILED) else None
-    return RunSummary(db.parent.name, kind, status, generations, evaluations, best, fitness, heartbeat, resume)
+    return RunSummary(db.parent.name, kind, status, started, evaluations=evaluations, heartbeat=heartbeat,
+                      resume=resume)
 
 
 def _unreadable(error: BaseException) -> str:

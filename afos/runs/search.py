@@ -15,8 +15,9 @@ from afos.records.runs import RunKind, RunStatus
 from afos.reporting.search_report import write_report
 from afos.runs.lifecycle import DEFAULT_OPTIONS, Options, Session, run_session
 from afos.search.config import SearchConfig, expected_runs, task_configs, task_protocols
-from afos.search.confirmation import confirm
+from afos.search.confirmation import confirm, winner
 from afos.search.loop import Search
+from afos.search.results import finalist_rows
 from afos.storage.store import RunStore
 from afos.training.protocol import check_tasks
 
@@ -60,6 +61,14 @@ def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
     return config
 
 
+def record_winner(store: RunStore) -> None:
+    """Keep the function the finished confirmation names in the run's meta (``winner``), so that readers
+    such as ``afos runs`` show it without recomputing the statistics."""
+    best = winner(finalist_rows(store) or [])
+    if best is not None:
+        store.set_meta("winner", best.to_dict())
+
+
 def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: Options = DEFAULT_OPTIONS) -> RunStatus:
     """Start or resume the search of ``run_dir``, confirm its finalists and write its report; returns its
     final status (see :mod:`afos.runs.lifecycle` for what happens on Ctrl-C, SIGTERM or a kill).
@@ -68,15 +77,17 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
     """
     check_tasks(task_configs(config))
     run_dir = Path(run_dir)
-    meta = {"config": config.to_dict(), "protocols": task_protocols(config), "created": time.time()}
+    meta = {"config": config.to_dict(), "protocols": task_protocols(config)}
 
     def work(session: Session) -> RunStatus:
         session.store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits
         session.log(f"run folder {run_dir}")
         search = Search(config, session.store, session.evaluator, progress=session.log)
         status = search.run()
-        if config.confirm and not confirm(config, session.store, session.evaluator, session.log, search.deadline):
-            return RunStatus.TIME_LIMIT
+        if config.confirm:
+            if not confirm(config, session.store, session.evaluator, session.log, search.deadline):
+                return RunStatus.TIME_LIMIT
+            record_winner(session.store)
         return status
 
     reuse = replace(options, reuse=options.reuse and config.reuse_runs)

@@ -18,7 +18,8 @@ from afos.runs.lifecycle import Options
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
 from afos.search.confirmation import PlannedFunction, confirm_seeds, summarise, verdict_sentence, winner
-from afos.search.results import finalist_rows
+from afos.runs.listing import list_runs
+from afos.search.results import finalist_rows, hall_of_fame
 from afos.storage.store import RunStore
 from afos.training.config import TrainConfig
 from afos.training.fitness import run_fitness
@@ -100,6 +101,9 @@ def test_no_confirm_writes_no_finalists(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "finalists.csv").exists()
     with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
         assert store.count_evaluations(Phase.CONFIRM) == 0
+        first = hall_of_fame(store)[0]
+    (row,) = list_runs(tmp_path)  # nothing confirmed: the hall of fame's first, marked as such
+    assert (row.best, row.verdict, row.score) == (first.canonical, None, first.fitness[1])
 
 
 def test_compare_from_search_takes_the_finalists(searched: Path, tmp_path: Path) -> None:
@@ -176,3 +180,18 @@ def test_export_of_a_search_run_is_the_function_its_verdict_names(searched: Path
     first = subprocess.run([sys.executable, "-m", "afos", "export", str(searched), "--rank", "1"],
                            capture_output=True, text=True, timeout=120)
     assert "Rank 1 of the hall of fame" in first.stdout
+
+
+def test_afos_runs_shows_the_confirmed_winner_not_the_search_rank_one(searched: Path) -> None:
+    with RunStore(searched / "afos.db", readonly=True) as store:
+        named = winner(finalist_rows(store) or [])
+    assert named is not None
+    (row,) = list_runs(searched.parent)
+    assert (row.best, row.verdict, row.score) == (named.canonical, named.verdict, named.val_mean)
+    shown = subprocess.run([sys.executable, "-m", "afos", "runs", str(searched.parent)], capture_output=True,
+                           text=True, timeout=120)
+    header, line = shown.stdout.splitlines()
+    assert header.split() == ["STARTED", "RUN", "KIND", "STATUS", "GEN", "RUNS", "BEST"]
+    verdict = {Verdict.BETTER: "better than ReLU", Verdict.NO_DIFFERENCE: "no difference from ReLU",
+               Verdict.WORSE: "worse than ReLU"}[named.verdict]
+    assert f"{named.canonical}  ({verdict}; confirmed val {named.val_mean:.4f})" in line
