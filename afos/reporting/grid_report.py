@@ -19,6 +19,7 @@ from afos.records.json import dumps
 from afos.reporting.plots import critical_difference_diagram, function_plot, heatmap, line_plot
 from afos.reporting.tables import CELL_COLUMNS, RUN_COLUMNS, format_number, plus_minus, safe_name, write_csv
 from afos.space.display import display_form, site_mean
+from afos.storage.atomic import write_text_atomically
 from afos.training.protocol import split_task
 
 # ------------------------------------------------------------------------------------------- rows
@@ -65,7 +66,7 @@ def _learned_form(function: Function, runs: Sequence[Run]) -> str:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    path.write_text(dumps(value, indent=2) + "\n")
+    write_text_atomically(path, dumps(value, indent=2) + "\n")
 
 
 def _statuses(cell: Cell) -> str:
@@ -107,7 +108,7 @@ def write_evaluation(out: Path, results: Results) -> None:
                                        "runs": [run_row(r, history=True) for r in runs]})
     write_csv(out / "results.csv", CELL_COLUMNS, [line.to_dict() for line in lines])
     write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
-    (out / "results.md").write_text(_evaluation_markdown(results, lines))
+    write_text_atomically(out / "results.md", _evaluation_markdown(results, lines))
     curves_plot(results, out / "curves.png")
     learned_shapes(results, out)
 
@@ -217,13 +218,13 @@ def write_comparison(out: Path, results: Results) -> GridAnalysis:
     names = [f.name for f in analysis.functions]
     matrix = [[math.nan if v is None else v for v in row] for row in analysis.matrix]
     heatmap(matrix, list(analysis.cases), names, out / "heatmap.png", title="Mean test accuracy over seeds",
-            value_label="mean test accuracy", per_row=True)
+            value_label="mean test accuracy", from_row_best=True)
     if analysis.average_ranks and analysis.nemenyi and analysis.friedman:
         critical_difference_diagram(analysis.average_ranks, analysis.nemenyi.critical_difference,
                                     out / "cd_diagram.png",
                                     title=f"Average ranks over {analysis.friedman.n_cases} cases "
                                           f"(Nemenyi CD, alpha {analysis.alpha:g})")
-    (out / "report.md").write_text(_comparison_markdown(results, analysis))
+    write_text_atomically(out / "report.md", _comparison_markdown(results, analysis))
     return analysis
 
 

@@ -17,8 +17,10 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from afos.stats.ranks import nemenyi_groups
+from afos.storage.atomic import replaced_atomically
 
 _ROW_STEP = 0.3  # vertical distance between label rows in a CD diagram, in axis units
 _BAR_STEP = 0.1  # vertical distance between stacked group bars
@@ -32,10 +34,12 @@ def _new_figure(width: float, height: float) -> tuple[Figure, Any]:
 
 
 def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write the figure as PNG, creating parent folders; tight bounds keep long labels inside the image."""
+    """Write the figure as PNG (replaced atomically), creating parent folders; tight bounds keep long labels
+    inside the image."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, format="png", dpi=150, bbox_inches="tight")
+    with replaced_atomically(target) as partial:
+        figure.savefig(partial, format="png", dpi=150, bbox_inches="tight")
     return target
 
 
@@ -118,15 +122,10 @@ def _text_colour(rgba: tuple[float, float, float, float]) -> str:
     return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
 
 
-def _row_scaled(values: np.ndarray) -> np.ndarray:
-    """Each row mapped to [0, 1] between its own lowest and highest finite value (0.5 for a flat row)."""
-    scaled = np.full_like(values, np.nan)
-    for index, row in enumerate(values):
-        finite = row[np.isfinite(row)]
-        if finite.size:
-            low, high = finite.min(), finite.max()
-            scaled[index] = (row - low) / (high - low) if high > low else np.where(np.isfinite(row), 0.5, np.nan)
-    return scaled
+def _below_row_best(values: np.ndarray) -> np.ndarray:
+    """Each value minus the best (highest finite) value of its row: 0 for a row's best, negative below it."""
+    best = np.array([row[np.isfinite(row)].max() if np.isfinite(row).any() else np.nan for row in values])
+    return values - best[:, None]
 
 
 def heatmap(
@@ -138,21 +137,23 @@ def heatmap(
     fmt: str = "{:.3f}",
     *,
     value_label: str = "value",
-    per_row: bool = False,
+    from_row_best: bool = False,
 ) -> Path:
     """Annotated heatmap (e.g. cases x functions accuracies) written as a PNG; NaN cells read "failed".
 
-    With ``per_row`` each row (a case) is coloured on its own scale, from its lowest to its highest value,
-    because cases differ in difficulty far more than functions differ within one: on a shared scale an easy
-    and a hard dataset would each be one flat colour. The cells still print the values; the colour bar
-    says which scale it shows (``value_label``).
+    With ``from_row_best`` a cell's colour is its distance below the best of its row (a case), on one scale
+    for the whole figure: cases differ in difficulty far more than functions differ within one, so raw
+    values would paint an easy and a hard dataset each one flat colour, while scaling each row on its own
+    would paint 0.960 and 0.962 as opposite ends of the colour map. The cells print the values; the colour
+    bar says which scale it shows (``value_label``).
     """
     values = np.asarray(matrix, dtype=float)
     if values.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"matrix shape {values.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
-    colours = _row_scaled(values) if per_row else values
+    colours = _below_row_best(values) if from_row_best else values
     finite = colours[np.isfinite(colours)]
-    norm = Normalize(0.0, 1.0) if per_row or not finite.size else Normalize(finite.min(), finite.max())
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    norm = Normalize(min(low, high - 1e-9), high)
     figure, ax = _new_figure(max(4.0, 1.0 * len(col_labels) + 2.5), max(2.5, 0.45 * len(row_labels) + 1.5))
     cmap = colormaps["viridis"].with_extremes(bad="lightgrey")
     image = ax.imshow(np.ma.masked_invalid(colours), cmap=cmap, norm=norm, aspect="auto")
@@ -164,11 +165,7 @@ def heatmap(
     ax.set_xticks(range(len(col_labels)), labels=list(col_labels), rotation=45, ha="right")
     ax.set_yticks(range(len(row_labels)), labels=list(row_labels))
     bar = figure.colorbar(image, ax=ax)
-    if per_row:
-        bar.set_ticks([0.0, 0.5, 1.0], labels=["lowest", "", "highest"])
-        bar.set_label(f"{value_label}, scaled within each row", fontsize=9)
-    else:
-        bar.set_label(value_label, fontsize=9)
+    bar.set_label(f"{value_label}: difference from the row's best" if from_row_best else value_label, fontsize=9)
     if title:
         ax.set_title(title)
     return _save(figure, path)
@@ -247,7 +244,8 @@ def function_plot(
         ax.axvline(0, color="0.75", linewidth=0.8)
         ax.grid(alpha=0.3)
         ax.set_xlabel("x")
-    axes[0].legend(fontsize=8)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8,
+                  ncols=min(3, len(functions)))  # below the panels: never over a curve
     if title:
         figure.suptitle(title)
     return _save(figure, path)
@@ -277,14 +275,19 @@ def line_plot(
     xlabel: str = "",
     ylabel: str = "",
     title: str | None = None,
+    references: Mapping[str, float] | None = None,
 ) -> Path:
-    """Several named series over a shared x axis (e.g. best/mean/median fitness per generation)."""
+    """Several named series over a shared x axis (e.g. best/median fitness per generation); ``references``
+    are drawn as labelled horizontal dashed lines (e.g. ReLU's fitness)."""
     figure, ax = _new_figure(6.0, 3.8)
     for label, values in series.items():
         ax.plot(list(x), [math.nan if v is None else v for v in values], marker="o", markersize=3, label=label)
+    for label, value in (references or {}).items():
+        ax.axhline(value, color="black", linestyle="--", linewidth=1.0, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)

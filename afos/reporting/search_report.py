@@ -6,63 +6,88 @@ so ``afos report RUN_DIR`` can regenerate them after a crash, a resume or a chan
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from afos.records.evaluation import Evaluation, Phase
+from afos.records.runs import Role, RunStatus
 from afos.records.search import Generation, HallOfFameEntry
 from afos.reporting.plots import function_plot, line_plot
 from afos.reporting.tables import GENERATION_COLUMNS, HOF_COLUMNS, format_number, plus_minus, write_csv
-from afos.search.confirmation import FINALIST_COLUMNS, Finalist, verdict_sentence
+from afos.search.confirmation import FINALIST_COLUMNS, Finalist, verdict_sentence, winner
 from afos.search.results import (
     BaselineSummary,
     baseline_summaries,
+    confirmation_plan,
     finalist_rows,
     generations,
     hall_of_fame,
     shown_form,
 )
+from afos.space.display import expression_size
+from afos.storage.atomic import write_text_atomically
+from afos.storage.liveness import running_elsewhere
 from afos.storage.store import RunStore
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: RunStore | None = None) -> Path:
     """Write hall_of_fame.csv, generations.csv, finalists.csv, report.md and the plots of the search in
-    ``run_dir`` into ``out`` (default: the run folder itself); returns the report's path."""
+    ``run_dir`` into ``out`` (default: the run folder itself); returns the report's path.
+
+    Every file is replaced atomically, so the search rewrites them after each generation (passing its own
+    open ``store``: on a network filesystem no second connection may open a database being written) while
+    readers look at them. A plot is linked from the report only when it was drawn."""
     run_dir = Path(run_dir)
     folder = Path(out) if out is not None else run_dir
     folder.mkdir(parents=True, exist_ok=True)
-    report = _read(run_dir)
+    report = _read(store) if store is not None else read_report(run_dir)
     write_csv(folder / "hall_of_fame.csv", HOF_COLUMNS, [_hof_row(rank, e) for rank, e in enumerate(report.hof, 1)])
     write_csv(folder / "generations.csv", GENERATION_COLUMNS,
-              [{"generation": g.generation, **g.stats.to_dict()} for g in report.generations])
+              [{**g.stats.to_dict(), "generation": g.generation + 1} for g in report.generations])
     if report.finalists is not None:
         write_csv(folder / "finalists.csv", FINALIST_COLUMNS, [f.to_dict() for f in report.finalists])
     if report.generations:
-        stats = [g.stats for g in report.generations]
-        line_plot([g.generation for g in report.generations],
-                  {"best": [s.best for s in stats], "mean": [s.mean for s in stats],
-                   "median": [s.median for s in stats]},
-                  folder / "fitness.png", xlabel="generation", ylabel=f"fitness ({report.config.get('fitness')})",
-                  title="Fitness over generations")
-    ranked = _ok(report.hof)
-    if ranked:
-        shapes = {f"#{rank} {entry.canonical}": _plottable(entry) for rank, entry in ranked[:5]}
-        shapes["ReLU"] = "relu"
-        function_plot(shapes, folder / "top_functions.png", title="Top functions beside ReLU", reference="ReLU")
+        _fitness_plot(report, folder / FITNESS_PLOT)
+    shapes, title = _shapes(report)
+    if shapes:
+        function_plot({**shapes, "ReLU": "relu"}, folder / SHAPES_PLOT, title=title, reference="ReLU")
     path = folder / "report.md"
-    path.write_text(_markdown(run_dir.name, report))
+    write_text_atomically(path, _markdown(run_dir.name, report, _plots(folder)))
     return path
 
 
 def report_text(run_dir: str | Path) -> str:
     """The Markdown report of the search in ``run_dir``, for a run folder that cannot be written."""
-    return _markdown(Path(run_dir).name, _read(Path(run_dir)))
+    return _markdown(Path(run_dir).name, read_report(Path(run_dir)), _plots(Path(run_dir)))
+
+
+FITNESS_PLOT, SHAPES_PLOT = "fitness.png", "top_functions.png"
+
+
+def _plots(folder: Path) -> list[str]:
+    return [name for name in (FITNESS_PLOT, SHAPES_PLOT) if (folder / name).is_file()]
+
+
+def _fitness_plot(report: SearchReport, path: Path) -> None:
+    """Best and median fitness per generation (the mean is in generations.csv: a failed run scores 0 and
+    drags it down, which says more about failures than about progress), with ReLU's fitness under the
+    same protocol as a dashed line once the baselines are trained."""
+    stats = [g.stats for g in report.generations]
+    relu = [b.fitness for b in report.baselines if b.expression == "relu" and b.fitness is not None]
+    line_plot([g.generation + 1 for g in report.generations],
+              {"best": [s.best for s in stats], "median": [s.median for s in stats]}, path,
+              xlabel="generation", ylabel=f"fitness ({report.config.get('fitness')})",
+              title="Fitness over generations", references={"ReLU": relu[0]} if relu else None)
 
 
 @dataclass(frozen=True)
-class _Report:
-    """What a search report shows, read from the run database in one go."""
+class SearchReport:
+    """What a search report shows, read from the run database in one go: besides the generations, the
+    runs no completed generation accounts for yet and every failed run, so that the report of a stopped
+    search says what happened."""
 
     config: dict[str, Any]
     status: str
@@ -71,20 +96,62 @@ class _Report:
     generations: list[Generation]
     baselines: list[BaselineSummary]
     finalists: list[Finalist] | None
+    tasks: list[str]
+    confirm_seeds: tuple[int, ...]
+    pending: list[Evaluation]
+    failed: list[Evaluation]
 
 
-def _read(run_dir: Path) -> _Report:
+def _status(store: RunStore) -> str:
+    """The run's status as ``afos runs`` shows it: ``running`` whose process is gone is ``interrupted``."""
+    status = str(store.get_meta("status", "unknown"))
+    if status == RunStatus.RUNNING.value and not running_elsewhere(Path(store.path).parent):
+        return RunStatus.INTERRUPTED.value
+    return status
+
+
+def read_report(run_dir: Path) -> SearchReport:
     with RunStore(run_dir / "afos.db", readonly=True) as store:
-        return _Report(store.get_meta("config", {}) or {}, str(store.get_meta("status", "unknown")),
-                       store.count_evaluations(), hall_of_fame(store), generations(store), baseline_summaries(store),
-                       finalist_rows(store))
+        return _read(store)
+
+
+def _read(store: RunStore) -> SearchReport:
+    saved = generations(store)
+    done = saved[-1].generation if saved else -1
+    search = store.evaluations(phase=Phase.SEARCH)
+    plan = confirmation_plan(store)
+    return SearchReport(store.get_meta("config", {}) or {}, _status(store),
+                        store.count_evaluations(), hall_of_fame(store), saved, baseline_summaries(store),
+                        finalist_rows(store), list(store.get_meta("protocols") or {}), plan.seeds if plan else (),
+                        [r for r in search if r.generation is not None and r.generation > done],
+                        [r for r in store.evaluations() if not r.ok])
 
 
 def _hof_row(rank: int, entry: HallOfFameEntry) -> dict[str, Any]:
-    return {"rank": rank, "expression": entry.tree, "canonical": entry.canonical, "fingerprint": entry.key,
-            "fitness": entry.fitness[1], "n_runs": entry.n_runs, "val_accuracy": entry.val_accuracy,
-            "val_std": entry.val_std, "test_accuracy": entry.test_accuracy, "generation": entry.generation,
-            "learned": entry.learned or ""}
+    return {"rank": rank, "canonical": entry.canonical, "fingerprint": entry.key, "fitness": entry.fitness[1],
+            "n_runs": entry.n_runs, "val_accuracy": entry.val_accuracy, "val_std": entry.val_std,
+            "test_accuracy": entry.test_accuracy, "generation": entry.generation + 1,
+            "size": expression_size(entry.canonical, _parameters(entry)), "learned": entry.learned or "", "tree": entry.tree}
+
+
+def _shapes(report: SearchReport, top: int = 5) -> tuple[dict[str, object], str]:
+    """The functions the shapes plot draws, first (thickest) what the report leads with: the confirmed
+    winner then the other finalists whose seeds all finished, or before a confirmation the hall of fame's
+    top functions."""
+    entries = {entry.key: entry for _, entry in _ok(report.hof)}
+    best = winner(report.finalists or [])
+    finalists = [f for f in report.finalists or [] if f.role is Role.FINALIST and not f.failed
+                 and f.fingerprint in entries]
+    if best is not None and best in finalists:
+        ordered = [best, *(f for f in finalists if f is not best)][:top]
+        return ({f"{'winner' if f is best else f'finalist {f.rank}'}: {f.canonical}": _plottable(entries[f.fingerprint])
+                 for f in ordered}, "Confirmed winner and finalists beside ReLU")
+    return ({f"#{rank} {entry.canonical}": _plottable(entry) for rank, entry in _ok(report.hof)[:top]},
+            "Top functions of the search beside ReLU")
+
+
+def _parameters(entry: HallOfFameEntry) -> set[str]:
+    return {name for values in (entry.learned or {}).values() for name in values} | set(entry.learned_runs)
 
 
 def _ok(hof: Sequence[HallOfFameEntry]) -> list[tuple[int, HallOfFameEntry]]:
@@ -100,79 +167,142 @@ def _plottable(entry: HallOfFameEntry) -> object:
     return entry.canonical, {k: v for k, v in first_site.items() if isinstance(v, float)}
 
 
-def _markdown(name: str, report: _Report) -> str:
-    config, hof, finalists = report.config, report.hof, report.finalists
-    train = config.get("train", {})
-    tasks = config.get("tasks") or [f"{train.get('dataset')}/{train.get('model') or 'its default model'}"]
-    keys = ("proposed", "duplicate", "screened", "trained", "reused", "failed")
-    totals = {k: sum(getattr(g.stats.counts, k) for g in report.generations) for k in keys}
-    ranked = _ok(hof)
+def _markdown(name: str, report: SearchReport, plots: Sequence[str]) -> str:
+    """report.md: status, verdict, protocol, confirmation, top functions, failures and the plots drawn."""
+    finalists = report.finalists
     lines = [
         f"# afos search report: {name}",
         "",
-        f"Status: **{report.status}**, {len(report.generations)} of {config.get('generations')} generations, "
-        f"{report.evaluations} training runs in the database.",
+        f"Status: **{report.status}**, {len(report.generations)} of {report.config.get('generations')} generations "
+        f"completed, {report.evaluations} training runs in the database.{_resume_hint(name, report.status)}",
         "",
         *([f"**{verdict_sentence(finalists)}**", "", f"Export it: `afos export {name}` (run from the folder that "
            "holds this run; `--rank N` takes the N-th of the hall of fame instead).", ""] if finalists else []),
+        *_protocol_lines(report),
+        *_confirmation_lines(finalists, report.confirm_seeds),
+        *_top_lines(report),
+        *_pending_lines(report.pending),
+        *_failure_lines(report.failed),
+        *(line for plot in plots for line in (f"![{PLOT_TITLES[plot]}]({plot})", "")),
+    ]
+    return "\n".join(lines)
+
+
+def _resume_hint(name: str, status: str) -> str:
+    resumable = status in {s.value for s in RunStatus if s.is_resumable()}
+    return f" `afos search --resume {name}` continues it." if resumable else ""
+
+
+PLOT_TITLES = {FITNESS_PLOT: "fitness over generations", SHAPES_PLOT: "top functions"}
+
+
+def _protocol_lines(report: SearchReport) -> list[str]:
+    config = report.config
+    train = config.get("train", {})
+    keys = ("proposed", "duplicate", "screened", "trained", "reused", "failed")
+    totals = {k: sum(getattr(g.stats.counts, k) for g in report.generations) for k in keys}
+    lines = [
         "## Protocol",
         "",
-        f"- tasks: {', '.join(tasks)}",
+        f"- tasks: {', '.join(report.tasks)}",
         f"- budget: {train.get('epochs')} epochs, optimizer {train.get('optimizer')} (lr {train.get('lr')}), "
         f"batch {train.get('batch_size')}, schedule {train.get('schedule')}",
         f"- search: primitives `{config.get('primitives')}`, population {config.get('population')}, "
         f"seed {config.get('seed')}, fitness `{config.get('fitness')}` over {config.get('fitness_seeds')} seed(s)",
         "- selection: fitness is validation accuracy on a split held out from the training data; test accuracy "
         "is computed once per run, reported, and never used to select, rank or stop anything.",
-        f"- proposals: {totals['proposed']} proposed, {totals['duplicate']} duplicates and {totals['screened']} "
-        f"screened out at no training cost, {totals['trained']} trained here, {totals['reused']} reused from "
-        f"other runs, {totals['failed']} failed.",
-        "",
-        *_confirmation_lines(finalists),
-        "## Top functions of the search",
-        "",
+    ]
+    if report.generations:
+        lines.append(f"- proposals in the completed generations: {totals['proposed']} proposed, "
+                     f"{totals['duplicate']} duplicates and {totals['screened']} screened out at no training cost, "
+                     f"{totals['trained']} trained here, {totals['reused']} reused from other runs, "
+                     f"{totals['failed']} failed.")
+    return [*lines, ""]
+
+
+def _top_lines(report: SearchReport) -> list[str]:
+    ranked = _ok(report.hof)
+    lines = ["## Top functions of the search", ""]
+    if not report.generations:
+        lines += ["No generation has completed, so nothing is ranked yet.", ""]
+    lines += [
         "Selection numbers: mean ± std over the search's fitness runs; the maximum of many noisy scores is "
-        "biased upwards, which is why the finalists above are confirmed on fresh seeds.",
+        "biased upwards, which is why the finalists are confirmed on fresh seeds.",
         "",
-        "| rank | function | fitness | val acc | test acc | runs | found in gen |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| rank | function | size | fitness | val acc | test acc | runs | found in gen |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for rank, entry in ranked:
-        lines.append(f"| {rank} | `{shown_form(entry)}` | {format_number(entry.fitness[1])} "
-                     f"| {plus_minus(entry.val_accuracy, entry.val_std)} | {format_number(entry.test_accuracy)} "
-                     f"| {entry.n_runs} | {entry.generation} |")
+        lines.append(f"| {rank} | `{shown_form(entry)}` | {expression_size(entry.canonical, _parameters(entry))} "
+                     f"| {format_number(entry.fitness[1])} | {plus_minus(entry.val_accuracy, entry.val_std)} "
+                     f"| {format_number(entry.test_accuracy)} | {entry.n_runs} | {entry.generation + 1} |")
     for baseline in report.baselines:
-        lines.append(f"| baseline | `{baseline.canonical}` ({baseline.expression}) "
+        lines.append(f"| baseline | `{baseline.canonical}` ({baseline.expression}) | - "
                      f"| {format_number(baseline.fitness)} | {format_number(baseline.val_accuracy)} "
-                     f"| {format_number(baseline.test_accuracy)} | {baseline.n_runs} | - |")
-    failed = len(hof) - len(ranked)
+                     f"| {format_number(baseline.test_accuracy)} | {baseline.n_runs} ({baseline.statuses}) | - |")
+    failed = len(report.hof) - len(ranked)
     if failed:
         lines += ["", f"{failed} function(s) of the hall of fame had a failed run and are not ranked."]
+    lines.append("")
     learned = [(rank, entry) for rank, entry in ranked if entry.learned]
     if learned:
-        lines += ["", "## Learned constants", "", "Per activation site (layer), from the first full-budget run:", ""]
+        lines += ["## Learned constants", "", "Per activation site (layer), from the first full-budget run:", ""]
         for rank, entry in learned:
             shown = "; ".join(f"site {site}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()
                                                             if isinstance(v, float))
                               for site, values in (entry.learned or {}).items())
             lines.append(f"- #{rank} `{entry.canonical}`: {shown}")
-    lines += [
-        "",
-        "![fitness over generations](fitness.png)",
-        "",
-        "![top functions](top_functions.png)",
-        "",
-    ]
-    return "\n".join(lines)
+        lines.append("")
+    return lines
 
 
-def _confirmation_lines(finalists: list[Finalist] | None) -> list[str]:
+#: Runs listed one by one in the report's tables of pending and failed runs; the rest are counted.
+LISTED = 20
+
+
+def _pending_lines(pending: Sequence[Evaluation]) -> list[str]:
+    """The runs of the generation the search was in when it stopped: trained, but in no ranking yet."""
+    if not pending:
+        return []
+    generation = max(r.generation or 0 for r in pending) + 1
+    return ["## Runs of the unfinished generation", "",
+            f"Generation {generation} stopped before it completed; its {len(pending)} finished training run(s) are "
+            "kept and read back when the search resumes:", "", *_run_table(pending)]
+
+
+def _failure_lines(failed: Sequence[Evaluation]) -> list[str]:
+    """Every failed run (search, baselines, confirmation), by status, with its reason."""
+    if not failed:
+        return []
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(Counter(r.status.value for r in failed).items()))
+    return ["## Failed runs", "", f"{len(failed)} training run(s) failed ({counts}); a failed run scores 0 and its "
+            "function is never ranked:", "", *_run_table(failed)]
+
+
+def _run_table(runs: Sequence[Evaluation]) -> list[str]:
+    lines = ["| function | phase | seed | status | val acc | reason |", "|---|---|---:|---|---:|---|"]
+    lines += [f"| `{r.expression}` | {r.phase.value} | {r.seed} | {r.status.value} | {format_number(r.val_accuracy)} "
+              f"| {_cell(r.reason)} |" for r in runs[:LISTED]]
+    if len(runs) > LISTED:
+        lines.append(f"| … {len(runs) - LISTED} more in afos.db | | | | | |")
+    return [*lines, ""]
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: one line, no column breaks, at most 120 characters."""
+    flat = " ".join(text.split()).replace("|", "\\|")
+    return flat if len(flat) <= 120 else flat[:119] + "…"
+
+
+def _confirmation_lines(finalists: list[Finalist] | None, seeds: Sequence[int]) -> list[str]:
     if not finalists:
         return []
+    finished = min(f.n_seeds for f in finalists)
+    progress = "" if finished == len(seeds) else f" (stopped: {finished} of them finished for every function)"
     lines = [
         "## Confirmation",
         "",
-        f"The finalists and baselines retrained on {finalists[0].n_seeds} seeds that took no part in the search, "
+        f"The finalists and baselines retrained on {len(seeds)} seeds that took no part in the search{progress}, "
         "paired by seed. Ranked by confirmed validation accuracy; test accuracy (mean ± std, 95 % CI) is the "
         "held-out claim, tested against ReLU (one-sided paired t-test, Holm-corrected over the finalists). "
         "A finalist that failed on any seed is ranked after the others and called failed, never tested on "

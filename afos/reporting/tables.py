@@ -10,15 +10,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-HOF_COLUMNS = ("rank", "expression", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std",
-               "test_accuracy", "generation", "learned")
+from afos.storage.atomic import replaced_atomically
+
+HOF_COLUMNS = ("rank", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std", "test_accuracy",
+               "generation", "size", "learned", "tree")
 GENERATION_COLUMNS = ("generation", "best", "mean", "median", "proposed", "duplicate", "screened", "trained",
                       "reused", "failed", "crossovers", "mutations")
 
 
 def write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> None:
-    """A CSV file of ``columns``; lists and dicts are written as JSON text (extra keys are ignored)."""
-    with path.open("w", newline="") as handle:
+    """A CSV file of ``columns``, replaced atomically; lists and dicts are written as JSON text (extra keys are
+    ignored)."""
+    with replaced_atomically(path) as partial, partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v

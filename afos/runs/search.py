@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -12,6 +13,7 @@ from afos.config import with_overrides
 from afos.errors import ConfigError
 from afos.execution.contract import Executor
 from afos.records.runs import RunKind, RunStatus
+from afos.records.search import Generation
 from afos.reporting.search_report import write_report
 from afos.runs.lifecycle import DEFAULT_OPTIONS, Options, Session, run_session
 from afos.search.config import SearchConfig, expected_runs, task_configs, task_protocols
@@ -73,6 +75,9 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
     """Start or resume the search of ``run_dir``, confirm its finalists and write its report; returns its
     final status (see :mod:`afos.runs.lifecycle` for what happens on Ctrl-C, SIGTERM or a kill).
 
+    The report files (tables, report.md, plots) are rewritten after every generation and when the run
+    stops for any reason, so a folder read during a search, or after a kill, tells what the database holds.
+
     Datasets and models are checked before the folder is created, so a bad task leaves nothing behind.
     """
     check_tasks(task_configs(config))
@@ -82,7 +87,10 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
     def work(session: Session) -> RunStatus:
         session.store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits
         session.log(f"run folder {run_dir}")
-        search = Search(config, session.store, session.evaluator, progress=session.log)
+        def on_generation(generation: Generation) -> None:
+            write_report(run_dir, store=session.store)
+
+        search = Search(config, session.store, session.evaluator, progress=session.log, on_generation=on_generation)
         status = search.run()
         if config.confirm:
             if not confirm(config, session.store, session.evaluator, session.log, search.deadline):
@@ -91,6 +99,13 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
         return status
 
     reuse = replace(options, reuse=options.reuse and config.reuse_runs)
-    status = run_session(run_dir, RunKind.SEARCH, meta, executor, reuse, work, expected=lambda store: expected_runs(config))
+    try:
+        status = run_session(run_dir, RunKind.SEARCH, meta, executor, reuse, work,
+                             expected=lambda store: expected_runs(config))
+    except BaseException:
+        if (run_dir / "afos.db").is_file():  # stopped or failed: the files say what the database holds
+            with contextlib.suppress(Exception):  # the error that stopped the run is the one to report
+                write_report(run_dir)
+        raise
     write_report(run_dir)
     return status

@@ -119,17 +119,19 @@ class Search:
             population <- elites + candidates
             hall_of_fame.update(candidates)
             save(g, population, hall_of_fame, random state)           # one transaction: the resume point
+            on_generation(g)                                          # e.g. rewrite the report files
         train the baselines at the full budget
 
     The caller (:mod:`afos.runs.search`) opens the database and the evaluator and keeps the run's status.
     """
 
     def __init__(self, config: SearchConfig, store: SearchDatabase, evaluator: Evaluator, *,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, on_generation: Callable[[Generation], None] | None = None) -> None:
         self.config = config.validate()
         self.store = store
         self.evaluator = evaluator
         self.progress = progress or (lambda message: None)
+        self.on_generation = on_generation or (lambda generation: None)
         self.started = time.monotonic()
         self.deadline = None if config.time_limit is None else self.started + config.time_limit
         primitives = {p.name: p for p in resolve_primitives(config.primitives)}
@@ -297,15 +299,16 @@ class Search:
         values = [ind.fitness.values[1] for ind in population]
         stats = GenerationStats(counts, max(values), statistics.fmean(values), statistics.median(values))
         ranked = self.hall_of_fame.ranked()
-        self.store.save_generation(Generation(
-            generation, stats, tuple(Member(str(ind), tuple(ind.fitness.values)) for ind in population),
-            tuple(ranked), rng_state_to_json(self.random.state)))
+        saved = Generation(generation, stats, tuple(Member(str(ind), tuple(ind.fitness.values)) for ind in population),
+                           tuple(ranked), rng_state_to_json(self.random.state))
+        self.store.save_generation(saved)
         self.known = self._known_before(generation + 1)
         best = ranked[0]
         done = ", ".join(f"{name} {value}" for name, value in asdict(counts).items()
                          if name not in ("crossovers", "mutations"))
         self.progress(f"generation {generation + 1}/{self.config.generations} done: best {best.fitness[1]:.4f} "
                       f"{best.canonical}  ({done})")
+        self.on_generation(saved)
 
 
 def _variation(config: SearchConfig) -> Variation:

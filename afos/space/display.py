@@ -62,3 +62,9 @@ def site_mean(params: Mapping[str, Mapping[str, Any]], name: str) -> float | Non
               if (v := site.get(name)) is not None]
     finite = [float(v) for v in values if v is not None]
     return statistics.fmean(finite) if finite else None
+
+
+def expression_size(text: str, params: Iterable[str] = ()) -> int:
+    """The size of a function as PySR counts complexity: one per node of its canonical expression tree
+    (every operator, ``x``, parameter and constant), so that ``x`` is 1 and ``x*sigmoid(x)`` is 4."""
+    return sum(1 for _ in sympy.preorder_traversal(parse(text, params)))

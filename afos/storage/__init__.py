@@ -6,7 +6,8 @@
 * :mod:`~afos.storage.siblings`: finished records of the other runs under one results root (the cache the
   evaluation layer copies from);
 * :mod:`~afos.storage.liveness`: whether the process working on a run is still alive (``run.json``);
-* :mod:`~afos.storage.filesystems`: whether a path lies on a network filesystem.
+* :mod:`~afos.storage.filesystems`: whether a path lies on a network filesystem;
+* :mod:`~afos.storage.atomic`: files replaced whole, so a reader never sees half of one.
 
 Imports :mod:`afos.records` and :mod:`afos.errors` only: reading a run never imports torch."""
 

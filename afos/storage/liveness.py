@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from afos.records.runs import RunKind, RunState, RunStatus
+from afos.storage.atomic import write_text_atomically
 
 #: The liveness file's name in a run folder.
 STATE_FILE = "run.json"
@@ -41,13 +42,7 @@ def read_state(run_dir: str | Path) -> RunState | None:
 
 def write_state(run_dir: str | Path, state: RunState) -> None:
     """Replace the run's ``run.json`` atomically."""
-    path = Path(run_dir) / STATE_FILE
-    partial = path.with_name(f".{STATE_FILE}.{os.getpid()}")
-    with partial.open("w") as handle:
-        json.dump(state.to_dict(), handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    write_text_atomically(Path(run_dir) / STATE_FILE, json.dumps(state.to_dict()))
 
 
 def is_alive(host: Any, pid: Any, heartbeat: Any, now: float | None = None) -> bool:

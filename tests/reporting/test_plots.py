@@ -13,17 +13,17 @@ from afos.reporting.grid_report import _channel_corners
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_each_heatmap_row_gets_its_own_scale() -> None:
-    scaled = plots._row_scaled(np.array([[0.97, 0.96, 0.95], [0.61, 0.63, math.nan], [0.8, 0.8, 0.8]]))
-    np.testing.assert_allclose(scaled[0], [1.0, 0.5, 0.0])
-    np.testing.assert_allclose(scaled[1, :2], [0.0, 1.0])
-    assert math.isnan(scaled[1, 2])
-    np.testing.assert_allclose(scaled[2], [0.5, 0.5, 0.5])
+def test_heatmap_colours_are_distances_below_each_rows_best_on_one_scale() -> None:
+    gaps = plots._below_row_best(np.array([[0.962, 0.960, 0.95], [0.61, 0.66, math.nan], [0.8, 0.8, 0.8]]))
+    np.testing.assert_allclose(gaps[0], [0.0, -0.002, -0.012], atol=1e-12)  # 0.960 and 0.962: close in colour
+    np.testing.assert_allclose(gaps[1, :2], [-0.05, 0.0], atol=1e-12)
+    assert math.isnan(gaps[1, 2])
+    np.testing.assert_allclose(gaps[2], [0.0, 0.0, 0.0])
 
 
 def test_per_case_heatmap_and_banded_function_plot_write_pngs(tmp_path: Path) -> None:
     heat = plots.heatmap([[0.9, 0.8], [0.3, math.nan]], ["a/mlp", "b/mlp"], ["f", "g"], tmp_path / "h.png",
-                         value_label="mean test accuracy", per_row=True)
+                         value_label="mean test accuracy", from_row_best=True)
     shapes = plots.function_plot(
         {"initial": ("x*sigmoid(beta*x)", {"beta": 1.0}), "layer 0": ("x*sigmoid(beta*x)", {"beta": 0.9}),
          "exp": "exp(x)"},

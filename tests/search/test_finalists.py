@@ -15,10 +15,10 @@ from afos.execution.local import SerialExecutor
 from afos.records.evaluation import Origin, Phase
 from afos.records.runs import Role, RunStatus, Verdict
 from afos.runs.lifecycle import Options
+from afos.runs.listing import list_runs
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
 from afos.search.confirmation import PlannedFunction, confirm_seeds, summarise, verdict_sentence, winner
-from afos.runs.listing import list_runs
 from afos.search.results import finalist_rows, hall_of_fame
 from afos.storage.store import RunStore
 from afos.training.config import TrainConfig

@@ -93,8 +93,8 @@ def test_tiny_search_writes_a_trustworthy_run_folder(tmp_path: Path) -> None:
     assert counts[1].mutations + counts[1].crossovers > 0  # variation really runs
     with (tmp_path / "run" / "hall_of_fame.csv").open() as handle:
         header = next(csv.reader(handle))
-    assert header[:5] == ["rank", "expression", "canonical", "fingerprint", "fitness"]
-    assert {"n_runs", "val_accuracy", "val_std", "test_accuracy"} <= set(header)
+    assert header[:4] == ["rank", "canonical", "fingerprint", "fitness"]
+    assert {"n_runs", "val_accuracy", "val_std", "test_accuracy", "generation", "size", "tree"} <= set(header)
     assert "ReLU" in (tmp_path / "run" / "report.md").read_text() or "relu" in (tmp_path / "run" / "report.md").read_text()
 
 
@@ -150,6 +150,7 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
     assert process.returncode == -signal.SIGKILL
     before = len(_rows(killed / "afos.db"))
     assert 0 < before < len(_rows(reference / "afos.db"))
+    _assert_files_match_the_database(killed)
 
     resumed = subprocess.run([sys.executable, "-m", "afos", "search", "--resume", str(killed), "--quiet"],
                              capture_output=True, text=True, timeout=300)
@@ -158,6 +159,39 @@ def test_kill_9_mid_generation_then_resume_matches_an_uninterrupted_run(tmp_path
     assert len({r[:4] for r in rows}) == len(rows)  # nothing trained twice
     assert sorted(rows) == sorted(_rows(reference / "afos.db"))  # nothing lost, same results
     assert _hall_of_fame(killed) == _hall_of_fame(reference)
+
+
+def _assert_files_match_the_database(run_dir: Path) -> None:
+    """The files a killed search leaves are whole and say what its database holds at its last generation."""
+    with RunStore(run_dir / "afos.db", readonly=True) as store:
+        saved = store.generations()
+    assert saved, "the kill came after the first generation"
+    assert not list(run_dir.glob(".*partial"))
+    with (run_dir / "generations.csv").open() as handle:
+        assert [int(row["generation"]) for row in csv.DictReader(handle)] == [g.generation + 1 for g in saved]
+    assert [key for key, _ in _hall_of_fame(run_dir)] == [entry.key for entry in saved[-1].hall_of_fame]
+    assert (run_dir / "fitness.png").stat().st_size > 0
+    assert "Status: **running**" in (run_dir / "report.md").read_text()  # as of the last generation
+
+
+def test_sigterm_leaves_a_report_that_says_what_happened(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = _start(_toml(tmp_path / "tiny.toml", TINY), run_dir)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _rows_so_far(run_dir / "afos.db") < 7:  # inside generation 2
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 143
+    report = (run_dir / "report.md").read_text()
+    assert "Status: **interrupted**" in report and f"`afos search --resume {run_dir.name}` continues it" in report
+    with RunStore(run_dir / "afos.db", readonly=True) as store:
+        done = len(store.generations())
+        pending = [r for r in store.evaluations(phase=Phase.SEARCH) if (r.generation or 0) >= done]
+    assert done < TINY["generations"] and bool(pending) == ("## Runs of the unfinished generation" in report)
+    assert not pending or f"Generation {done + 1} stopped before it completed; its {len(pending)} finished" in report
+    linked = {line[line.index("(") + 1:-1] for line in report.splitlines() if line.startswith("![")}
+    assert linked and all((run_dir / name).is_file() for name in linked)
 
 
 def test_resume_refuses_to_change_the_protocol(tmp_path: Path) -> None:
