@@ -30,6 +30,10 @@ _EXPORTS = {
     "FitnessResult": "afos.training.fitness",
     "run_fitness": "afos.training.fitness",
     "UserError": "afos.errors",
+    "run_search": "afos.runs.api",
+    "evaluate": "afos.runs.api",
+    "compare": "afos.runs.api",
+    "SearchResult": "afos.runs.api",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import fields
 from pathlib import Path
@@ -9,20 +10,44 @@ from typing import Any, Callable, Iterable, Mapping
 
 from afos.errors import ConfigError
 
+#: The configs shipped inside the package, usable by name (``--config cifar10-fast``) wherever afos is installed.
+SHIPPED = Path(__file__).resolve().parent / "configs"
 
-def load_config(path: str | Path | None) -> dict[str, Any]:
-    """Read a TOML config (top-level search keys, a ``[train]`` table); None gives the defaults."""
-    if path is None:
+
+def shipped_configs() -> list[str]:
+    """The names of the shipped configs, sorted."""
+    return sorted(path.stem for path in SHIPPED.glob("*.toml"))
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A config file by path, or a shipped config by name (with or without ``.toml``, or written as the
+    ``configs/NAME.toml`` of a source checkout); a path that exists wins over a name."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED / f"{path.stem}.toml"
+    if path.suffix in ("", ".toml") and path.parent in (Path("."), Path("configs")) and shipped.is_file():
+        return shipped
+    names = shipped_configs()
+    close = difflib.get_close_matches(path.stem, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"config {name_or_path} is neither a file nor a shipped config; {hint}"
+                      f"shipped: {', '.join(names)}")
+
+
+def load_config(name_or_path: str | Path | None) -> dict[str, Any]:
+    """Read a TOML config (top-level search keys, a ``[train]`` table) by path or shipped name
+    (:func:`config_path`); None gives the defaults."""
+    if name_or_path is None:
         return {}
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
+    path = config_path(name_or_path)
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path}: {error}") from None
 

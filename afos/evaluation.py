@@ -102,7 +102,11 @@ class Evaluator:
         self.store = store
         self.executor = executor
         self.cache = cache
-        self.on_record = on_record or (lambda evaluation: None)
+        self.listeners: list[OnRecord] = [on_record] if on_record else []
+
+    def listen(self, on_record: OnRecord) -> None:
+        """Also call ``on_record`` with each record as it is committed (trained or reused)."""
+        self.listeners.append(on_record)
 
     def ensure(self, requests: Sequence[EvalRequest], *, limit: int | None = None,
                deadline: float | None = None) -> list[Evaluation]:
@@ -163,4 +167,5 @@ class Evaluator:
     def _commit(self, evaluation: Evaluation, found: dict[EvalKey, Evaluation]) -> None:
         self.store.add_evaluation(evaluation)
         found[evaluation.key] = evaluation
-        self.on_record(evaluation)
+        for listener in self.listeners:
+            listener(evaluation)

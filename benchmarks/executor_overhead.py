@@ -13,7 +13,7 @@ start-up: process spawn, imports, dataset load; reported separately), then the t
 
 GPU mode: candidates per hour on ONE GPU with 1, 2 and 4 concurrent worker processes
 (``--executor process --workers-per-gpu K``), on the cifar10-resnet20 protocol (the ``[train]`` table of
-configs/cifar10-resnet20.toml). It needs CIFAR-10 in the torchvision layout under --data-dir or
+the shipped config cifar10-resnet20). It needs CIFAR-10 in the torchvision layout under --data-dir or
 $AFOS_DATA_DIR (``<DIR>/cifar-10-batches-py/``); use --epochs to shorten each run (the default, the config's
 8 epochs, takes minutes per candidate).
 
@@ -29,7 +29,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,7 +40,6 @@ from afos.execution.factory import make_executor
 from afos.training.config import TrainConfig
 
 EXPRESSIONS = ("relu", "silu", "gelu", "-x*erf(exp(-x))", "x*tanh(softplus(x))", "tanh(x)")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=float, nargs="+", help="budget per job; CPU default: 0.2 5, GPU: the config's")
     parser.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True, help="CPU mode: include ray")
-    parser.add_argument("--config", default=str(ROOT / "configs" / "cifar10-resnet20.toml"), help="GPU mode protocol")
+    parser.add_argument("--config", default="cifar10-resnet20", help="GPU mode protocol")
     parser.add_argument("--data-dir", help="GPU mode: folder holding cifar-10-batches-py/")
     parser.add_argument("--candidates", type=int, default=8, help="GPU mode: timed candidates per concurrency")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4], help="GPU mode: workers on the GPU")

@@ -11,7 +11,7 @@ Rows, all measured in this one process:
    ResNet-20 at batch 256 and the airbench model at batch 512, plus the step's peak-memory increment over
    ReLU's (CUDA) and the saved-for-backward bytes per site over the site's input;
 3. seconds per candidate (build, compile and train, data already loaded) and candidates per GPU-hour for
-   configs/cifar10-resnet20.toml and configs/cifar10-fast.toml, each also with cuda_graphs on CUDA, on the
+   the shipped configs cifar10-resnet20 and cifar10-fast, each also with cuda_graphs on CUDA, on the
    CIFAR-10 subset under
    $AFOS_TEST_DATA/cifar10-subset, at the configs' full budget (the last halving rung, the most expensive one).
 
@@ -51,7 +51,7 @@ ACTIVATIONS = {"eelu": "-x*erf(exp(-x))", "mila": "mila", "adaptive_tanh": "adap
 PATHS = ("eager", "fused", "compiled", "graphs", "model")
 #: The whole network compiled (kernels = "model") costs a compile per network; only these get one.
 MODEL_ACTIVATIONS = ("eelu",)
-CONFIGS = ("configs/cifar10-fast.toml", "configs/cifar10-resnet20.toml")  # the search's GPU default first
+CONFIGS = ("cifar10-fast", "cifar10-resnet20")  # the search's GPU default first
 #: Candidates of the seconds-per-candidate rows, one constant per row: a constant is folded into the kernel's
 #: source, so every row compiles its kernels afresh, as every new candidate of a search does.
 CANDIDATES = ("relu", "x*atan(softplus({c}*x))", "sin({c}*x)*sigmoid(x) + x")
@@ -137,7 +137,7 @@ def candidate_rows(device: torch.device, data_dir: str | None, quick: bool) -> l
     lines = []
     rows = [(p, g) for p in CONFIGS for g in ((False, True) if device.type == "cuda" else (False,))]
     for row, (path, graphs) in enumerate(rows):
-        settings = dict(load_config(ROOT / path).get("train", {}))
+        settings = dict(load_config(path).get("train", {}))
         settings.update(device=str(device), data_dir=data_dir, timeout_s=None, cuda_graphs=graphs)
         if quick:
             settings.update(steps=2, batch_size=16)

@@ -6,7 +6,7 @@ set -euo pipefail
 functions=(adaptive_sigmoid sigmoid adaptive_tanh tanh adaptive_relu relu)
 run() {  # run NAME OPTIONS...
   local name=$1; shift
-  afos evaluate "${functions[@]}" --config configs/adaptive-layers.toml --out "results/adaptive-$name" "$@"
+  afos evaluate "${functions[@]}" --config adaptive-layers --out "results/adaptive-$name" "$@"
 }
 run sgd      --optimizer sgd      --momentum 0   --lr 0.05 "$@"
 run momentum --optimizer sgd      --momentum 0.9 --lr 0.05 "$@"

@@ -87,7 +87,7 @@ run() {
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 1 >"$LOGS/gpu-util.log" 2>&1 &
     sampler=$!
   fi
-  local afos=(python3 -m afos) fast=(--config configs/cifar10-fast.toml --device "$device" --data-dir "$data")
+  local afos=(python3 -m afos) fast=(--config cifar10-fast --device "$device" --data-dir "$data")
 
   # Every module imports: a missing package fails here in seconds, not in every step (deap 1.4.4 needs moocore).
   if ! python3 -c "import deap.tools, afos.search.loop, afos.execution.factory, afos.reporting.search_report" >"$OUT/preflight.txt" 2>&1; then

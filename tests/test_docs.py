@@ -75,3 +75,17 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
         runs = list(csv.DictReader(handle))
     digits = {r["origin"] for r in runs if r["dataset"] == "digits"}
     assert digits == {"reused"}, "the tutorial says compare reuses the evaluate run's digits runs"
+
+
+def test_the_python_api_example_runs_as_written(tmp_path: Path) -> None:
+    (block,) = re.findall(r"```python\n(.*?)```", (DOCS / "python-api.md").read_text(), flags=re.S)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, verdict, *rest = done.stdout.splitlines()
+    assert first.startswith("finished ") and first.endswith("functions in the hall of fame")
+    assert "ReLU" in verdict and rest[-2] == "6 training runs"
+    listed = subprocess.run([sys.executable, "-m", "afos", "runs", "results"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120).stdout
+    assert all(name in listed for name in ("api-search", "api-evaluate", "api-compare"))

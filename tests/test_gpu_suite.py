@@ -25,4 +25,4 @@ def test_gpu_suite_quick_runs_on_the_cpu_and_prints_its_table() -> None:
     assert len(rows) == 8, done.stdout  # 4 activations x 2 models
     assert sum("native ReLU" in line for line in lines) == 2, done.stdout  # one reference line per model
     assert all("n/a" not in row.split("|")[5] for row in rows), done.stdout  # compiled column measured
-    assert any(line.startswith("| configs/cifar10-fast.toml") or "skipped" in line for line in lines), done.stdout
+    assert any(line.startswith("| cifar10-fast") or "skipped" in line for line in lines), done.stdout

@@ -13,12 +13,20 @@ import click
 
 from afos.errors import ExitCode, UserError
 
+_SHOWN: set[str] = set()  # warnings already shown by this command
+
 
 def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
-    """``warnings.showwarning`` for the CLI: one ``afos: warning: ...`` line, without Python's source line."""
+    """``warnings.showwarning`` for the CLI: one ``afos: warning: ...`` line, without Python's source line,
+    once per command however many code paths warn it (a dataset is read to check it, then to train), and
+    written above a running progress bar rather than into it."""
+    from tqdm import tqdm
+
     text = " ".join(str(message).split())
-    click.echo(f"afos: warning: {text}", err=True)
+    if text not in _SHOWN:
+        _SHOWN.add(text)
+        tqdm.write(f"afos: warning: {text}", file=sys.stderr)
 
 
 class Group(click.Group):

@@ -117,8 +117,9 @@ def grid_options(command: Any) -> Any:
     options = [
         click.option("--seeds", type=int, default=None, help="Seeds per function and task (default 3)."),
         *(click.option(flag, key, default=None, **settings) for flag, key, settings in TRAIN_OPTIONS),
-        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                     help="TOML file whose [train] table sets the training protocol (a search config works)."),
+        click.option("--config", "config_path", default=None,
+                     help="TOML config whose [train] table sets the training protocol: a file, or a shipped "
+                          "config by name (cifar10-fast, ...)."),
         click.option("--out", type=click.Path(file_okay=False), default=None,
                      help="Output folder (default results/<command>-<time>); the same --out resumes a stopped grid."),
         click.option("--tensorboard", type=click.Path(file_okay=False), default=None,

@@ -14,8 +14,8 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 
 
 @cli.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="TOML config (default: configs/quick.toml settings).")
+@click.option("--config", "config_path", default=None,
+              help="TOML config: a file, or a shipped config by name (cifar10-fast, quick, ...; default quick).")
 @click.option("--dataset", default=None, help="Dataset (digits, wine, mnist, fashion-mnist, cifar10, cifar100, "
                                              "folder, csv).")
 @click.option("--model", default=None, help="Model (mlp, small_cnn, lenet5, afos_cnn, resnet20, ...).")
@@ -23,6 +23,10 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 @click.option("--population", type=int, default=None, help="Candidates per generation.")
 @click.option("--generations", type=int, default=None, help="Number of generations.")
 @click.option("--epochs", type=float, default=None, help="Training budget per candidate, in epochs.")
+@click.option("--batch-size", type=int, default=None, help="Mini-batch size of each training run.")
+@click.option("--lr", type=float, default=None, help="Learning rate of each training run.")
+@click.option("--timeout", type=float, default=None,
+              help="Seconds one training run may take before it is recorded as timed out (train.timeout_s).")
 @click.option("--seed", type=int, default=None, help="Random seed of the search and of training.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run-id>).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None, help="Continue this run folder.")
@@ -49,7 +53,8 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
     from afos.config import load_config, with_overrides
     from afos.reporting.tensorboard import TensorBoardLog
     from afos.runs import search as folders
-    from afos.runs.lifecycle import Options, sigterm_interrupts
+    from afos.runs.api import run_search
+    from afos.runs.lifecycle import sigterm_interrupts
     from afos.search.config import SearchConfig
 
     overrides = {
@@ -58,6 +63,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         "time_limit": options["time_limit"], "learnable_constants": options["learnable_constants"],
         "train.dataset": options["dataset"], "train.model": options["model"],
         "train.epochs": options["epochs"], "train.seed": options["seed"], "train.device": options["device"],
+        "train.batch_size": options["batch_size"], "train.lr": options["lr"], "train.timeout_s": options["timeout"],
         "train.data_dir": options["data_dir"], "train.image_size": options["image_size"],
         "train.target": options["target"], "reuse_runs": False if options.pop("no_reuse") else None,
         "confirm_top": options.pop("confirm_top"), "confirm_seeds": options.pop("confirm_seeds"),
@@ -66,24 +72,17 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
     if resume:
         run_dir, config = Path(resume), folders.resume_config(Path(resume), overrides)
     else:
-        values = load_config(config_path or _default_config())
+        values = load_config(config_path or "quick")
         config = SearchConfig.from_dict(with_overrides(values, overrides))
         run_dir = Path(out) if out else folders.new_run_dir("results", config)
-    echo = None if quiet else (lambda message: click.echo(message, err=True))
     tensorboard = options.pop("tensorboard")
-    run_options = Options(echo, TensorBoardLog(tensorboard) if tensorboard else None)
     try:
         with sigterm_interrupts(), make_executor(options) as executor:
-            status = folders.search(config, run_dir, executor=executor, options=run_options)
+            result = run_search(config, out=run_dir, executor=executor, progress=not quiet,
+                                on_record=TensorBoardLog(tensorboard) if tensorboard else None)
     except KeyboardInterrupt as interrupt:
         interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
-    click.echo(_top_functions(run_dir, status, run_dir / "report.md"))
-
-
-def _default_config() -> str | None:
-    """configs/quick.toml of a source checkout; an installed package falls back to the same defaults."""
-    path = Path(__file__).resolve().parents[2] / "configs" / "quick.toml"
-    return str(path) if path.exists() else None
+    click.echo(_top_functions(run_dir, result.status, run_dir / "report.md"))
 
 
 def _top_functions(run_dir: Path, status: Any, report: Path) -> str:

@@ -42,10 +42,12 @@ from afos.records.search import (
     HallOfFameEntry,
     Member,
 )
+from afos.search.budget import BudgetWatch
 from afos.search.config import (
     SearchConfig,
     baseline_names,
     budgets,
+    expected_runs,
     fitness_seeds,
     score,
     task_configs,
@@ -145,6 +147,8 @@ class Search:
         self.hall_of_fame = HallOfFame(config.hall_of_fame)
         self.random = SearchRandom(config.seed)
         self.generation = 0
+        watch = BudgetWatch(config.train, expected_runs(config), config.time_limit, self.progress)
+        evaluator.listen(watch.observe)
 
     # ------------------------------------------------------------------------------------ the loop
     def run(self) -> RunStatus:

@@ -4,7 +4,7 @@
 #
 #   bash scripts/slurm/single-node-multi-gpu.sh                   # on a workstation
 #   sbatch scripts/slurm/single-node-multi-gpu.sh --generations 5 # on Slurm, with the #SBATCH lines below
-#   CONFIG=configs/fashion-mnist.toml sbatch scripts/slurm/single-node-multi-gpu.sh
+#   CONFIG=fashion-mnist sbatch scripts/slurm/single-node-multi-gpu.sh
 #
 # Run from the repository root. Arguments go to `afos search`. The dataset must be on disk (AFOS_DATA_DIR
 # or --data-dir) when the machine cannot download it. Without GPUs the workers are CPU processes. A job that
@@ -25,5 +25,5 @@ source "${VENV:-.venv}/bin/activate"
 # shellcheck source=scripts/slurm/search-args.sh
 source scripts/slurm/search-args.sh
 
-search_args "${CONFIG:-configs/cifar10-resnet20.toml}" "$@"
+search_args "${CONFIG:-cifar10-resnet20}" "$@"
 afos search --executor process --workers-per-gpu "${WORKERS_PER_GPU:-2}" "${SEARCH_ARGS[@]}"

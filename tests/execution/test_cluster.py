@@ -115,7 +115,7 @@ def slurm(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iter
     start = subprocess.run([HARNESS, "start", state], check=False, capture_output=True, text=True, timeout=600)
     if start.returncode == 3:
         pytest.skip(f"no Slurm here: {start.stderr.strip()}")
-    job_env = {**env, "SLURM_CONF": str(state / "slurm.conf"), "VENV": sys.prefix, "CONFIG": "configs/quick.toml",
+    job_env = {**env, "SLURM_CONF": str(state / "slurm.conf"), "VENV": sys.prefix, "CONFIG": "quick",
                "OMP_NUM_THREADS": "2"}  # two workers, one torch thread each
     try:
         assert start.returncode == 0, f"the Slurm harness failed:\n{start.stderr}"

@@ -227,3 +227,21 @@ def test_a_search_leaves_the_callers_random_state_alone(tmp_path: Path) -> None:
     random.seed(99)  # the caller's draws in between do not change what a resumed search proposes
     _search(_config(generations=2), tmp_path / "twin")
     assert _hall_of_fame(tmp_path / "twin") == _hall_of_fame(tmp_path / "run")
+
+
+def test_a_budget_that_does_not_fit_the_machine_is_said_early(tmp_path: Path) -> None:
+    """A run that times out, and a time limit far below what the planned runs need, each get one line as
+    soon as they are seen, not a silent search that stops with nothing."""
+    common = ["--population", "4", "--no-confirm", "--dataset", "digits", "--model", "mlp"]
+    timed_out = subprocess.run([sys.executable, "-m", "afos", "search", *common, "--generations", "2", "--epochs", "3",
+                                "--timeout", "0.05", "--time-limit", "2", "--out", str(tmp_path / "a")],
+                               capture_output=True, text=True, timeout=300)
+    assert timed_out.returncode == 0, timed_out.stderr
+    assert timed_out.stderr.count("hit the run timeout (timeout_s = 0.05 s; timed out after") == 1
+    assert "--config cifar10-cpu" in timed_out.stderr
+    rushed = subprocess.run([sys.executable, "-m", "afos", "search", *common, "--generations", "8", "--epochs", "5",
+                             "--time-limit", "3", "--out", str(tmp_path / "b")], capture_output=True, text=True,
+                            timeout=300)
+    assert rushed.returncode == 0, rushed.stderr
+    (line,) = [line for line in rushed.stderr.splitlines() if "far beyond --time-limit" in line]
+    assert line.startswith("warning: at ") and "s per training run, the ~" in line

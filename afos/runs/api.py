@@ -1,0 +1,141 @@
+"""The Python API: a search, an evaluation or a comparison from a script or a notebook, with typed results.
+
+::
+
+    import afos
+
+    result = afos.run_search("quick", generations=3, train={"epochs": 2}, out="results/mine")
+    print(result.verdict)                       # the sentence the console ends with
+    best = result.winner                        # the confirmed winner (a Finalist), or None
+    table = afos.evaluate("relu", "x*sigmoid(x)", dataset="digits", seeds=3, epochs=5)
+    analysis = afos.compare("x*erf(x)", datasets=["digits", "wine"], seeds=3, epochs=5)
+
+Each call runs exactly what the command of the same name runs (``afos search`` calls :func:`run_search`),
+in a run folder that the command line reads (``afos runs``, ``afos report``, ``afos export``) and that the
+same call with the same ``out`` resumes. (The search is ``run_search`` because ``afos.search`` is the
+package that holds the genetic search.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from afos.config import load_config, with_overrides
+from afos.execution.contract import Executor
+from afos.execution.factory import make_executor
+from afos.grid.analysis import GridAnalysis
+from afos.grid.results import Results
+from afos.grid.spec import DEFAULT_BASELINES, spec_from_options
+from afos.records.runs import RunStatus
+from afos.records.search import HallOfFameEntry
+from afos.runs import grid as grids
+from afos.runs import search as searches
+from afos.runs.lifecycle import Options
+from afos.runs.progress import OnRecord
+from afos.search.config import SearchConfig
+from afos.search.confirmation import Finalist, verdict_sentence, winner
+from afos.search.results import finalist_rows, hall_of_fame
+from afos.storage.store import RunStore
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search found: its hall of fame (best first, as of its last completed generation), the
+    confirmation's finalists and baselines (empty without one), the function the confirmation names, and
+    the verdict sentence (None without a confirmation)."""
+
+    run_dir: Path
+    status: RunStatus
+    hall_of_fame: tuple[HallOfFameEntry, ...]
+    finalists: tuple[Finalist, ...]
+    winner: Finalist | None
+    verdict: str | None
+
+
+def run_search(config: str | Path | Mapping[str, Any] | SearchConfig | None = None, *,
+               out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = False,
+               on_record: OnRecord | None = None, reuse: bool = True, **settings: Any) -> SearchResult:
+    """Run (or, with an ``out`` that holds it, resume) a search and return what it found.
+
+    ``config`` is a shipped config's name, a TOML file, a mapping of config keys or a
+    :class:`~afos.search.config.SearchConfig` (default: ``quick``); ``settings`` override its keys
+    (``population=8``, ``train={"epochs": 2}``). ``executor`` is ``serial``, ``process``, ``ray`` or an open
+    :class:`~afos.execution.contract.Executor`; ``progress`` prints the progress lines on stderr.
+    """
+    search_config = _search_config(config, settings)
+    run_dir = Path(out) if out is not None else searches.new_run_dir("results", search_config)
+    options = Options(_echo(progress), on_record, reuse)
+    with _executor(executor) as running:
+        status = searches.search(search_config, run_dir, executor=running, options=options)
+    return search_result(run_dir, status)
+
+
+def search_result(run_dir: str | Path, status: RunStatus | None = None) -> SearchResult:
+    """The :class:`SearchResult` of the search in ``run_dir`` as its database holds it now."""
+    with RunStore(Path(run_dir) / "afos.db", readonly=True) as store:
+        rows = finalist_rows(store)
+        recorded = RunStatus(store.get_meta("status", RunStatus.RUNNING.value))
+        return SearchResult(Path(run_dir), status or recorded, tuple(hall_of_fame(store)), tuple(rows or ()),
+                            winner(rows or []), verdict_sentence(rows) if rows else None)
+
+
+def evaluate(*functions: str, baselines: Sequence[str] = (), dataset: str | None = None, model: str | None = None,
+             seeds: int | None = None, config: str | Path | None = None, parameters: Mapping[str, Any] | None = None,
+             out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = False,
+             **train: Any) -> Results:
+    """Train ``functions`` (and ``baselines``) on one task over ``seeds`` seeds, as ``afos evaluate`` does;
+    ``train`` sets training keys (``epochs=5``, ``batch_size=64``); ``parameters`` takes ``learnable``,
+    ``fixed`` and ``scope`` as the command's options do."""
+    spec = spec_from_options("evaluate", functions, baselines, datasets=[dataset] if dataset else [],
+                             model_names=[model] if model else [], seeds=seeds, config_path=config,
+                             overrides=train, parameters=parameters)
+    with _executor(executor) as running:
+        return grids.evaluate(spec, Path(out) if out else grids.default_out("evaluate"), executor=running,
+                              options=Options(_echo(progress)))
+
+
+def compare(*functions: str, baselines: Sequence[str] | None = None, datasets: Sequence[str] = (),
+            models: Sequence[str] = (), tasks: Sequence[str] = (), seeds: int | None = None,
+            config: str | Path | None = None, parameters: Mapping[str, Any] | None = None,
+            out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = False,
+            **train: Any) -> GridAnalysis:
+    """Compare ``functions`` with ``baselines`` (default relu, silu, gelu, mish) over datasets x models x
+    seeds, as ``afos compare`` does, and return the analysis (ranks, Friedman, pairwise tests)."""
+    spec = spec_from_options("compare", functions, DEFAULT_BASELINES if baselines is None else baselines,
+                             datasets=datasets, model_names=models, tasks=tasks, seeds=seeds, config_path=config,
+                             overrides=train, parameters=parameters)
+    with _executor(executor) as running:
+        return grids.compare(spec, Path(out) if out else grids.default_out("compare"), executor=running,
+                             options=Options(_echo(progress)))
+
+
+def _search_config(config: str | Path | Mapping[str, Any] | SearchConfig | None,
+                   settings: Mapping[str, Any]) -> SearchConfig:
+    if isinstance(config, SearchConfig):
+        values: dict[str, Any] = config.to_dict()
+    elif isinstance(config, Mapping):
+        values = dict(config)
+    else:
+        values = load_config(config or "quick")
+    train = settings.get("train") or {}
+    flat = {**{k: v for k, v in settings.items() if k != "train"}, **{f"train.{k}": v for k, v in train.items()}}
+    return SearchConfig.from_dict(with_overrides(values, flat))
+
+
+@contextlib.contextmanager
+def _executor(executor: str | Executor) -> Iterator[Executor]:
+    """An executor by name, opened and closed here; one given open is used and left open."""
+    if not isinstance(executor, str):
+        yield executor
+        return
+    with make_executor(executor) as running:
+        yield running
+
+
+def _echo(progress: bool) -> Any:
+    return (lambda message: print(message, file=sys.stderr)) if progress else None

@@ -1,0 +1,37 @@
+"""Configs by name: the shipped configs live in the package, load by name from any folder, and validate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from afos.config import SHIPPED, config_path, load_config, shipped_configs
+from afos.errors import ConfigError
+from afos.search.config import SearchConfig
+
+
+@pytest.mark.parametrize("name", shipped_configs())
+def test_every_shipped_config_loads_by_name_and_validates(name: str) -> None:
+    assert config_path(name) == config_path(f"{name}.toml") == config_path(f"configs/{name}.toml") == SHIPPED / f"{name}.toml"
+    SearchConfig.from_dict(load_config(name))  # a [train]-only config is a search with default search keys
+
+
+def test_a_file_wins_over_a_name_and_a_typo_gets_a_suggestion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quick").write_text("population = 5\n")
+    assert load_config("quick") == {"population": 5}
+    with pytest.raises(ConfigError, match="did you mean 'cifar10-fast'"):
+        config_path("cifar10-fsat")
+
+
+def test_the_cli_finds_a_shipped_config_outside_the_repository(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "afos", "evaluate", "relu", "--config", "quick", "--seeds", "1",
+                           "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    bad = subprocess.run([sys.executable, "-m", "afos", "search", "--config", "cifar10-fsat"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "did you mean 'cifar10-fast'" in bad.stderr
