@@ -29,10 +29,8 @@ def config_path(name_or_path: str | Path) -> Path:
     if path.suffix in ("", ".toml") and path.parent in (Path("."), Path("configs")) and shipped.is_file():
         return shipped
     names = shipped_configs()
-    close = difflib.get_close_matches(path.stem, names, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise ConfigError(f"config {name_or_path} is neither a file nor a shipped config; {hint}"
-                      f"shipped: {', '.join(names)}")
+    raise ConfigError(f"config {name_or_path} is neither a file nor a shipped config; "
+                      f"{did_you_mean(path.stem, names)}shipped: {', '.join(names)}")
 
 
 def load_config(name_or_path: str | Path | None) -> dict[str, Any]:
@@ -115,13 +113,34 @@ def integer(low: int, high: int = MAX_SEED) -> Check:
     return lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
+class one_of:  # noqa: N801 - used like the other rule constructors
+    """A text among ``choices``; :func:`check_rules` suggests the closest choice for a typo (also through
+    :func:`optional`)."""
+
+    def __init__(self, choices: Iterable[str]) -> None:
+        self.choices = tuple(choices)
+
+    def __call__(self, value: Any) -> bool:
+        return isinstance(value, str) and value in self.choices
+
+
 def optional(check: Check) -> Check:
+    if isinstance(check, one_of):
+        return one_of_or_none(check.choices)
     return lambda value: value is None or check(value)
 
 
-def one_of(choices: Iterable[str]) -> Check:
-    known = frozenset(choices)
-    return lambda value: isinstance(value, str) and value in known
+class one_of_or_none(one_of):  # noqa: N801
+    """None or a text among ``choices``."""
+
+    def __call__(self, value: Any) -> bool:
+        return value is None or super().__call__(value)
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """``did you mean 'mnist'? `` for a near miss among ``choices`` (empty when nothing is close)."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6) if isinstance(word, str) else []
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def list_of(check: Check) -> Check:
@@ -141,4 +160,5 @@ def check_rules(config: object, rules: Mapping[str, Rule], where: str) -> None:
         value = getattr(config, key)
         if not check(value):
             shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:77]}..."
-            raise ConfigError(f"{where}: {key}={shown} is invalid; expected {expected}")
+            hint = did_you_mean(value, check.choices) if isinstance(check, one_of) else ""
+            raise ConfigError(f"{where}: {key}={shown} is invalid; {hint}expected {expected}")

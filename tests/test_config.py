@@ -35,3 +35,19 @@ def test_the_cli_finds_a_shipped_config_outside_the_repository(tmp_path: Path) -
     bad = subprocess.run([sys.executable, "-m", "afos", "search", "--config", "cifar10-fsat"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "did you mean 'cifar10-fast'" in bad.stderr
+
+
+@pytest.mark.parametrize("name", shipped_configs())
+def test_every_shipped_seed_expression_can_be_built_from_its_primitives(name: str) -> None:
+    """A shipped config must not warn about itself when a search starts."""
+    from afos.search.loop import _variation
+    from afos.search.proposals import Proposer
+    from afos.search.trees import primitive_set
+    from afos.space.primitives import primitive_set as resolve_primitives
+
+    config = SearchConfig.from_dict(load_config(name))
+    primitives = {p.name: p for p in resolve_primitives(config.primitives)}
+    pset = primitive_set(primitives.values(), config.constants, learnable_constants=config.learnable_constants)
+    said: list[str] = []
+    proposer = Proposer(_variation(config), pset, primitives, on_screened=lambda *record: None, say=said.append)
+    assert len(proposer._seed_trees()) == len(config.seed_expressions) and not said

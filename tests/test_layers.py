@@ -13,7 +13,7 @@ AFOS = Path(__file__).resolve().parents[1] / "afos"
 
 #: The layers, bottom first; a module may import its own layer and those before it.
 LAYERS = [
-    {"errors", "config", "records", "stats"},
+    {"errors", "config", "records", "stats", "text"},
     {"space"},
     {"activation"},
     {"training"},

@@ -105,6 +105,8 @@ def compare(expressions: tuple[str, ...], baseline: str | None, datasets: str | 
             parameters=parameters)
         if selection is not None:
             spec = spec.with_notes(selection.note(spec.tasks))
+        if baselines is None:
+            spec = spec.with_notes([f"baselines: {', '.join(DEFAULT_BASELINES)} (the default; --baseline names others)"])
         analysis, out = run_grid("compare", spec, options, run_comparison)
     if options["as_json"]:
         click.echo(json.dumps(analysis.to_dict(), indent=2))

@@ -170,8 +170,6 @@ def run_grid(kind: str, spec: Any, options: dict[str, Any], start: Any) -> tuple
     out = Path(options["out"]) if options["out"] else default_out(kind)
     on_record = TensorBoardLog(options["tensorboard"]) if options["tensorboard"] else None
     echo = None if options["quiet"] else (lambda message: click.echo(message, err=True))
-    if echo:
-        echo(f"{kind}: {len(spec.runs())} runs into {out}")
     run_options = Options(echo, on_record, reuse=not options.pop("no_reuse"))
     try:
         with sigterm_interrupts(), make_executor(options) as executor:

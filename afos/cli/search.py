@@ -51,7 +51,6 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
     """Evolve activation functions with a genetic search; results go to a run folder."""
     from afos.config import load_config, with_overrides
-    from afos.reporting.tensorboard import TensorBoardLog
     from afos.runs import search as folders
     from afos.runs.api import run_search
     from afos.runs.lifecycle import sigterm_interrupts
@@ -78,8 +77,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
     tensorboard = options.pop("tensorboard")
     try:
         with sigterm_interrupts(), make_executor(options) as executor:
-            result = run_search(config, out=run_dir, executor=executor, progress=not quiet,
-                                on_record=TensorBoardLog(tensorboard) if tensorboard else None)
+            result = run_search(config, out=run_dir, executor=executor, progress=not quiet, tensorboard=tensorboard)
     except KeyboardInterrupt as interrupt:
         interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
     click.echo(_top_functions(run_dir, result.status, run_dir / "report.md"))

@@ -11,6 +11,7 @@ from afos.evaluation import Evaluator, RunDatabase
 from afos.grid.spec import Function, Run, Spec, resolve_functions
 from afos.records.evaluation import Evaluation
 from afos.records.runs import Role
+from afos.text import counted
 from afos.training.protocol import check_tasks
 
 Progress = Callable[[str], None]
@@ -39,7 +40,7 @@ def run_grid(spec: Spec, store: GridDatabase, evaluator: Evaluator, *, progress:
     requests = [spec.request(function, task, seed) for seed, task, function in spec.runs()]
     stored = sum(1 for request in requests if store.find_evaluation(request.key) is not None)
     if stored:
-        say(f"resuming: {stored} of {len(requests)} runs are already in the run database")
+        say(f"resuming: {stored} of {counted(len(requests), 'run')} already in the run database")
     evaluator.ensure(requests)
     return collect(spec, store)
 

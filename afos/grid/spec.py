@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from afos.activation.spec import ActivationSpec, resolve_activation
-from afos.config import load_config, with_overrides
+from afos.config import did_you_mean, load_config, with_overrides
 from afos.errors import ConfigError, UserError
 from afos.evaluation import EvalRequest
 from afos.records.evaluation import EvalKey, Evaluation, Phase
@@ -97,7 +97,10 @@ def resolve_functions(
             shown = display_form(spec.expression, fixed=spec.fixed, learnable=spec.learnable)
             merged[key] = Function(text, shown, key, role, spec)
             continue
-        notes.append(f"{text!r} is the same function as {first.name!r}; it is evaluated once, as {first.name!r}")
+        if text == first.name:
+            notes.append(f"{text!r} is listed as a candidate and as a baseline; it is evaluated once, as a baseline")
+        else:
+            notes.append(f"{text!r} is the same function as {first.name!r}; it is evaluated once, as {first.name!r}")
         if role is Role.BASELINE:
             merged[key] = replace(first, role=Role.BASELINE)
     return list(merged.values()), notes
@@ -120,7 +123,7 @@ def _model_name(name: str) -> str:
 
 def _check_dataset(name: str) -> None:
     if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset {name!r}; {did_you_mean(name, DATASETS)}choose one of {', '.join(DATASETS)}")
 
 
 def make_tasks(datasets: Sequence[str], model_names: Sequence[str] = (), extra: Sequence[str] = ()) -> list[str]:

@@ -292,3 +292,50 @@ def line_plot(
     if title:
         ax.set_title(title)
     return _save(figure, path)
+
+
+def front_plot(
+    points: Sequence[tuple[int, float]],
+    front: Sequence[tuple[int, float, str]],
+    path: str | os.PathLike[str],
+    *,
+    ylabel: str = "fitness",
+    reference: tuple[str, float] | None = None,
+) -> Path:
+    """Size against fitness: every function as a grey dot, the Pareto front as a labelled step line (the
+    best fitness reached at each size or below), and ``reference`` (e.g. ReLU's fitness) as a dashed line."""
+    figure, ax = _new_figure(7.0, 4.2)
+    if points:
+        ax.scatter([size for size, _ in points], [value for _, value in points], s=12, color="0.6", zorder=2,
+                   label="functions trained")
+    if front:
+        sizes, values = [size for size, _, _ in front], [value for _, value, _ in front]
+        ax.step(sizes, values, where="post", color="tab:blue", linewidth=1.5, zorder=3, label="front")
+        ax.scatter(sizes, values, s=24, color="tab:blue", zorder=4)
+        for index, (size, value, text) in enumerate(front):
+            last = index == len(front) - 1
+            ax.annotate(text if len(text) <= 28 else text[:27] + "…", (size, value), textcoords="offset points",
+                        xytext=(-4 if last else 4, -10), ha="right" if last else "left", fontsize=7)
+    if reference is not None:
+        ax.axhline(reference[1], color="black", linestyle="--", linewidth=1.0, label=reference[0])
+    _frame_the_top([value for _, value in points], [value for _, value, _ in front] +
+                   ([reference[1]] if reference else []), ax)
+    ax.set_xlabel("size (nodes of the canonical expression)")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Complexity against fitness")
+    return _save(figure, path)
+
+
+def _frame_the_top(values: Sequence[float], kept: Sequence[float], ax: Any) -> None:
+    """Frame the upper three quarters of ``values`` and all of ``kept``: the front is what matters, and one
+    function that barely trained would otherwise squash it into a line at the top (lower dots leave the
+    frame visibly)."""
+    if not values:
+        return
+    low = min(float(np.percentile(values, 25)), *kept) if kept else float(np.percentile(values, 25))
+    high = max(*values, *kept)
+    pad = 0.1 * max(high - low, 1e-3)
+    ax.set_ylim(low - pad, high + pad)

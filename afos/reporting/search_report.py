@@ -15,7 +15,8 @@ from typing import Any
 from afos.records.evaluation import Evaluation, Phase
 from afos.records.runs import Role, RunStatus
 from afos.records.search import Generation, HallOfFameEntry
-from afos.reporting.plots import function_plot, line_plot
+from afos.reporting.front import Point, front, points
+from afos.reporting.plots import front_plot, function_plot, line_plot
 from afos.reporting.tables import GENERATION_COLUMNS, HOF_COLUMNS, format_number, plus_minus, write_csv
 from afos.search.confirmation import FINALIST_COLUMNS, Finalist, verdict_sentence, winner
 from afos.search.results import (
@@ -31,6 +32,7 @@ from afos.space.display import expression_size
 from afos.storage.atomic import write_text_atomically
 from afos.storage.liveness import running_elsewhere
 from afos.storage.store import RunStore
+from afos.text import counted
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: RunStore | None = None) -> Path:
@@ -51,6 +53,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: R
         write_csv(folder / "finalists.csv", FINALIST_COLUMNS, [f.to_dict() for f in report.finalists])
     if report.generations:
         _fitness_plot(report, folder / FITNESS_PLOT)
+    if report.front:
+        _front_plot(report, folder / FRONT_PLOT)
     shapes, title = _shapes(report)
     if shapes:
         function_plot({**shapes, "ReLU": "relu"}, folder / SHAPES_PLOT, title=title, reference="ReLU")
@@ -64,11 +68,21 @@ def report_text(run_dir: str | Path) -> str:
     return _markdown(Path(run_dir).name, read_report(Path(run_dir)), _plots(Path(run_dir)))
 
 
-FITNESS_PLOT, SHAPES_PLOT = "fitness.png", "top_functions.png"
+FITNESS_PLOT, SHAPES_PLOT, FRONT_PLOT = "fitness.png", "top_functions.png", "front.png"
 
 
 def _plots(folder: Path) -> list[str]:
-    return [name for name in (FITNESS_PLOT, SHAPES_PLOT) if (folder / name).is_file()]
+    return [name for name in (FITNESS_PLOT, SHAPES_PLOT, FRONT_PLOT) if (folder / name).is_file()]
+
+
+def _front_plot(report: SearchReport, path: Path) -> None:
+    relu = _relu_fitness(report)
+    front_plot([(p.size, p.fitness) for p in report.points], [(p.size, p.fitness, p.canonical) for p in report.front],
+               path, ylabel=f"fitness ({report.config.get('fitness')})", reference=("ReLU", relu) if relu else None)
+
+
+def _relu_fitness(report: SearchReport) -> float | None:
+    return next((b.fitness for b in report.baselines if b.expression == "relu" and b.fitness is not None), None)
 
 
 def _fitness_plot(report: SearchReport, path: Path) -> None:
@@ -76,11 +90,11 @@ def _fitness_plot(report: SearchReport, path: Path) -> None:
     drags it down, which says more about failures than about progress), with ReLU's fitness under the
     same protocol as a dashed line once the baselines are trained."""
     stats = [g.stats for g in report.generations]
-    relu = [b.fitness for b in report.baselines if b.expression == "relu" and b.fitness is not None]
+    relu = _relu_fitness(report)
     line_plot([g.generation + 1 for g in report.generations],
               {"best": [s.best for s in stats], "median": [s.median for s in stats]}, path,
               xlabel="generation", ylabel=f"fitness ({report.config.get('fitness')})",
-              title="Fitness over generations", references={"ReLU": relu[0]} if relu else None)
+              title="Fitness over generations", references={"ReLU": relu} if relu is not None else None)
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,11 @@ class SearchReport:
     confirm_seeds: tuple[int, ...]
     pending: list[Evaluation]
     failed: list[Evaluation]
+    points: list[Point]
+
+    @property
+    def front(self) -> list[Point]:
+        return front(self.points)
 
 
 def _status(store: RunStore) -> str:
@@ -124,7 +143,8 @@ def _read(store: RunStore) -> SearchReport:
                         store.count_evaluations(), hall_of_fame(store), saved, baseline_summaries(store),
                         finalist_rows(store), list(store.get_meta("protocols") or {}), plan.seeds if plan else (),
                         [r for r in search if r.generation is not None and r.generation > done],
-                        [r for r in store.evaluations() if not r.ok])
+                        [r for r in store.evaluations() if not r.ok],
+                        points(search, str(store.get_meta("config", {}).get("fitness", "val_accuracy"))))
 
 
 def _hof_row(rank: int, entry: HallOfFameEntry) -> dict[str, Any]:
@@ -174,13 +194,14 @@ def _markdown(name: str, report: SearchReport, plots: Sequence[str]) -> str:
         f"# afos search report: {name}",
         "",
         f"Status: **{report.status}**, {len(report.generations)} of {report.config.get('generations')} generations "
-        f"completed, {report.evaluations} training runs in the database.{_resume_hint(name, report.status)}",
+        f"completed, {counted(report.evaluations, 'training run')} in the database.{_resume_hint(name, report.status)}",
         "",
         *([f"**{verdict_sentence(finalists)}**", "", f"Export it: `afos export {name}` (run from the folder that "
            "holds this run; `--rank N` takes the N-th of the hall of fame instead).", ""] if finalists else []),
         *_protocol_lines(report),
         *_confirmation_lines(finalists, report.confirm_seeds),
         *_top_lines(report),
+        *_front_lines(report.front),
         *_pending_lines(report.pending),
         *_failure_lines(report.failed),
         *(line for plot in plots for line in (f"![{PLOT_TITLES[plot]}]({plot})", "")),
@@ -193,7 +214,8 @@ def _resume_hint(name: str, status: str) -> str:
     return f" `afos search --resume {name}` continues it." if resumable else ""
 
 
-PLOT_TITLES = {FITNESS_PLOT: "fitness over generations", SHAPES_PLOT: "top functions"}
+PLOT_TITLES = {FITNESS_PLOT: "fitness over generations", SHAPES_PLOT: "top functions",
+               FRONT_PLOT: "complexity against fitness"}
 
 
 def _protocol_lines(report: SearchReport) -> list[str]:
@@ -256,6 +278,17 @@ def _top_lines(report: SearchReport) -> list[str]:
     return lines
 
 
+def _front_lines(best: Sequence[Point]) -> list[str]:
+    """The complexity front as a table: for each size, the best function no smaller function beats."""
+    if not best:
+        return []
+    return ["## Complexity and fitness", "",
+            "Each function here is fitter than every smaller one the search trained at the full budget (the "
+            "front of `front.png`); size counts the nodes of the canonical expression.", "",
+            "| size | function | fitness |", "|---:|---|---:|",
+            *(f"| {p.size} | `{p.canonical}` | {format_number(p.fitness)} |" for p in best), ""]
+
+
 #: Runs listed one by one in the report's tables of pending and failed runs; the rest are counted.
 LISTED = 20
 
@@ -302,7 +335,7 @@ def _confirmation_lines(finalists: list[Finalist] | None, seeds: Sequence[int]) 
     lines = [
         "## Confirmation",
         "",
-        f"The finalists and baselines retrained on {len(seeds)} seeds that took no part in the search{progress}, "
+        f"The finalists and baselines retrained on {counted(len(seeds), 'seed')} that took no part in the search{progress}, "
         "paired by seed. Ranked by confirmed validation accuracy; test accuracy (mean ± std, 95 % CI) is the "
         "held-out claim, tested against ReLU (one-sided paired t-test, Holm-corrected over the finalists). "
         "A finalist that failed on any seed is ranked after the others and called failed, never tested on "

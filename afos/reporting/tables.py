@@ -53,5 +53,10 @@ def plus_minus(mean: float | None, std: float | None) -> str:
 
 
 def safe_name(name: str) -> str:
-    """A folder name for an expression ('-x*erf(exp(-x))' -> 'x_erf_exp_-x_'; the fingerprint follows it)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip("-.")[:60] or "f"
+    """A readable folder name for an expression ('-x*erf(exp(-x))' -> 'f_-x*erf(exp(-x))'): spaces go,
+    ``**`` and ``/`` become ``^`` and ``_div_``, anything else but letters, digits and ``_.,+-*()^`` becomes
+    '_', and a name that would start with '-' or '.' (an option to a shell command, a hidden file) gets 'f_'
+    in front; the callers append the fingerprint for uniqueness."""
+    readable = name.replace(" ", "").replace("**", "^").replace("/", "_div_")
+    text = re.sub(r"[^A-Za-z0-9_.,+\-*()^]+", "_", readable)[:60] or "f"
+    return f"f_{text}" if text[0] in "-." else text

@@ -33,10 +33,10 @@ from afos.grid.results import Results
 from afos.grid.spec import DEFAULT_BASELINES, spec_from_options
 from afos.records.runs import RunStatus
 from afos.records.search import HallOfFameEntry
+from afos.reporting.tensorboard import TensorBoardLog
 from afos.runs import grid as grids
 from afos.runs import search as searches
 from afos.runs.lifecycle import Options
-from afos.runs.progress import OnRecord
 from afos.search.config import SearchConfig
 from afos.search.confirmation import Finalist, verdict_sentence, winner
 from afos.search.results import finalist_rows, hall_of_fame
@@ -59,17 +59,19 @@ class SearchResult:
 
 def run_search(config: str | Path | Mapping[str, Any] | SearchConfig | None = None, *,
                out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = False,
-               on_record: OnRecord | None = None, reuse: bool = True, **settings: Any) -> SearchResult:
+               tensorboard: str | Path | None = None, reuse: bool = True, **settings: Any) -> SearchResult:
     """Run (or, with an ``out`` that holds it, resume) a search and return what it found.
 
     ``config`` is a shipped config's name, a TOML file, a mapping of config keys or a
     :class:`~afos.search.config.SearchConfig` (default: ``quick``); ``settings`` override its keys
     (``population=8``, ``train={"epochs": 2}``). ``executor`` is ``serial``, ``process``, ``ray`` or an open
-    :class:`~afos.execution.contract.Executor`; ``progress`` prints the progress lines on stderr.
+    :class:`~afos.execution.contract.Executor`; ``progress`` prints the progress lines on stderr;
+    ``tensorboard`` is a folder for TensorBoard logs (each run's curves, the search's fitness per generation).
     """
     search_config = _search_config(config, settings)
     run_dir = Path(out) if out is not None else searches.new_run_dir("results", search_config)
-    options = Options(_echo(progress), on_record, reuse)
+    log = TensorBoardLog(tensorboard, search_config.to_dict()) if tensorboard is not None else None
+    options = Options(_echo(progress), log, reuse, log.generation if log else None)
     with _executor(executor) as running:
         status = searches.search(search_config, run_dir, executor=running, options=options)
     return search_result(run_dir, status)

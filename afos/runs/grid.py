@@ -16,6 +16,7 @@ from afos.records.runs import RunStatus
 from afos.reporting.grid_report import write_comparison, write_evaluation
 from afos.runs.lifecycle import DEFAULT_OPTIONS, Options, Session, run_session
 from afos.storage.store import RunStore
+from afos.text import counted
 
 
 def default_out(kind: str) -> Path:
@@ -43,7 +44,9 @@ def _run(spec: Spec, out: Path, executor: Executor, options: Options) -> Results
 
     Datasets and models are checked before the folder is created, so a bad task leaves nothing behind.
     """
-    check_grid(spec)
+    check_grid(spec)  # before the line below: a grid that cannot start says nothing of a folder it never makes
+    if options.echo:
+        options.echo(f"{spec.kind.value}: {counted(len(spec.runs()), 'run')} into {out}")
     names = {f.fingerprint: f.name for f in spec.functions}
     missing: list[Results] = []
 

@@ -22,6 +22,7 @@ from afos.evaluation import Evaluator
 from afos.execution.contract import Executor
 from afos.records.evaluation import Evaluation
 from afos.records.runs import RunKind, RunStatus
+from afos.records.search import Generation
 from afos.runs.progress import OnRecord, ProgressLog, Say
 from afos.storage.liveness import Heartbeat
 from afos.storage.siblings import SiblingRuns
@@ -62,11 +63,13 @@ class Session:
 @dataclass(frozen=True)
 class Options:
     """How a session reports and reuses: ``echo`` prints progress (None: quiet), ``on_record`` also gets
-    each record, ``reuse`` copies identical runs from sibling run folders."""
+    each record, ``reuse`` copies identical runs from sibling run folders, and a search also calls
+    ``on_generation`` with each generation it saves."""
 
     echo: Say | None = None
     on_record: OnRecord | None = None
     reuse: bool = True
+    on_generation: Callable[[Generation], None] | None = None
 
 
 DEFAULT_OPTIONS = Options()

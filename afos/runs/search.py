@@ -89,6 +89,8 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
         session.log(f"run folder {run_dir}")
         def on_generation(generation: Generation) -> None:
             write_report(run_dir, store=session.store)
+            if options.on_generation is not None:
+                options.on_generation(generation)
 
         search = Search(config, session.store, session.evaluator, progress=session.log, on_generation=on_generation)
         status = search.run()

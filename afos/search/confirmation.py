@@ -31,6 +31,7 @@ from afos.records.search import Generation, HallOfFameEntry
 from afos.search.config import RELU, SearchConfig, baseline_names, task_configs
 from afos.space.parse import canonical
 from afos.stats.pairwise import holm
+from afos.text import counted
 
 ALPHA = 0.05
 
@@ -169,7 +170,8 @@ def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, 
     seeds = confirm_seeds(config.seed, config.fitness_seeds, config.confirm_seeds)
     budget = config.confirm_epochs or config.train.epochs
     store.set_meta("confirmation", ConfirmationPlan(tuple(seeds), budget, tuple(functions)).to_dict())
-    progress(f"confirming {finalists} finalist(s) and {len(functions) - finalists} baseline(s) on fresh seeds "
+    progress(f"confirming {counted(finalists, 'finalist')} and {counted(len(functions) - finalists, 'baseline')} "
+             "on fresh seeds "
              f"{seeds[0]}..{seeds[-1]} at {budget:g} epochs")
     requests = [EvalRequest.make(f.activation, task, budget=budget, seed=seed, label=f.canonical, phase=Phase.CONFIRM)
                 for seed in seeds for task in task_configs(config) for f in functions]

@@ -58,6 +58,7 @@ from afos.search.proposals import Candidate, Proposals, Proposer, Variation
 from afos.search.trees import Individual, parse_tree, primitive_set
 from afos.space.parse import canonical
 from afos.space.primitives import primitive_set as resolve_primitives
+from afos.text import counted
 
 
 class SearchDatabase(RunDatabase, Protocol):
@@ -191,7 +192,7 @@ class Search:
         self.generation = generation
         carried, proposals = self._propose(generation, population)
         candidates = proposals.candidates
-        self.progress(f"generation {generation + 1}/{self.config.generations}: {len(candidates)} candidates")
+        self.progress(f"generation {generation + 1}/{self.config.generations}: {counted(len(candidates), 'candidate')}")
         fitnesses, counts = self._evaluate(candidates, generation, proposals.counts)
         for candidate in candidates:
             candidate.tree.fitness.values = fitnesses[candidate.key]

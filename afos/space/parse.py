@@ -306,7 +306,9 @@ def _checked(expr: sympy.Expr) -> sympy.Expr:
 def _unknown_name_message(name: str, pos: int, params: Iterable[str]) -> str:
     known = [*FUNCTIONS, *CONSTANTS, "x", *params]
     close = difflib.get_close_matches(name.lower(), known, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; see `afos primitives` for the names"
+    hint = f"; did you mean {', '.join(close)}?" if close else (
+        f"; if {name!r} is a parameter, give its value: --learnable {name}=1 or --fixed {name}=1 on the command "
+        f"line, learnable={{{name!r}: 1.0}} or fixed=... in Python; else see `afos primitives` for the names")
     return f"unknown name {name!r} at column {pos + 1}{hint}"
 
 

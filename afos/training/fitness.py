@@ -183,7 +183,8 @@ def check_validation_split(dataset: Dataset, config: TrainConfig) -> None:
     floor = max(dataset.num_classes, min(MIN_VAL_EXAMPLES, total // 10))
     if held_out < floor:
         raise ConfigError(f"train config: val_fraction={config.val_fraction!r} leaves {held_out} validation "
-                          f"example(s) of {dataset.name}; fitness needs at least {floor}: raise val_fraction")
+                          f"example(s) of {dataset.name}; fitness needs at least {floor}: raise val_fraction in the "
+                          "config's [train] table, or give the dataset more images")
 
 
 def build_network(config: TrainConfig, dataset: Dataset, activation: ActivationFactory) -> nn.Module:

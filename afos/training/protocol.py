@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from afos import __version__
+from afos.config import did_you_mean
 from afos.errors import ConfigError
 from afos.records.json import stable_hash
 from afos.training.config import TrainConfig, resolve_device
@@ -39,9 +40,11 @@ def split_task(task: str) -> tuple[str, str]:
     """``"digits/mlp"`` -> ``("digits", "mlp")``, checking both names."""
     dataset, _, model = task.partition("/")
     if dataset not in DATASETS:
-        raise ConfigError(f"task {task!r}: unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        raise ConfigError(f"task {task!r}: unknown dataset {dataset!r}; {did_you_mean(dataset, DATASETS)}"
+                          f"choose one of {', '.join(DATASETS)}")
     if model not in MODELS:
-        raise ConfigError(f"task {task!r}: unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        raise ConfigError(f"task {task!r}: unknown model {model!r}; {did_you_mean(model, MODELS)}"
+                          f"choose one of {', '.join(MODELS)}")
     return dataset, model
 
 

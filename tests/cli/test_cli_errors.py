@@ -174,3 +174,40 @@ def test_unexpected_exception_keeps_its_traceback_and_says_bug(kind: str, except
 def test_ctrl_c_alone_exits_130() -> None:
     result = _raising("interrupt")
     assert result.returncode == 130 and "afos: aborted" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------------- words a user reads
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (("search", "--dataset", "mnsit"), ("dataset='mnsit'", "did you mean 'mnist'?")),
+    (("search", "--model", "resnet2"), ("did you mean 'resnet20'?",)),
+    (("evaluate", "relu", "--dataset", "mnsit"), ("unknown dataset 'mnsit'; did you mean 'mnist'?",)),
+    (("compare", "relu", "--tasks", "digits/mpl"), ("unknown model 'mpl'; did you mean 'mlp'?",)),
+    (("evaluate", "x*sigmoid(beta*x)"), ("unknown name 'beta'", "--learnable beta=1", "learnable={'beta': 1.0}")),
+])
+def test_a_typo_gets_one_line_with_a_suggestion(args: tuple[str, ...], needles: tuple[str, ...]) -> None:
+    _one_error_line(_afos(*args), *needles)  # nothing else on stderr: no "N runs into <folder never made>"
+
+
+def test_a_failed_download_leaves_no_folders_behind(tmp_path: Path) -> None:
+    _one_error_line(_afos("search", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r")),
+                    "dataset 'mnist' not found")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_grid_counts_in_words_and_says_which_baselines_it_added(tmp_path: Path) -> None:
+    done = _afos("compare", "relu", "--seeds", "1", "--epochs", "0.2", "--datasets", "digits", "--out",
+                 str(tmp_path / "c"))
+    assert done.returncode == 0, done.stderr
+    assert "note: baselines: relu, silu, gelu, mish (the default; --baseline names others)" in done.stderr
+    assert "'relu' is listed as a candidate and as a baseline; it is evaluated once, as a baseline" in done.stderr
+    one = _afos("evaluate", "relu", "--seeds", "1", "--epochs", "0.2", "--out", str(tmp_path / "e"))
+    assert f"evaluate: 1 run into {tmp_path / 'e'}" in one.stderr and "1 runs" not in one.stderr
+
+
+def test_export_of_a_results_folder_names_a_run_to_export(tmp_path: Path) -> None:
+    done = _afos("evaluate", "relu", "--seeds", "1", "--epochs", "0.2", "--out", str(tmp_path / "results" / "e"))
+    assert done.returncode == 0, done.stderr
+    _one_error_line(_afos("export", str(tmp_path / "results")), "holds 1 run folder(s), not one run",
+                    f"afos export {tmp_path / 'results' / 'e'}")

@@ -17,6 +17,7 @@ import pytest
 from afos.errors import ConfigError
 from afos.execution.local import SerialExecutor
 from afos.records.evaluation import Phase
+from afos.reporting.search_report import read_report
 from afos.runs.lifecycle import Options
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
@@ -84,8 +85,16 @@ def test_tiny_search_writes_a_trustworthy_run_folder(tmp_path: Path) -> None:
     lines: list[str] = []
     status = _search(_config(), tmp_path / "run", lines.append)
     assert status == "finished"
-    for name in ("afos.db", "hall_of_fame.csv", "generations.csv", "report.md", "fitness.png", "top_functions.png"):
+    for name in ("afos.db", "hall_of_fame.csv", "generations.csv", "report.md", "fitness.png", "top_functions.png",
+                 "front.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
+    report = read_report(tmp_path / "run")
+    best = report.front
+    assert best and best == sorted(best, key=lambda p: p.size)
+    for point in best:  # fitter than every smaller function trained at the full budget
+        assert all(other.fitness < point.fitness for other in report.points if other.size < point.size)
+    assert max(p.fitness for p in report.points) == best[-1].fitness
+    assert "## Complexity and fitness" in (tmp_path / "run" / "report.md").read_text()
     with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
         assert [g.generation for g in store.generations()] == [0, 1, 2]
         counts = [g.stats.counts for g in store.generations()]

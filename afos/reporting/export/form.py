@@ -93,6 +93,10 @@ def winner_form(run_dir: str | Path) -> Form:
 def _search_results(run_dir: str | Path) -> tuple[tuple[HallOfFameEntry, ...], list[Finalist] | None]:
     path = Path(run_dir) / "afos.db" if Path(run_dir).is_dir() else Path(run_dir)
     if not path.is_file():
+        runs = sorted(p.parent.name for p in Path(run_dir).glob("*/afos.db"))
+        if runs:
+            raise UserError(f"{run_dir} holds {len(runs)} run folder(s), not one run: name one, e.g. afos export "
+                            f"{Path(run_dir) / runs[-1]} (`afos runs {run_dir}` lists them)")
         raise UserError(f"{run_dir} is neither an expression nor a run folder holding afos.db")
     with RunStore(path, readonly=True) as store:
         generation = store.last_generation()

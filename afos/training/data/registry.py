@@ -6,6 +6,7 @@ one (the same for every seed), so test accuracies of different runs stay compara
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from afos.config import did_you_mean
 from afos.errors import ConfigError, DatasetNotFound
 from afos.training.data.own import OwnData, load_own_data
 from afos.training.data.readers import Source, read_cifar_source, read_idx_source
@@ -126,16 +128,33 @@ def _download(source: Source, root: Path) -> str:
     """Let torchvision fetch the dataset into ``root``; return "" on success, else the reason it failed.
 
     Any exception counts as a failure (offline machines raise all sorts: URLError, socket errors,
-    RuntimeError from checksum mismatches, PermissionError on read-only folders).
+    RuntimeError from checksum mismatches, PermissionError on read-only folders). A failed download leaves
+    no trace: the empty folders torchvision made for it are removed again.
     """
+    before = _existing_folders(root / source.folder)
     try:
         import torchvision.datasets  # noqa: PLC0415 - imported only here so importing the registry stays cheap
 
         getattr(torchvision.datasets, source.torchvision_class)(str(root), train=True, download=True)
     except Exception as exc:  # noqa: BLE001 - see docstring
+        _remove_empty_folders(root / source.folder, before)
         first_line = str(exc).strip().splitlines()[:1]
         return f"{type(exc).__name__}: {first_line[0]}" if first_line else type(exc).__name__
     return ""
+
+
+def _existing_folders(folder: Path) -> set[Path]:
+    """``folder`` and its parents that exist now."""
+    return {path for path in (folder, *folder.parents) if path.is_dir()}
+
+
+def _remove_empty_folders(folder: Path, keep: set[Path]) -> None:
+    """Remove the empty folders of ``folder``'s tree made since ``keep`` was taken, deepest first."""
+    tree = [*(folder.rglob("*") if folder.is_dir() else ()), folder, *folder.parents]
+    made = sorted((p for p in tree if p.is_dir() and p not in keep), key=lambda p: len(p.parts), reverse=True)
+    for path in made:
+        with contextlib.suppress(OSError):  # not empty after all: something else is in it
+            path.rmdir()
 
 
 def _not_found_message(name: str, source: Source, root: Path, missing: list[str], why: str) -> str:
@@ -207,7 +226,7 @@ def _canonical_name(name: str) -> str:
     aliases = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}
     key = aliases.get(key, key)
     if key not in DATASETS:
-        raise ConfigError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset '{name}'; {did_you_mean(key, DATASETS)}choose one of: {', '.join(DATASETS)}")
     return key
 
 
