@@ -42,6 +42,15 @@ class FitnessMeasure(str, Enum):
     VAL_F1 = "val_f1"
 
 
+class Strategy(str, Enum):
+    """How a search makes the candidates of each generation after the first: the genetic algorithm
+    (varied offspring of the population plus immigrants), or every one drawn at random from the same tree
+    generator, the baseline that tells what the evolution buys. Everything else is the same: generation 0,
+    elites, screening, de-duplication, budget, records and confirmation."""
+
+    GA = "ga"
+    RANDOM = "random"
+
 
 RELU = "relu"
 
@@ -71,6 +80,7 @@ RULES: dict[str, Rule] = {
     "crossover_prob": _PROBABILITY,
     "mutation_prob": _PROBABILITY,
     "immigrants": _PROBABILITY,
+    "strategy": (one_of(s.value for s in Strategy), f"one of {', '.join(s.value for s in Strategy)}"),
     "init_min_depth": (integer(0, MAX_INIT_DEPTH), "an integer >= 0, at most init_max_depth"),
     "init_max_depth": (integer(0, MAX_INIT_DEPTH), f"an integer in [init_min_depth, {MAX_INIT_DEPTH}]"),
     "max_height": (integer(0, MAX_TREE_DEPTH), f"an integer in [init_max_depth, {MAX_TREE_DEPTH}]"),
@@ -110,6 +120,7 @@ class SearchConfig:
     crossover_prob: float = 0.5
     mutation_prob: float = 0.5
     immigrants: float = 0.2
+    strategy: str = "ga"
     init_min_depth: int = 1
     init_max_depth: int = 3
     max_height: int = 6

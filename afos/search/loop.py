@@ -45,6 +45,7 @@ from afos.records.search import (
 from afos.search.budget import BudgetWatch
 from afos.search.config import (
     SearchConfig,
+    Strategy,
     baseline_names,
     budgets,
     expected_runs,
@@ -318,7 +319,8 @@ class Search:
 
 def _variation(config: SearchConfig) -> Variation:
     return Variation(config.population, tuple(config.seed_expressions), config.tournament_size,
-                     config.crossover_prob, config.mutation_prob, config.immigrants, config.init_min_depth,
+                     config.crossover_prob, config.mutation_prob, config.immigrants,
+                     Strategy(config.strategy) is Strategy.RANDOM, config.init_min_depth,
                      config.init_max_depth, config.max_height, config.max_size, config.learnable_constants)
 
 

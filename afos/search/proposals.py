@@ -65,6 +65,7 @@ class Variation:
     crossover_prob: float
     mutation_prob: float
     immigrants: float
+    random_only: bool
     init_min_depth: int
     init_max_depth: int
     max_height: int
@@ -103,9 +104,11 @@ class Proposer:
 
     def offspring(self, population: list[Individual], taken: Collection[str], known: Collection[str],
                   cap: int) -> Proposals:
-        """Varied offspring, then random immigrants, for the slots the ``taken`` elites leave."""
+        """Varied offspring, then random immigrants, for the slots the ``taken`` elites leave (every slot an
+        immigrant under random search)."""
         slots = min(cap, self.settings.population - len(taken))
-        immigrants = min(slots, round(self.settings.immigrants * self.settings.population))
+        share = 1.0 if self.settings.random_only else self.settings.immigrants
+        immigrants = min(slots, round(share * self.settings.population))
         accepted: list[Candidate] = []
         tally: TallyCounter = Counter()
         self._fill(accepted, slots - immigrants, tally, known, lambda: self._vary(population, tally), taken)

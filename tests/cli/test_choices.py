@@ -30,3 +30,9 @@ def test_parameter_scopes_are_the_library_scopes() -> None:
 def test_executors_are_the_library_executors() -> None:
     for command in ("search", "evaluate", "compare"):
         assert _choices(command, "executor") == [k.value for k in ExecutorKind]
+
+
+def test_search_strategies_are_the_library_strategies() -> None:
+    from afos.search.config import Strategy
+
+    assert _choices("search", "strategy") == [s.value for s in Strategy]

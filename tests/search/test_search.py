@@ -254,3 +254,21 @@ def test_a_budget_that_does_not_fit_the_machine_is_said_early(tmp_path: Path) ->
     assert rushed.returncode == 0, rushed.stderr
     (line,) = [line for line in rushed.stderr.splitlines() if "far beyond --time-limit" in line]
     assert line.startswith("warning: at ") and "s per training run, the ~" in line
+
+
+def test_random_search_differs_from_the_ga_only_in_how_it_proposes(tmp_path: Path) -> None:
+    """Same generation 0 (seeds and random trees from the same seed), then every new candidate drawn at
+    random: no crossover, no mutation; records, hall of fame and files as for the GA."""
+    runs = {strategy: tmp_path / strategy for strategy in ("ga", "random")}
+    for strategy, run_dir in runs.items():
+        assert _search(_config(strategy=strategy), run_dir) == "finished"
+    generations = {}
+    for strategy, run_dir in runs.items():
+        with RunStore(run_dir / "afos.db", readonly=True) as store:
+            generations[strategy] = store.generations()
+    assert generations["ga"][0].population == generations["random"][0].population
+    assert all(g.stats.counts.crossovers == g.stats.counts.mutations == 0 for g in generations["random"])
+    assert sum(g.stats.counts.crossovers + g.stats.counts.mutations for g in generations["ga"][1:]) > 0
+    assert (runs["random"] / "report.md").is_file()
+    with pytest.raises(ConfigError, match="strategy='evolve' is invalid"):
+        _config(strategy="evolve").validate()
