@@ -119,12 +119,12 @@ def vocabularies() -> str:
     from afos.execution.contract import ExecutorKind
     from afos.records.evaluation import Origin, Phase, Status
     from afos.records.runs import Role, RunKind, RunStatus, Verdict
-    from afos.records.search import CandidateStatus
+    from afos.records.search import CandidateStatus, MadeBy
     from afos.reporting.export.formats import ExportFormat
-    from afos.search.config import FitnessMeasure
+    from afos.search.config import FitnessMeasure, Strategy
 
-    enums: list[type[Enum]] = [Status, Phase, Origin, CandidateStatus, RunKind, RunStatus, Role, Verdict,
-                               FitnessMeasure, Scope, ExecutorKind, ExportFormat]
+    enums: list[type[Enum]] = [Status, Phase, Origin, CandidateStatus, MadeBy, RunKind, RunStatus, Role, Verdict,
+                               FitnessMeasure, Strategy, Scope, ExecutorKind, ExportFormat]
     rows = ["| vocabulary | values | meaning |", "|---|---|---|"]
     for enum in enums:
         doc = " ".join((enum.__doc__ or "").split())

@@ -22,10 +22,45 @@ class CandidateStatus(str, Enum):
     SCREENED = "screened"
 
 
+class MadeBy(str, Enum):
+    """How a candidate's tree was made: a seed expression or a random tree of generation 0, a random
+    immigrant of a later generation (every candidate of a random search), or the offspring of parents."""
+
+    SEED = "seed"
+    RANDOM = "random"
+    IMMIGRANT = "immigrant"
+    OFFSPRING = "offspring"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a candidate came from: how it was made, the operators applied in order (``crossover``, then a
+    mutation: ``subtree``, ``node replacement``, ``shrink``, ``insert``, ``insert constant``, ``remove
+    constant``) and its parents' activation keys (the first selected first; none for seeds and random
+    trees)."""
+
+    made_by: MadeBy
+    operators: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"made_by": self.made_by.value, "operators": list(self.operators), "parents": list(self.parents)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Lineage:
+        return cls(MadeBy(values["made_by"]), tuple(str(o) for o in values.get("operators") or ()),
+                   tuple(str(p) for p in values.get("parents") or ()))
+
+    def describe(self) -> str:
+        """``crossover + shrink``, ``seed``, ``immigrant``: how it reads in a genealogy."""
+        return " + ".join(self.operators) if self.operators else self.made_by.value
+
+
 @dataclass(frozen=True)
 class CandidateRecord:
-    """A distinct function as first proposed: its key, DEAP tree, canonical text, generation of discovery
-    and the screening's verdict (``reason`` says why a screened one was refused)."""
+    """A distinct function as first proposed: its key, DEAP tree, canonical text, generation of discovery,
+    the screening's verdict (``reason`` says why a screened one was refused) and its lineage (None in runs
+    of an afos that did not record it)."""
 
     key: str
     tree: str
@@ -34,6 +69,7 @@ class CandidateRecord:
     status: CandidateStatus
     reason: str | None = None
     created: float = 0.0
+    lineage: Lineage | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from afos.records.evaluation import Evaluation
+from afos.reporting.tables import format_number
 from afos.search.config import score
 from afos.space.display import expression_size
 
@@ -54,3 +55,14 @@ def front(candidates: Sequence[Point]) -> list[Point]:
 
 def _parameters(activation: Mapping[str, Any]) -> list[str]:
     return [*(activation.get("learnable") or {}), *(activation.get("fixed") or {})]
+
+
+def front_lines(best: Sequence[Point]) -> list[str]:
+    """The complexity front as a table: for each size, the best function no smaller function beats."""
+    if not best:
+        return []
+    return ["## Complexity and fitness", "",
+            "Each function here is fitter than every smaller one the search trained at the full budget (the "
+            "front of `front.png`); size counts the nodes of the canonical expression.", "",
+            "| size | function | fitness |", "|---:|---|---:|",
+            *(f"| {p.size} | `{p.canonical}` | {format_number(p.fitness)} |" for p in best), ""]

@@ -26,14 +26,14 @@ _ROW_STEP = 0.3  # vertical distance between label rows in a CD diagram, in axis
 _BAR_STEP = 0.1  # vertical distance between stacked group bars
 
 
-def _new_figure(width: float, height: float) -> tuple[Figure, Any]:
+def new_figure(width: float, height: float) -> tuple[Figure, Any]:
     """A figure attached to an Agg canvas, with one axes."""
     figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)
     return figure, figure.add_subplot(1, 1, 1)
 
 
-def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
+def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
     """Write the figure as PNG (replaced atomically), creating parent folders; tight bounds keep long labels
     inside the image."""
     target = Path(path)
@@ -95,7 +95,7 @@ def critical_difference_diagram(
     bars_bottom = -_BAR_STEP * (len(groups) + 1)
     right_half, left_half = by_rank[: math.ceil(k / 2)], by_rank[math.ceil(k / 2) :][::-1]
 
-    figure, ax = _new_figure(7.0, 1.4 + 0.35 * (len(right_half) + len(groups) * 0.4))
+    figure, ax = new_figure(7.0, 1.4 + 0.35 * (len(right_half) + len(groups) * 0.4))
     _draw_rank_axis(ax, k)
     _draw_cd_interval(ax, k, cd)
     low = min(_draw_labels(ax, right_half, 1 - 0.3, bars_bottom, right=True),
@@ -110,7 +110,7 @@ def critical_difference_diagram(
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # --------------------------------------------------------------------------------------------- heatmap
@@ -154,7 +154,7 @@ def heatmap(
     finite = colours[np.isfinite(colours)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     norm = Normalize(min(low, high - 1e-9), high)
-    figure, ax = _new_figure(max(4.0, 1.0 * len(col_labels) + 2.5), max(2.5, 0.45 * len(row_labels) + 1.5))
+    figure, ax = new_figure(max(4.0, 1.0 * len(col_labels) + 2.5), max(2.5, 0.45 * len(row_labels) + 1.5))
     cmap = colormaps["viridis"].with_extremes(bad="lightgrey")
     image = ax.imshow(np.ma.masked_invalid(colours), cmap=cmap, norm=norm, aspect="auto")
     for (row, col), value in np.ndenumerate(values):
@@ -168,7 +168,7 @@ def heatmap(
     bar.set_label(f"{value_label}: difference from the row's best" if from_row_best else value_label, fontsize=9)
     if title:
         ax.set_title(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # ------------------------------------------------------------------------------------ function shapes
@@ -248,7 +248,7 @@ def function_plot(
                   ncols=min(3, len(functions)))  # below the panels: never over a curve
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _robust_ylim(ax: Any, ratio: float = 10.0) -> None:
@@ -279,7 +279,7 @@ def line_plot(
 ) -> Path:
     """Several named series over a shared x axis (e.g. best/median fitness per generation); ``references``
     are drawn as labelled horizontal dashed lines (e.g. ReLU's fitness)."""
-    figure, ax = _new_figure(6.0, 3.8)
+    figure, ax = new_figure(6.0, 3.8)
     for label, values in series.items():
         ax.plot(list(x), [math.nan if v is None else v for v in values], marker="o", markersize=3, label=label)
     for label, value in (references or {}).items():
@@ -291,7 +291,7 @@ def line_plot(
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def front_plot(
@@ -304,7 +304,7 @@ def front_plot(
 ) -> Path:
     """Size against fitness: every function as a grey dot, the Pareto front as a labelled step line (the
     best fitness reached at each size or below), and ``reference`` (e.g. ReLU's fitness) as a dashed line."""
-    figure, ax = _new_figure(7.0, 4.2)
+    figure, ax = new_figure(7.0, 4.2)
     if points:
         ax.scatter([size for size, _ in points], [value for _, value in points], s=12, color="0.6", zorder=2,
                    label="functions trained")
@@ -326,7 +326,7 @@ def front_plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Complexity against fitness")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _frame_the_top(values: Sequence[float], kept: Sequence[float], ax: Any) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 
 from afos.records.evaluation import Evaluation, Phase
 from afos.records.runs import Role, RunStatus
-from afos.records.search import Generation, HallOfFameEntry
-from afos.reporting.front import Point, front, points
+from afos.records.search import CandidateRecord, Generation, HallOfFameEntry
+from afos.reporting.front import Point, front, front_lines, points
+from afos.reporting.genealogy import genealogy_lines, genealogy_plot
 from afos.reporting.plots import front_plot, function_plot, line_plot
 from afos.reporting.tables import GENERATION_COLUMNS, HOF_COLUMNS, format_number, plus_minus, write_csv
 from afos.search.confirmation import FINALIST_COLUMNS, Finalist, verdict_sentence, winner
@@ -46,7 +47,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: R
     folder = Path(out) if out is not None else run_dir
     folder.mkdir(parents=True, exist_ok=True)
     report = _read(store) if store is not None else read_report(run_dir)
-    write_csv(folder / "hall_of_fame.csv", HOF_COLUMNS, [_hof_row(rank, e) for rank, e in enumerate(report.hof, 1)])
+    write_csv(folder / "hall_of_fame.csv", HOF_COLUMNS,
+              [_hof_row(rank, e, report.candidates.get(e.key)) for rank, e in enumerate(report.hof, 1)])
     write_csv(folder / "generations.csv", GENERATION_COLUMNS,
               [{**g.stats.to_dict(), "generation": g.generation + 1} for g in report.generations])
     if report.finalists is not None:
@@ -55,6 +57,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: R
         _fitness_plot(report, folder / FITNESS_PLOT)
     if report.front:
         _front_plot(report, folder / FRONT_PLOT)
+    if report.lineage_of:
+        genealogy_plot(report.candidates, report.lineage_of, folder / GENEALOGY_PLOT)
     shapes, title = _shapes(report)
     if shapes:
         function_plot({**shapes, "ReLU": "relu"}, folder / SHAPES_PLOT, title=title, reference="ReLU")
@@ -68,11 +72,11 @@ def report_text(run_dir: str | Path) -> str:
     return _markdown(Path(run_dir).name, read_report(Path(run_dir)), _plots(Path(run_dir)))
 
 
-FITNESS_PLOT, SHAPES_PLOT, FRONT_PLOT = "fitness.png", "top_functions.png", "front.png"
+FITNESS_PLOT, SHAPES_PLOT, FRONT_PLOT, GENEALOGY_PLOT = "fitness.png", "top_functions.png", "front.png", "genealogy.png"
 
 
 def _plots(folder: Path) -> list[str]:
-    return [name for name in (FITNESS_PLOT, SHAPES_PLOT, FRONT_PLOT) if (folder / name).is_file()]
+    return [name for name in (FITNESS_PLOT, SHAPES_PLOT, FRONT_PLOT, GENEALOGY_PLOT) if (folder / name).is_file()]
 
 
 def _front_plot(report: SearchReport, path: Path) -> None:
@@ -115,6 +119,17 @@ class SearchReport:
     pending: list[Evaluation]
     failed: list[Evaluation]
     points: list[Point]
+    candidates: dict[str, CandidateRecord]
+
+    @property
+    def lineage_of(self) -> str | None:
+        """The key whose genealogy the report shows: the confirmed winner, else the hall of fame's first;
+        None when its lineage was not recorded (a run of an older afos)."""
+        best = winner(self.finalists or [])
+        ranked = _ok(self.hof)
+        key = best.fingerprint if best is not None else ranked[0][1].key if ranked else None
+        record = self.candidates.get(key) if key else None
+        return key if record is not None and record.lineage is not None else None
 
     @property
     def front(self) -> list[Point]:
@@ -144,14 +159,16 @@ def _read(store: RunStore) -> SearchReport:
                         finalist_rows(store), list(store.get_meta("protocols") or {}), plan.seeds if plan else (),
                         [r for r in search if r.generation is not None and r.generation > done],
                         [r for r in store.evaluations() if not r.ok],
-                        points(search, str(store.get_meta("config", {}).get("fitness", "val_accuracy"))))
+                        points(search, str(store.get_meta("config", {}).get("fitness", "val_accuracy"))),
+                        {c.key: c for c in store.candidates()})
 
 
-def _hof_row(rank: int, entry: HallOfFameEntry) -> dict[str, Any]:
+def _hof_row(rank: int, entry: HallOfFameEntry, candidate: CandidateRecord | None) -> dict[str, Any]:
     return {"rank": rank, "canonical": entry.canonical, "fingerprint": entry.key, "fitness": entry.fitness[1],
             "n_runs": entry.n_runs, "val_accuracy": entry.val_accuracy, "val_std": entry.val_std,
             "test_accuracy": entry.test_accuracy, "generation": entry.generation + 1,
-            "size": expression_size(entry.canonical, _parameters(entry)), "learned": entry.learned or "", "tree": entry.tree}
+            "size": expression_size(entry.canonical, _parameters(entry)), "learned": entry.learned or "", "tree": entry.tree,
+            "lineage": candidate.lineage.to_dict() if candidate and candidate.lineage else ""}
 
 
 def _shapes(report: SearchReport, top: int = 5) -> tuple[dict[str, object], str]:
@@ -201,7 +218,8 @@ def _markdown(name: str, report: SearchReport, plots: Sequence[str]) -> str:
         *_protocol_lines(report),
         *_confirmation_lines(finalists, report.confirm_seeds),
         *_top_lines(report),
-        *_front_lines(report.front),
+        *front_lines(report.front),
+        *_genealogy_lines(report),
         *_pending_lines(report.pending),
         *_failure_lines(report.failed),
         *(line for plot in plots for line in (f"![{PLOT_TITLES[plot]}]({plot})", "")),
@@ -215,7 +233,15 @@ def _resume_hint(name: str, status: str) -> str:
 
 
 PLOT_TITLES = {FITNESS_PLOT: "fitness over generations", SHAPES_PLOT: "top functions",
-               FRONT_PLOT: "complexity against fitness"}
+               FRONT_PLOT: "complexity against fitness", GENEALOGY_PLOT: "genealogy"}
+
+
+def _genealogy_lines(report: SearchReport) -> list[str]:
+    if report.lineage_of is None:
+        return []
+    return ["## Genealogy", "", "Where the function the report leads with came from: each line a candidate, "
+            "indented under the child it is a parent of, with its generation and how it was made.", "",
+            "```", *genealogy_lines(report.candidates, report.lineage_of), "```", ""]
 
 
 def _protocol_lines(report: SearchReport) -> list[str]:
@@ -276,17 +302,6 @@ def _top_lines(report: SearchReport) -> list[str]:
             lines.append(f"- #{rank} `{entry.canonical}`: {shown}")
         lines.append("")
     return lines
-
-
-def _front_lines(best: Sequence[Point]) -> list[str]:
-    """The complexity front as a table: for each size, the best function no smaller function beats."""
-    if not best:
-        return []
-    return ["## Complexity and fitness", "",
-            "Each function here is fitter than every smaller one the search trained at the full budget (the "
-            "front of `front.png`); size counts the nodes of the canonical expression.", "",
-            "| size | function | fitness |", "|---:|---|---:|",
-            *(f"| {p.size} | `{p.canonical}` | {format_number(p.fitness)} |" for p in best), ""]
 
 
 #: Runs listed one by one in the report's tables of pending and failed runs; the rest are counted.

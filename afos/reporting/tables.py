@@ -13,7 +13,7 @@ from typing import Any
 from afos.storage.atomic import replaced_atomically
 
 HOF_COLUMNS = ("rank", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std", "test_accuracy",
-               "generation", "size", "learned", "tree")
+               "generation", "size", "learned", "tree", "lineage")
 GENERATION_COLUMNS = ("generation", "best", "mean", "median", "proposed", "duplicate", "screened", "trained",
                       "reused", "failed", "crossovers", "mutations")
 

@@ -40,6 +40,7 @@ from afos.records.search import (
     Generation,
     GenerationStats,
     HallOfFameEntry,
+    Lineage,
     Member,
 )
 from afos.search.budget import BudgetWatch
@@ -222,9 +223,9 @@ class Search:
         runs = len(self.config.task_list()) * self.config.fitness_seeds
         return max(1, math.ceil(left / runs))
 
-    def _record_candidate(self, key: str, tree: str, text: str, reason: str | None) -> None:
+    def _record_candidate(self, key: str, tree: str, text: str, reason: str | None, lineage: Lineage) -> None:
         status = CandidateStatus.VALID if reason is None else CandidateStatus.SCREENED
-        self.store.add_candidate(CandidateRecord(key, tree, text, self.generation, status, reason))
+        self.store.add_candidate(CandidateRecord(key, tree, text, self.generation, status, reason, lineage=lineage))
 
     # ------------------------------------------------------------------------------ evaluation
     def _evaluate(self, candidates: list[Candidate], generation: int,

@@ -24,7 +24,7 @@ from deap import gp, tools
 
 from afos.activation.spec import activation_key
 from afos.errors import ConfigError, TimeUp, UserError
-from afos.records.search import Counts
+from afos.records.search import Counts, Lineage, MadeBy
 from afos.search.trees import Individual, insert_scale, learnable_starts, parse_tree, remove_scale, small_trees, to_sympy
 from afos.space.parse import canonical
 from afos.space.primitives import Primitive
@@ -44,6 +44,7 @@ class Candidate:
     text: str
     key: str
     learnable: dict[str, float] = field(default_factory=dict)
+    lineage: Lineage = Lineage(MadeBy.RANDOM)
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,13 @@ class Variation:
 
 TallyCounter = Counter[str]  # Counts field -> how many so far, while a generation's proposals are made
 
-#: Called once per distinct function screened: (key, tree text, canonical text, screening reason or None).
-OnScreened = Callable[[str, str, str, "str | None"], None]
+#: Called once per distinct function screened: (key, tree text, canonical text, screening reason or None,
+#: lineage).
+OnScreened = Callable[[str, str, str, "str | None", Lineage], None]
+#: A proposal: a tree and how it was made.
+Proposal = tuple[Individual, Lineage]
+#: The mutations by the index :meth:`Proposer._mutate` draws.
+MUTATIONS = ("subtree", "node replacement", "shrink", "insert", "insert constant", "remove constant")
 
 
 class Proposer:
@@ -91,6 +97,7 @@ class Proposer:
         self.say = say
         self.deadline = deadline
         self.verdicts: dict[str, str | None] = {}  # activation key -> screening reason (None: valid)
+        self.keys: dict[str, str | None] = {}  # tree text -> activation key (None: not a valid function)
 
     # -------------------------------------------------------------------------------- generations
     def initial(self, known: Collection[str], cap: int) -> Proposals:
@@ -98,8 +105,9 @@ class Proposer:
         accepted: list[Candidate] = []
         tally: TallyCounter = Counter()
         for tree in self._seed_trees():
-            self._consider(tree, accepted, tally, known, accept_known=True)
-        self._fill(accepted, min(cap, self.settings.population), tally, known, self.random_tree)
+            self._consider((tree, Lineage(MadeBy.SEED)), accepted, tally, known, accept_known=True)
+        self._fill(accepted, min(cap, self.settings.population), tally, known,
+                   lambda: (self.random_tree(), Lineage(MadeBy.RANDOM)))
         return Proposals(accepted, Counts(**tally))
 
     def offspring(self, population: list[Individual], taken: Collection[str], known: Collection[str],
@@ -112,11 +120,11 @@ class Proposer:
         accepted: list[Candidate] = []
         tally: TallyCounter = Counter()
         self._fill(accepted, slots - immigrants, tally, known, lambda: self._vary(population, tally), taken)
-        self._fill(accepted, slots, tally, known, self.random_tree, taken)
+        self._fill(accepted, slots, tally, known, lambda: (self.random_tree(), Lineage(MadeBy.IMMIGRANT)), taken)
         return Proposals(accepted, Counts(**tally))
 
     def _fill(self, accepted: list[Candidate], size: int, counts: TallyCounter, known: Collection[str],
-              propose: Callable[[], Individual], taken: Collection[str] = ()) -> None:
+              propose: Callable[[], Proposal], taken: Collection[str] = ()) -> None:
         """Propose until ``accepted`` holds ``size`` candidates; after :data:`REFILL_LIMIT` fruitless
         proposals in a row a known function is accepted (with its stored fitness) rather than none."""
         since = 0  # fruitless proposals in a row
@@ -129,9 +137,10 @@ class Proposer:
             if since > 2 * REFILL_LIMIT:
                 break  # even known functions are exhausted: a smaller generation beats an endless loop
 
-    def _consider(self, tree: Individual, accepted: list[Candidate], counts: TallyCounter, known: Collection[str], *,
+    def _consider(self, proposal: Proposal, accepted: list[Candidate], counts: TallyCounter, known: Collection[str], *,
                   accept_known: bool, taken: Collection[str] = ()) -> None:
         """The per-candidate path up to training: sympy, activation key, duplicate check, screening."""
+        tree, lineage = proposal
         counts["proposed"] += 1
         if tree.height > self.settings.max_height or len(tree) > self.settings.max_size:
             counts["screened"] += 1  # a random tree over the bloat limits: never stored, never trained
@@ -146,15 +155,15 @@ class Proposer:
         if in_generation or (key in known and not accept_known):
             counts["duplicate"] += 1
             return
-        if self._screen(key, expr, tree, starts) is not None:
+        if self._screen(key, expr, proposal, starts) is not None:
             counts["screened"] += 1
             return
-        accepted.append(Candidate(tree, canonical(expr), key, starts))
+        accepted.append(Candidate(tree, canonical(expr), key, starts, lineage))
 
-    def _screen(self, key: str, expr: Any, tree: Individual, starts: Mapping[str, float]) -> str | None:
+    def _screen(self, key: str, expr: Any, proposal: Proposal, starts: Mapping[str, float]) -> str | None:
         if key not in self.verdicts:
             self.verdicts[key] = screen(expr, starts).reason
-            self.on_screened(key, str(tree), canonical(expr), self.verdicts[key])
+            self.on_screened(key, str(proposal[0]), canonical(expr), self.verdicts[key], proposal[1])
         return self.verdicts[key]
 
     # ----------------------------------------------------------------------------------- trees
@@ -180,29 +189,49 @@ class Proposer:
         """A ramped half-and-half tree within the depth range (an immigrant, or generation 0's filler)."""
         return Individual(gp.genHalfAndHalf(self.pset, self.settings.init_min_depth, self.settings.init_max_depth))
 
-    def _vary(self, population: list[Individual], counts: TallyCounter) -> Individual:
-        """Tournament-select a parent, then maybe cross it with a second one and maybe mutate it.
+    def _vary(self, population: list[Individual], counts: TallyCounter) -> Proposal:
+        """Tournament-select a parent, then maybe cross it with a second one and maybe mutate it; the
+        lineage names the operators whose child stayed within the bloat limits, and the parents' keys.
 
         DEAP's operators change their arguments in place, so each works on clones and the bloat limit
         compares the child with the untouched parent (as DEAP's ``staticLimit`` does).
         """
-        parent = _clone(self._select(population))
+        first = self._select(population)
+        parent, parents, operators = _clone(first), [first], []
         if random.random() < self.settings.crossover_prob:
-            child = gp.cxOnePoint(_clone(parent), _clone(self._select(population)))[0]
+            second = self._select(population)
+            child = gp.cxOnePoint(_clone(parent), _clone(second))[0]
             parent = self._within_limits(parent, child)
             counts["crossovers"] += 1
+            if parent is child:
+                parents.append(second)
+                operators.append("crossover")
         if random.random() < self.settings.mutation_prob:
-            parent = self._within_limits(parent, self._mutate(_clone(parent)))
+            kind = random.randrange(6 if self.settings.learnable_constants else 4)
+            child = self._mutate(_clone(parent), kind)
+            parent = self._within_limits(parent, child)
             counts["mutations"] += 1
-        return parent
+            if parent is child:
+                operators.append(MUTATIONS[kind])
+        keys = tuple(dict.fromkeys(k for k in map(self._key_of, parents) if k is not None))
+        return parent, Lineage(MadeBy.OFFSPRING, tuple(operators), keys)
+
+    def _key_of(self, tree: Individual) -> str | None:
+        """A population member's activation key (cached by tree text; None for a tree that is no function)."""
+        text = str(tree)
+        if text not in self.keys:
+            try:
+                self.keys[text] = activation_key(to_sympy(tree, self.primitives), learnable_starts(tree))
+            except UserError:
+                self.keys[text] = None
+        return self.keys[text]
 
     def _select(self, population: list[Individual]) -> Individual:
         return tools.selTournament(population, 1, self.settings.tournament_size)[0]
 
-    def _mutate(self, tree: Individual) -> Individual:
-        """One of four mutations, chosen uniformly: subtree, node replacement, shrink, insert; with
-        learnable constants also inserting or removing a constant (six, uniformly)."""
-        kind = random.randrange(6 if self.settings.learnable_constants else 4)
+    def _mutate(self, tree: Individual, kind: int) -> Individual:
+        """Mutation ``kind`` of :data:`MUTATIONS` (drawn uniformly among the first four: subtree, node
+        replacement, shrink, insert; with learnable constants among all six)."""
         if kind == 4:
             return insert_scale(tree, self.pset)
         if kind == 5:

@@ -20,7 +20,7 @@ from afos.records.evaluation import Evaluation
 from afos.records.json import dumps as json_text
 from afos.records.search import Generation, GenerationStats, HallOfFameEntry, Member
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Separate statements (not one script): executescript() would COMMIT the transaction the schema is made in.
 SCHEMA = (
@@ -37,7 +37,8 @@ CREATE TABLE candidates (
     generation     INTEGER,           -- generation of discovery
     status         TEXT NOT NULL,     -- 'valid' or 'screened'
     reason         TEXT,              -- why it was screened out
-    created        REAL NOT NULL      -- unix seconds
+    created        REAL NOT NULL,     -- unix seconds
+    lineage        TEXT               -- JSON: how it was made and its parents' keys (NULL before schema 3)
 )""",
     """
 CREATE TABLE evaluations (
@@ -101,6 +102,13 @@ MIGRATE_1_TO_2 = (
     "(SELECT 1 FROM meta WHERE key = 'kind' AND value IN ('\"evaluate\"', '\"compare\"'))",
     "CREATE UNIQUE INDEX evaluations_key ON evaluations (activation_key, protocol, budget, seed, task)",
 )
+
+# Schema 2 -> 3: candidates record their lineage. Readers open a schema-2 database as it is (no lineage).
+MIGRATE_2_TO_3 = ("ALTER TABLE candidates ADD COLUMN lineage TEXT",)
+#: The statements that bring a database of each older version to the next one.
+MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3}
+#: Versions a read-only reader opens without migrating them (their missing columns read as absent).
+READABLE_AS_IS = frozenset({2})
 
 _REAL_COLUMNS = ("budget", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_loss", "epochs",
                  "seconds", "created")

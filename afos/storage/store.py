@@ -37,18 +37,21 @@ from typing import Any
 
 from afos.errors import StoreError
 from afos.records.evaluation import WORKER_DIED, EvalKey, Evaluation, Phase
-from afos.records.search import CandidateRecord, CandidateStatus, Generation
+from afos.records.search import CandidateRecord, CandidateStatus, Generation, Lineage
 from afos.storage.database import Database
 from afos.storage.schema import (
     BY_KEY,
-    MIGRATE_1_TO_2,
+    MIGRATIONS,
+    READABLE_AS_IS,
     SCHEMA,
     SCHEMA_VERSION,
+    dumps,
     evaluation_from_row,
     evaluation_row,
     generation_from_row,
     generation_row,
     int_or_none,
+    loads,
 )
 
 
@@ -68,11 +71,11 @@ class RunStore(Database):
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {version}; this afos reads up to "
                              f"{SCHEMA_VERSION} (upgrade afos)")
-        if version == SCHEMA_VERSION:
+        if version == SCHEMA_VERSION or (self.readonly and version in READABLE_AS_IS):
             return
         tables = self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if version == 1 and tables:
-            self._migrate_from_1()
+        if version in MIGRATIONS and tables:
+            self._migrate(version)
             return
         if tables:
             raise StoreError(f"{self.path} is not an afos run database")
@@ -85,17 +88,19 @@ class RunStore(Database):
                 self.set_meta(key, value)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def _migrate_from_1(self) -> None:
+    def _migrate(self, version: int) -> None:
+        """Bring a database of an older afos to this schema, every step in one transaction."""
         if self.readonly:
-            raise StoreError(f"{self.path} was written by an older afos (schema 1); open it once with a command "
-                             f"that may write to it (e.g. `afos report {self.path.parent}`) to upgrade it")
+            raise StoreError(f"{self.path} was written by an older afos (schema {version}); open it once with a "
+                             f"command that may write to it (e.g. `afos report {self.path.parent}`) to upgrade it")
         try:
             with self.transaction():
-                for statement in MIGRATE_1_TO_2:
-                    self._conn.execute(statement)
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step]:
+                        self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as error:
-            raise StoreError(f"{self.path}: cannot upgrade this schema-1 database ({error}); its CSV and "
+            raise StoreError(f"{self.path}: cannot upgrade this schema-{version} database ({error}); its CSV and "
                              f"report files still hold its results") from None
 
     # --- candidates -----------------------------------------------------------------------------------
@@ -107,10 +112,11 @@ class RunStore(Database):
         """
         with self.transaction():
             cursor = self._conn.execute(
-                "INSERT OR IGNORE INTO candidates "
-                "(activation_key, tree, canonical, generation, status, reason, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO candidates (activation_key, tree, canonical, generation, status, reason, "
+                "created, lineage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (candidate.key, candidate.tree, candidate.canonical, int_or_none(candidate.generation),
-                 CandidateStatus(candidate.status).value, candidate.reason, candidate.created or time.time()))
+                 CandidateStatus(candidate.status).value, candidate.reason, candidate.created or time.time(),
+                 dumps(candidate.lineage.to_dict()) if candidate.lineage else None))
         return cursor.rowcount == 1
 
     def candidates(self) -> list[CandidateRecord]:
@@ -118,9 +124,16 @@ class RunStore(Database):
         rows = self._conn.execute("SELECT * FROM candidates ORDER BY rowid")
         try:
             return [CandidateRecord(row["activation_key"], row["tree"], row["canonical"], row["generation"],
-                                    CandidateStatus(row["status"]), row["reason"], row["created"]) for row in rows]
-        except ValueError as error:
+                                    CandidateStatus(row["status"]), row["reason"], row["created"], self._lineage(row))
+                    for row in rows]
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise StoreError(f"{self.path}: the candidates table is malformed ({error})") from None
+
+    def _lineage(self, row: sqlite3.Row) -> Lineage | None:
+        """A candidate's lineage; None in a database from before lineage was recorded (schema 2)."""
+        text = row["lineage"] if "lineage" in row.keys() else None
+        values = loads(text, f"{self.path}: candidate {row['activation_key']}")
+        return None if values is None else Lineage.from_dict(values)
 
     # --- evaluations ----------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import signal
@@ -17,10 +18,12 @@ import pytest
 from afos.errors import ConfigError
 from afos.execution.local import SerialExecutor
 from afos.records.evaluation import Phase
+from afos.records.search import MadeBy
 from afos.reporting.search_report import read_report
 from afos.runs.lifecycle import Options
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
+from afos.search.proposals import MUTATIONS
 from afos.storage.store import RunStore
 
 TINY = {
@@ -272,3 +275,28 @@ def test_random_search_differs_from_the_ga_only_in_how_it_proposes(tmp_path: Pat
     assert (runs["random"] / "report.md").is_file()
     with pytest.raises(ConfigError, match="strategy='evolve' is invalid"):
         _config(strategy="evolve").validate()
+
+
+def test_every_candidate_records_how_it_was_made_and_the_report_shows_a_genealogy(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert _search(_config(generations=4), run_dir) == "finished"
+    with RunStore(run_dir / "afos.db", readonly=True) as store:
+        candidates = {c.key: c for c in store.candidates()}
+    assert candidates and all(c.lineage is not None for c in candidates.values())
+    for candidate in candidates.values():
+        lineage = candidate.lineage
+        assert lineage is not None
+        if candidate.generation == 0:
+            assert lineage.made_by in (MadeBy.SEED, MadeBy.RANDOM) and not lineage.parents
+        else:
+            assert lineage.made_by in (MadeBy.OFFSPRING, MadeBy.IMMIGRANT)
+        assert (lineage.made_by is MadeBy.OFFSPRING) == bool(lineage.parents)
+        for parent in lineage.parents:  # a parent was proposed in an earlier generation of this run
+            assert candidates[parent].generation < candidate.generation
+        assert set(lineage.operators) <= {"crossover", *MUTATIONS}
+    assert any(c.lineage and c.lineage.operators for c in candidates.values())
+    report = (run_dir / "report.md").read_text()
+    assert "## Genealogy" in report and "![genealogy](genealogy.png)" in report
+    with (run_dir / "hall_of_fame.csv").open() as handle:
+        first = next(csv.DictReader(handle))
+    assert json.loads(first["lineage"])["made_by"] == candidates[first["fingerprint"]].lineage.made_by.value

@@ -27,6 +27,8 @@ from afos.records.search import (
     Generation,
     GenerationStats,
     HallOfFameEntry,
+    Lineage,
+    MadeBy,
     Member,
 )
 from afos.search.loop import rng_state_from_json, rng_state_to_json
@@ -176,6 +178,31 @@ def test_candidates(store: RunStore) -> None:
     rows = store.candidates()
     assert [(row.key, row.generation, row.status, row.reason) for row in rows] == [
         ("f1", 0, CandidateStatus.VALID, None), ("f0", 0, CandidateStatus.SCREENED, "flat")]
+
+
+def test_a_candidates_lineage_round_trips(store: RunStore) -> None:
+    lineage = Lineage(MadeBy.OFFSPRING, ("crossover", "shrink"), ("p1", "p2"))
+    store.add_candidate(CandidateRecord("c", "x", "x", 2, CandidateStatus.VALID, lineage=lineage))
+    (row,) = store.candidates()
+    assert row.lineage == lineage and row.lineage.describe() == "crossover + shrink"
+
+
+def test_a_schema_2_database_reads_as_it_is_and_upgrades_when_written(tmp_path: Path) -> None:
+    path = tmp_path / "afos.db"
+    with RunStore(path, meta={"kind": "search"}) as store:
+        store.add_candidate(CandidateRecord("old", "x", "x", 0, CandidateStatus.VALID))
+    with sqlite3.connect(path) as connection:  # what afos wrote before lineage existed
+        connection.execute("ALTER TABLE candidates DROP COLUMN lineage")
+        connection.execute("PRAGMA user_version = 2")
+    with RunStore(path, readonly=True) as store:  # a reader never changes the file
+        assert [(c.key, c.lineage) for c in store.candidates()] == [("old", None)]
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    with RunStore(path) as store:
+        store.add_candidate(CandidateRecord("new", "x", "x", 1, CandidateStatus.VALID, lineage=Lineage(MadeBy.IMMIGRANT)))
+        assert [(c.key, c.lineage) for c in store.candidates()] == [("old", None), ("new", Lineage(MadeBy.IMMIGRANT))]
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_transaction_rolls_back_on_exception(store: RunStore) -> None:
