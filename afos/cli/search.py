@@ -24,6 +24,8 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 @click.option("--generations", type=int, default=None, help="Number of generations.")
 @click.option("--strategy", type=click.Choice(["ga", "random"]), default=None,
               help="ga (the genetic algorithm) or random (every candidate drawn at random: the baseline).")
+@click.option("--surrogate", type=click.Choice(["none", "knn", "forest"]), default=None,
+              help="Rank pools of proposals by predicted fitness before training (default none).")
 @click.option("--epochs", type=float, default=None, help="Training budget per candidate, in epochs.")
 @click.option("--batch-size", type=int, default=None, help="Mini-batch size of each training run.")
 @click.option("--lr", type=float, default=None, help="Learning rate of each training run.")
@@ -61,6 +63,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
     overrides = {
         "primitives": options["primitives"], "population": options["population"],
         "generations": options["generations"], "strategy": options["strategy"], "seed": options["seed"],
+        "surrogate": options["surrogate"],
         "max_evals": options["max_evals"],
         "time_limit": options["time_limit"], "learnable_constants": options["learnable_constants"],
         "train.dataset": options["dataset"], "train.model": options["model"],

@@ -84,6 +84,7 @@ class Counts:
     failed: int = 0
     crossovers: int = 0
     mutations: int = 0
+    ranked_out: int = 0  # valid proposals a surrogate ranked below the ones trained
 
 
 #: (rung reached, fitness): compared lexicographically, so values compare only at equal training budgets.
@@ -92,20 +93,27 @@ Fitness = tuple[float, float]
 
 @dataclass(frozen=True)
 class GenerationStats:
-    """A generation's counts and its population's best, mean and median fitness."""
+    """A generation's counts and its population's best, mean and median fitness; with a surrogate, the
+    fitness it predicted for each candidate it chose (activation key -> prediction) and the rank correlation
+    between those predictions and the fitness obtained."""
 
     counts: Counts
     best: float | None
     mean: float | None
     median: float | None
+    predicted: dict[str, float] = field(default_factory=dict)
+    rank_correlation: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self.counts), "best": self.best, "mean": self.mean, "median": self.median}
+        return {**asdict(self.counts), "best": self.best, "mean": self.mean, "median": self.median,
+                "predicted": dict(self.predicted), "rank_correlation": self.rank_correlation}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> GenerationStats:
         counts = Counts(**{f.name: int(values.get(f.name) or 0) for f in fields(Counts)})
-        return cls(counts, _number(values.get("best")), _number(values.get("mean")), _number(values.get("median")))
+        predicted = {str(k): float(v) for k, v in (values.get("predicted") or {}).items()}
+        return cls(counts, _number(values.get("best")), _number(values.get("mean")), _number(values.get("median")),
+                   predicted, _number(values.get("rank_correlation")))
 
 
 @dataclass(frozen=True)

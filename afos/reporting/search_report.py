@@ -6,7 +6,6 @@ so ``afos report RUN_DIR`` can regenerate them after a crash, a resume or a chan
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from afos.records.runs import Role, RunStatus
 from afos.records.search import CandidateRecord, Generation, HallOfFameEntry
 from afos.reporting.front import Point, front, front_lines, points
 from afos.reporting.genealogy import genealogy_lines, genealogy_plot
+from afos.reporting.listed_runs import failure_lines, pending_lines
 from afos.reporting.plots import front_plot, function_plot, line_plot
 from afos.reporting.tables import GENERATION_COLUMNS, HOF_COLUMNS, format_number, plus_minus, write_csv
 from afos.search.confirmation import FINALIST_COLUMNS, Finalist, verdict_sentence, winner
@@ -220,8 +220,8 @@ def _markdown(name: str, report: SearchReport, plots: Sequence[str]) -> str:
         *_top_lines(report),
         *front_lines(report.front),
         *_genealogy_lines(report),
-        *_pending_lines(report.pending),
-        *_failure_lines(report.failed),
+        *pending_lines(report.pending),
+        *failure_lines(report.failed),
         *(line for plot in plots for line in (f"![{PLOT_TITLES[plot]}]({plot})", "")),
     ]
     return "\n".join(lines)
@@ -260,12 +260,21 @@ def _protocol_lines(report: SearchReport) -> list[str]:
         "- selection: fitness is validation accuracy on a split held out from the training data; test accuracy "
         "is computed once per run, reported, and never used to select, rank or stop anything.",
     ]
+    if config.get("surrogate", "none") != "none":
+        lines.append(_surrogate_line(config, report.generations))
     if report.generations:
         lines.append(f"- proposals in the completed generations: {totals['proposed']} proposed, "
                      f"{totals['duplicate']} duplicates and {totals['screened']} screened out at no training cost, "
                      f"{totals['trained']} trained here, {totals['reused']} reused from other runs, "
                      f"{totals['failed']} failed.")
     return [*lines, ""]
+
+
+def _surrogate_line(config: dict[str, Any], saved: Sequence[Generation]) -> str:
+    rho = [f"{g.generation + 1}: {g.stats.rank_correlation:+.2f}" for g in saved if g.stats.rank_correlation is not None]
+    return (f"- surrogate: `{config.get('surrogate')}` ranked pools of {config.get('pool')} × the slots "
+            f"(explore {config.get('explore')}); rank correlation of predicted and obtained fitness per generation: "
+            f"{', '.join(rho) if rho else 'none yet'}.")
 
 
 def _top_lines(report: SearchReport) -> list[str]:
@@ -304,48 +313,11 @@ def _top_lines(report: SearchReport) -> list[str]:
     return lines
 
 
-#: Runs listed one by one in the report's tables of pending and failed runs; the rest are counted.
-LISTED = 20
-
-
-def _pending_lines(pending: Sequence[Evaluation]) -> list[str]:
-    """The runs of the generation the search was in when it stopped: trained, but in no ranking yet."""
-    if not pending:
-        return []
-    generation = max(r.generation or 0 for r in pending) + 1
-    return ["## Runs of the unfinished generation", "",
-            f"Generation {generation} stopped before it completed; its {len(pending)} finished training run(s) are "
-            "kept and read back when the search resumes:", "", *_run_table(pending)]
-
-
-def _failure_lines(failed: Sequence[Evaluation]) -> list[str]:
-    """Every failed run (search, baselines, confirmation), by status, with its reason."""
-    if not failed:
-        return []
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(Counter(r.status.value for r in failed).items()))
-    return ["## Failed runs", "", f"{len(failed)} training run(s) failed ({counts}); a failed run scores 0 and its "
-            "function is never ranked:", "", *_run_table(failed)]
-
-
-def _run_table(runs: Sequence[Evaluation]) -> list[str]:
-    lines = ["| function | phase | seed | status | val acc | reason |", "|---|---|---:|---|---:|---|"]
-    lines += [f"| `{r.expression}` | {r.phase.value} | {r.seed} | {r.status.value} | {format_number(r.val_accuracy)} "
-              f"| {_cell(r.reason)} |" for r in runs[:LISTED]]
-    if len(runs) > LISTED:
-        lines.append(f"| … {len(runs) - LISTED} more in afos.db | | | | | |")
-    return [*lines, ""]
-
-
-def _cell(text: str) -> str:
-    """Text for a Markdown table cell: one line, no column breaks, at most 120 characters."""
-    flat = " ".join(text.split()).replace("|", "\\|")
-    return flat if len(flat) <= 120 else flat[:119] + "…"
-
-
 def _confirmation_lines(finalists: list[Finalist] | None, seeds: Sequence[int]) -> list[str]:
     if not finalists:
         return []
     finished = min(f.n_seeds for f in finalists)
+    strongest = next((f.strongest_baseline for f in finalists if f.strongest_baseline), None) or "strongest"
     progress = "" if finished == len(seeds) else f" (stopped: {finished} of them finished for every function)"
     lines = [
         "## Confirmation",
@@ -354,18 +326,24 @@ def _confirmation_lines(finalists: list[Finalist] | None, seeds: Sequence[int]) 
         "paired by seed. Ranked by confirmed validation accuracy; test accuracy (mean ± std, 95 % CI) is the "
         "held-out claim, tested against ReLU (one-sided paired t-test, Holm-corrected over the finalists). "
         "A finalist that failed on any seed is ranked after the others and called failed, never tested on "
-        "the seeds it survived.",
+        "the seeds it survived. The last two columns compare each finalist with the strongest baseline (the "
+        "best by confirmed validation), one-sided, Holm-corrected over the finalists.",
         "",
-        "| rank | function | val acc | test acc | 95 % CI | Δ test vs ReLU | p | p (Holm) | verdict |",
-        "|---:|---|---:|---:|---|---:|---:|---:|---|",
+        "| rank | function | val acc | test acc | 95 % CI | Δ test vs ReLU | p | p (Holm) | verdict "
+        f"| Δ vs {strongest} | p (Holm) vs {strongest} |",
+        "|---:|---|---:|---:|---|---:|---:|---:|---|---:|---:|",
     ]
     for f in finalists:
         ci = "-" if f.test_ci_low is None else f"{format_number(f.test_ci_low)} – {format_number(f.test_ci_high)}"
-        delta = "-" if f.delta_vs_relu is None else f"{100 * f.delta_vs_relu:+.2f} pts"
+        delta = _pts(f.delta_vs_relu)
         lines.append(f"| {f.rank or f.role.value} | `{f.canonical}` | {plus_minus(f.val_mean, f.val_std)} "
                      f"| {plus_minus(f.test_mean, f.test_std)} | {ci} | {delta} | {_p(f.p_vs_relu)} | {_p(f.p_holm)} "
-                     f"| {f.outcome()} |")
+                     f"| {f.outcome()} | {_pts(f.delta_vs_strongest)} | {_p(f.p_holm_vs_strongest)} |")
     return [*lines, ""]
+
+
+def _pts(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.2f} pts"
 
 
 def _p(value: float | None) -> str:

@@ -15,7 +15,7 @@ from afos.storage.atomic import replaced_atomically
 HOF_COLUMNS = ("rank", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std", "test_accuracy",
                "generation", "size", "learned", "tree", "lineage")
 GENERATION_COLUMNS = ("generation", "best", "mean", "median", "proposed", "duplicate", "screened", "trained",
-                      "reused", "failed", "crossovers", "mutations")
+                      "reused", "failed", "crossovers", "mutations", "ranked_out", "rank_correlation")
 
 
 def write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> None:

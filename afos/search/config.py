@@ -27,6 +27,7 @@ from afos.config import (
 )
 from afos.errors import ConfigError
 from afos.records.evaluation import FitnessResult
+from afos.search.surrogate import SurrogateKind
 from afos.search.trees import MAX_TREE_DEPTH
 from afos.space.parse import MAX_LITERAL, canonical
 from afos.space.primitives import primitive_set as resolve_primitives
@@ -81,6 +82,9 @@ RULES: dict[str, Rule] = {
     "mutation_prob": _PROBABILITY,
     "immigrants": _PROBABILITY,
     "strategy": (one_of(s.value for s in Strategy), f"one of {', '.join(s.value for s in Strategy)}"),
+    "surrogate": (one_of(k.value for k in SurrogateKind), f"one of {', '.join(k.value for k in SurrogateKind)}"),
+    "pool": (integer(2, 50), "an integer in [2, 50]"),
+    "explore": _PROBABILITY,
     "init_min_depth": (integer(0, MAX_INIT_DEPTH), "an integer >= 0, at most init_max_depth"),
     "init_max_depth": (integer(0, MAX_INIT_DEPTH), f"an integer in [init_min_depth, {MAX_INIT_DEPTH}]"),
     "max_height": (integer(0, MAX_TREE_DEPTH), f"an integer in [init_max_depth, {MAX_TREE_DEPTH}]"),
@@ -121,6 +125,9 @@ class SearchConfig:
     mutation_prob: float = 0.5
     immigrants: float = 0.2
     strategy: str = "ga"
+    surrogate: str = "none"
+    pool: int = 4
+    explore: float = 0.25
     init_min_depth: int = 1
     init_max_depth: int = 3
     max_height: int = 6
@@ -133,7 +140,7 @@ class SearchConfig:
     halving_rungs: int = 1
     halving_eta: int = 3
     reuse_runs: bool = True
-    baseline: str | list[str] = "relu"
+    baseline: str | list[str] = field(default_factory=lambda: ["silu", "gelu"])
     learnable_constants: bool = False
     confirm: bool = True
     confirm_top: int = 5

@@ -37,13 +37,17 @@ ALPHA = 0.05
 
 FINALIST_COLUMNS = ("rank", "role", "expression", "canonical", "fingerprint", "n_seeds", "failed", "val_mean",
                     "val_std", "test_mean", "test_std", "test_ci_low", "test_ci_high", "delta_vs_relu",
-                    "delta_ci_low", "delta_ci_high", "p_vs_relu", "p_holm", "verdict")
+                    "delta_ci_low", "delta_ci_high", "p_vs_relu", "p_holm", "verdict", "strongest_baseline",
+                    "delta_vs_strongest", "p_holm_vs_strongest")
 
 
 @dataclass(frozen=True)
 class Finalist:
     """One row of ``finalists.csv``: a confirmed function or a baseline. Accuracies are fractions;
-    ``delta_vs_relu`` is the mean paired test-accuracy difference to ReLU."""
+    ``delta_vs_relu`` is the mean paired test-accuracy difference to ReLU. The strongest baseline is the one
+    with the best confirmed validation accuracy (validation selects, as for the finalists); a finalist's
+    ``delta_vs_strongest`` and ``p_holm_vs_strongest`` (one-sided "better", Holm over the finalists) say
+    whether it beats that one too."""
 
     rank: int | None
     role: Role  # finalist or baseline
@@ -64,6 +68,9 @@ class Finalist:
     p_vs_relu: float | None
     p_holm: float | None
     verdict: Verdict
+    strongest_baseline: str | None = None
+    delta_vs_strongest: float | None = None
+    p_holm_vs_strongest: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "role": self.role.value, "verdict": self.verdict.value}
@@ -203,6 +210,14 @@ def summarise(functions: Sequence[PlannedFunction], seeds: Sequence[int], record
         tested = [(r, p) for r in finalists if (p := r.p[side]) is not None]
         for (row, _), corrected in zip(tested, holm([p for _, p in tested]) if tested else []):
             row.p_holm[side] = float(corrected)
+    strongest = _strongest(functions, outcomes)
+    if strongest is not None:
+        strongest_test = {s: test for s, (_, test) in outcomes[strongest.key][0].items()}
+        for row in finalists:
+            row.against_strongest(strongest.expression, strongest_test)
+        tested = [(r, p) for r in finalists if (p := r.p_strongest) is not None]
+        for (row, _), corrected in zip(tested, holm([p for _, p in tested]) if tested else []):
+            row.p_holm_strongest = float(corrected)
     finalists.sort(key=lambda r: (r.failed > 0, r.val_mean is None, -(r.val_mean or 0.0), r.fingerprint))
     ordered = finalists + [r for r in rows if r.role is Role.BASELINE]
     return [row.finalist(rank if row.role is Role.FINALIST else None, alpha) for rank, row in enumerate(ordered, 1)]
@@ -210,6 +225,14 @@ def summarise(functions: Sequence[PlannedFunction], seeds: Sequence[int], record
 
 #: Per seed that finished ok on every task: (validation, test) accuracy averaged over the tasks.
 SeedValues = dict[int, tuple[float, float]]
+
+
+def _strongest(functions: Sequence[PlannedFunction],
+               outcomes: Mapping[str, tuple[SeedValues, int]]) -> PlannedFunction | None:
+    """The baseline with the best confirmed validation mean among those whose every seed finished."""
+    clean = [f for f in functions if f.role is Role.BASELINE and outcomes[f.key][0] and not outcomes[f.key][1]]
+    return max(clean, key=lambda f: (statistics.fmean(v for v, _ in outcomes[f.key][0].values()), f.key),
+               default=None)
 
 
 def _outcomes(records: Lookup, function: PlannedFunction, seeds: Sequence[int]) -> tuple[SeedValues, int]:
@@ -239,17 +262,33 @@ class _Row:
         val, test = [v for v, _ in values.values()], [t for _, t in values.values()]
         self.val_mean, self.val_std = _mean(val), _std(val)
         self.test_mean, self.test_std, self.test_ci = _mean(test), _std(test), _interval(test)
-        mine = [values[s][1] for s in values if s in relu_test]
-        theirs = [relu_test[s] for s in values if s in relu_test]
-        differences = [a - b for a, b in zip(mine, theirs)]
-        self.delta, self.delta_ci = _mean(differences), _interval(differences)
-        varies = len(differences) >= 2 and (len(set(differences)) > 1 or differences[0] != 0)
+        self.values = values
         # A function that failed on some seed is not tested on its survivors: diverging one time in five is
         # not better than ReLU however well the other four score. It is reported as failed instead.
-        tested = varies and not (function.role is Role.FINALIST and failed)
-        self.p: dict[str, float | None] = {side: _paired_p(mine, theirs, side) if tested else None
-                                           for side in ("greater", "less")}
+        self.testable = not (function.role is Role.FINALIST and failed)
+        self.delta, self.delta_ci, self.p = self._paired(relu_test)
         self.p_holm: dict[str, float | None] = {"greater": None, "less": None}
+        self.strongest: str | None = None
+        self.delta_strongest: float | None = None
+        self.p_strongest: float | None = None
+        self.p_holm_strongest: float | None = None
+
+    def _paired(self, other_test: Mapping[int, float]) -> tuple[float | None, tuple[float | None, float | None],
+                                                               dict[str, float | None]]:
+        """Mean paired test difference to ``other_test`` (by seed), its 95 % interval, and the one-sided
+        p-values of "greater" and "less" (None where there is nothing to test)."""
+        mine = [self.values[s][1] for s in self.values if s in other_test]
+        theirs = [other_test[s] for s in self.values if s in other_test]
+        differences = [a - b for a, b in zip(mine, theirs)]
+        varies = len(differences) >= 2 and (len(set(differences)) > 1 or differences[0] != 0)
+        tested = varies and self.testable
+        return (_mean(differences), _interval(differences),
+                {side: _paired_p(mine, theirs, side) if tested else None for side in ("greater", "less")})
+
+    def against_strongest(self, name: str, strongest_test: Mapping[int, float]) -> None:
+        self.strongest = name
+        self.delta_strongest, _, p = self._paired(strongest_test)
+        self.p_strongest = p["greater"]
 
     def finalist(self, rank: int | None, alpha: float) -> Finalist:
         better, worse = self.p_holm["greater"], self.p_holm["less"]
@@ -265,7 +304,8 @@ class _Row:
             verdict = Verdict.NO_DIFFERENCE
         return Finalist(rank, self.role, self.expression, self.canonical, self.fingerprint, self.n_seeds,
                         self.failed, self.val_mean, self.val_std, self.test_mean, self.test_std, *self.test_ci,
-                        self.delta, *self.delta_ci, self.p["greater"], better, verdict)
+                        self.delta, *self.delta_ci, self.p["greater"], better, verdict, self.strongest,
+                        self.delta_strongest, self.p_holm_strongest)
 
 
 def _paired_p(candidate: list[float], baseline: list[float], side: str) -> float | None:
@@ -308,7 +348,7 @@ def verdict_sentence(rows: Sequence[Finalist]) -> str:
     if best.verdict is Verdict.BETTER:
         return (f"{best.canonical} beats ReLU: {_points(best.delta_vs_relu)} points test accuracy "
                 f"(95 % CI {_points(best.delta_ci_low, sign=False)} – {_points(best.delta_ci_high, sign=False)}), "
-                f"p_holm = {best.p_holm:.3g}, {best.n_seeds} seeds.")
+                f"p_holm = {best.p_holm:.3g}, {best.n_seeds} seeds.{_against_strongest(best)}")
     if best.failed:
         return (f"No finalist beats ReLU: every finalist failed on some confirmation seed ({best.canonical}: "
                 f"{best.failed} of {best.n_seeds}).")
@@ -317,6 +357,18 @@ def verdict_sentence(rows: Sequence[Finalist]) -> str:
     p = "" if best.p_holm is None else f", p_holm = {best.p_holm:.3g}"
     return (f"No finalist beats ReLU beyond noise (best by confirmed validation: {best.canonical}, "
             f"{_points(best.delta_vs_relu)} points test{spread}{p}, {best.n_seeds} seeds).")
+
+
+def _against_strongest(best: Finalist, alpha: float = ALPHA) -> str:
+    """What the verdict adds when the strongest baseline is not ReLU: does the winner beat that one too?"""
+    name = best.strongest_baseline
+    if name is None or name == RELU:
+        return ""
+    p = "" if best.p_holm_vs_strongest is None else f", p_holm = {best.p_holm_vs_strongest:.3g}"
+    numbers = f"{_points(best.delta_vs_strongest)} points{p}"
+    if best.p_holm_vs_strongest is not None and best.p_holm_vs_strongest < alpha:
+        return f" It also beats the strongest baseline, {name}: {numbers}."
+    return f" It does not beat the strongest baseline, {name}, beyond noise ({numbers})."
 
 
 def _points(value: float | None, *, sign: bool = True) -> str:

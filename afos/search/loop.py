@@ -22,7 +22,7 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
@@ -56,7 +56,8 @@ from afos.search.config import (
     task_protocols,
 )
 from afos.search.hall_of_fame import HallOfFame, entry_of
-from afos.search.proposals import Candidate, Proposals, Proposer, Variation
+from afos.search.proposals import Candidate, Proposals, Proposer, Ranker, Variation
+from afos.search.surrogate import MIN_RECORDS, Surrogate, SurrogateKind, rank_correlation
 from afos.search.trees import Individual, parse_tree, primitive_set
 from afos.space.parse import canonical
 from afos.space.primitives import primitive_set as resolve_primitives
@@ -72,6 +73,8 @@ class SearchDatabase(RunDatabase, Protocol):
     def count_evaluations(self, phase: Phase | None = None) -> int: ...
 
     def add_candidate(self, candidate: CandidateRecord) -> bool: ...
+
+    def candidates(self) -> list[CandidateRecord]: ...
 
     def save_generation(self, generation: Generation) -> None: ...
 
@@ -119,6 +122,8 @@ class Search:
                               + random immigrants                     #   crossover, mutation, bloat limits
             (every candidate is distinct, valid and new to this run: duplicates and screened-out
              functions cost no training and their slots are refilled)
+            (with a surrogate: `pool` x as many, the best predicted   # Surrogate.ranker
+             trained, an `explore` share drawn from the rest)
             for rung, budget in successive halving:                   # all at the first budget,
                 fitness(c) <- mean score over tasks x fitness seeds   #   the best 1/eta go further
             population <- elites + candidates
@@ -150,6 +155,8 @@ class Search:
         self.hall_of_fame = HallOfFame(config.hall_of_fame)
         self.random = SearchRandom(config.seed)
         self.generation = 0
+        kind = SurrogateKind(config.surrogate)
+        self.surrogate = None if kind is SurrogateKind.NONE else Surrogate(kind, config.seed)
         watch = BudgetWatch(config.train, expected_runs(config), config.time_limit, self.progress)
         evaluator.listen(watch.observe)
 
@@ -201,7 +208,9 @@ class Search:
         new_population = carried + [c.tree for c in candidates]
         self.hall_of_fame.update(self._entry(c, fitnesses[c.key], generation) for c in candidates
                                  if c.key not in self.hall_of_fame)
-        self._save(generation, new_population, counts)
+        predicted = {c.key: c.predicted for c in candidates if c.predicted is not None}
+        self._save(generation, new_population, counts, predicted,
+                   rank_correlation([(value, fitnesses[key][1]) for key, value in predicted.items()]))
         return new_population
 
     def _propose(self, generation: int, population: list[Individual]) -> tuple[list[Individual], Proposals]:
@@ -212,7 +221,17 @@ class Search:
                 return [], self.proposer.initial(self.known, cap)
             elites = self.hall_of_fame.ranked()[: self.config.elites]
             carried = [self._individual(Member(entry.tree, entry.fitness)) for entry in elites]
-            return carried, self.proposer.offspring(population, [e.key for e in elites], self.known, cap)
+            return carried, self.proposer.offspring(population, [e.key for e in elites], self.known, cap,
+                                                    self._ranker(generation), self.config.pool)
+
+    def _ranker(self, generation: int) -> Ranker | None:
+        """With a surrogate that has enough of this run's fitness to learn from, what picks each generation's
+        candidates from its pool (see :mod:`afos.search.surrogate`)."""
+        if self.surrogate is None or len(self.known) < MIN_RECORDS:
+            return None
+        texts = {c.key: c.canonical for c in self.store.candidates()}
+        known = {texts[key]: value for key, (_, value) in self.known.items() if key in texts}
+        return self.surrogate.ranker(known, generation, self.config.explore)
 
     def _candidates_left(self) -> int:
         """How many new candidates the evaluation budget can still take: proposals beyond it could never
@@ -268,19 +287,8 @@ class Search:
         return self.config.max_evals - self.store.count_evaluations()
 
     def _known_before(self, generation: int) -> dict[str, Fitness]:
-        """Fitness of functions this run fully evaluated at the full budget before ``generation``: every
-        task and fitness seed must be present, as the fitness averages them. Only this run's own records
-        count, so what is a duplicate never depends on other runs."""
-        full = self.budgets[-1]
-        wanted = {(task, seed) for task in self.protocols for seed in fitness_seeds(self.config)}
-        scores: dict[str, dict[tuple[str, int], float]] = {}
-        for record in self.store.evaluations(phase=Phase.SEARCH):
-            if (record.generation is not None and record.generation < generation and record.budget == full
-                    and self.protocols.get(record.task) == record.protocol and (record.task, record.seed) in wanted):
-                scores.setdefault(record.activation_key, {})[(record.task, record.seed)] = self.score(record)
-        rung = float(len(self.budgets) - 1)
-        return {key: (rung, statistics.fmean(by_run.values())) for key, by_run in scores.items()
-                if set(by_run) == wanted}
+        """Fitness of functions this run fully evaluated at the full budget before ``generation``."""
+        return known_fitness(self.store.evaluations(phase=Phase.SEARCH), generation, self.config, self.protocols)
 
     def _baseline(self) -> None:
         """Train the baselines (ReLU first) under the same protocol and seeds, for the report's comparison."""
@@ -302,9 +310,11 @@ class Search:
                 if r.budget == full and self.protocols.get(r.task) == r.protocol] if at_full else []
         return entry_of(candidate, fitness, generation, runs)
 
-    def _save(self, generation: int, population: list[Individual], counts: Counts) -> None:
+    def _save(self, generation: int, population: list[Individual], counts: Counts,
+              predicted: dict[str, float], correlation: float | None) -> None:
         values = [ind.fitness.values[1] for ind in population]
-        stats = GenerationStats(counts, max(values), statistics.fmean(values), statistics.median(values))
+        stats = GenerationStats(counts, max(values), statistics.fmean(values), statistics.median(values), predicted,
+                                correlation)
         ranked = self.hall_of_fame.ranked()
         saved = Generation(generation, stats, tuple(Member(str(ind), tuple(ind.fitness.values)) for ind in population),
                            tuple(ranked), rng_state_to_json(self.random.state))
@@ -316,6 +326,22 @@ class Search:
         self.progress(f"generation {generation + 1}/{self.config.generations} done: best {best.fitness[1]:.4f} "
                       f"{best.canonical}  ({done})")
         self.on_generation(saved)
+
+
+def known_fitness(records: Iterable[Evaluation], generation: int, config: SearchConfig,
+                  protocols: Mapping[str, str]) -> dict[str, Fitness]:
+    """Fitness of the functions ``records`` (a run's search records) hold at the full budget from before
+    ``generation``: every task and fitness seed must be present, as the fitness averages them. Only the run's
+    own records count, so what is a duplicate never depends on other runs."""
+    rungs = budgets(config)
+    wanted = {(task, seed) for task in protocols for seed in fitness_seeds(config)}
+    scores: dict[str, dict[tuple[str, int], float]] = {}
+    for record in records:
+        if (record.generation is not None and record.generation < generation and record.budget == rungs[-1]
+                and protocols.get(record.task) == record.protocol and (record.task, record.seed) in wanted):
+            scores.setdefault(record.activation_key, {})[(record.task, record.seed)] = score(record, config.fitness)
+    return {key: (float(len(rungs) - 1), statistics.fmean(by_run.values())) for key, by_run in scores.items()
+            if set(by_run) == wanted}
 
 
 def _variation(config: SearchConfig) -> Variation:

@@ -45,6 +45,7 @@ class Candidate:
     key: str
     learnable: dict[str, float] = field(default_factory=dict)
     lineage: Lineage = Lineage(MadeBy.RANDOM)
+    predicted: float | None = None  # the surrogate's prediction of its fitness, when one chose it
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ TallyCounter = Counter[str]  # Counts field -> how many so far, while a generati
 #: Called once per distinct function screened: (key, tree text, canonical text, screening reason or None,
 #: lineage).
 OnScreened = Callable[[str, str, str, "str | None", Lineage], None]
+#: Picks the candidates to train from a pool (a surrogate): (pool, slots) -> chosen, with their predictions.
+Ranker = Callable[[list["Candidate"], int], list["Candidate"]]
 #: A proposal: a tree and how it was made.
 Proposal = tuple[Individual, Lineage]
 #: The mutations by the index :meth:`Proposer._mutate` draws.
@@ -111,16 +114,22 @@ class Proposer:
         return Proposals(accepted, Counts(**tally))
 
     def offspring(self, population: list[Individual], taken: Collection[str], known: Collection[str],
-                  cap: int) -> Proposals:
+                  cap: int, rank: Ranker | None = None, pool: int = 1) -> Proposals:
         """Varied offspring, then random immigrants, for the slots the ``taken`` elites leave (every slot an
-        immigrant under random search)."""
+        immigrant under random search). With ``rank`` (a surrogate), ``pool`` times as many are proposed in
+        the same proportions and ``rank`` picks the ones to train."""
         slots = min(cap, self.settings.population - len(taken))
+        size = slots * (pool if rank is not None else 1)
         share = 1.0 if self.settings.random_only else self.settings.immigrants
-        immigrants = min(slots, round(share * self.settings.population))
+        immigrants = min(size, round(share * self.settings.population) * (size // max(1, slots)))
         accepted: list[Candidate] = []
         tally: TallyCounter = Counter()
-        self._fill(accepted, slots - immigrants, tally, known, lambda: self._vary(population, tally), taken)
-        self._fill(accepted, slots, tally, known, lambda: (self.random_tree(), Lineage(MadeBy.IMMIGRANT)), taken)
+        self._fill(accepted, size - immigrants, tally, known, lambda: self._vary(population, tally), taken)
+        self._fill(accepted, size, tally, known, lambda: (self.random_tree(), Lineage(MadeBy.IMMIGRANT)), taken)
+        if rank is not None and len(accepted) > slots:
+            chosen = rank(accepted, slots)
+            tally["ranked_out"] += len(accepted) - len(chosen)
+            accepted = chosen
         return Proposals(accepted, Counts(**tally))
 
     def _fill(self, accepted: list[Candidate], size: int, counts: TallyCounter, known: Collection[str],

@@ -36,3 +36,9 @@ def test_search_strategies_are_the_library_strategies() -> None:
     from afos.search.config import Strategy
 
     assert _choices("search", "strategy") == [s.value for s in Strategy]
+
+
+def test_surrogates_are_the_library_surrogates() -> None:
+    from afos.search.surrogate import SurrogateKind
+
+    assert _choices("search", "surrogate") == [k.value for k in SurrogateKind]

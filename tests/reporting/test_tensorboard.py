@@ -24,10 +24,11 @@ def test_a_search_logs_its_generations_and_its_runs(tmp_path: Path) -> None:
     search.Reload()
     with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
         saved = store.generations()
-    best = search.Scalars("fitness/best")
+    best = sorted(search.Scalars("fitness/best"), key=lambda e: e.step)  # one event file per generation
     assert [e.step for e in best] == [1, 2]
     assert [e.value for e in best] == pytest.approx([g.stats.best for g in saved], rel=1e-6)  # float32 in the log
-    assert [e.value for e in search.Scalars("candidates/trained")] == [g.stats.counts.trained for g in saved]
+    trained = sorted(search.Scalars("candidates/trained"), key=lambda e: e.step)
+    assert [e.value for e in trained] == [g.stats.counts.trained for g in saved]
     assert search.Tags()["tensors"] == ["config/text_summary"]
     folders = [p.name for p in logs.iterdir() if p.name != SEARCH_FOLDER]
     assert folders and not any(name.startswith(("-", ".")) for name in folders)

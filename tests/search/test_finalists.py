@@ -18,7 +18,7 @@ from afos.runs.lifecycle import Options
 from afos.runs.listing import list_runs
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
-from afos.search.confirmation import PlannedFunction, confirm_seeds, summarise, verdict_sentence, winner
+from afos.search.confirmation import Finalist, PlannedFunction, confirm_seeds, summarise, verdict_sentence, winner
 from afos.search.results import finalist_rows, hall_of_fame
 from afos.storage.store import RunStore
 from afos.training.config import TrainConfig
@@ -78,6 +78,18 @@ def test_p_values_equal_scipy_on_the_stored_numbers(searched: Path) -> None:
         assert row["verdict"] in {"better", "no difference", "worse"}
     p = sorted(float(row["p_vs_relu"]) for row in finalists)
     assert sorted(float(row["p_holm"]) for row in finalists) == pytest.approx([min(1, 2 * p[0]), min(1, max(2 * p[0], p[1]))])
+    baselines = [row for row in rows if row["role"] == "baseline"]
+    strongest = max(baselines, key=lambda row: (float(row["val_mean"]), row["fingerprint"]))  # by validation
+    theirs = [test[(strongest["fingerprint"], s)] for s in (5, 6, 7)]
+    raw = []
+    for row in finalists:
+        mine = [test[(row["fingerprint"], s)] for s in (5, 6, 7)]
+        assert row["strongest_baseline"] == strongest["expression"]
+        assert float(row["delta_vs_strongest"]) == pytest.approx(sum(mine) / 3 - sum(theirs) / 3)
+        raw.append(sps.ttest_rel(mine, theirs, alternative="greater").pvalue)
+    low, high = sorted(raw)
+    assert sorted(float(row["p_holm_vs_strongest"]) for row in finalists) == pytest.approx(
+        [min(1, 2 * low), min(1, max(2 * low, high))])
     report = (searched / "report.md").read_text()
     assert "## Confirmation" in report and ("beats ReLU" in report)
 
@@ -195,3 +207,17 @@ def test_afos_runs_shows_the_confirmed_winner_not_the_search_rank_one(searched: 
     verdict = {Verdict.BETTER: "better than ReLU", Verdict.NO_DIFFERENCE: "no difference from ReLU",
                Verdict.WORSE: "worse than ReLU"}[named.verdict]
     assert f"{named.canonical}  ({verdict}; confirmed val {named.val_mean:.4f})" in line
+
+
+def test_the_verdict_says_whether_the_winner_also_beats_the_strongest_baseline() -> None:
+    def row(verdict: Verdict, strongest: str, p_strongest: float) -> Finalist:
+        return Finalist(1, Role.FINALIST, "x*erf(x)", "x*erf(x)", "k", 5, 0, 0.97, 0.01, 0.96, 0.01, 0.95, 0.97,
+                        0.02, 0.01, 0.03, 0.001, 0.004, verdict, strongest, 0.004, p_strongest)
+
+    beats_both = verdict_sentence([row(Verdict.BETTER, "gelu", 0.01)])
+    assert beats_both.startswith("x*erf(x) beats ReLU: +2.00 points")
+    assert beats_both.endswith("It also beats the strongest baseline, gelu: +0.40 points, p_holm = 0.01.")
+    assert verdict_sentence([row(Verdict.BETTER, "gelu", 0.3)]).endswith(
+        "It does not beat the strongest baseline, gelu, beyond noise (+0.40 points, p_holm = 0.3).")
+    assert "strongest" not in verdict_sentence([row(Verdict.BETTER, "relu", 0.004)])  # ReLU was the strongest
+    assert "strongest" not in verdict_sentence([row(Verdict.NO_DIFFERENCE, "gelu", 0.3)])

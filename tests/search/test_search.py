@@ -300,3 +300,23 @@ def test_every_candidate_records_how_it_was_made_and_the_report_shows_a_genealog
     with (run_dir / "hall_of_fame.csv").open() as handle:
         first = next(csv.DictReader(handle))
     assert json.loads(first["lineage"])["made_by"] == candidates[first["fingerprint"]].lineage.made_by.value
+
+
+def test_a_surrogate_ranks_pools_deterministically_and_records_its_predictions(tmp_path: Path) -> None:
+    config = _config(generations=4, surrogate="knn", pool=3, fitness_seeds=1)
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run_dir in runs:
+        assert _search(config, run_dir) == "finished"
+    saved = []
+    for run_dir in runs:
+        with RunStore(run_dir / "afos.db", readonly=True) as store:
+            saved.append([(g.stats.predicted, g.stats.rank_correlation, g.stats.counts) for g in store.generations()])
+    assert saved[0] == saved[1]  # the same config and seed: the same pools, predictions and choices
+    ranked = [(predicted, rho, counts) for predicted, rho, counts in saved[0] if predicted]
+    assert ranked, "the surrogate never had the records it needs"
+    for predicted, rho, counts in ranked:
+        assert counts.ranked_out > 0 and counts.trained + counts.reused == len(predicted)
+        assert rho is None or -1.0 <= rho <= 1.0
+    assert not saved[0][0][0]  # generation 1 is proposed as the GA proposes it
+    with (runs[0] / "generations.csv").open() as handle:
+        assert "rank_correlation" in next(csv.reader(handle))
