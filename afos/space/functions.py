@@ -31,6 +31,11 @@ class _Named(sympy.Function):
     def _eval_evalf(self, prec: int) -> sympy.Expr:
         return self.expanded(self.args[0])._eval_evalf(prec)
 
+    def _eval_is_real(self) -> bool | None:
+        """Real at a real argument (every function here is), so that sympy never writes ``re(selu(x))``
+        into a canonical form that the parser, which knows no ``re``, cannot read back."""
+        return True if self.args[0].is_real else None
+
     def _latex(self, printer) -> str:  # noqa: ANN001 - sympy's printer protocol
         name = self.latex_name or rf"\operatorname{{{self.func.__name__}}}"
         return rf"{name}\left({printer._print(self.args[0])}\right)"

@@ -215,3 +215,9 @@ def test_every_primitive_name_is_callable_in_text() -> None:
     for name, primitive in PRIMITIVES.items():
         args = ", ".join(["x"] * primitive.arity)
         assert parse(f"{name}({args})") == primitive(*([X] * primitive.arity))
+
+
+def test_a_named_function_inside_abs_stays_readable() -> None:
+    """sympy wrote Abs of an expression holding selu as re(...) and im(...), which no parser reads back."""
+    text = canonical(parse("abs(gauss_diff(x, selu(x)))"))
+    assert "re(" not in text and "im(" not in text and canonical(parse(text)) == text
