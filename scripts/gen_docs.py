@@ -178,6 +178,14 @@ def public_api() -> str:
     return _columns(name for name in afos.__all__)
 
 
+def api_routes() -> str:
+    from afos.app.api import ROUTES
+
+    rows = ["| route | what it answers |", "|---|---|"]
+    rows += [f"| `GET {path}` | {' '.join((route.__doc__ or '').split()).replace('``', '`')} |" for path, route in ROUTES]
+    return "\n".join(rows)
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "search-keys": search_keys,
     "train-keys": train_keys,
@@ -192,6 +200,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "commands": commands,
     "packages": packages,
     "public-api": public_api,
+    "api-routes": api_routes,
 }
 
 

@@ -8,14 +8,15 @@ becomes one line on stderr and exit code 2 (:mod:`afos.cli.boundary`).
 * :mod:`~afos.cli.options`: the options several commands share;
 * :mod:`~afos.cli.functions`: ``show``, ``primitives`` and ``export``;
 * :mod:`~afos.cli.search`: ``search``, ``report`` and ``runs``;
-* :mod:`~afos.cli.grid`: ``evaluate`` and ``compare``."""
+* :mod:`~afos.cli.grid`: ``evaluate`` and ``compare``;
+* :mod:`~afos.cli.serve`: ``serve``."""
 
 from __future__ import annotations
 
-from afos.cli import functions, grid, search
+from afos.cli import functions, grid, search, serve
 from afos.cli.boundary import cli
 
-COMMANDS = (functions, grid, search)  # imported for their commands, which register on ``cli``
+COMMANDS = (functions, grid, search, serve)  # imported for their commands, which register on ``cli``
 
 
 

@@ -174,24 +174,6 @@ def heatmap(
 # ------------------------------------------------------------------------------------ function shapes
 
 
-def _derivatives(expr: object, points: Any, order: int, params: Mapping[str, float] | None) -> list[Any]:
-    """f, f', ... up to ``order`` at ``points`` by repeated autograd (zero where a derivative vanishes)."""
-    import torch
-
-    from afos.space.probe import evaluate
-
-    points = points.detach().requires_grad_(True)
-    current = evaluate(expr, points, params)  # type: ignore[arg-type]
-    curves = [current]
-    for _ in range(order):
-        if current.requires_grad:
-            (current,) = torch.autograd.grad(current.sum(), points, create_graph=True)
-        else:
-            current = torch.zeros_like(points)
-        curves.append(current)
-    return [curve.detach().numpy() for curve in curves]
-
-
 def function_plot(
     functions: Mapping[str, object],
     path: str | os.PathLike[str],
@@ -216,6 +198,8 @@ def function_plot(
     """
     import torch
 
+    from afos.space.probe import derivatives as curves_of
+
     points = torch.linspace(x_range[0], x_range[1], 801, dtype=torch.float64)
     panels = ["f(x)", "f'(x)", "f''(x)"][: 3 if derivatives else 1]
     figure = Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")  # room for suptitle and titles
@@ -225,7 +209,7 @@ def function_plot(
     others = [label for label in functions if label != reference]
     for label, function in functions.items():
         expr, values = function if isinstance(function, tuple) else (function, params)
-        curves = _derivatives(expr, points, order, values)
+        curves = [c.numpy() for c in curves_of(expr, points, order, values)]
         style: dict[str, Any]
         if label == reference:
             style = {"color": "black", "linestyle": "--", "linewidth": 1.0, "zorder": 4}
@@ -234,7 +218,7 @@ def function_plot(
         for index, (ax, curve) in enumerate(zip(axes, curves)):
             (line,) = ax.plot(points.numpy(), curve, label=label, **style)
             if bands and label in bands:
-                spread = np.array([_derivatives(expr, points, order, variant)[index] for variant in bands[label]])
+                spread = np.array([curves_of(expr, points, order, variant)[index].numpy() for variant in bands[label]])
                 ax.fill_between(points.numpy(), spread.min(0), spread.max(0), color=line.get_color(), alpha=0.2,
                                 linewidth=0, zorder=2)
     for ax, name in zip(axes, panels):

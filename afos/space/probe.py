@@ -66,6 +66,23 @@ def value_and_slope(
     return values.detach(), slope
 
 
+def derivatives(
+    expr: sympy.Expr | str, points: torch.Tensor, order: int, params: Mapping[str, float] | None = None
+) -> list[torch.Tensor]:
+    """f, f', ... up to the ``order``-th derivative at ``points``, by repeated autograd through the training
+    lowering (zero where a derivative vanishes identically): what plots and ``afos serve`` draw."""
+    points = points.detach().requires_grad_(True)
+    current = evaluate(expr, points, params)
+    curves = [current]
+    for _ in range(order):
+        if current.requires_grad:
+            (current,) = torch.autograd.grad(current.sum(), points, create_graph=True)
+        else:
+            current = torch.zeros_like(points)
+        curves.append(current)
+    return [curve.detach() for curve in curves]
+
+
 def _hash_values(values: torch.Tensor) -> str:
     tokens = []
     for value in values.tolist():

@@ -58,7 +58,10 @@ class Database:
         Readers use a ``mode=ro`` URI: SQLite itself refuses their writes, and a missing file is an error
         rather than a new empty database. Where the folder cannot be written (an archived or shared results
         folder), a WAL reader could not create its shared-memory file, so the file is opened ``immutable``;
-        so is every database on a network filesystem (see the module docstring). The busy timeout waits out
+        so is every database on a network filesystem (see the module docstring), and every database without
+        a write-ahead log beside it: a WAL writer keeps its log for as long as it is connected, so no process
+        writes such a file, and a reader that opened it normally would create the log and shared-memory files
+        in a run folder it must leave as it found it (``afos runs``, ``afos serve``). The busy timeout waits out
         another connection's short locks (WAL recovery, checkpoints).
         """
         if self.path.is_dir():
@@ -68,7 +71,8 @@ class Database:
             return sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         if not self.path.is_file():
             raise FileNotFoundError(f"no run database at {self.path}")
-        shared = self.network or not os.access(self.path.parent, os.W_OK)
+        ended = not self.path.with_name(self.path.name + "-wal").exists()
+        shared = self.network or ended or not os.access(self.path.parent, os.W_OK)
         flags = "mode=ro&immutable=1" if shared else "mode=ro"
         uri = self.path.resolve().as_uri() + "?" + flags
         return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)

@@ -1,0 +1,60 @@
+"""Which runs a results root holds, and whether one changed since a reader last looked.
+
+Run folders are found again on every request, so a run started after the server appears without a restart.
+A request names a run by its folder's name, and the name is only ever looked up among the folders found:
+no path is built from request text. A run's *version* is the size and modification time of the files its
+process writes (the database, its write-ahead log and ``run.json``): pages poll it to learn, without opening
+the database, that something new was written, and views are cached under it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from afos.errors import StoreError, UserError
+
+#: A run folder is a folder holding this database.
+DATABASE = "afos.db"
+#: The files a working run writes; any change to one changes the run's version.
+WRITTEN = (DATABASE, f"{DATABASE}-wal", "run.json")
+#: What reading a run folder may raise when its files are not what afos wrote.
+READ_ERRORS = (StoreError, UserError, OSError, sqlite3.Error, ValueError, KeyError, TypeError, AttributeError)
+
+
+def run_folders(root: Path) -> dict[str, Path]:
+    """Every run folder directly under ``root``, by name (empty when ``root`` does not exist yet)."""
+    if not root.is_dir():
+        return {}
+    return {db.parent.name: db.parent for db in sorted(root.glob(f"*/{DATABASE}")) if db.is_file()}
+
+
+def run_folder(root: Path, name: str) -> Path | None:
+    """The folder of the run called ``name``, or None when no such run is under ``root``."""
+    return run_folders(root).get(name)
+
+
+def version(folder: Path) -> str:
+    """A short text that changes whenever the run's process writes anything."""
+    stamps = []
+    for name in WRITTEN:
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            stamps.append(f"{name}:-")
+            continue
+        stamps.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha1("|".join(stamps).encode()).hexdigest()[:16]
+
+
+def root_version(root: Path) -> str:
+    """A short text that changes when a run appears, goes, or changes under ``root``."""
+    parts = [f"{name}={version(folder)}" for name, folder in run_folders(root).items()]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def figures(folder: Path) -> list[str]:
+    """The names of the PNG pictures a run's report wrote into its folder (plain files only: a link could
+    point anywhere)."""
+    return sorted(path.name for path in folder.glob("*.png") if path.is_file() and not path.is_symlink())

@@ -1,0 +1,117 @@
+"""One function, by its text: what ``afos show`` says of it, its values and derivatives at given points,
+what ``afos export`` writes, and every run under the root that trained it.
+
+The text comes from a request, so it goes through afos's whitelist parser only (never ``eval`` or
+``sympify``), bounded in length before it is parsed and in the number of points it is evaluated at; a
+hall-of-fame function's learnable constants ``p0, p1, ...`` take their start value 1, as when they are
+trained again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from afos.activation.spec import ActivationSpec, resolve_activation
+from afos.app.folders import READ_ERRORS, run_folders
+from afos.errors import UserError
+from afos.records.evaluation import Evaluation
+from afos.reporting.export.form import Form
+from afos.reporting.export.formats import ExportFormat, render
+from afos.space.features import CONSTANT
+from afos.space.probe import derivatives, describe
+from afos.stats.common import finite_mean
+from afos.storage.store import RunStore
+
+#: The longest expression text a request may send, and the most points one may ask values at.
+MAX_EXPRESSION = 400
+MAX_POINTS = 2001
+#: The x range a function's page plots first.
+DEFAULT_RANGE = (-5.0, 5.0)
+
+
+def function_spec(text: str) -> ActivationSpec:
+    """The activation a request names (an expression or a family name), checked by the whitelist parser."""
+    text = text.strip()
+    if not text:
+        raise UserError("give an expression in x, e.g. x*sigmoid(x)")
+    if len(text) > MAX_EXPRESSION:
+        raise UserError(f"the expression is {len(text)} characters long; at most {MAX_EXPRESSION} are read")
+    return resolve_activation(text, learnable={name: 1.0 for name in sorted(set(CONSTANT.findall(text)))})
+
+
+@lru_cache(maxsize=512)
+def function_facts(text: str) -> dict[str, Any]:
+    """``afos show --json`` of the function, with its activation key and default plot range."""
+    spec = function_spec(text)
+    facts = describe(spec.expression, spec.typical_values())
+    return {**facts, "expression": text, "key": spec.key(), "parameters": spec.typical_values(),
+            "range": list(DEFAULT_RANGE)}
+
+
+def function_values(text: str, points: list[float]) -> dict[str, Any]:
+    """f, f' and f'' at ``points`` (at most MAX_POINTS; a non-finite value is null)."""
+    if not points:
+        raise UserError("give the points to evaluate at: x=0.5&x=1 or x=0.5,1, or lo, hi and n")
+    if len(points) > MAX_POINTS:
+        raise UserError(f"{len(points)} points asked for; at most {MAX_POINTS} are evaluated at once")
+    if not all(math.isfinite(p) for p in points):
+        raise UserError("every point must be a finite number")
+    spec = function_spec(text)
+    curves = derivatives(spec.expression, torch.tensor(points, dtype=torch.float64), 2, spec.typical_values())
+    value, slope, curvature = ([v if math.isfinite(v) else None for v in curve.tolist()] for curve in curves)
+    return {"expression": text, "x": points, "f": value, "df": slope, "d2f": curvature}
+
+
+def function_export(text: str, fmt: str) -> str:
+    """What ``afos export TEXT --format FMT`` writes."""
+    try:
+        chosen = ExportFormat(fmt)
+    except ValueError:
+        raise UserError(f"format {fmt!r} must be one of {', '.join(f.value for f in ExportFormat)}") from None
+    spec = function_spec(text)
+    return render(Form.from_text(spec.expression, spec.typical_values(), source=f"Exported from {text!r}."), chosen)
+
+
+@dataclass(frozen=True)
+class TrainedIn:
+    """What one run under the root holds of a function: its training runs, how many finished ok, the phases
+    they served and their mean accuracies (``reason`` instead, for a run that cannot be read)."""
+
+    run: str
+    runs: int = 0
+    ok: int = 0
+    phases: tuple[str, ...] = ()
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**vars(self), "phases": list(self.phases)}
+
+
+def trained_in(root: Path, key: str) -> list[TrainedIn]:
+    """Every run under ``root`` that trained the function whose activation key is ``key`` (an indexed lookup
+    per run database)."""
+    found = []
+    for name, folder in run_folders(root).items():
+        try:
+            with RunStore(folder / "afos.db", readonly=True) as store:
+                records = store.evaluations(activation_key=key)
+        except READ_ERRORS as error:
+            found.append(TrainedIn(name, reason=f"cannot be read ({error})"))
+            continue
+        if records:
+            found.append(_trained(name, records))
+    return found
+
+
+def _trained(name: str, records: list[Evaluation]) -> TrainedIn:
+    ok = [r for r in records if r.ok]
+    return TrainedIn(name, len(records), len(ok), tuple(sorted({r.phase.value for r in records})),
+                     finite_mean(r.val_accuracy for r in ok), finite_mean(r.test_accuracy for r in ok))

@@ -1,0 +1,156 @@
+"""The HTML pages: runs, a search, an evaluate or compare run, a function, and a run's training runs.
+
+Pages are rendered on the server by Jinja2 with autoescaping, so every value a run folder or a request
+holds (expressions, reasons, names, which can hold ``<script>``) reaches the browser as text. A page that
+shows a run polls that run's version every 2 s and, when it changed, fetches the page again and swaps only
+the sections marked live: no reload, no lost scroll position (``static/app.js``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from afos.app.folders import figures, root_version, version
+from afos.app.function_view import function_facts, trained_in
+from afos.app.grid_view import SHADES
+from afos.app.params import choice, integer
+from afos.app.search_view import FAILED_SHOWN, SearchView
+from afos.app.views import UnknownRun, Unreadable, find_run, read_view
+from afos.errors import UserError
+from afos.records.evaluation import Phase, Status
+from afos.records.runs import RunStatus
+from afos.reporting.tables import format_number, plus_minus
+from afos.runs.listing import list_runs
+from afos.space.features import CONSTANT
+from afos.storage.store import RunStore
+
+#: Training runs per page of a run's evaluations.
+PAGE = 100
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.2f} pts"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _when(seconds: float | None) -> str:
+    return "-" if seconds is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def _environment() -> Environment:
+    environment = Environment(loader=PackageLoader("afos.app", "templates"), autoescape=select_autoescape(default=True),
+                              trim_blocks=True, lstrip_blocks=True)
+    environment.filters.update(num=format_number, pts=_points, p=_p, when=_when,
+                               link=lambda text: "/functions/" + quote(str(text), safe=""))
+    environment.globals.update(plus_minus=plus_minus, shades=len(SHADES), failed_shown=FAILED_SHOWN,
+                               learnable=lambda text: bool(CONSTANT.search(str(text))))
+    return environment
+
+
+TEMPLATES = _environment()
+
+
+def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    return HTMLResponse(TEMPLATES.get_template(name).render(**values), status_code=status)
+
+
+def _root(request: Request) -> Path:
+    return request.app.state.root
+
+
+def runs_page(request: Request) -> Response:
+    root = _root(request)
+    return _page("runs.html", title="Runs", root=str(root), runs=list_runs(root), poll="/api/version",
+                 version=root_version(root), live=True)
+
+
+def run_page(request: Request) -> Response:
+    name = request.path_params["run"]
+    try:
+        folder = find_run(_root(request), name)
+    except UnknownRun:
+        return _page("message.html", 404, title="No such run", message=f"No run {name!r} under the results root.")
+    common = {"title": name, "run": name, "poll": f"/api/runs/{quote(name, safe='')}/version",
+              "version": version(folder)}
+    try:
+        view = read_view(folder)
+    except Unreadable as error:
+        return _page("message.html", 422, **common, message=f"This run cannot be read: {error}")
+    if isinstance(view, SearchView):
+        return _page("search.html", **common, view=view, live=view.summary.status is RunStatus.RUNNING,
+                     charts=_search_charts(view))
+    return _page("grid.html", **common, view=view, live=view.summary.status is RunStatus.RUNNING)
+
+
+def _search_charts(view: SearchView) -> dict[str, Any]:
+    """The data of the search page's two charts, as uPlot takes it (x values first, then each series)."""
+    rows = view.generations
+    relu = [view.relu_fitness] * len(rows) if view.relu_fitness is not None else None
+    fitness = {"x": [r.generation for r in rows], "xlabel": "generation", "ylabel": "fitness",
+               "series": {"best": [r.best for r in rows], "median": [r.median for r in rows],
+                          **({"ReLU": relu} if relu else {})}}
+    anytime = {"x": [r.trainings for r in rows], "xlabel": "candidates trained", "ylabel": "best fitness so far",
+               "series": {"best so far": [r.best_so_far for r in rows], **({"ReLU": relu} if relu else {})}}
+    return {"fitness": fitness, "anytime": anytime}
+
+
+def evaluations_page(request: Request) -> Response:
+    name = request.path_params["run"]
+    try:
+        folder = find_run(_root(request), name)
+        after = integer(request, "after", 0, 0, 2**62)
+        phase, status = choice(request, "phase", Phase), choice(request, "status", Status)
+        with RunStore(folder / "afos.db", readonly=True) as store:
+            rows = store.evaluation_page(after=after, limit=PAGE, phase=phase, status=status)
+    except UnknownRun:
+        return _page("message.html", 404, title="No such run", message=f"No run {name!r} under the results root.")
+    except UserError as error:
+        return _page("message.html", 400, title=name, run=name, message=str(error))
+    filters = {k: v for k, v in (("phase", phase), ("status", status)) if v is not None}
+    return _page("evaluations.html", title=f"{name}: training runs", run=name, rows=rows, after=after,
+                 next_after=rows[-1][0] if len(rows) == PAGE else None,
+                 filters={k: v.value for k, v in filters.items()}, phases=list(Phase), statuses=list(Status))
+
+
+def figure(request: Request) -> Response:
+    """A picture a run's report wrote, by a name found in its folder (never a path from the request)."""
+    try:
+        folder = find_run(_root(request), request.path_params["run"])
+    except UnknownRun:
+        return Response("no such run", 404)
+    name = request.path_params["name"]
+    if name not in figures(folder):
+        return Response("no such picture", 404)
+    return FileResponse(folder / name, media_type="image/png")
+
+
+def function_page(request: Request) -> Response:
+    text = request.path_params.get("expr") or request.query_params.get("expr")
+    if text is None:
+        return _page("function.html", title="Functions", facts=None, trained=[], error=None, text="")
+    if "expr" in request.query_params:
+        return RedirectResponse("/functions/" + quote(text, safe=""), status_code=303)
+    try:
+        facts = function_facts(text)
+    except UserError as error:
+        return _page("function.html", 400, title="Functions", facts=None, trained=[], error=str(error), text=text)
+    return _page("function.html", title=facts["canonical"], facts=facts, text=text, error=None,
+                 trained=trained_in(_root(request), facts["key"]))
+
+
+def routes() -> list[Route]:
+    return [Route("/", runs_page), Route("/runs/{run}", run_page), Route("/runs/{run}/evaluations", evaluations_page),
+            Route("/runs/{run}/files/{name}", figure), Route("/functions", function_page),
+            Route("/functions/{expr:path}", function_page)]
+
