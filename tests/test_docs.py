@@ -61,6 +61,7 @@ def _tutorial_commands() -> list[list[str]]:
     return [shlex.split(line) for block in blocks for line in block.splitlines() if line.strip()]
 
 
+@pytest.mark.slow  # most of a minute: every tutorial command in its own process (.ci/run runs the slow suite)
 def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     commands = _tutorial_commands()
     assert commands and all(c[0] == "afos" for c in commands)

@@ -20,12 +20,10 @@ import torch
 from afos.activation.spec import ActivationSpec, resolve_activation
 from afos.app.folders import READ_ERRORS, run_folders
 from afos.errors import UserError
-from afos.records.evaluation import Evaluation
 from afos.reporting.export.form import Form
 from afos.reporting.export.formats import ExportFormat, render
 from afos.space.features import CONSTANT
 from afos.space.probe import derivatives, describe
-from afos.stats.common import finite_mean
 from afos.storage.store import RunStore
 
 #: The longest expression text a request may send, and the most points one may ask values at.
@@ -96,22 +94,16 @@ class TrainedIn:
 
 
 def trained_in(root: Path, key: str) -> list[TrainedIn]:
-    """Every run under ``root`` that trained the function whose activation key is ``key`` (an indexed lookup
-    per run database)."""
+    """Every run under ``root`` that trained the function whose activation key is ``key`` (one indexed,
+    aggregated query per run database, so a function with thousands of runs costs no more than one)."""
     found = []
     for name, folder in run_folders(root).items():
         try:
             with RunStore(folder / "afos.db", readonly=True) as store:
-                records = store.evaluations(activation_key=key)
+                runs, ok, phases, val, test = store.function_totals(key)
         except READ_ERRORS as error:
             found.append(TrainedIn(name, reason=f"cannot be read ({error})"))
             continue
-        if records:
-            found.append(_trained(name, records))
+        if runs:
+            found.append(TrainedIn(name, runs, ok, tuple(phases), val, test))
     return found
-
-
-def _trained(name: str, records: list[Evaluation]) -> TrainedIn:
-    ok = [r for r in records if r.ok]
-    return TrainedIn(name, len(records), len(ok), tuple(sorted({r.phase.value for r in records})),
-                     finite_mean(r.val_accuracy for r in ok), finite_mean(r.test_accuracy for r in ok))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -120,11 +121,23 @@ def create_app(root: str | Path, *, token: str | None = None, hosts: Sequence[st
     return app
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one line, an address another program holds (uvicorn would log a traceback-like error)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as error:
+            raise UserError(f"cannot listen on {host} port {port} ({error.strerror or error}); choose another with "
+                            "--port") from None
+
+
 def run_server(root: str | Path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
     """Serve the runs under ``root`` until interrupted."""
     import uvicorn
 
     check_binding(host, token)
+    check_port(host, port)
     hosts = LOOPBACK_NAMES if is_loopback(host) else ["*"]
     uvicorn.run(create_app(root, token=token, hosts=hosts), host=host, port=port, log_level="warning",
                 server_header=False, limit_concurrency=200)

@@ -22,9 +22,10 @@ def serve(root: str, host: str, port: int, token: str | None) -> None:
 
     Runs started later appear on their own; a running search's page updates itself within seconds.
     """
-    from afos.app.server import check_binding, run_server
+    from afos.app.server import check_binding, check_port, run_server
 
     check_binding(host, token)
+    check_port(host, port)
     where = Path(root)
     if not where.is_dir():
         click.echo(f"afos: {root} does not exist yet; runs appear once a command writes there", err=True)

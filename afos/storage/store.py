@@ -189,6 +189,15 @@ class RunStore(Database):
                                   (*values, int(limit)))
         return [(row["id"], self._evaluation(row)) for row in rows]
 
+    def function_totals(self, activation_key: str) -> tuple[int, int, list[str], float | None, float | None]:
+        """The training runs of one function, summed in SQL (a function may have thousands of runs): how many,
+        how many finished ok, the phases they served, and the mean validation and test accuracy of the ok ones."""
+        row = self._conn.execute(
+            "SELECT count(*), coalesce(sum(status = 'ok'), 0), group_concat(DISTINCT phase), "
+            "avg(CASE WHEN status = 'ok' THEN val_accuracy END), avg(CASE WHEN status = 'ok' THEN test_accuracy END) "
+            "FROM evaluations WHERE activation_key = ?", (activation_key,)).fetchone()
+        return int(row[0]), int(row[1]), sorted((row[2] or "").split(",")) if row[2] else [], row[3], row[4]
+
     def count_evaluations(self, phase: Phase | None = None) -> int:
         if phase is None:
             return self._conn.execute("SELECT count(*) FROM evaluations").fetchone()[0]

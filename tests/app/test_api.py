@@ -91,6 +91,11 @@ def test_function_values_export_and_the_runs_that_trained_it(client: TestClient)
     described = client.get("/api/functions/describe?expr=relu").json()
     assert described["canonical"] == "Max(0, x)" and described["valid"]
     assert {t["run"] for t in described["runs"]} == {"search", "evaluate", "compare"}
+    with RunStore(Path(client.app.state.root) / "search" / "afos.db", readonly=True) as store:
+        relu = [e for e in store.evaluations(activation_key=described["key"]) if e.ok]
+    in_search = next(t for t in described["runs"] if t["run"] == "search")
+    assert in_search["ok"] == len(relu) and in_search["val_accuracy"] == pytest.approx(
+        sum(e.val_accuracy or 0.0 for e in relu) / len(relu))
 
 
 def test_bad_function_requests_get_one_clear_error(client: TestClient) -> None:

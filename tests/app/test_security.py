@@ -3,18 +3,18 @@ hostile run folder."""
 
 from __future__ import annotations
 
-import os
 import shutil
+import socket
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from afos.app.server import HEADERS, check_binding, create_app
+from afos.cli import cli
 from afos.errors import UserError
 
 HOSTILE = '<script>alert("x")</script>'
@@ -108,12 +108,19 @@ def test_a_token_guards_every_request(made_runs: Path) -> None:
     assert client.get("/runs/search").status_code == 200  # the cookie now carries it
 
 
-def test_serving_beyond_loopback_needs_a_token() -> None:
+def test_serving_beyond_loopback_needs_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
     check_binding("127.0.0.1", None)
     check_binding("::1", None)
     with pytest.raises(UserError, match="--token"):
         check_binding("0.0.0.0", None)
-    env = {k: v for k, v in os.environ.items() if k != "AFOS_SERVE_TOKEN"}
-    done = subprocess.run([sys.executable, "-m", "afos", "serve", "--host", "0.0.0.0"], capture_output=True, text=True,
-                          timeout=60, env=env)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--token" in done.stderr
+    monkeypatch.delenv("AFOS_SERVE_TOKEN", raising=False)
+    done = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"])
+    assert done.exit_code == 2 and done.stderr.count("\n") == 1 and "--token" in done.stderr
+
+
+def test_a_port_in_use_is_one_clear_line(made_runs: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        done = CliRunner().invoke(cli, ["serve", str(made_runs), "--port", str(holder.getsockname()[1])])
+    assert done.exit_code == 2 and "choose another with --port" in done.stderr and done.stderr.count("\n") == 1

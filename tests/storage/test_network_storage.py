@@ -89,6 +89,7 @@ def _count_from_state(run: Path, count: int) -> None:
     pytest.fail(f"{run}/run.json never counted {count} runs")
 
 
+@pytest.mark.slow  # half a minute: a search killed and resumed (.ci/run runs the slow suite)
 def test_a_network_search_is_listed_from_run_json_killed_and_resumed(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """While it runs, `afos runs` reads its run.json (the database is held by its writer); killed, it shows
