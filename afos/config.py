@@ -12,6 +12,8 @@ from afos.errors import ConfigError
 
 #: The configs shipped inside the package, usable by name (``--config cifar10-fast``) wherever afos is installed.
 SHIPPED = Path(__file__).resolve().parent / "configs"
+#: The shipped config a search runs when none is named: a task where the activation decides the accuracy.
+DEFAULT_SEARCH_CONFIG = "spirals"
 
 
 def shipped_configs() -> list[str]:

@@ -16,17 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from afos.app.folders import READ_ERRORS, root_version, version
+from afos.app.folders import root_version, version
 from afos.app.function_view import function_export, function_facts, function_values, trained_in
 from afos.app.grid_view import GridView
 from afos.app.params import choice, expression, integer, points
 from afos.app.search_view import SearchView
-from afos.app.views import UnknownRun, Unreadable, find_run, read_view
+from afos.app.views import UnknownRun, Unreadable, evaluation_page, find_run, read_view
 from afos.errors import UserError
 from afos.records.evaluation import Phase, Status
 from afos.records.json import dumps
 from afos.runs.listing import list_runs
-from afos.storage.store import RunStore
 
 #: The most evaluations one page of the API returns.
 MAX_PAGE = 1000
@@ -94,11 +93,7 @@ def evaluations(request: Request) -> Response:
     folder = find_run(_root(request), request.path_params["run"])
     after, limit = integer(request, "after", 0, 0, 2**62), integer(request, "limit", 100, 1, MAX_PAGE)
     phase, status = choice(request, "phase", Phase), choice(request, "status", Status)
-    try:
-        with RunStore(folder / "afos.db", readonly=True) as store:
-            page = store.evaluation_page(after=after, limit=limit, phase=phase, status=status)
-    except READ_ERRORS as error:  # a broken or hostile database: say so, keep serving
-        raise Unreadable(str(error)) from None
+    page = evaluation_page(folder, after=after, limit=limit, phase=phase, status=status)
     return Json({"evaluations": [{"id": i, **e.to_dict()} for i, e in page],
                  "next_after": page[-1][0] if page else after})
 

@@ -23,25 +23,16 @@ from afos.app.function_view import function_facts, trained_in
 from afos.app.grid_view import SHADES
 from afos.app.params import choice, integer
 from afos.app.search_view import FAILED_SHOWN, SearchView
-from afos.app.views import UnknownRun, Unreadable, find_run, read_view
+from afos.app.views import UnknownRun, Unreadable, evaluation_page, find_run, read_view
 from afos.errors import UserError
 from afos.records.evaluation import Phase, Status
 from afos.records.runs import RunStatus
-from afos.reporting.tables import format_number, plus_minus
+from afos.reporting.tables import format_number, format_p, format_points, plus_minus
 from afos.runs.listing import list_runs
 from afos.space.features import CONSTANT
-from afos.storage.store import RunStore
 
 #: Training runs per page of a run's evaluations.
 PAGE = 100
-
-
-def _points(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:+.2f} pts"
-
-
-def _p(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
 
 
 def _when(seconds: float | None) -> str:
@@ -51,7 +42,7 @@ def _when(seconds: float | None) -> str:
 def _environment() -> Environment:
     environment = Environment(loader=PackageLoader("afos.app", "templates"), autoescape=select_autoescape(default=True),
                               trim_blocks=True, lstrip_blocks=True)
-    environment.filters.update(num=format_number, pts=_points, p=_p, when=_when,
+    environment.filters.update(num=format_number, pts=format_points, p=format_p, when=_when,
                                link=lambda text: "/functions/" + quote(str(text), safe=""))
     environment.globals.update(plus_minus=plus_minus, shades=len(SHADES), failed_shown=FAILED_SHOWN,
                                learnable=lambda text: bool(CONSTANT.search(str(text))))
@@ -111,10 +102,11 @@ def evaluations_page(request: Request) -> Response:
         folder = find_run(_root(request), name)
         after = integer(request, "after", 0, 0, 2**62)
         phase, status = choice(request, "phase", Phase), choice(request, "status", Status)
-        with RunStore(folder / "afos.db", readonly=True) as store:
-            rows = store.evaluation_page(after=after, limit=PAGE, phase=phase, status=status)
+        rows = evaluation_page(folder, after=after, limit=PAGE, phase=phase, status=status)
     except UnknownRun:
         return _page("message.html", 404, title="No such run", message=f"No run {name!r} under the results root.")
+    except Unreadable as error:
+        return _page("message.html", 422, title=name, run=name, message=f"This run cannot be read: {error}")
     except UserError as error:
         return _page("message.html", 400, title=name, run=name, message=str(error))
     filters = {k: v for k, v in (("phase", phase), ("status", status)) if v is not None}

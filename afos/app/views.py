@@ -9,9 +9,11 @@ from pathlib import Path
 from afos.app.folders import READ_ERRORS, run_folder, version
 from afos.app.grid_view import GridView, grid_view
 from afos.app.search_view import SearchView, search_view
+from afos.records.evaluation import Evaluation, Phase, Status
 from afos.records.runs import RunKind
 from afos.reporting.run_report import run_kind
 from afos.runs.listing import summary
+from afos.storage.store import RunStore
 
 
 class UnknownRun(LookupError):
@@ -41,3 +43,14 @@ def read_view(folder: Path) -> SearchView | GridView:
         return replace(view, summary=summary(folder / "afos.db"))
     except READ_ERRORS as error:
         raise Unreadable(str(error) or type(error).__name__) from None
+
+
+def evaluation_page(folder: Path, *, after: int, limit: int, phase: Phase | None,
+                    status: Status | None) -> list[tuple[int, Evaluation]]:
+    """Up to ``limit`` of the run's training runs stored after row ``after`` (row id, record), filtered by
+    phase and status; a broken or hostile database is :class:`Unreadable`."""
+    try:
+        with RunStore(folder / "afos.db", readonly=True) as store:
+            return store.evaluation_page(after=after, limit=limit, phase=phase, status=status)
+    except READ_ERRORS as error:
+        raise Unreadable(str(error)) from None

@@ -15,7 +15,7 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 
 @cli.command()
 @click.option("--config", "config_path", default=None,
-              help="TOML config: a file, or a shipped config by name (cifar10-fast, quick, ...; default quick).")
+              help="TOML config: a file, or a shipped config by name (cifar10-fast, quick, ...; default spirals).")
 @click.option("--dataset", default=None, help="Dataset (digits, wine, mnist, fashion-mnist, cifar10, cifar100, "
                                              "folder, csv).")
 @click.option("--model", default=None, help="Model (mlp, small_cnn, lenet5, afos_cnn, resnet20, ...).")
@@ -54,7 +54,7 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 @executor_options
 def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
     """Evolve activation functions with a genetic search; results go to a run folder."""
-    from afos.config import load_config, with_overrides
+    from afos.config import DEFAULT_SEARCH_CONFIG, load_config, with_overrides
     from afos.runs import search as folders
     from afos.runs.api import run_search
     from afos.runs.lifecycle import sigterm_interrupts
@@ -77,7 +77,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
     if resume:
         run_dir, config = Path(resume), folders.resume_config(Path(resume), overrides)
     else:
-        values = load_config(config_path or "quick")
+        values = load_config(config_path or DEFAULT_SEARCH_CONFIG)
         config = SearchConfig.from_dict(with_overrides(values, overrides))
         run_dir = Path(out) if out else folders.new_run_dir("results", config)
     tensorboard = options.pop("tensorboard")

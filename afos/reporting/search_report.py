@@ -18,7 +18,15 @@ from afos.reporting.front import Point, front, front_lines, points
 from afos.reporting.genealogy import genealogy_lines, genealogy_plot
 from afos.reporting.listed_runs import failure_lines, pending_lines
 from afos.reporting.plots import front_plot, function_plot, line_plot
-from afos.reporting.tables import GENERATION_COLUMNS, HOF_COLUMNS, format_number, plus_minus, write_csv
+from afos.reporting.tables import (
+    GENERATION_COLUMNS,
+    HOF_COLUMNS,
+    format_number,
+    format_p,
+    format_points,
+    plus_minus,
+    write_csv,
+)
 from afos.search.confirmation import FINALIST_COLUMNS, Finalist, verdict_sentence, winner
 from afos.search.results import (
     BaselineSummary,
@@ -335,19 +343,11 @@ def _confirmation_lines(finalists: list[Finalist] | None, seeds: Sequence[int]) 
     ]
     for f in finalists:
         ci = "-" if f.test_ci_low is None else f"{format_number(f.test_ci_low)} – {format_number(f.test_ci_high)}"
-        delta = _pts(f.delta_vs_relu)
+        delta = format_points(f.delta_vs_relu)
         lines.append(f"| {f.rank or f.role.value} | `{f.canonical}` | {plus_minus(f.val_mean, f.val_std)} "
-                     f"| {plus_minus(f.test_mean, f.test_std)} | {ci} | {delta} | {_p(f.p_vs_relu)} | {_p(f.p_holm)} "
-                     f"| {f.outcome()} | {_pts(f.delta_vs_strongest)} | {_p(f.p_holm_vs_strongest)} |")
+                     f"| {plus_minus(f.test_mean, f.test_std)} | {ci} | {delta} | {format_p(f.p_vs_relu)} | {format_p(f.p_holm)} "
+                     f"| {f.outcome()} | {format_points(f.delta_vs_strongest)} | {format_p(f.p_holm_vs_strongest)} |")
     return [*lines, ""]
-
-
-def _pts(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:+.2f} pts"
-
-
-def _p(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
 
 
 def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:

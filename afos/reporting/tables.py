@@ -47,6 +47,16 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def format_points(value: float | None) -> str:
+    """A difference of accuracies in percentage points with its sign ("+1.62 pts"); "-" when there is none."""
+    return "-" if value is None else f"{100 * value:+.2f} pts"
+
+
+def format_p(value: float | None) -> str:
+    """A p-value at three significant digits; "-" for a test that was not made."""
+    return "-" if value is None else f"{value:.3g}"
+
+
 def plus_minus(mean: float | None, std: float | None) -> str:
     """``mean ± std``, or the mean alone when there is no spread to show (one run)."""
     return format_number(mean) if std is None else f"{format_number(mean)} ± {std:.4f}"

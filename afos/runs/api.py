@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from afos.config import load_config, with_overrides
+from afos.config import DEFAULT_SEARCH_CONFIG, load_config, with_overrides
 from afos.execution.contract import Executor
 from afos.execution.factory import make_executor
 from afos.grid.analysis import GridAnalysis
@@ -63,7 +63,7 @@ def run_search(config: str | Path | Mapping[str, Any] | SearchConfig | None = No
     """Run (or, with an ``out`` that holds it, resume) a search and return what it found.
 
     ``config`` is a shipped config's name, a TOML file, a mapping of config keys or a
-    :class:`~afos.search.config.SearchConfig` (default: ``quick``); ``settings`` override its keys
+    :class:`~afos.search.config.SearchConfig` (default: ``spirals``); ``settings`` override its keys
     (``population=8``, ``train={"epochs": 2}``). ``executor`` is ``serial``, ``process``, ``ray`` or an open
     :class:`~afos.execution.contract.Executor`; ``progress`` prints the progress lines on stderr;
     ``tensorboard`` is a folder for TensorBoard logs (each run's curves, the search's fitness per generation).
@@ -123,7 +123,7 @@ def _search_config(config: str | Path | Mapping[str, Any] | SearchConfig | None,
     elif isinstance(config, Mapping):
         values = dict(config)
     else:
-        values = load_config(config or "quick")
+        values = load_config(config or DEFAULT_SEARCH_CONFIG)
     train = settings.get("train") or {}
     flat = {**{k: v for k, v in settings.items() if k != "train"}, **{f"train.{k}": v for k, v in train.items()}}
     return SearchConfig.from_dict(with_overrides(values, flat))

@@ -239,6 +239,8 @@ class Search:
         left = self._evals_left()
         if left is None:
             return self.config.population
+        if left <= 0:  # spent exactly at a generation's end: a proposal now would be recorded, never trained
+            raise BudgetSpent
         runs = len(self.config.task_list()) * self.config.fitness_seeds
         return max(1, math.ceil(left / runs))
 

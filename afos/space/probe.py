@@ -57,7 +57,10 @@ def evaluate(
 def value_and_slope(
     expr: sympy.Expr | str, points: torch.Tensor, params: Mapping[str, float] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """f and f' at ``points`` (autograd; a function that ignores x has slope 0 everywhere)."""
+    """f and f' at ``points`` (autograd; a function that ignores x has slope 0 everywhere).
+
+    Screening calls this for every candidate, so it takes one backward pass without ``create_graph``;
+    :func:`derivatives` keeps the graph for higher orders and costs more for the same first derivative."""
     points = points.detach().requires_grad_(True)
     values = evaluate(expr, points, params)
     if not values.requires_grad:

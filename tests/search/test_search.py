@@ -320,3 +320,21 @@ def test_a_surrogate_ranks_pools_deterministically_and_records_its_predictions(t
     assert not saved[0][0][0]  # generation 1 is proposed as the GA proposes it
     with (runs[0] / "generations.csv").open() as handle:
         assert "rank_correlation" in next(csv.reader(handle))
+
+
+def test_a_spent_budget_stops_before_proposing_and_a_resume_adds_nothing(tmp_path: Path) -> None:
+    """max_evals spent exactly at a generation's end: the next generation must not record a candidate it can
+    never train, and resuming the stopped run changes nothing in its database."""
+    config = _config(max_evals=14, fitness_seeds=2, baseline=[])  # generation 0: 6 candidates x 2 seeds, then 1
+    run_dir = tmp_path / "run"
+    assert _search(config, run_dir) == "budget"
+
+    def contents() -> tuple[list[tuple[str, int]], int]:
+        with RunStore(run_dir / "afos.db", readonly=True) as store:
+            return ([(c.key, c.generation) for c in store.candidates()],
+                    store.count_evaluations(phase=Phase.SEARCH))
+
+    candidates, evaluations = contents()
+    assert evaluations == 14 and max(generation for _, generation in candidates) == 1
+    assert _search(config, run_dir) == "budget"
+    assert contents() == (candidates, evaluations)

@@ -19,11 +19,12 @@ from afos.config import did_you_mean
 from afos.errors import ConfigError, DatasetNotFound
 from afos.training.data.own import OwnData, load_own_data
 from afos.training.data.readers import Source, read_cifar_source, read_idx_source
+from afos.training.data.synthetic import SYNTHETIC_DATASETS, make_spirals
 
-DATASETS: tuple[str, ...] = ("digits", "wine", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv")
+DATASETS: tuple[str, ...] = ("digits", "wine", "spirals", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv")
 OWN_DATASETS = ("folder", "csv")  # the user's own data: ``data_dir`` is the data itself, not a root of datasets
 
-# digits and wine ship without a test split. Carving it with a constant seed (not the run's seed) keeps the
+# digits, wine and the synthetic tasks come without a test split. Carving it with a constant seed (not the run's seed) keeps the
 # test set identical across training seeds, so test accuracies of different runs stay comparable.
 _TEST_FRACTION = 0.2
 _TEST_SPLIT_SEED = 20_240_917
@@ -262,7 +263,7 @@ def load_dataset(
     """Load ``name`` (one of :data:`DATASETS`) as CPU tensors split into train / validation / test.
 
     The validation split is held out of the training data with a permutation seeded by ``seed``; search
-    fitness uses it, so the test split is never looked at while selecting. digits and wine, which have no
+    fitness uses it, so the test split is never looked at while selecting. digits, wine and spirals, which have no
     official test split, get a fixed 20% test split first (same for every seed). Image datasets other than
     digits are read from :func:`data_root` (``data_dir``); missing files are downloaded through torchvision
     when ``download`` is true, otherwise (or if that fails) :class:`afos.errors.DatasetNotFound` is raised.
@@ -276,8 +277,8 @@ def load_dataset(
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     own: OwnData | None = None
-    if name in ("digits", "wine"):
-        x, y = _load_sklearn(name)
+    if name in ("digits", "wine", *SYNTHETIC_DATASETS):
+        x, y = make_spirals() if name in SYNTHETIC_DATASETS else _load_sklearn(name)
         x, y, test_x, test_y = _split(x, y, _TEST_FRACTION, _TEST_SPLIT_SEED)
     elif name in OWN_DATASETS:
         own = load_own_data(name, data_dir, image_size, target)
@@ -324,7 +325,7 @@ def default_augment(dataset_name: str) -> tuple[bool, bool]:
     not digits. Tabular data has no spatial structure to augment.
     """
     name = _canonical_name(dataset_name)
-    if name in ("wine", "csv"):
+    if name in ("wine", "csv", *SYNTHETIC_DATASETS):
         return False, False
     if name == "folder":
         return True, False  # whether a mirror image keeps its class is the user's to know; crops are safe

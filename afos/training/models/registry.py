@@ -57,6 +57,7 @@ _TABULAR_MODELS = frozenset({"mlp"})
 _DEFAULT_MODELS = {
     "digits": "mlp",
     "wine": "mlp",
+    "spirals": "mlp",
     "mnist": "lenet5",
     "fashion-mnist": "lenet5",
     "cifar10": "resnet20",

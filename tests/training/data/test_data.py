@@ -89,6 +89,24 @@ def test_wine_is_tabular_and_standardised_on_train() -> None:
     assert len(ds.mean) == len(ds.std) == 13
 
 
+def test_spirals_are_generated_the_same_everywhere_and_need_a_nonlinearity() -> None:
+    """The default search's task: fixed points (any seed, any call), balanced arms, standardised on train, and
+    no linear boundary (a linear classifier stays near chance while a nearest-neighbour one does not)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+
+    ds, again = load_dataset("spirals", val_fraction=0.25, seed=3), load_dataset("spirals", val_fraction=0.25, seed=3)
+    assert (ds.kind, ds.num_classes, ds.num_features, ds.image_size) == ("tabular", 3, 2, None)
+    assert torch.equal(ds.train_x, again.train_x) and torch.equal(ds.test_x, again.test_x)
+    assert torch.equal(ds.test_y, load_dataset("spirals", seed=0).test_y)  # the test split ignores the seed
+    assert len(ds.train_y) + len(ds.val_y) + len(ds.test_y) == 3000 and len(ds.test_y) == 600
+    assert sorted(Counter(torch.cat([ds.train_y, ds.val_y, ds.test_y]).tolist()).values()) == [1000] * 3
+    torch.testing.assert_close(ds.train_x.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+    linear = LogisticRegression().fit(ds.train_x.numpy(), ds.train_y.numpy()).score(ds.test_x.numpy(), ds.test_y.numpy())
+    local = KNeighborsClassifier(5).fit(ds.train_x.numpy(), ds.train_y.numpy()).score(ds.test_x.numpy(), ds.test_y.numpy())
+    assert linear < 0.5 < 0.8 < local, (linear, local)
+
+
 @pytest.mark.parametrize("spelling", ["Digits", "DIGITS", " digits "])
 def test_dataset_names_are_case_insensitive(spelling: str) -> None:
     assert load_dataset(spelling).name == "digits"
@@ -105,6 +123,7 @@ def test_default_augment_flips_only_mirror_symmetric_classes() -> None:
     assert {name: default_augment(name) for name in DATASETS} == {
         "digits": (True, False),
         "wine": (False, False),
+        "spirals": (False, False),
         "mnist": (True, False),
         "fashion-mnist": (True, True),
         "cifar10": (True, True),
