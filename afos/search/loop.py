@@ -234,15 +234,14 @@ class Search:
         return self.surrogate.ranker(known, generation, self.config.explore)
 
     def _candidates_left(self) -> int:
-        """How many new candidates the evaluation budget can still take: proposals beyond it could never
-        train, so a huge population with a small ``max_evals`` stops proposing at once."""
+        """How many new candidates the budget can still take: a huge population under a small ``max_evals``
+        stops proposing at once, and a spent budget stops the search before it records an untrainable one."""
         left = self._evals_left()
         if left is None:
             return self.config.population
-        if left <= 0:  # spent exactly at a generation's end: a proposal now would be recorded, never trained
+        if left <= 0:
             raise BudgetSpent
-        runs = len(self.config.task_list()) * self.config.fitness_seeds
-        return max(1, math.ceil(left / runs))
+        return max(1, math.ceil(left / (len(self.config.task_list()) * self.config.fitness_seeds)))
 
     def _record_candidate(self, key: str, tree: str, text: str, reason: str | None, lineage: Lineage) -> None:
         status = CandidateStatus.VALID if reason is None else CandidateStatus.SCREENED
