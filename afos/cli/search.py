@@ -16,7 +16,7 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 @cli.command()
 @click.option("--config", "config_path", default=None,
               help="TOML config: a file, or a shipped config by name (cifar10-fast, quick, ...; default spirals).")
-@click.option("--dataset", default=None, help="Dataset (digits, wine, mnist, fashion-mnist, cifar10, cifar100, "
+@click.option("--dataset", default=None, help="Dataset (spirals, digits, wine, mnist, fashion-mnist, cifar10, cifar100, "
                                              "folder, csv).")
 @click.option("--model", default=None, help="Model (mlp, small_cnn, lenet5, afos_cnn, resnet20, ...).")
 @click.option("--primitives", default=None, help="Primitive set (afos, swish, actbench) or a comma list.")

@@ -34,6 +34,7 @@ RAY_JOB = REPO / "scripts" / "slurm" / "afos-ray.sbatch"
 BIN = Path(sys.executable).parent  # the environment's afos and ray
 # Long enough per training (about a second) that a cancel or a node loss lands in the middle of the search.
 SEARCH = ["--dataset", "digits", "--population", "4", "--generations", "2", "--epochs", "20", "--seed", "3"]
+QUICK = ["--config", "quick"]  # what the jobs get through CONFIG; a bare `afos search` would run the default
 JOB = ["--nodes=1", "--ntasks=1", "--cpus-per-task=2", "--time=10"]  # overrides the scripts' GPU-sized lines
 RUN_S = 300  # the most any search or job here may take before the test calls it a hang
 
@@ -100,7 +101,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 def serial(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     """The reference: the same search, serial, in its own results root."""
     run_dir = tmp_path_factory.mktemp("serial") / "run"
-    subprocess.run([BIN / "afos", "search", *SEARCH, "--quiet", "--out", run_dir], env=env, cwd=REPO,
+    subprocess.run([BIN / "afos", "search", *QUICK, *SEARCH, "--quiet", "--out", run_dir], env=env, cwd=REPO,
                    check=True, timeout=RUN_S, capture_output=True)
     return _outcome(run_dir)
 
@@ -258,7 +259,7 @@ def test_ray_node_loss_is_retried_on_the_head(ray_cluster: tuple[str, subprocess
     address, node2 = ray_cluster
     run_dir, log = tmp_path / "results" / "run", tmp_path / "search.log"
     with log.open("wb") as out:
-        search = subprocess.Popen([BIN / "afos", "search", *SEARCH, "--out", run_dir, "--executor", "ray",
+        search = subprocess.Popen([BIN / "afos", "search", *QUICK, *SEARCH, "--out", run_dir, "--executor", "ray",
                                    "--address", address], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
         _until(lambda: _evaluations(run_dir) >= 1, "the search storing its first result", RUN_S, log)
