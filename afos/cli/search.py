@@ -50,9 +50,13 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 @click.option("--confirm-top", type=int, default=None, help="Finalists confirmed on fresh seeds (default 5).")
 @click.option("--confirm-seeds", type=int, default=None, help="Fresh seeds per finalist and baseline (default 5).")
 @click.option("--no-confirm", is_flag=True, default=False, help="Skip the confirmation of the finalists.")
+@click.option("--replay", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Answer every training from this table (benchmarks/tables) instead of training: the search "
+                   "runs at table speed; it must stay within the table's space and protocol.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @executor_options
-def search(config_path: str | None, out: str | None, resume: str | None, quiet: bool, **options: Any) -> None:
+def search(config_path: str | None, out: str | None, resume: str | None, replay: str | None, quiet: bool,
+           **options: Any) -> None:
     """Evolve activation functions with a genetic search; results go to a run folder."""
     from afos.config import DEFAULT_SEARCH_CONFIG, load_config, with_overrides
     from afos.runs import search as folders
@@ -82,11 +86,27 @@ def search(config_path: str | None, out: str | None, resume: str | None, quiet: 
         run_dir = Path(out) if out else folders.new_run_dir("results", config)
     tensorboard = options.pop("tensorboard")
     try:
-        with sigterm_interrupts(), make_executor(options) as executor:
+        with sigterm_interrupts(), _executor(replay, config, options) as executor:
             result = run_search(config, out=run_dir, executor=executor, progress=not quiet, tensorboard=tensorboard)
     except KeyboardInterrupt as interrupt:
         interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
     click.echo(_top_functions(run_dir, result.status, run_dir / "report.md"))
+
+
+def _executor(replay: str | None, config: Any, options: dict[str, Any]) -> Any:
+    """The executor the options name, or with --replay one that answers from the table (checked first)."""
+    if replay is None:
+        return make_executor(options)
+    from afos.execution.replay import ReplayExecutor, read_table
+    from afos.grid.table import check_within
+
+    table = read_table(replay)
+    check_within(table, config)
+    replicates = min(len(task.seeds) for task in table.tasks)
+    if config.confirm and config.confirm_seeds > replicates:
+        click.echo(f"afos: the table holds {replicates} replicates, so the confirmation's {config.confirm_seeds} "
+                   f"fresh seeds reuse them (seed mod {replicates}): its statistics are not independent", err=True)
+    return ReplayExecutor(table)
 
 
 def _top_functions(run_dir: Path, status: Any, report: Path) -> str:

@@ -19,9 +19,11 @@ from afos.config import did_you_mean
 from afos.errors import ConfigError, DatasetNotFound
 from afos.training.data.own import OwnData, load_own_data
 from afos.training.data.readers import Source, read_cifar_source, read_idx_source
-from afos.training.data.synthetic import SYNTHETIC_DATASETS, make_spirals
+from afos.training.data.synthetic import GENERATORS, SYNTHETIC_DATASETS
 
-DATASETS: tuple[str, ...] = ("digits", "wine", "spirals", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv")
+DATASETS: tuple[str, ...] = (
+    "digits", "wine", *SYNTHETIC_DATASETS, "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv"
+)
 OWN_DATASETS = ("folder", "csv")  # the user's own data: ``data_dir`` is the data itself, not a root of datasets
 
 # digits, wine and the synthetic tasks come without a test split. Carving it with a constant seed (not the run's seed) keeps the
@@ -278,7 +280,7 @@ def load_dataset(
         raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     own: OwnData | None = None
     if name in ("digits", "wine", *SYNTHETIC_DATASETS):
-        x, y = make_spirals() if name in SYNTHETIC_DATASETS else _load_sklearn(name)
+        x, y = GENERATORS[name]() if name in GENERATORS else _load_sklearn(name)
         x, y, test_x, test_y = _split(x, y, _TEST_FRACTION, _TEST_SPLIT_SEED)
     elif name in OWN_DATASETS:
         own = load_own_data(name, data_dir, image_size, target)

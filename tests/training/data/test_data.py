@@ -107,6 +107,25 @@ def test_spirals_are_generated_the_same_everywhere_and_need_a_nonlinearity() -> 
     assert linear < 0.5 < 0.8 < local, (linear, local)
 
 
+@pytest.mark.parametrize(("name", "classes", "size"), [("checkerboard", 2, 3000), ("rings", 2, 3000),
+                                                     ("two-spirals", 2, 2500)])
+def test_the_hard_tasks_are_generated_the_same_everywhere_and_need_a_nonlinearity(name: str, classes: int,
+                                                                                  size: int) -> None:
+    """The hard tasks' points: fixed (any seed, any call), standardised on train, and no linear boundary (a
+    linear classifier stays within 10 points of the majority class while a nearest-neighbour one is near 1)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+
+    ds, again = load_dataset(name, val_fraction=0.25, seed=3), load_dataset(name, val_fraction=0.25, seed=3)
+    assert (ds.kind, ds.num_classes, ds.num_features) == ("tabular", classes, 2)
+    assert torch.equal(ds.train_x, again.train_x) and torch.equal(ds.test_y, load_dataset(name, seed=0).test_y)
+    assert len(ds.train_y) + len(ds.val_y) + len(ds.test_y) == size
+    majority = max(Counter(ds.test_y.tolist()).values()) / len(ds.test_y)
+    linear = LogisticRegression().fit(ds.train_x.numpy(), ds.train_y.numpy()).score(ds.test_x.numpy(), ds.test_y.numpy())
+    local = KNeighborsClassifier(5).fit(ds.train_x.numpy(), ds.train_y.numpy()).score(ds.test_x.numpy(), ds.test_y.numpy())
+    assert linear < majority + 0.1 and local > 0.9, (linear, majority, local)  # two spirals: a line gets 0.59
+
+
 @pytest.mark.parametrize("spelling", ["Digits", "DIGITS", " digits "])
 def test_dataset_names_are_case_insensitive(spelling: str) -> None:
     assert load_dataset(spelling).name == "digits"
@@ -124,6 +143,9 @@ def test_default_augment_flips_only_mirror_symmetric_classes() -> None:
         "digits": (True, False),
         "wine": (False, False),
         "spirals": (False, False),
+        "checkerboard": (False, False),
+        "rings": (False, False),
+        "two-spirals": (False, False),
         "mnist": (True, False),
         "fashion-mnist": (True, True),
         "cifar10": (True, True),
