@@ -159,7 +159,8 @@ def run_all(args: argparse.Namespace, table: Table) -> dict[tuple[str, str, int]
             traces[(row["task"], row["strategy"], row["seed"])] = Trace(row["trained"], row["held"])
     budget = max(args.budgets)
     start = time.monotonic()
-    with done_path.open("a") as out, tempfile.TemporaryDirectory() as scratch:
+    memory = "/dev/shm" if Path("/dev/shm").is_dir() else None  # the throwaway databases need no disk
+    with done_path.open("a") as out, tempfile.TemporaryDirectory(dir=memory) as scratch:
         for task in args.tasks:
             for strategy in args.strategies:
                 for seed in range(args.seeds):

@@ -29,6 +29,7 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 import afos
+from afos.activation.spec import resolve_activation
 from afos.execution.factory import make_executor
 from afos.execution.replay import Table, read_table, write_table
 from afos.grid.sources import load_results
@@ -103,8 +104,8 @@ def stats_lines(table: Table, task: str) -> list[str]:
     near = sum(1 for value in means.values() if value >= means[best_key] - spread)
     lines = [f"validation accuracy, mean over seeds; median seed spread (sd) {spread:.4f}", ""]
     for name in TABLE_BASELINES:
-        key = next((k for k, text in names.items() if text == _display(name, names)), None)
-        if key is not None and key in accuracy:
+        key = resolve_activation(name).key()
+        if key in accuracy:
             lines.append(f"- baseline {name}: {means[key]:.4f} ± {statistics.pstdev(accuracy[key]):.4f}")
     seeds = len(next(iter(accuracy.values())))
     for other in range(1, seeds):
@@ -115,15 +116,6 @@ def stats_lines(table: Table, task: str) -> list[str]:
               f"- within one seed spread of the best: {near} of {len(means)} ({near / len(means):.2%})",
               f"- functions with a failed run: {failed}"]
     return lines
-
-
-def _display(name: str, names: dict[str, str]) -> str:
-    """The canonical text the grid stored for a baseline named ``name`` (its display form)."""
-    from afos.activation.spec import resolve_activation  # noqa: PLC0415 - only the stats need it
-    from afos.space.display import display_form  # noqa: PLC0415
-
-    spec = resolve_activation(name)
-    return display_form(spec.expression, fixed=spec.fixed, learnable=spec.learnable)
 
 
 def stats(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ before anything trains."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -83,8 +84,16 @@ class ActivationSpec:
         With learnable parameters a short hash of the symbolic form, the starts and the scope follows:
         ``p0*tanh(p1*x)`` equals ``tanh(x)`` at its start values but, once trained, is another candidate.
         """
-        expr = parse(self.expression, params=[*self.learnable, *self.fixed])
-        return activation_key(expr, self.learnable, self.fixed, self.scope)
+        return _spec_key(self.expression, tuple(self.learnable.items()), tuple(self.fixed.items()), self.scope)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _spec_key(expression: str, learnable: tuple[tuple[str, Init], ...], fixed: tuple[tuple[str, float], ...],
+              scope: Scope) -> str:
+    """:meth:`ActivationSpec.key`, remembered: a search asks for the key of one text many times (each request,
+    each replayed job), and parsing plus fingerprinting costs about a millisecond each time."""
+    expr = parse(expression, params=[name for name, _ in (*learnable, *fixed)])
+    return activation_key(expr, dict(learnable), dict(fixed), scope)
 
 
 def activation_key(

@@ -30,6 +30,15 @@ from afos.space.parse import canonical
 from afos.space.primitives import Primitive
 from afos.space.probe import fingerprint, screen
 
+#: What a tree computes, remembered for the process (tree text -> sympy form, learnable starts, activation key
+#: or None when it is no function) and what screening says of a function (key -> reason or None). Both are
+#: pure functions of their key (primitive names denote one formula everywhere), so remembering them changes
+#: no decision; it spares the sympy work when proposals repeat, within a search and across searches in one
+#: process (a replay benchmark runs hundreds). Bounded: cleared when full.
+_FUNCTIONS: dict[str, tuple[Any, dict[str, float], str | None]] = {}
+_VERDICTS: dict[str, str | None] = {}
+_MEMO_LIMIT = 200_000
+
 #: Fruitless proposals in a row before a known (already evaluated) function is accepted with its stored
 #: fitness instead of being refilled; bounds the work when the neighbourhood is exhausted.
 REFILL_LIMIT = 50
@@ -100,7 +109,6 @@ class Proposer:
         self.say = say
         self.deadline = deadline
         self.verdicts: dict[str, str | None] = {}  # activation key -> screening reason (None: valid)
-        self.keys: dict[str, str | None] = {}  # tree text -> activation key (None: not a valid function)
 
     # -------------------------------------------------------------------------------- generations
     def initial(self, known: Collection[str], cap: int) -> Proposals:
@@ -154,10 +162,8 @@ class Proposer:
         if tree.height > self.settings.max_height or len(tree) > self.settings.max_size:
             counts["screened"] += 1  # a random tree over the bloat limits: never stored, never trained
             return
-        expr, starts = to_sympy(tree, self.primitives), learnable_starts(tree)
-        try:
-            key = activation_key(expr, starts)
-        except UserError:
+        expr, starts, key = self._function(tree)
+        if key is None:
             counts["screened"] += 1
             return
         in_generation = key in taken or any(c.key == key for c in accepted)
@@ -169,9 +175,28 @@ class Proposer:
             return
         accepted.append(Candidate(tree, canonical(expr), key, starts, lineage))
 
+    def _function(self, tree: Individual) -> tuple[Any, dict[str, float], str | None]:
+        """The tree's sympy form, learnable starts and activation key (None: not a function), remembered."""
+        text = str(tree)
+        if text not in _FUNCTIONS:
+            if len(_FUNCTIONS) >= _MEMO_LIMIT:
+                _FUNCTIONS.clear()
+            expr, starts = to_sympy(tree, self.primitives), learnable_starts(tree)
+            try:
+                key: str | None = activation_key(expr, starts)
+            except UserError:
+                key = None
+            _FUNCTIONS[text] = (expr, starts, key)
+        expr, starts, key = _FUNCTIONS[text]
+        return expr, dict(starts), key
+
     def _screen(self, key: str, expr: Any, proposal: Proposal, starts: Mapping[str, float]) -> str | None:
         if key not in self.verdicts:
-            self.verdicts[key] = screen(expr, starts).reason
+            if key not in _VERDICTS:
+                if len(_VERDICTS) >= _MEMO_LIMIT:
+                    _VERDICTS.clear()
+                _VERDICTS[key] = screen(expr, starts).reason
+            self.verdicts[key] = _VERDICTS[key]
             self.on_screened(key, str(proposal[0]), canonical(expr), self.verdicts[key], proposal[1])
         return self.verdicts[key]
 
@@ -226,14 +251,8 @@ class Proposer:
         return parent, Lineage(MadeBy.OFFSPRING, tuple(operators), keys)
 
     def _key_of(self, tree: Individual) -> str | None:
-        """A population member's activation key (cached by tree text; None for a tree that is no function)."""
-        text = str(tree)
-        if text not in self.keys:
-            try:
-                self.keys[text] = activation_key(to_sympy(tree, self.primitives), learnable_starts(tree))
-            except UserError:
-                self.keys[text] = None
-        return self.keys[text]
+        """A population member's activation key (None for a tree that is no function)."""
+        return self._function(tree)[2]
 
     def _select(self, population: list[Individual]) -> Individual:
         return tools.selTournament(population, 1, self.settings.tournament_size)[0]
