@@ -66,13 +66,14 @@ class Trace:
     held: list[str | None]
 
 
-def search_config(task: str, strategy: str, seed: int, budget: int) -> SearchConfig:
+def search_config(task: str, strategy: str, seed: int, budget: int, settings: dict[str, Any] | None = None,
+                  ) -> SearchConfig:
     """The task's shipped config as a search of ``budget`` trainings, no confirmation (it would spend
     trainings outside the budget), generations enough that the budget, not their count, ends it, and no seed
     expressions: planted in generation 0 of every strategy alike, a planted ReLU would be "found" at the
     first training by all of them and hide what each strategy finds by itself."""
     overrides = {**STRATEGIES[strategy], "seed": seed, "confirm": False, "baseline": [], "max_evals": budget,
-                 "generations": 10_000, "reuse_runs": False, "seed_expressions": []}
+                 "generations": 10_000, "reuse_runs": False, "seed_expressions": [], **(settings or {})}
     return SearchConfig.from_dict(with_overrides(load_config(task), overrides))
 
 
@@ -168,7 +169,7 @@ def run_all(args: argparse.Namespace, table: Table) -> dict[tuple[str, str, int]
                         continue
                     folder = Path(scratch) / f"{Path(task).stem}-{strategy}-{seed}"
                     folder.mkdir()
-                    trace = replay(search_config(task, strategy, seed, budget), table, folder)
+                    trace = replay(search_config(task, strategy, seed, budget, args.settings), table, folder)
                     traces[(task, strategy, seed)] = trace
                     out.write(json.dumps({"task": task, "strategy": strategy, "seed": seed,
                                           "trained": trace.trained, "held": trace.held}) + "\n")
@@ -208,7 +209,7 @@ def summarise(args: argparse.Namespace, table: Table, traces: dict[tuple[str, st
                 per_strategy[strategy][n] = held
             times = [float(f) if f is not None else float(len(t.trained)) for f, t in zip(first, runs)]
             per_strategy[strategy]["km"] = km_median(times, [f is not None for f in first])
-        config = SearchConfig.from_dict(load_config(task))
+        config = search_config(task, "random", 0, max(args.budgets), args.settings)
         replicate_fitness = statistics.mean  # the search's fitness: mean validation accuracy at its fitness seeds
         fitness = {key: replicate_fitness(o.values[0] or 0.0 if o.status is Status.OK else 0.0
                                           for o in runs[: config.fitness_seeds])
@@ -273,7 +274,7 @@ def plot(args: argparse.Namespace, table: Table, traces: dict[tuple[str, str, in
             share, held = curves(table, name, [traces[(task, strategy, s)] for s in range(args.seeds)], budget)
             axes[0][column].plot(range(1, budget + 1), share, label=strategy)
             axes[1][column].plot(range(1, budget + 1), held, label=strategy)
-        config = SearchConfig.from_dict(load_config(task))
+        config = search_config(task, "random", 0, max(args.budgets), args.settings)
         exact = exact_share(table, name, config.fitness_seeds, budget)
         axes[0][column].plot(range(1, budget + 1), exact, "k--", linewidth=1, label="random-unique (exact)")
         axes[0][column].set_title(f"{Path(task).stem} ({args.seeds} seeds each)", fontsize=10)
@@ -313,7 +314,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 30, 100, 300])
     parser.add_argument("--root", default="results/replay-efficiency")
+    parser.add_argument("--set", dest="settings", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="search settings for every strategy (population=8 pool=8); use a --root of their own")
     args = parser.parse_args()
+    args.settings = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.settings)}
     if "random" not in args.strategies:
         parser.error("random must be among --strategies: every claim is measured against it")
     table = read_table(args.table)

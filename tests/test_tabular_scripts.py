@@ -58,7 +58,7 @@ def test_a_tiny_table_is_built_resumed_exported_and_replayed(tmp_path: Path) -> 
               "--seeds", "4", "--budgets", "8", "16", "--root", str(tmp_path / "replay")]
     out = _run(*replay)
     assert "random-unique (exact)" in out and "A12" in out
-    summary = json.loads((tmp_path / "replay" / "summary.json").read_text())["tiny"]
+    summary = json.loads((tmp_path / "replay" / "summary.json").read_text())[str(config)]
     assert {row["strategy"] for row in summary["rows"]} == {"random", "ga", "ga+knn", "ga+forest",
                                                            "random-unique (exact)"}
     assert (tmp_path / "replay" / "replay_efficiency.png").stat().st_size > 0
