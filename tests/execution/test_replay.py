@@ -65,6 +65,7 @@ def _decisions(run_dir: Path) -> tuple:
     return generations, candidates, runs
 
 
+@pytest.mark.slow  # ~10 s: a real search, then its replay
 def test_a_replayed_search_decides_as_the_search_that_trained(tmp_path: Path) -> None:
     config = SearchConfig.from_dict(SEARCH)
     with SerialExecutor() as executor:

@@ -19,6 +19,7 @@ TRAIN = {"dataset": "checkerboard", "model": "mlp", "model_options": {"hidden": 
          "optimizer": "adam", "lr": 0.01, "val_fraction": 0.25, "kernels": "eager"}
 
 
+@pytest.mark.slow  # ~7 s: the whole afos space enumerated and a seventh of it parsed back
 def test_the_space_is_every_tree_of_height_two_deduplicated_and_screened() -> None:
     space = enumerate_space("afos")
     unary = sum(1 for p in primitive_set("afos") if p.arity == 1)
