@@ -59,6 +59,10 @@ class StoreError(UserError):
     """The file is not a usable afos run database, or a write was attempted on a read-only store."""
 
 
+class RunInUse(StoreError):
+    """Another live process is writing the run folder; a second writer would train the same runs twice."""
+
+
 class BudgetSpent(Exception):
     """Not an error: the caller's evaluation budget ran out; the records made before it are committed."""
 

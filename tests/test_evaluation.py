@@ -166,6 +166,26 @@ def test_a_worker_death_is_retried_when_the_command_runs_again(tmp_path: Path) -
         assert store.find_evaluation(request.key) == record
 
 
+@pytest.mark.parametrize("status", ["timeout", "oom"])
+def test_a_machine_failure_is_retried_never_reused(tmp_path: Path, status: str) -> None:
+    """A timeout or out-of-memory tells of the machine at that moment: another run under the same root does
+    not copy it, and the run that holds it trains it again when its command runs again."""
+    from afos.records.evaluation import Evaluation, Status
+
+    request = EvalRequest.make(ActivationSpec("relu"), TrainConfig(dataset="digits", epochs=1), budget=1, seed=0,
+                               label="Max(0, x)", phase=Phase.GRID)
+    failure = Evaluation(**request.key._asdict(), status=Status(status), reason="the machine was busy")
+    with RunStore(tmp_path / "loaded" / "afos.db") as store:
+        store.add_evaluation(failure)
+    with RunStore(tmp_path / "idle" / "afos.db") as store, SerialExecutor() as executor, \
+            SiblingRuns(tmp_path, tmp_path / "idle") as cache:
+        (record,) = Evaluator(store, executor, cache=cache).ensure([request])
+        assert record.ok and record.origin is Origin.TRAINED
+    with RunStore(tmp_path / "loaded" / "afos.db") as store, SerialExecutor() as executor:
+        (record,) = Evaluator(store, executor).ensure([request])
+        assert record.ok and record.attempts == 2 and store.find_evaluation(request.key) == record
+
+
 def test_sibling_cache_skips_broken_databases(tmp_path: Path) -> None:
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "afos.db").write_bytes(b"not a database at all")

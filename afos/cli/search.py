@@ -61,6 +61,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, replay:
     from afos.config import DEFAULT_SEARCH_CONFIG, load_config, with_overrides
     from afos.runs import search as folders
     from afos.runs.api import run_search
+    from afos.errors import ConfigError
     from afos.runs.lifecycle import sigterm_interrupts
     from afos.search.config import SearchConfig
 
@@ -84,6 +85,9 @@ def search(config_path: str | None, out: str | None, resume: str | None, replay:
         values = load_config(config_path or DEFAULT_SEARCH_CONFIG)
         config = SearchConfig.from_dict(with_overrides(values, overrides))
         run_dir = Path(out) if out else folders.new_run_dir("results", config)
+        if (run_dir / "afos.db").is_file():  # a finished run is changed only by an explicit --resume
+            raise ConfigError(f"--out {run_dir} already holds a run; `afos search --resume {run_dir}` continues "
+                              "it, or choose another --out")
     tensorboard = options.pop("tensorboard")
     try:
         with sigterm_interrupts(), _executor(replay, config, options) as executor:

@@ -32,6 +32,10 @@ class Status(str, Enum):
     ERROR = "error"
 
 
+#: Statuses that belong to the machine at that moment (its load, its free memory), not to the function.
+MACHINE_FAILURES = frozenset({Status.TIMEOUT, Status.OOM})
+
+
 class Origin(str, Enum):
     """Where a record came from: trained by this run (in this or an earlier invocation), read back from
     this run's own database in this invocation, or copied from another run (``source`` names it)."""
@@ -170,7 +174,11 @@ class Evaluation(FitnessResult):
 
     @property
     def final(self) -> bool:
-        """False for a run lost with its worker: it says nothing about the function and is retried."""
+        """False for a record that tells of the machine, not the function: a run lost with its worker, a
+        timeout or an out-of-memory (:data:`MACHINE_FAILURES`; the same training may fit on an idle or a
+        larger machine). Such a record is retried by the next command that needs it, never copied."""
+        if self.status in MACHINE_FAILURES:
+            return False
         return not (self.status is Status.ERROR and self.reason.startswith(WORKER_DIED))
 
     @classmethod

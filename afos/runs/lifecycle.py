@@ -24,7 +24,7 @@ from afos.records.evaluation import Evaluation
 from afos.records.runs import RunKind, RunStatus
 from afos.records.search import Generation
 from afos.runs.progress import OnRecord, ProgressLog, Say
-from afos.storage.liveness import Heartbeat
+from afos.storage.liveness import Heartbeat, writer_lock
 from afos.storage.siblings import SiblingRuns
 from afos.storage.store import RunStore
 
@@ -81,10 +81,11 @@ def run_session(run_dir: Path, kind: RunKind, meta: Mapping[str, Any], executor:
     """Open (or create) the run in ``run_dir`` and do ``work`` in it with its status kept true.
 
     ``meta`` is written with the database's schema when the run is created (with its kind and the time it
-    was created); ``expected``
-    estimates the training runs the work needs, for the progress bar. Returns the work's status.
+    was created); ``expected`` estimates the training runs the work needs, for the progress bar. Returns the
+    work's status. A second process that opens the run while this one works is refused (:func:`writer_lock`).
     """
-    with RunStore(run_dir / "afos.db", meta={"kind": kind.value, "created": time.time(), **meta}) as store:
+    created = {"kind": kind.value, "created": time.time(), **meta}
+    with writer_lock(run_dir), RunStore(run_dir / "afos.db", meta=created) as store:
         log = ProgressLog(run_dir / f"{kind.value}.log", options.echo, total=expected(store),
                           done=store.count_evaluations(), desc=f"afos {kind.value}", label=label,
                           on_record=options.on_record)

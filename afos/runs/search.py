@@ -38,15 +38,14 @@ def new_run_dir(root: str | Path, config: SearchConfig) -> Path:
 def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
     """The stored config of a search run, with only the :data:`RESUMABLE` options changed.
 
-    Refused with one line: a folder that is not a search run, and a run whose protocol this afos would
-    compute differently (another afos or torch version, or a device of other precision), since resuming it
-    would silently retrain under another protocol.
+    Refused with one line: a folder that is not a search run, and a change to any other option. Whether this
+    afos would train the run under the same protocol is checked when the run opens (:func:`check_same_search`).
     """
     db = Path(run_dir) / "afos.db"
     if not db.is_file():
         raise ConfigError(f"--resume {run_dir}: no afos.db there, so it is not a run folder")
     with RunStore(db, readonly=True) as store:
-        kind, stored, protocols = store.get_meta("kind", "search"), store.get_meta("config"), store.get_meta("protocols")
+        kind, stored = store.get_meta("kind", "search"), store.get_meta("config")
     if kind != RunKind.SEARCH.value:
         raise ConfigError(f"--resume {run_dir}: it holds an `afos {kind}` grid, not a search; rerun that "
                           f"command with --out {run_dir} to resume it")
@@ -55,12 +54,44 @@ def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
     fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
     if fixed:
         raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(fixed)}")
-    config = SearchConfig.from_dict(with_overrides(stored, overrides))
-    if protocols != task_protocols(config):
-        raise ConfigError(f"--resume {run_dir}: this afos would train it under another protocol (afos or torch "
+    return SearchConfig.from_dict(with_overrides(stored, overrides))
+
+
+def check_same_search(store: RunStore, run_dir: Path, config: SearchConfig) -> None:
+    """Refuse, with one line, to continue the run of ``store`` as any other search than its own.
+
+    Why: a search's records mean something only under the settings that made them. A folder reused with
+    another population or task (a typo in ``--out``, a notebook cell run twice with a change) would otherwise
+    be rewritten with a mixed history and a new verdict. Only the :data:`RESUMABLE` options may differ, and
+    the protocol must be the one this afos computes (another afos or torch version, or a device of other
+    precision, would retrain under another protocol).
+    """
+    kind, stored = store.get_meta("kind"), store.get_meta("config")
+    if kind != RunKind.SEARCH.value:
+        raise ConfigError(f"{run_dir} holds an `afos {kind}` run, not a search; choose another folder")
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{run_dir}: its database holds no valid search config")
+    changed = [key for key in _changed_keys(SearchConfig.from_dict(stored).to_dict(), config.to_dict())
+               if key not in RESUMABLE]
+    if changed:
+        raise ConfigError(f"{run_dir} holds a search with other settings ({', '.join(changed)}); continue it "
+                          "unchanged (`afos search --resume`), or choose another folder")
+    if store.get_meta("protocols") != task_protocols(config):
+        raise ConfigError(f"{run_dir}: this afos would train it under another protocol (afos or torch "
                           "version, or device precision, changed); start a new search (`afos report` still "
                           "reads this one)")
-    return config
+
+
+def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys (``population``, ``train.epochs``) whose values differ between two config dicts."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            changed += _changed_keys(before, after, f"{prefix}{key}.")
+        elif before != after:
+            changed.append(f"{prefix}{key}")
+    return changed
 
 
 def record_winner(store: RunStore) -> None:
@@ -83,6 +114,10 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
     check_tasks(task_configs(config))
     run_dir = Path(run_dir)
     meta = {"config": config.to_dict(), "protocols": task_protocols(config)}
+
+    if (run_dir / "afos.db").is_file():  # before anything is written
+        with RunStore(run_dir / "afos.db", readonly=True) as store:
+            check_same_search(store, run_dir, config)
 
     def work(session: Session) -> RunStatus:
         session.store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits

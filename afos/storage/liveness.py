@@ -12,6 +12,7 @@ database. Runs of an older afos have no such file; their database's meta holds t
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -19,13 +20,17 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
+from afos.errors import RunInUse
 from afos.records.runs import RunKind, RunState, RunStatus
 from afos.storage.atomic import write_text_atomically
 
 #: The liveness file's name in a run folder.
 STATE_FILE = "run.json"
+#: The file a writing process holds locked (``flock``) while it works on the run.
+LOCK_FILE = "afos.lock"
 #: Seconds between heartbeats of a working run; a run whose last one is older than STALE_S is not alive.
 HEARTBEAT_S = 10.0
 STALE_S = 120.0
@@ -68,6 +73,36 @@ def running_elsewhere(run_dir: str | Path) -> bool:
     state = read_state(run_dir)
     return state is not None and state.status is RunStatus.RUNNING and is_alive(state.host, state.pid,
                                                                                   state.heartbeat)
+
+
+@contextlib.contextmanager
+def writer_lock(run_dir: str | Path) -> Iterator[None]:
+    """Be the only process that writes ``run_dir`` while the block runs, else raise :class:`RunInUse`.
+
+    Why both checks: the ``flock`` on :data:`LOCK_FILE` is released by the kernel whatever ends the holder
+    (kill -9 included), so a dead writer never blocks its resume; a live writer on another host, whose lock
+    a network filesystem may not show here, is seen by its fresh heartbeat in ``run.json``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInUse(_in_use(run_dir)) from None
+        state = read_state(run_dir)
+        if state is not None and state.host != socket.gethostname() and running_elsewhere(run_dir):
+            raise RunInUse(_in_use(run_dir))
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _in_use(run_dir: Path) -> str:
+    state = read_state(run_dir)
+    who = f" (pid {state.pid} on {state.host})" if state is not None else ""
+    return f"{run_dir} is being written by another afos process{who}; wait for it to end, or use another folder"
 
 
 class Heartbeat:

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from afos.errors import StoreError
-from afos.records.evaluation import WORKER_DIED, EvalKey, Evaluation, Phase, Status
+from afos.records.evaluation import MACHINE_FAILURES, WORKER_DIED, EvalKey, Evaluation, Phase, Status
 from afos.records.search import CandidateRecord, CandidateStatus, Generation, Lineage
 from afos.storage.database import Database
 from afos.storage.schema import (
@@ -53,6 +53,11 @@ from afos.storage.schema import (
     int_or_none,
     loads,
 )
+
+
+#: SQL true for a stored evaluation that is not final (the condition of Evaluation.final, negated).
+_NOT_FINAL = (f"evaluations.status IN ({', '.join(repr(s.value) for s in sorted(MACHINE_FAILURES))}) OR "
+              f"(evaluations.status = 'error' AND evaluations.reason LIKE '{WORKER_DIED}%')")
 
 
 class RunStore(Database):
@@ -141,7 +146,8 @@ class RunStore(Database):
         """Store one training run.
 
         An evaluation is a fact: if its key is already stored, the first record is kept, except a record
-        that is not :attr:`~afos.evaluation.Evaluation.final` (its worker died), which a new attempt replaces.
+        that is not :attr:`~afos.evaluation.Evaluation.final` (its worker died, it timed out or ran out of
+        memory), which a new attempt replaces.
         """
         row = evaluation_row(evaluation)
         columns = ", ".join(row)
@@ -151,7 +157,7 @@ class RunStore(Database):
             self._conn.execute(
                 f"INSERT INTO evaluations ({columns}) VALUES ({marks}) "
                 "ON CONFLICT (activation_key, protocol, budget, seed, task) DO UPDATE SET "
-                f"{updates} WHERE evaluations.status = 'error' AND evaluations.reason LIKE '{WORKER_DIED}%'",
+                f"{updates} WHERE {_NOT_FINAL}",
                 tuple(row.values()))
 
     def find_evaluation(self, key: EvalKey) -> Evaluation | None:
