@@ -59,9 +59,9 @@ def search(config_path: str | None, out: str | None, resume: str | None, replay:
            **options: Any) -> None:
     """Evolve activation functions with a genetic search; results go to a run folder."""
     from afos.config import DEFAULT_SEARCH_CONFIG, load_config, with_overrides
+    from afos.errors import ConfigError
     from afos.runs import search as folders
     from afos.runs.api import run_search
-    from afos.errors import ConfigError
     from afos.runs.lifecycle import sigterm_interrupts
     from afos.search.config import SearchConfig
 

@@ -18,9 +18,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from afos.errors import RunInUse

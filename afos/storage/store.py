@@ -54,7 +54,6 @@ from afos.storage.schema import (
     loads,
 )
 
-
 #: SQL true for a stored evaluation that is not final (the condition of Evaluation.final, negated).
 _NOT_FINAL = (f"evaluations.status IN ({', '.join(repr(s.value) for s in sorted(MACHINE_FAILURES))}) OR "
               f"(evaluations.status = 'error' AND evaluations.reason LIKE '{WORKER_DIED}%')")
