@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
+from dataclasses import replace
+
+import torch
+from torch import nn
 
 from afos.activation.module import activation_factory
 from afos.execution.contract import Job
 from afos.records.evaluation import FitnessResult
+from afos.training.config import TrainConfig
 from afos.training.data.registry import Dataset, load_dataset
-from afos.training.fitness import run_fitness
+from afos.training.fitness import build_network, run_fitness
+
+#: A network of fully connected layers only, with fewer parameters than this, trains on one CPU thread.
+#: Why: its matrix products are too small for a thread pool to pay (spirals and digits MLPs train as fast on
+#: one thread as on two on an idle machine), and on a shared CPU every extra thread waits for a busy core
+#: (5-8x slower with three busy processes beside it, benchmarks/RESULTS.md). Its numbers do not depend on
+#: the thread count; a convolutional network's do, so it keeps the process's share of the cores.
+SMALL_MODEL_PARAMETERS = 100_000
 
 
 def run_job(job: Job) -> FitnessResult:
@@ -20,7 +34,32 @@ def run_job(job: Job) -> FitnessResult:
     config = job.train
     dataset = _dataset(config.dataset, config.data_dir, config.val_fraction, config.seed, config.image_size,
                        config.target)
-    return run_fitness(activation_factory(job.activation), config, dataset=dataset)
+    threads = cpu_threads(config, dataset)
+    with _torch_threads(threads):
+        result = run_fitness(activation_factory(job.activation), config, dataset=dataset)
+    return replace(result, threads=threads)
+
+
+def cpu_threads(config: TrainConfig, dataset: Dataset) -> int:
+    """The CPU threads a job trains on: one for a small fully connected network
+    (:data:`SMALL_MODEL_PARAMETERS`), else this process's share (``torch.get_num_threads()``: the
+    executor's share of the cores, or ``OMP_NUM_THREADS``). A function of the job, never of the machine's
+    load at the moment, so that the numbers a job returns depend only on its config and seed."""
+    network = build_network(config, dataset, nn.Identity)
+    convolutional = any(isinstance(module, nn.modules.conv._ConvNd) for module in network.modules())
+    small = not convolutional and sum(p.numel() for p in network.parameters()) < SMALL_MODEL_PARAMETERS
+    return 1 if small else torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Train on ``threads`` threads, then give the process (a notebook's, in a serial run) its own back."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @functools.lru_cache(maxsize=4)

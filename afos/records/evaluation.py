@@ -103,7 +103,8 @@ class FitnessResult:
     and compare equal once stored. ``kernels`` is the kernel path the candidate trained on (empty without
     an :class:`afos.activation.module.Activation`), ``compile_seconds`` the compilation and CUDA-graph
     capture this run paid for (already compiled kernels cost none), ``cuda_graphs`` whether its steps
-    replayed CUDA graphs and ``kernel_note`` why the path is not the one asked for, if it is not.
+    replayed CUDA graphs, ``kernel_note`` why the path is not the one asked for, if it is not, and
+    ``threads`` the CPU threads it trained on (0: not recorded).
     """
 
     status: Status
@@ -124,6 +125,7 @@ class FitnessResult:
     compile_seconds: float = 0.0
     cuda_graphs: bool = False
     kernel_note: str = ""
+    threads: int = 0
 
     @property
     def ok(self) -> bool:

@@ -119,7 +119,7 @@ _JSON_COLUMNS = ("activation", "params", "history")
 #: Result fields without a column of their own, kept in the ``extra`` JSON column, each with its type.
 EXTRA_FIELDS: dict[str, tuple[type, ...]] = {"val_f1": (float, type(None)), "test_f1": (float, type(None)),
                                              "kernels": (str,), "compile_seconds": (float, int),
-                                             "cuda_graphs": (bool,), "kernel_note": (str,)}
+                                             "cuda_graphs": (bool,), "kernel_note": (str,), "threads": (int,)}
 BY_KEY = ("SELECT * FROM evaluations WHERE activation_key = ? AND protocol = ? AND budget = ? AND seed = ? "
           "AND task = ?")
 

@@ -95,6 +95,20 @@ def test_every_job_is_reported_once_with_the_serial_record(healthy: tuple[str, E
     assert [results[e]["status"] for e in EXPRESSIONS] == ["ok", "ok", "ok", "diverged"]
 
 
+def test_a_small_network_trains_on_one_thread_and_the_caller_keeps_its_own() -> None:
+    """A small fully connected network on one thread (its numbers do not depend on the count, and on a busy
+    CPU every extra thread waits); a convolutional one on the process's share. Both recorded; the caller's
+    thread count is given back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        small, convolutional = run_job(make_job("relu")), run_job(make_job("relu", model="lenet5"))
+        assert (small.threads, convolutional.threads, torch.get_num_threads()) == (1, 2, 2)
+    finally:
+        torch.set_num_threads(before)
+    assert small.ok and convolutional.ok
+
+
 def test_a_caller_error_is_raised_not_retried(healthy: tuple[str, Executor]) -> None:
     _, executor = healthy
     delivered: list[str] = []
