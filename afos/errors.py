@@ -63,6 +63,11 @@ class RunInUse(StoreError):
     """Another live process is writing the run folder; a second writer would train the same runs twice."""
 
 
+class NothingTrains(UserError):
+    """Not one training of a search's first generation, nor of its baselines, ended ok: nothing can be
+    compared, so going on would only spend the machine's time."""
+
+
 class BudgetSpent(Exception):
     """Not an error: the caller's evaluation budget ran out; the records made before it are committed."""
 

@@ -66,8 +66,8 @@ def _best(store: RunStore) -> dict[str, Any]:
     if store.get_meta("confirmation") is not None and store.get_meta("status") != RunStatus.RUNNING.value:
         return _winner_of_an_older_run(store)
     saved = store.last_generation()
-    if saved is None or not saved.hall_of_fame:
-        return {}
+    if saved is None or not saved.hall_of_fame or not saved.hall_of_fame[0].fitness[1] > 0:
+        return {}  # a function that never trained is nobody's best
     first = saved.hall_of_fame[0]
     return {"best": first.canonical, "score": first.fitness[1]}
 

@@ -24,8 +24,8 @@ from afos.storage.store import RunStore
 from afos.training.protocol import check_tasks
 
 #: Options that may change when a run is resumed; everything else is part of the run's identity.
-RESUMABLE = ("generations", "max_evals", "time_limit", "train.device", "train.data_dir", "reuse_runs",
-             "confirm", "confirm_top", "confirm_seeds")
+RESUMABLE = ("generations", "max_evals", "time_limit", "train.device", "train.data_dir", "train.timeout_s",
+             "reuse_runs", "confirm", "confirm_top", "confirm_seeds")
 
 
 def new_run_dir(root: str | Path, config: SearchConfig) -> Path:

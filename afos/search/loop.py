@@ -27,7 +27,7 @@ from dataclasses import asdict, replace
 from typing import Any, Protocol
 
 from afos.activation.spec import ActivationSpec
-from afos.errors import BudgetSpent, TimeUp, UserError
+from afos.errors import BudgetSpent, NothingTrains, TimeUp, UserError
 from afos.evaluation import EvalRequest, Evaluator, RunDatabase
 from afos.records.evaluation import Evaluation, Origin, Phase
 from afos.records.runs import RunStatus
@@ -43,7 +43,7 @@ from afos.records.search import (
     Lineage,
     Member,
 )
-from afos.search.budget import BudgetWatch
+from afos.search.budget import BudgetWatch, nothing_trains
 from afos.search.config import (
     SearchConfig,
     Strategy,
@@ -168,6 +168,8 @@ class Search:
         try:
             for generation in range(start, self.config.generations):
                 population = self._generation(generation, population)
+                if generation == 0:
+                    self._check_trainable()
         except BudgetSpent:
             status = RunStatus.BUDGET
         except TimeUp:
@@ -291,16 +293,32 @@ class Search:
         """Fitness of functions this run fully evaluated at the full budget before ``generation``."""
         return known_fitness(self.store.evaluations(phase=Phase.SEARCH), generation, self.config, self.protocols)
 
-    def _baseline(self) -> None:
-        """Train the baselines (ReLU first) under the same protocol and seeds, for the report's comparison."""
+    def _baseline(self) -> list[Evaluation]:
+        """Train the baselines (ReLU first) under the same protocol and seeds, for the report's comparison;
+        their records (none when the budget or time limit ran out first)."""
         specs = [ActivationSpec(name) for name in baseline_names(self.config.baseline)]
         baselines = [Baseline(spec.expression, spec.key(), self.budgets[-1]) for spec in specs]
         self.store.set_meta("baseline", [baseline.to_dict() for baseline in baselines])
         try:
-            self._ensure([(spec, canonical(spec.expression), spec.key()) for spec in specs], self.budgets[-1],
-                         Phase.BASELINE, None)
+            records = self._ensure([(spec, canonical(spec.expression), spec.key()) for spec in specs],
+                                   self.budgets[-1], Phase.BASELINE, None)
         except (BudgetSpent, TimeUp):
             self.progress("the baselines were not trained: the evaluation budget or time limit ran out")
+            return []
+        return [record for runs in records.values() for record in runs]
+
+    def _check_trainable(self) -> None:
+        """Stop with one line (:class:`NothingTrains`) after a first generation none of whose trainings ended
+        ok, if the baselines fail too. Why then: on a machine the budget does not fit (every run times out)
+        or under settings nothing trains with, the rest of the search would fail the same way, for hours,
+        and its ranking of failures would mean nothing. Baselines that train say the candidates were just
+        bad, and the search goes on."""
+        first = self.store.evaluations(phase=Phase.SEARCH)
+        if not first or any(record.ok for record in first):
+            return
+        baselines = self._baseline()  # none: the budget or time limit ran out first, and that says it all
+        if baselines and not any(record.ok for record in baselines):
+            raise NothingTrains(nothing_trains(first + baselines, self.config.train))
 
     # ----------------------------------------------------------------------- hall of fame, saving
     def _entry(self, candidate: Candidate, fitness: Fitness, generation: int) -> HallOfFameEntry:

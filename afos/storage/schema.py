@@ -64,10 +64,10 @@ CREATE TABLE evaluations (
     generation     INTEGER,           -- search generation that asked for it (NULL outside the search loop)
     origin         TEXT NOT NULL,     -- 'trained' (by this run) or 'reused' (copied from another run)
     source         TEXT,              -- the run it was copied from, for origin 'reused'
-    attempts       INTEGER NOT NULL,  -- invocations that tried it (a run lost with its worker is retried)
+    attempts       INTEGER NOT NULL,  -- invocations that tried it (a lost worker, timeout or OOM is retried)
     params         TEXT,              -- JSON: learned parameters per activation site
     history        TEXT,              -- JSON: one entry per validation pass
-    extra          TEXT,              -- JSON: result fields without a column
+    extra          TEXT,              -- JSON: result fields without a column (f1, kernels, threads, …)
     created        REAL NOT NULL
 )""",
     "CREATE UNIQUE INDEX evaluations_key ON evaluations (activation_key, protocol, budget, seed, task)",

@@ -243,14 +243,28 @@ def test_a_search_leaves_the_callers_random_state_alone(tmp_path: Path) -> None:
 
 def test_a_budget_that_does_not_fit_the_machine_is_said_early(tmp_path: Path) -> None:
     """A run that times out, and a time limit far below what the planned runs need, each get one line as
-    soon as they are seen, not a silent search that stops with nothing."""
+    soon as they are seen, not a silent search that stops with nothing. When every run of the first
+    generation and of the baselines fails, the search stops there with one line (exit 2), names no best,
+    and a resume with a larger --timeout trains the timed-out runs again."""
+    from afos.runs.listing import list_runs
+
     common = ["--population", "4", "--no-confirm", "--dataset", "digits", "--model", "mlp"]
     timed_out = subprocess.run([sys.executable, "-m", "afos", "search", *common, "--generations", "2", "--epochs", "3",
-                                "--timeout", "0.05", "--time-limit", "2", "--out", str(tmp_path / "a")],
+                                "--timeout", "0.05", "--out", str(tmp_path / "a")],
                                capture_output=True, text=True, timeout=300)
-    assert timed_out.returncode == 0, timed_out.stderr
+    assert timed_out.returncode == 2, timed_out.stderr
     assert timed_out.stderr.count("hit the run timeout (timeout_s = 0.05 s; timed out after") == 1
-    assert "--config cifar10-cpu" in timed_out.stderr
+    assert "cifar10-cpu" not in timed_out.stderr  # the hint fits the task
+    last = timed_out.stderr.strip().splitlines()[-1]
+    assert last.startswith("afos: error: nothing trained: every run of the first generation and of the baselines "
+                           "failed (") and "timeout), so nothing can be compared" in last, last
+    (row,) = list_runs(tmp_path)
+    assert row.status.value == "failed" and row.best is None
+    resumed = subprocess.run([sys.executable, "-m", "afos", "search", "--resume", str(tmp_path / "a"), "--timeout",
+                              "120", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    with RunStore(tmp_path / "a" / "afos.db", readonly=True) as store:
+        assert all(record.ok for record in store.evaluations(phase=Phase.BASELINE))
     rushed = subprocess.run([sys.executable, "-m", "afos", "search", *common, "--generations", "8", "--epochs", "5",
                              "--time-limit", "3", "--out", str(tmp_path / "b")], capture_output=True, text=True,
                             timeout=300)
