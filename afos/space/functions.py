@@ -10,6 +10,11 @@ from __future__ import annotations
 import sympy
 
 #: SELU's constants (Klambauer et al. 2017), as torch.nn.functional.selu uses them.
+#: atanh's input bound, the same in every dtype: float32's 1 - eps, so its plateau is atanh(bound) = 8.318.
+#: Why one bound: each dtype's own 1 - eps made the plateau 18.37 in float64 (plots, screening,
+#: fingerprints), 8.32 in float32 (training) and 2.77 in bfloat16 (GPU autocast), so the function shown was
+#: not the function trained. Half-precision inputs are clamped and mapped in float32, where the bound exists.
+ATANH_BOUND = 1.0 - 2.0**-23
 SELU_ALPHA = sympy.Float("1.6732632423543772848170429916717")
 SELU_SCALE = sympy.Float("1.0507009873554804934193349852946")
 

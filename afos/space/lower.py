@@ -60,9 +60,12 @@ def _minimum(a: Value, b: Value) -> Value:
     return torch.minimum(a, b)
 
 
+def _in_float32(a: torch.Tensor) -> torch.Tensor:
+    return a.float() if a.dtype in (torch.float16, torch.bfloat16) else a
+
+
 def _atanh(a: torch.Tensor) -> torch.Tensor:
-    bound = 1.0 - torch.finfo(a.dtype).eps
-    return torch.atanh(a.clamp(-bound, bound))
+    return torch.atanh(_in_float32(a).clamp(-fn.ATANH_BOUND, fn.ATANH_BOUND)).to(a.dtype)
 
 
 def _heaviside(a: torch.Tensor, at_zero: float) -> torch.Tensor:
@@ -83,9 +86,9 @@ def clamp_tie() -> int:
 def _atanh_gate(grad: torch.Tensor, a: torch.Tensor, at_bound: float) -> torch.Tensor:
     """The backward of :func:`_atanh` as torch runs it: the clamp selects 0 beyond its bounds and passes
     ``at_bound`` of the gradient at them; inside it atanh's slope 1/(1 - a**2)."""
-    bound = 1.0 - torch.finfo(a.dtype).eps
-    inside = (a >= -bound) & (a <= bound) if at_bound else (a > -bound) & (a < bound)
-    return torch.where(inside, grad * torch.reciprocal(1 - a.square()), 0.0)
+    wide = _in_float32(a)
+    inside = wide.abs() <= fn.ATANH_BOUND if at_bound else wide.abs() < fn.ATANH_BOUND
+    return torch.where(inside, grad * torch.reciprocal(1 - wide.square()).to(grad.dtype), 0.0)
 
 
 def _sinc_slope(a: torch.Tensor) -> torch.Tensor:
@@ -111,9 +114,7 @@ def _upcast(op: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tenso
     """Run ``op`` in float32 for half-precision inputs: some special functions lack those kernels."""
 
     def run(a: torch.Tensor) -> torch.Tensor:
-        if a.dtype in (torch.float16, torch.bfloat16):
-            return op(a.float()).to(a.dtype)
-        return op(a)
+        return op(_in_float32(a)).to(a.dtype)
 
     return run
 

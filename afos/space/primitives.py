@@ -86,7 +86,7 @@ _UNARY: list[tuple[str, str, Callable[[sympy.Expr], sympy.Expr]]] = [
     ("tanh", "tanh(x)", sympy.tanh),
     ("asinh", "asinh(x)", sympy.asinh),
     ("atan", "atan(x)", sympy.atan),
-    ("atanh", "atanh(x), input clamped to (-1, 1)", sympy.atanh),
+    ("atanh", "atanh(x), input clamped to ±(1 - 2^-23): at most ±8.318 in every dtype", sympy.atanh),
     ("erf", "erf(x)", sympy.erf),
     ("erfc", "1 - erf(x)", sympy.erfc),
     ("x_erf", "x*erf(x)", lambda a: a * sympy.erf(a)),

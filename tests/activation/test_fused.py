@@ -20,6 +20,7 @@ from afos.activation.spec import resolve_activation
 from afos.errors import ConfigError
 from afos.search.trees import Individual, primitive_set, to_sympy
 from afos.space.derive import GRAD, adjoints
+from afos.space.functions import ATANH_BOUND
 from afos.space.lower import lower_many
 from afos.space.parse import canonical, parse
 from afos.space.primitives import PRIMITIVES, X
@@ -100,7 +101,7 @@ def test_backward_follows_either_clamp_convention_at_its_bounds(tie: int) -> Non
     """torch 2.11's clamp passes the whole gradient at a bound, 2.14's none (seen on the first GPU machine,
     which had 2.11): the symbolic backward takes the share as given and applies it at every clamp, while
     relu (a max against 0) and the maximum of two tensors keep theirs (0 and 1/2)."""
-    bound = 1.0 - torch.finfo(torch.float64).eps
+    bound = ATANH_BOUND
     x = torch.tensor([0.5, 0.25, 0.0, bound, -bound, 2.0], dtype=torch.float64)
     grad = torch.ones_like(x)
     slopes = {text: lower_many(adjoints(parse(text), [X], clamp_tie=tie), [GRAD, X])(grad, x)

@@ -21,8 +21,9 @@ HELPERS = {
               "numpy.expm1(numpy.minimum(u, 0.0)))\n"),
     "_elish": ("def _elish(u):\n    return numpy.where(u >= 0, u, numpy.expm1(numpy.minimum(u, 0.0))) * "
                "_sigmoid(u)\n"),
-    "_atanh": ("def _atanh(u):\n    bound = 1.0 - numpy.finfo(numpy.result_type(u, 1.0)).eps\n"
-               "    return numpy.arctanh(numpy.clip(u, -bound, bound))\n"),
+    "_atanh": ("def _atanh(u):\n    # the input bound afos trains with, the same in every dtype\n"
+               "    wide = numpy.asarray(u, numpy.result_type(u, numpy.float32))\n"
+               f"    return numpy.arctanh(numpy.clip(wide, {-fn.ATANH_BOUND!r}, {fn.ATANH_BOUND!r}))\n"),
 }
 _UNARY = {
     fn.sigmoid: "_sigmoid", fn.softplus: "_softplus", fn.gelu: "_gelu", fn.elu: "_elu", fn.selu: "_selu",

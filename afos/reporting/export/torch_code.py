@@ -13,7 +13,9 @@ from afos.space import functions as fn
 #: Helper source per name, emitted once above the formula when it is used.
 HELPERS = {
     "_elish": "def _elish(u):\n    return torch.where(u >= 0, u, torch.expm1(u)) * torch.sigmoid(u)\n",
-    "_atanh": "def _atanh(u):\n    bound = 1.0 - torch.finfo(u.dtype).eps\n    return torch.atanh(u.clamp(-bound, bound))\n",
+    "_atanh": ("def _atanh(u):\n    # the input bound afos trains with, the same in every dtype\n"
+               "    wide = u.float() if u.dtype in (torch.float16, torch.bfloat16) else u\n"
+               f"    return torch.atanh(wide.clamp({-fn.ATANH_BOUND!r}, {fn.ATANH_BOUND!r})).to(u.dtype)\n"),
     "_heaviside": "def _heaviside(u, at_zero):\n    return torch.where(u == 0, at_zero, (u > 0).to(u.dtype))\n",
     "_maximum": ("def _maximum(a, b):\n    if not torch.is_tensor(a):\n        a, b = b, a\n"
                  "    if torch.is_tensor(b):\n        return torch.maximum(a, b)\n"
