@@ -30,6 +30,8 @@ class ExitCode(IntEnum):
     USER_ERROR = 2, ("an expected failure, reported as one `afos: error: ...` line before any training where "
                      "it can be: bad input or config, a missing or corrupt dataset, an unusable run folder")
     INTERRUPTED = 130, "interrupted by Ctrl-C; a search or grid says how to resume it"
+    PIPE_CLOSED = 141, ("the output's reader closed it (`afos ... | head`): the command went on to its end "
+                        "without printing, its run folder and log hold everything")
     TERMINATED = 143, ("terminated by SIGTERM (a scheduler's cancel); the run is marked interrupted and "
                        "resumes the same way")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import sqlite3
 import sys
 import traceback
@@ -39,6 +41,13 @@ class Group(click.Group):
     ``afos: warning:`` line each.
     """
 
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: D102 - click hook
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # before click, which would exit 1, the code of a bug
+            _silence_output()
+            sys.exit(ExitCode.PIPE_CLOSED)
+
     def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - click hook
         try:
             with warnings.catch_warnings():  # restores Python's own hook when the command returns
@@ -58,6 +67,14 @@ class Group(click.Group):
                 _report_bug(error)
             click.echo(f"afos: error: {_expected_failure(error)}", err=True)
             sys.exit(ExitCode.USER_ERROR)
+
+
+def _silence_output() -> None:
+    """Point stdout and stderr at /dev/null, so that Python's own flush at exit finds no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
 
 
 def _is_expected(error: Exception) -> bool:

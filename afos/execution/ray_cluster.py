@@ -56,6 +56,7 @@ def _connect(ray: Any, address: str | None) -> bool:
             ray.init(address=target, logging_level=logging.WARNING)
         else:
             ray.init(
+                address="local",  # never the cluster a stale ray_current_cluster file names (Ray's default)
                 num_cpus=cpu_count(),
                 num_gpus=len(visible_gpus()),
                 include_dashboard=False,

@@ -46,10 +46,13 @@ class ProgressLog:
         """A note: into the log, above the bar or through ``echo``."""
         with self.path.open("a") as handle:
             handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-        if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
-        elif self.echo is not None:
-            self.echo(message)
+        try:
+            if self.bar is not None:
+                self.bar.write(message, file=sys.stderr)
+            elif self.echo is not None:
+                self.echo(message)
+        except BrokenPipeError:  # the reader went away (`afos search ... | head`): the run goes on, logged
+            self.bar = self.echo = None
 
     def record(self, record: Evaluation) -> None:
         """One line per record the evaluator adds, one step of the bar, then ``on_record``."""

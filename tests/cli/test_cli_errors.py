@@ -211,3 +211,21 @@ def test_export_of_a_results_folder_names_a_run_to_export(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     _one_error_line(_afos("export", str(tmp_path / "results")), "holds 1 run folder(s), not one run",
                     f"afos export {tmp_path / 'results' / 'e'}")
+
+
+def test_a_closed_output_pipe_ends_quietly_and_the_run_finishes(tmp_path: Path) -> None:
+    """`afos search ... 2>&1 | head -1`: the reader goes away after one line; the search goes on to its end
+    (logged, status finished) and exits 141, as a command killed by SIGPIPE would, not 1 (a bug)."""
+    from afos.records.runs import RunStatus
+    from afos.runs.listing import list_runs
+
+    command = [sys.executable, "-m", "afos", "search", "--population", "4", "--generations", "1", "--epochs", "1",
+               "--no-confirm", "--out", str(tmp_path / "run")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("run folder")
+    process.stdout.close()
+    assert process.wait(timeout=300) == 141
+    (row,) = list_runs(tmp_path)
+    assert row.status is RunStatus.FINISHED
+    assert "generation 1/1 done" in (tmp_path / "run" / "search.log").read_text()

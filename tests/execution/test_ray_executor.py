@@ -4,7 +4,9 @@ its runs go to the others; with no slot placed at all, every run is an error wit
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,3 +51,26 @@ def test_ray_without_any_room_records_errors(ray_session: Any, monkeypatch: pyte
         ray_session.kill(squatter)
     assert {r["status"] for r in results.values()} == {"error"}
     assert all(r["reason"].startswith("no worker left") for r in results.values())
+
+
+@pytest.mark.slow  # starts a Ray instance of its own
+def test_ray_starts_its_own_cluster_beside_another_sessions_address_file(tmp_path: Path) -> None:
+    """Another Ray session (`ray start`) leaves ``ray_current_cluster`` in Ray's temp folder; Ray's default
+    would join the cluster it names and refuse afos's CPU and GPU counts with a traceback."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    ray_tmp = tempfile.mkdtemp(prefix="afos-ray-", dir="/tmp")  # Ray's socket paths must stay short
+    try:
+        (Path(ray_tmp) / "ray").mkdir()
+        (Path(ray_tmp) / "ray" / "ray_current_cluster").write_text("127.0.0.1:6390\n")
+        command = [sys.executable, "-m", "afos", "evaluate", "relu", "--seeds", "1", "--epochs", "1",
+                   "--executor", "ray", "--workers", "1", "--out", str(tmp_path / "run")]
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**env, "RAY_TMPDIR": ray_tmp})
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
