@@ -10,6 +10,7 @@ import click
 
 from afos.cli.boundary import EXPRESSION_COMMAND, cli
 from afos.cli.options import parameter_options, parameters
+from afos.errors import UserError
 
 
 @cli.command()
@@ -85,7 +86,13 @@ def export(target: str, rank: int | None, fmt: str, out: str | None, **options: 
     else:
         from afos.activation.spec import resolve_activation
 
-        spec = resolve_activation(target, **parameters(options))
+        try:
+            spec = resolve_activation(target, **parameters(options))
+        except UserError as error:
+            if "/" not in target:
+                raise
+            raise UserError(f"{target} is neither a run folder (there is no such folder) nor an expression "
+                            f"({error})") from None
         form = Form.from_text(spec.expression, spec.typical_values(), source=f"Exported from {target!r}.")
     text = render(form, fmt)
     if out is None:

@@ -71,13 +71,13 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: R
     if shapes:
         function_plot({**shapes, "ReLU": "relu"}, folder / SHAPES_PLOT, title=title, reference="ReLU")
     path = folder / "report.md"
-    write_text_atomically(path, _markdown(run_dir.name, report, _plots(folder)))
+    write_text_atomically(path, _markdown(run_dir, report, _plots(folder)))
     return path
 
 
 def report_text(run_dir: str | Path) -> str:
     """The Markdown report of the search in ``run_dir``, for a run folder that cannot be written."""
-    return _markdown(Path(run_dir).name, read_report(Path(run_dir)), _plots(Path(run_dir)))
+    return _markdown(Path(run_dir), read_report(Path(run_dir)), _plots(Path(run_dir)))
 
 
 FITNESS_PLOT, SHAPES_PLOT, FRONT_PLOT, GENEALOGY_PLOT = "fitness.png", "top_functions.png", "front.png", "genealogy.png"
@@ -212,17 +212,21 @@ def _plottable(entry: HallOfFameEntry) -> object:
     return entry.canonical, {k: v for k, v in first_site.items() if isinstance(v, float)}
 
 
-def _markdown(name: str, report: SearchReport, plots: Sequence[str]) -> str:
-    """report.md: status, verdict, protocol, confirmation, top functions, failures and the plots drawn."""
+def _markdown(run_dir: Path, report: SearchReport, plots: Sequence[str]) -> str:
+    """report.md: status, verdict, protocol, confirmation, top functions, failures and the plots drawn.
+
+    The commands it names use the run folder as the search was given it (``results/<run>``), so they work
+    from where the search was started."""
     finalists = report.finalists
+    hints = _resume_hint(run_dir, report.status)
     lines = [
-        f"# afos search report: {name}",
+        f"# afos search report: {run_dir.name}",
         "",
         f"Status: **{report.status}**, {len(report.generations)} of {report.config.get('generations')} generations "
-        f"completed, {counted(report.evaluations, 'training run')} in the database.{_resume_hint(name, report.status)}",
+        f"completed, {counted(report.evaluations, 'training run')} in the database.{hints}",
         "",
-        *([f"**{verdict_sentence(finalists)}**", "", f"Export it: `afos export {name}` (run from the folder that "
-           "holds this run; `--rank N` takes the N-th of the hall of fame instead).", ""] if finalists else []),
+        *([f"**{verdict_sentence(finalists)}**", "", f"Export it: `afos export {run_dir}` (`--rank N` takes the "
+           "N-th of the hall of fame instead).", ""] if finalists else []),
         *_protocol_lines(report),
         *_confirmation_lines(finalists, report.confirm_seeds),
         *_top_lines(report),
@@ -235,9 +239,9 @@ def _markdown(name: str, report: SearchReport, plots: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _resume_hint(name: str, status: str) -> str:
+def _resume_hint(run_dir: Path, status: str) -> str:
     resumable = status in {s.value for s in RunStatus if s.is_resumable()}
-    return f" `afos search --resume {name}` continues it." if resumable else ""
+    return f" `afos search --resume {run_dir}` continues it." if resumable else ""
 
 
 PLOT_TITLES = {FITNESS_PLOT: "fitness over generations", SHAPES_PLOT: "top functions",

@@ -229,3 +229,8 @@ def test_a_closed_output_pipe_ends_quietly_and_the_run_finishes(tmp_path: Path) 
     (row,) = list_runs(tmp_path)
     assert row.status is RunStatus.FINISHED
     assert "generation 1/1 done" in (tmp_path / "run" / "search.log").read_text()
+
+
+def test_export_of_a_folder_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    _one_error_line(_afos("export", str(tmp_path / "nonexistent")), f"{tmp_path / 'nonexistent'} is neither a run "
+                    "folder (there is no such folder) nor an expression")

@@ -221,3 +221,13 @@ def test_the_verdict_says_whether_the_winner_also_beats_the_strongest_baseline()
         "It does not beat the strongest baseline, gelu, beyond noise (+0.40 points, p_holm = 0.3).")
     assert "strongest" not in verdict_sentence([row(Verdict.BETTER, "relu", 0.004)])  # ReLU was the strongest
     assert "strongest" not in verdict_sentence([row(Verdict.NO_DIFFERENCE, "gelu", 0.3)])
+
+
+def test_an_accuracy_interval_stays_within_what_an_accuracy_can_be() -> None:
+    """Two seeds far apart: the t-interval of their mean reaches past 1, which no accuracy can."""
+    from afos.search.confirmation import _interval
+
+    low, high = _interval([0.40, 0.99], (0.0, 1.0))
+    assert low == 0.0 and high == 1.0
+    unbounded = _interval([0.40, 0.99])
+    assert unbounded[0] < 0.0 and unbounded[1] > 1.0  # what was printed before ("0.3773 – 1.0127" style)

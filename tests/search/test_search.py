@@ -196,7 +196,7 @@ def test_sigterm_leaves_a_report_that_says_what_happened(tmp_path: Path) -> None
     process.communicate(timeout=60)
     assert process.returncode == 143
     report = (run_dir / "report.md").read_text()
-    assert "Status: **interrupted**" in report and f"`afos search --resume {run_dir.name}` continues it" in report
+    assert "Status: **interrupted**" in report and f"`afos search --resume {run_dir}` continues it" in report
     with RunStore(run_dir / "afos.db", readonly=True) as store:
         done = len(store.generations())
         pending = [r for r in store.evaluations(phase=Phase.SEARCH) if (r.generation or 0) >= done]
