@@ -50,7 +50,7 @@ def show(expression: str, as_json: bool, plot: str | None) -> None:
     if plot:
         from afos.reporting.plots import function_plot
 
-        function_plot({expression: facts["canonical"]}, plot, derivatives=True)
+        function_plot({expression: facts["canonical"]}, plot, order=2)
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return

@@ -174,19 +174,26 @@ def heatmap(
 # ------------------------------------------------------------------------------------ function shapes
 
 
+#: The slopes shown beside a reference (ReLU's 0 and 1): where the gradients a training passes live. A
+#: slope far outside it (an exponential's, a clamp's spike) leaves the frame visibly instead of flattening
+#: every other slope into a line.
+SLOPE_FRAME = (-1.0, 2.0)
+
+
 def function_plot(
     functions: Mapping[str, object],
     path: str | os.PathLike[str],
     *,
-    derivatives: bool = False,
+    order: int = 0,
     params: Mapping[str, float] | None = None,
     x_range: tuple[float, float] = (-5.0, 5.0),
     title: str | None = None,
     reference: str | None = None,
     bands: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
 ) -> Path:
-    """Plot functions (label -> expression, or (expression, parameter values)); with ``derivatives``
-    also f' and f''. ``params`` are the parameter values of functions given without their own.
+    """Plot functions (label -> expression, or (expression, parameter values)) and their derivatives up to
+    ``order`` (1: f', 2: f' and f'') in panels beside. ``params`` are the parameter values of functions given
+    without their own.
 
     ``reference`` names the function to draw as a thin dashed black line on top (e.g. ReLU), and the others
     are drawn from thick to thin, so that a function equal to another (or to the reference) on part of the
@@ -201,11 +208,10 @@ def function_plot(
     from afos.space.probe import derivatives as curves_of
 
     points = torch.linspace(x_range[0], x_range[1], 801, dtype=torch.float64)
-    panels = ["f(x)", "f'(x)", "f''(x)"][: 3 if derivatives else 1]
+    panels = ["f(x)", "f'(x)", "f''(x)"][: order + 1]
     figure = Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")  # room for suptitle and titles
     FigureCanvasAgg(figure)
     axes = [figure.add_subplot(1, len(panels), i + 1) for i in range(len(panels))]
-    order = len(panels) - 1
     others = [label for label in functions if label != reference]
     for label, function in functions.items():
         expr, values = function if isinstance(function, tuple) else (function, params)
@@ -221,8 +227,12 @@ def function_plot(
                 spread = np.array([curves_of(expr, points, order, variant)[index].numpy() for variant in bands[label]])
                 ax.fill_between(points.numpy(), spread.min(0), spread.max(0), color=line.get_color(), alpha=0.2,
                                 linewidth=0, zorder=2)
+    at = list(functions).index(reference) if reference is not None and reference in functions else None  # its line in every panel
     for ax, name in zip(axes, panels):
-        _robust_ylim(ax)
+        if name == "f'(x)" and at is not None:
+            ax.set_ylim(*SLOPE_FRAME)
+        else:
+            _robust_ylim(ax, reference=at)
         ax.set_title(name)
         ax.axhline(0, color="0.75", linewidth=0.8)
         ax.axvline(0, color="0.75", linewidth=0.8)
@@ -235,14 +245,18 @@ def function_plot(
     return save_figure(figure, path)
 
 
-def _robust_ylim(ax: Any, ratio: float = 10.0) -> None:
+def _robust_ylim(ax: Any, ratio: float = 10.0, reference: int | None = None) -> None:
     """Frame the curves of typical size when some dwarf them (e.g. an exponential beside ReLU, which would
-    flatten every other function into a line): curves whose range exceeds ``ratio`` times the median range
-    are left out of the y limits, and visibly leave the frame."""
+    flatten every other function into a line): curves whose range exceeds ``ratio`` times the typical
+    range are left out of the y limits, and visibly leave the frame. The typical range is the reference
+    curve's (index ``reference`` among the lines, e.g. ReLU) when there is one with a range, else the
+    median: two exploding finalists of five would otherwise set the scale."""
     curves = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
     curves = [c[np.isfinite(c)] for c in curves]
     spans = np.array([np.ptp(c) if c.size else 0.0 for c in curves])
     typical = np.median(spans[spans > 0]) if (spans > 0).any() else 0.0
+    if reference is not None and spans[reference] > 0:
+        typical = spans[reference]
     kept = [c for c, span in zip(curves, spans) if c.size and span <= ratio * typical]
     if typical == 0.0 or len(kept) == len([c for c in curves if c.size]) or not kept:
         return
@@ -272,6 +286,8 @@ def line_plot(
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(x) == 1:  # one point: matplotlib's own margin would tick 0.95 ... 1.05
+        ax.set_xticks(list(x))
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)

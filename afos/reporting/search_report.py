@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from afos.records.evaluation import Evaluation, Phase
-from afos.records.runs import Role, RunStatus
+from afos.records.runs import Role, RunStatus, Verdict
 from afos.records.search import CandidateRecord, Generation, HallOfFameEntry
 from afos.reporting.front import Point, front, front_lines, points
 from afos.reporting.genealogy import genealogy_lines, genealogy_plot
@@ -69,7 +69,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: R
         genealogy_plot(report.candidates, report.lineage_of, folder / GENEALOGY_PLOT)
     shapes, title = _shapes(report)
     if shapes:
-        function_plot({**shapes, "ReLU": "relu"}, folder / SHAPES_PLOT, title=title, reference="ReLU")
+        function_plot({**shapes, "ReLU": "relu"}, folder / SHAPES_PLOT, title=title, reference="ReLU", order=1)
     path = folder / "report.md"
     write_text_atomically(path, _markdown(run_dir, report, _plots(folder)))
     return path
@@ -189,8 +189,10 @@ def _shapes(report: SearchReport, top: int = 5) -> tuple[dict[str, object], str]
                  and f.fingerprint in entries]
     if best is not None and best in finalists:
         ordered = [best, *(f for f in finalists if f is not best)][:top]
-        return ({f"{'winner' if f is best else f'finalist {f.rank}'}: {f.canonical}": _plottable(entries[f.fingerprint])
-                 for f in ordered}, "Confirmed winner and finalists beside ReLU")
+        beats = best.verdict is Verdict.BETTER  # "winner" only for a function confirmed better than ReLU
+        title = "Confirmed winner and finalists beside ReLU" if beats else "Finalists beside ReLU (none beats it)"
+        return ({f"{'winner' if f is best and beats else f'finalist {f.rank}'}: {f.canonical}":
+                 _plottable(entries[f.fingerprint]) for f in ordered}, title)
     return ({f"#{rank} {entry.canonical}": _plottable(entry) for rank, entry in _ok(report.hof)[:top]},
             "Top functions of the search beside ReLU")
 

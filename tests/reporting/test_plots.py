@@ -27,7 +27,7 @@ def test_per_case_heatmap_and_banded_function_plot_write_pngs(tmp_path: Path) ->
     shapes = plots.function_plot(
         {"initial": ("x*sigmoid(beta*x)", {"beta": 1.0}), "layer 0": ("x*sigmoid(beta*x)", {"beta": 0.9}),
          "exp": "exp(x)"},
-        tmp_path / "f.png", reference="initial", bands={"layer 0": [{"beta": 0.6}, {"beta": 1.3}]}, derivatives=True,
+        tmp_path / "f.png", reference="initial", bands={"layer 0": [{"beta": 0.6}, {"beta": 1.3}]}, order=2,
     )
     assert heat.read_bytes()[:8] == PNG and shapes.read_bytes()[:8] == PNG
 
