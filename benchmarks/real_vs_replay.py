@@ -1,7 +1,7 @@
 """Does the replay's verdict hold when the search trains for real? (issue 35, item 6: "the table does not mislead")
 
 Why: benchmarks/replay_efficiency.py compares strategies by replaying the unchanged search against afos's
-own table (benchmarks/tables/afos-h2-v1.json.gz), hundreds of seeds in minutes. A replay answers every
+own table (benchmarks/tables/afos-h2-v2.json.gz), hundreds of seeds in minutes. A replay answers every
 training from the table's three stored replicates, so its verdict is only as good as the table's stand-in
 for training. This script runs the *same* search config (``replay_efficiency.search_config``: no seed
 expressions, no baselines, no confirmation, ``max_evals`` = the budget) with the serial executor training
@@ -9,7 +9,7 @@ every candidate for real, for the default strategy (ga+knn) and random at the sa
 replays those very configs against the table beside them, so the two directions can be read side by side.
 
     python benchmarks/real_vs_replay.py [--task hard-deep] [--seeds 20] [--budget 100]
-        [--out results/real-vs-replay] [--table benchmarks/tables/afos-h2-v1.json.gz]
+        [--out results/real-vs-replay] [--table benchmarks/tables/afos-h2-v2.json.gz]
 
 Per search: the function held as best by fitness after the last training (``replay()``'s rule: the best
 mean validation accuracy over the fitness seeds among fully scored candidates), scored (a) by its table

@@ -5,7 +5,7 @@ Why: training for real, a 2-core CPU affords ~10 searches per strategy, too few 
 of a stated part of the space, so the unchanged search code (proposals, screening, de-duplication,
 selection, surrogate) runs against it at table speed (afos.execution.replay), hundreds of seeds in minutes.
 
-    python benchmarks/replay_efficiency.py [--table benchmarks/tables/afos-h2-v1.json.gz] [--tasks ...]
+    python benchmarks/replay_efficiency.py [--table benchmarks/tables/afos-h2-v2.json.gz] [--tasks ...]
         [--strategies random ga ga+knn ga+forest] [--seeds 100] [--budgets 10 30 100 300] [--root DIR]
 
 Quality of a function: its mean *test* accuracy over the table's replicates (a failed run counts 0); no
@@ -53,7 +53,7 @@ STRATEGIES: dict[str, dict[str, str]] = {
     "ga+knn": {"strategy": "ga", "surrogate": "knn"},
     "ga+forest": {"strategy": "ga", "surrogate": "forest"},
 }
-DEFAULT_TABLE = Path(__file__).parent / "tables" / "afos-h2-v1.json.gz"
+DEFAULT_TABLE = Path(__file__).parent / "tables" / "afos-h2-v2.json.gz"
 TOP = 0.01
 
 

@@ -37,7 +37,7 @@ from afos.grid.table import TABLE_BASELINES, enumerate_space, table_from_grids
 from afos.records.evaluation import Status
 
 HARD_TASKS = ("hard-checkerboard", "hard-rings", "hard-deep")
-DEFAULT_OUT = Path(__file__).parent / "tables" / "afos-h2-v1.json.gz"
+DEFAULT_OUT = Path(__file__).parent / "tables" / "afos-h2-v2.json.gz"
 
 
 def build(args: argparse.Namespace) -> None:

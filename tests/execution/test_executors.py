@@ -96,9 +96,9 @@ def test_every_job_is_reported_once_with_the_serial_record(healthy: tuple[str, E
 
 
 def test_a_small_network_trains_on_one_thread_and_the_caller_keeps_its_own() -> None:
-    """A small fully connected network on one thread (its numbers do not depend on the count, and on a busy
-    CPU every extra thread waits); a convolutional one on the process's share. Both recorded; the caller's
-    thread count is given back."""
+    """A small fully connected network on one thread on every machine (on a busy CPU every extra thread
+    waits); a convolutional one on the process's share. Both recorded; the caller's thread count is given
+    back."""
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
