@@ -77,7 +77,8 @@ def check_keys(cls: type, values: Mapping[str, Any], where: str) -> None:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        guesses = "".join(did_you_mean(key, known) for key in unknown)
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; {guesses}known: {', '.join(sorted(known))}")
 
 
 # ------------------------------------------------------------------------------------ value rules
@@ -157,10 +158,14 @@ BOOLEAN: Rule = (lambda value: isinstance(value, bool), "true or false")
 
 
 def check_rules(config: object, rules: Mapping[str, Rule], where: str) -> None:
-    """Raise :class:`ConfigError` for the first attribute of ``config`` that breaks its rule."""
+    """Raise one :class:`ConfigError` naming every attribute of ``config`` that breaks its rule: a file with
+    two mistakes should not take two runs to learn of both."""
+    problems = []
     for key, (check, expected) in rules.items():
         value = getattr(config, key)
         if not check(value):
             shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:77]}..."
             hint = did_you_mean(value, check.choices) if isinstance(check, one_of) else ""
-            raise ConfigError(f"{where}: {key}={shown} is invalid; {hint}expected {expected}")
+            problems.append(f"{key}={shown} is invalid; {hint}expected {expected}")
+    if problems:
+        raise ConfigError(f"{where}: {'; '.join(problems)}")

@@ -51,3 +51,37 @@ def test_every_shipped_seed_expression_can_be_built_from_its_primitives(name: st
     said: list[str] = []
     proposer = Proposer(_variation(config), pset, primitives, on_screened=lambda *record: None, say=said.append)
     assert len(proposer._seed_trees()) == len(config.seed_expressions) and not said
+
+
+def test_every_mistake_of_a_config_is_named_at_once_with_guesses() -> None:
+    """A file with two bad values names both; an unknown key gets the near miss; elites says how to set it."""
+    with pytest.raises(ConfigError) as bad:
+        SearchConfig.from_dict({"population": 0, "elites": -1})
+    assert "population=0 is invalid" in str(bad.value) and "elites=-1 is invalid" in str(bad.value)
+    with pytest.raises(ConfigError, match="unknown key.*genrations; did you mean 'generations'"):
+        SearchConfig.from_dict({"genrations": 3})
+    with pytest.raises(ConfigError, match=r"elites=2 is invalid; expected below population \(2; set it with --elites\)"):
+        SearchConfig.from_dict({"population": 2, "elites": 2})
+
+
+def test_a_gpu_asked_for_without_one_says_what_is_missing() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match="device='cuda' asks for a GPU, but torch .* sees none on this machine; "
+                                          "use --device cpu"):
+        SearchConfig.from_dict({"train": {"device": "cuda"}})
+
+
+def test_a_search_planned_for_more_than_a_day_is_said_once() -> None:
+    from afos.records.evaluation import Evaluation, Status
+    from afos.search.budget import BudgetWatch
+    from afos.training.config import TrainConfig
+
+    said: list[str] = []
+    watch = BudgetWatch(TrainConfig(), planned_runs=100_000, time_limit=None, say=said.append)
+    record = Evaluation(activation_key="k", protocol="p", budget=1.0, seed=0, task="t", status=Status.OK, seconds=2.0)
+    watch.observe(record)
+    watch.observe(record)
+    assert len(said) == 1 and "the ~100000 runs planned take ~56 h" in said[0]

@@ -22,6 +22,8 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 @click.option("--primitives", default=None, help="Primitive set (afos, swish, actbench) or a comma list.")
 @click.option("--population", type=int, default=None, help="Candidates per generation.")
 @click.option("--generations", type=int, default=None, help="Number of generations.")
+@click.option("--elites", type=int, default=None, help="Best functions carried into the next generation unchanged "
+                                                       "(below --population).")
 @click.option("--strategy", type=click.Choice(["ga", "random"]), default=None,
               help="ga (the genetic algorithm) or random (every candidate drawn at random: the baseline).")
 @click.option("--surrogate", type=click.Choice(["none", "knn", "forest"]), default=None,
@@ -67,7 +69,8 @@ def search(config_path: str | None, out: str | None, resume: str | None, replay:
 
     overrides = {
         "primitives": options["primitives"], "population": options["population"],
-        "generations": options["generations"], "strategy": options["strategy"], "seed": options["seed"],
+        "generations": options["generations"], "elites": options["elites"], "strategy": options["strategy"],
+        "seed": options["seed"],
         "surrogate": options["surrogate"],
         "max_evals": options["max_evals"],
         "time_limit": options["time_limit"], "learnable_constants": options["learnable_constants"],

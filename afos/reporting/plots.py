@@ -288,7 +288,8 @@ def line_plot(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if len(x) == 1:  # one point: matplotlib's own margin would tick 0.95 ... 1.05
         ax.set_xticks(list(x))
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing to name when every run failed before its first point
+        ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     return save_figure(figure, path)

@@ -21,6 +21,9 @@ from afos.training.config import TrainConfig
 #: How far beyond the time limit the projection must be before the watch speaks: a rough estimate early
 #: in a search should not cry wolf over a search that may just fit.
 FAR_BEYOND = 2.0
+#: Planned work beyond which a search without a time limit is said to be long (a typo such as --epochs 100000
+#: starts a search of months).
+LONG_S = 24 * 3600.0
 #: Trained runs measured before projecting: one, since on a machine the budget does not fit the first run
 #: may take the whole time limit (it includes loading the data, which FAR_BEYOND leaves room for).
 MEASURED = 1
@@ -59,7 +62,7 @@ def nothing_trains(records: Sequence[Evaluation], train: TrainConfig) -> str:
 
 class BudgetWatch:
     """Says (through ``say``) once that a run timed out and once that the planned runs do not fit the time
-    limit; silent for a search whose budget fits."""
+    limit (without one: that they take more than a day); silent for a search whose budget fits."""
 
     def __init__(self, train: TrainConfig, planned_runs: int, time_limit: float | None,
                  say: Callable[[str], None]) -> None:
@@ -78,10 +81,15 @@ class BudgetWatch:
         self._project()
 
     def _project(self) -> None:
-        if self.projection_said or self.time_limit is None or len(self.seconds) < MEASURED:
+        if self.projection_said or len(self.seconds) < MEASURED:
             return
         projected = statistics.median(self.seconds) * self.planned
-        if projected > FAR_BEYOND * self.time_limit:
+        if self.time_limit is None and projected > LONG_S:
+            self.projection_said = True
+            self.say(f"warning: at {statistics.median(self.seconds):.1f} s per training run, the ~{self.planned} "
+                     f"runs planned take ~{projected / 3600:.0f} h; if that is not meant, stop (Ctrl-C, then "
+                     "--resume with fewer --generations) or lower --epochs or --population")
+        elif self.time_limit is not None and projected > FAR_BEYOND * self.time_limit:
             self.projection_said = True
             self.say(f"warning: at {statistics.median(self.seconds):.1f} s per training run, the ~{self.planned} "
                      f"runs planned take ~{projected / 60:.0f} min, far beyond --time-limit "

@@ -149,11 +149,11 @@ class SearchConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> SearchConfig:
-        """Raise :class:`ConfigError` naming the first bad key: each value's type and range (the rule table),
-        then the bounds that relate two keys."""
+        """Raise :class:`ConfigError` naming the bad keys: each value's type and range (the rule table), then
+        the bounds that relate two keys (with the option that sets the other)."""
         check_rules(self, RULES, "search config")
         relations = {
-            "elites": (self.elites < self.population, "below population"),
+            "elites": (self.elites < self.population, f"below population ({self.population}; set it with --elites)"),
             "hall_of_fame": (self.hall_of_fame >= self.elites, "at least elites"),
             "init_min_depth": (self.init_min_depth <= self.init_max_depth, "at most init_max_depth"),
             "max_height": (self.max_height >= self.init_max_depth, "at least init_max_depth"),

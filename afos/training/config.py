@@ -54,6 +54,14 @@ CPU_MODEL_MIN_STEPS = 5000
 # --------------------------------------------------------------------------------------------- config
 
 
+def _check_cuda(value: Any) -> None:
+    """A GPU asked for on a machine without one is no typo: say what is missing and what to use instead."""
+    if isinstance(value, str) and value.startswith("cuda") and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise ConfigError(f"train config: device={value!r} asks for a GPU, but torch ({torch.__version__}, {build}) "
+                          "sees none on this machine; use --device cpu (or auto, which takes a GPU where there is one)")
+
+
 def _device_ok(value: Any) -> bool:
     """"auto", or a device string torch parses and this machine has (asking for absent CUDA is a mistake)."""
     if value == "auto":
@@ -183,6 +191,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid key and its value; return self for chaining."""
+        _check_cuda(self.device)
         check_rules(self, RULES, "train config")
         return self
 
