@@ -63,8 +63,8 @@ def _best(store: RunStore) -> dict[str, Any]:
     winner = store.get_meta("winner")
     if isinstance(winner, dict) and isinstance(winner.get("canonical"), str):
         return {"best": winner["canonical"], "verdict": Verdict(winner["verdict"]), "score": _number(winner.get("val_mean"))}
-    if store.get_meta("confirmation") is not None and store.get_meta("status") != RunStatus.RUNNING.value:
-        return _winner_of_an_older_run(store)
+    if store.get_meta("confirmation") is not None and store.get_meta("status") == RunStatus.FINISHED.value:
+        return _winner_of_an_older_run(store)  # a stopped confirmation names no winner: unconfirmed below
     saved = store.last_generation()
     if saved is None or not saved.hall_of_fame or not saved.hall_of_fame[0].fitness[1] > 0:
         return {}  # a function that never trained is nobody's best

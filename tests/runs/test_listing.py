@@ -36,3 +36,21 @@ def test_listing_runs_imports_neither_torch_nor_the_statistics() -> None:
             "print(sorted(m for m in ('torch', 'scipy', 'sympy') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_stopped_confirmation_names_no_verdict(tmp_path: Path) -> None:
+    """A confirmation stopped after its first seeds holds finalist rows whose statistics mean nothing yet:
+    the run is listed with its search's best, unconfirmed, not with a verdict."""
+    import sqlite3
+
+    done = _afos("search", "--population", "4", "--generations", "1", "--epochs", "1", "--confirm-top", "2",
+                 "--confirm-seeds", "2", "--out", str(tmp_path / "run"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    (row,) = list_runs(tmp_path)
+    assert row.verdict is not None
+    with sqlite3.connect(tmp_path / "run" / "afos.db") as connection:  # the state a kill in the confirmation leaves
+        connection.execute("DELETE FROM meta WHERE key = 'winner'")
+        connection.execute("UPDATE meta SET value = ? WHERE key = 'status'", (json.dumps("interrupted"),))
+    (row,) = list_runs(tmp_path)
+    assert row.verdict is None and row.best is not None
+    assert "(unconfirmed: search fitness" in _afos("runs", str(tmp_path)).stdout
