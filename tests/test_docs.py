@@ -3,6 +3,7 @@ tutorial's commands run as written (offline, on digits) with the outcome it desc
 
 from __future__ import annotations
 
+import ast
 import csv
 import os
 import re
@@ -87,6 +88,11 @@ def test_the_python_api_example_runs_as_written(tmp_path: Path) -> None:
     first, verdict, *rest = done.stdout.splitlines()
     assert first.startswith("finished ") and first.endswith("functions in the hall of fame")
     assert "ReLU" in verdict and rest[-2] == "6 training runs"
+    ranks = ast.literal_eval(rest[-1])  # a mapping function -> average rank, ranks 1..3 summing to 6
+    assert set(ranks) == {"x*erf(x)", "relu", "silu"} and sum(ranks.values()) == pytest.approx(6.0)
+    tensor_line = next(line for line in rest if line.startswith("tensor("))
+    expression, top = rest[rest.index(tensor_line) - 1], rest[rest.index(tensor_line) + 1]
+    assert "x" in expression and top.startswith("1 ")  # the sympy form, then rank 1 of the table
     listed = subprocess.run([sys.executable, "-m", "afos", "runs", "results"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120).stdout
     assert all(name in listed for name in ("api-search", "api-evaluate", "api-compare"))

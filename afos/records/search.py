@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from afos.records.evaluation import Params
 
@@ -87,8 +87,13 @@ class Counts:
     ranked_out: int = 0  # valid proposals a surrogate ranked below the ones trained
 
 
-#: (rung reached, fitness): compared lexicographically, so values compare only at equal training budgets.
-Fitness = tuple[float, float]
+class Fitness(NamedTuple):
+    """A candidate's fitness: the successive-halving rung it reached (0: the first budget) and its score
+    there (the config's fitness, mean over seeds and tasks). A tuple, compared lexicographically, so scores
+    compare only at equal training budgets; named, so a reader writes ``fitness.value``."""
+
+    rung: float
+    value: float
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class Member:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Member:
         rung, value = values["fitness"]
-        return cls(str(values["tree"]), (float(rung), float(value)))
+        return cls(str(values["tree"]), Fitness(float(rung), float(value)))
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ class HallOfFameEntry:
         rung, value = values["fitness"]
         return cls(
             key=str(values["fingerprint"]), tree=str(values["tree"]), canonical=str(values["canonical"]),
-            fitness=(float(rung), float(value)), generation=int(values["generation"]),
+            fitness=Fitness(float(rung), float(value)), generation=int(values["generation"]),
             n_runs=int(values.get("n_runs") or 0), ok=bool(values.get("ok", True)),
             val_accuracy=_number(values.get("val_accuracy")), val_std=_number(values.get("val_std")),
             test_accuracy=_number(values.get("test_accuracy")), learned=values.get("learned") or None,

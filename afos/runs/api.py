@@ -7,6 +7,8 @@
     result = afos.run_search("quick", generations=3, train={"epochs": 2}, out="results/mine")
     print(result.verdict)                       # the sentence the console ends with
     best = result.winner                        # the confirmed winner (a Finalist), or None
+    result.sympy(), result.torch_module()       # the function it names, as sympy and as a torch module
+    result.rows()                               # the hall of fame as a table (result.dataframe() with pandas)
     table = afos.evaluate("relu", "x*sigmoid(x)", dataset="digits", seeds=3, epochs=5)
     analysis = afos.compare("x*erf(x)", datasets=["digits", "wine"], seeds=3, epochs=5)
 
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from afos.config import DEFAULT_SEARCH_CONFIG, load_config, with_overrides
+from afos.errors import UserError
 from afos.execution.contract import Executor
 from afos.execution.factory import make_executor
 from afos.grid.analysis import GridAnalysis
@@ -56,16 +59,59 @@ class SearchResult:
     winner: Finalist | None
     verdict: str | None
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The hall of fame as a table, one dict per function, best first (as Optuna's ``trials_dataframe``
+        and PySR's ``equations_``): rank, function, rung and fitness, the accuracies over its full-budget
+        runs, and the confirmation's verdict and confirmed validation mean where it was a finalist."""
+        confirmed = {f.fingerprint: f for f in self.finalists}
+        return [{"rank": rank, "function": entry.canonical, "rung": entry.fitness.rung, "fitness": entry.fitness.value,
+                 "val_accuracy": entry.val_accuracy, "val_std": entry.val_std, "test_accuracy": entry.test_accuracy,
+                 "runs": entry.n_runs, "ok": entry.ok, "generation": entry.generation + 1,
+                 "verdict": confirmed[entry.key].verdict.value if entry.key in confirmed else None,
+                 "confirmed_val": confirmed[entry.key].val_mean if entry.key in confirmed else None}
+                for rank, entry in enumerate(self.hall_of_fame, 1)]
+
+    def dataframe(self) -> Any:
+        """:meth:`rows` as a pandas DataFrame; pandas is not a dependency of afos, so it must be installed."""
+        try:
+            import pandas
+        except ImportError:
+            raise UserError("pandas is not installed; rows() gives the same table as a list of dicts") from None
+        return pandas.DataFrame(self.rows())
+
+    def sympy(self, rank: int | None = None) -> Any:
+        """The function the confirmation names (a search without one: its hall of fame's first), or the
+        ``rank``-th of the hall of fame, as a sympy expression in ``x``; learned constants are replaced by
+        their values (per-channel ones by their mean)."""
+        from afos.reporting.export.form import substituted
+
+        return substituted(self._form(rank))
+
+    def torch_module(self, rank: int | None = None) -> Any:
+        """The same function as a ``torch.nn.Module`` (an afos ``Activation``): learned constants start at
+        their learned values and stay trainable."""
+        from afos.activation.module import Activation
+        from afos.reporting.export.form import scalar
+
+        form = self._form(rank)
+        return Activation(form.expr, {name: scalar(value) for name, value in form.values.items()})
+
+    def _form(self, rank: int | None) -> Any:
+        from afos.reporting.export.form import hall_of_fame_form, winner_form
+
+        return winner_form(self.run_dir) if rank is None else hall_of_fame_form(self.run_dir, rank)
+
 
 def run_search(config: str | Path | Mapping[str, Any] | SearchConfig | None = None, *,
-               out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = False,
+               out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = True,
                tensorboard: str | Path | None = None, reuse: bool = True, **settings: Any) -> SearchResult:
     """Run (or, with an ``out`` that holds it, resume) a search and return what it found.
 
     ``config`` is a shipped config's name, a TOML file, a mapping of config keys or a
     :class:`~afos.search.config.SearchConfig` (default: ``spirals``); ``settings`` override its keys
     (``population=8``, ``train={"epochs": 2}``). ``executor`` is ``serial``, ``process``, ``ray`` or an open
-    :class:`~afos.execution.contract.Executor`; ``progress`` prints the progress lines on stderr;
+    :class:`~afos.execution.contract.Executor`; ``progress`` (default on) shows a progress bar in a terminal
+    or a notebook, else prints the progress lines on stderr;
     ``tensorboard`` is a folder for TensorBoard logs (each run's curves, the search's fitness per generation).
     """
     search_config = _search_config(config, settings)
@@ -88,7 +134,7 @@ def search_result(run_dir: str | Path, status: RunStatus | None = None) -> Searc
 
 def evaluate(*functions: str, baselines: Sequence[str] = (), dataset: str | None = None, model: str | None = None,
              seeds: int | None = None, config: str | Path | None = None, parameters: Mapping[str, Any] | None = None,
-             out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = False,
+             out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = True,
              **train: Any) -> Results:
     """Train ``functions`` (and ``baselines``) on one task over ``seeds`` seeds, as ``afos evaluate`` does;
     ``train`` sets training keys (``epochs=5``, ``batch_size=64``); ``parameters`` takes ``learnable``,
@@ -104,7 +150,7 @@ def evaluate(*functions: str, baselines: Sequence[str] = (), dataset: str | None
 def compare(*functions: str, baselines: Sequence[str] | None = None, datasets: Sequence[str] = (),
             models: Sequence[str] = (), tasks: Sequence[str] = (), seeds: int | None = None,
             config: str | Path | None = None, parameters: Mapping[str, Any] | None = None,
-            out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = False,
+            out: str | Path | None = None, executor: str | Executor = "serial", progress: bool = True,
             **train: Any) -> GridAnalysis:
     """Compare ``functions`` with ``baselines`` (default relu, silu, gelu, mish) over datasets x models x
     seeds, as ``afos compare`` does, and return the analysis (ranks, Friedman, pairwise tests)."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from afos.records.evaluation import Evaluation, Origin
 from afos.reporting.tables import format_duration, format_number
@@ -39,7 +39,7 @@ class ProgressLog:
         self.total, self.done = max(done, total), done
         self.started, self.at_start = time.monotonic(), done
         self.bar = None
-        if echo is not None and sys.stderr.isatty():
+        if echo is not None and _interactive():
             self.bar = tqdm(total=self.total, initial=done, unit="run", file=sys.stderr, dynamic_ncols=True, desc=desc)
 
     def __call__(self, message: str) -> None:
@@ -72,6 +72,12 @@ class ProgressLog:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _interactive() -> bool:
+    """Whether a bar can be drawn: a terminal, or a Jupyter kernel (whose stderr is no terminal, but whose
+    page draws tqdm's notebook bar), where a search would otherwise stay silent for minutes."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 def describe(record: Evaluation, label: str) -> str:

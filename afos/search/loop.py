@@ -260,7 +260,8 @@ class Search:
             functions = [(ActivationSpec(c.text, learnable=dict(c.learnable)), c.text, c.key) for c in alive]
             records = self._ensure(functions, budget, Phase.SEARCH, generation)
             for candidate in alive:
-                fitness[candidate.key] = (float(rung), statistics.fmean(self.score(r) for r in records[candidate.key]))
+                value = statistics.fmean(self.score(r) for r in records[candidate.key])
+                fitness[candidate.key] = Fitness(float(rung), value)
             if rung == 0:
                 trained = sum(any(r.origin is not Origin.REUSED for r in records[c.key]) for c in alive)
                 failed = sum(any(not r.ok for r in records[c.key]) for c in alive)
@@ -335,8 +336,8 @@ class Search:
         stats = GenerationStats(counts, max(values), statistics.fmean(values), statistics.median(values), predicted,
                                 correlation)
         ranked = self.hall_of_fame.ranked()
-        saved = Generation(generation, stats, tuple(Member(str(ind), tuple(ind.fitness.values)) for ind in population),
-                           tuple(ranked), rng_state_to_json(self.random.state))
+        members = tuple(Member(str(ind), Fitness(*ind.fitness.values)) for ind in population)
+        saved = Generation(generation, stats, members, tuple(ranked), rng_state_to_json(self.random.state))
         self.store.save_generation(saved)
         self.known = self._known_before(generation + 1)
         best = ranked[0]
@@ -359,7 +360,7 @@ def known_fitness(records: Iterable[Evaluation], generation: int, config: Search
         if (record.generation is not None and record.generation < generation and record.budget == rungs[-1]
                 and protocols.get(record.task) == record.protocol and (record.task, record.seed) in wanted):
             scores.setdefault(record.activation_key, {})[(record.task, record.seed)] = score(record, config.fitness)
-    return {key: (float(len(rungs) - 1), statistics.fmean(by_run.values())) for key, by_run in scores.items()
+    return {key: Fitness(float(len(rungs) - 1), statistics.fmean(by_run.values())) for key, by_run in scores.items()
             if set(by_run) == wanted}
 
 

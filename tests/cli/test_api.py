@@ -52,3 +52,34 @@ def test_bad_input_exits_2_with_one_line() -> None:
     result = subprocess.run([sys.executable, "-m", "afos", "export", "x +* 2"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("afos: error: ")
+
+
+def test_a_search_result_is_a_table_a_sympy_expression_and_a_torch_module(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """What PySR and Optuna users expect of a result: the table of what was found, the winner as sympy and
+    as a module that computes the same function, named fitness, and progress without asking for it."""
+    import importlib.util
+
+    import torch
+
+    from afos.errors import UserError
+    from afos.space.probe import evaluate
+
+    result = afos.run_search("quick", population=4, generations=1, confirm=False, train={"epochs": 1},
+                             out=tmp_path / "run")
+    assert "generation 1/1 done" in capsys.readouterr().err  # progress is on by default
+    rows = result.rows()
+    first = result.hall_of_fame[0]
+    assert [row["rank"] for row in rows] == list(range(1, len(result.hall_of_fame) + 1))
+    assert (rows[0]["function"], rows[0]["fitness"], rows[0]["rung"]) == (first.canonical, first.fitness.value,
+                                                                           first.fitness.rung)
+    points = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    with torch.no_grad():
+        from_module = result.torch_module()(points)
+    torch.testing.assert_close(from_module, evaluate(result.sympy(), points))
+    assert str(result.sympy(rank=2)) != str(result.sympy(rank=1))
+    if importlib.util.find_spec("pandas") is None:
+        with pytest.raises(UserError, match="pandas is not installed"):
+            result.dataframe()
+    else:
+        assert list(result.dataframe()["function"]) == [row["function"] for row in rows]
