@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sqlite3
 import sys
 import traceback
@@ -126,13 +127,25 @@ def _expected_failure(error: Exception) -> str:
         return error.format_message()
     if isinstance(error, sqlite3.DatabaseError):
         primary = "_".join(getattr(error, "sqlite_errorname", "").split("_")[:2])  # SQLITE_IOERR_WRITE: IOERR
+        database = _database_of(error)
+        if primary == "SQLITE_IOERR" and database is not None and _disk_full(database):
+            return f"{database}: the disk is full (SQLite: {error}); {_SQLITE_ADVICE['SQLITE_FULL']}"
         advice = _SQLITE_ADVICE.get(primary, "check the file and the disk it is on")
-        return f"{_database_of(error) or 'run database'}: {error}; {advice}"
+        return f"{database or 'run database'}: {error}; {advice}"
     if isinstance(error, OSError) and error.errno is not None:
         where = f"{error.filename}: " if error.filename is not None else ""
         advice = _OS_ADVICE.get(error.errno, "check the path" if error.filename is not None else "")
         return f"{where}{error.strerror or error}" + (f"; {advice}" if advice else "")
     return str(error)
+
+
+def _disk_full(path: str) -> bool:
+    """Whether the filesystem holding ``path`` has (almost) no room left: SQLite reports a write it could
+    not finish there as a plain "disk I/O error"."""
+    try:
+        return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < 1 << 20
+    except OSError:
+        return False
 
 
 def _database_of(error: BaseException) -> str | None:
