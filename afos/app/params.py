@@ -27,9 +27,9 @@ def integer(request: Request, name: str, default: int, low: int, high: int) -> i
 
 
 def choice(request: Request, name: str, kind: type[Phase] | type[Status]) -> Any:
-    """An enum query parameter (None when absent)."""
+    """An enum query parameter (None when absent or empty: a form's "any" sends ``phase=``)."""
     text = request.query_params.get(name)
-    if text is None:
+    if not text:
         return None
     try:
         return kind(text)

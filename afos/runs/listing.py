@@ -30,7 +30,8 @@ def list_runs(root: str | Path) -> list[RunSummary]:
     for db in sorted(Path(root).glob("*/afos.db")):
         try:
             runs.append(summary(db))
-        except (StoreError, UserError, OSError, ValueError) as error:
+        except (StoreError, UserError, OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            # a database is untrusted input: whatever its meta holds, it is one unreadable row, not a crash
             runs.append(RunSummary(db.parent.name, None, None, reason=_unreadable(error)))
     return sorted(runs, key=lambda row: (row.started or 0.0, row.run))
 
@@ -53,6 +54,8 @@ def summary(db: Path) -> RunSummary:
         if kind is not RunKind.SEARCH:
             return row
         config = store.get_meta("config", {}) or {}
+        if not isinstance(config, dict):
+            raise StoreError(f"{db}: its stored config is malformed")
         return replace(row, generations=f"{len(store.generations())}/{config.get('generations', '?')}",
                        **_best(store))
 
@@ -61,7 +64,7 @@ def _best(store: RunStore) -> dict[str, Any]:
     """The function a search stands for: its confirmed winner once the confirmation has ended, else the
     first of its hall of fame (unconfirmed)."""
     winner = store.get_meta("winner")
-    if isinstance(winner, dict) and isinstance(winner.get("canonical"), str):
+    if isinstance(winner, dict) and isinstance(winner.get("canonical"), str) and winner.get("verdict") in _VERDICT_VALUES:
         return {"best": winner["canonical"], "verdict": Verdict(winner["verdict"]), "score": _number(winner.get("val_mean"))}
     if store.get_meta("confirmation") is not None and store.get_meta("status") == RunStatus.FINISHED.value:
         return _winner_of_an_older_run(store)  # a stopped confirmation names no winner: unconfirmed below
@@ -81,6 +84,8 @@ def _winner_of_an_older_run(store: RunStore) -> dict[str, Any]:
     best = winner(finalist_rows(store) or [])
     return {} if best is None else {"best": best.canonical, "verdict": best.verdict, "score": best.val_mean}
 
+
+_VERDICT_VALUES = frozenset(verdict.value for verdict in Verdict)
 
 HEADER = ("STARTED", "RUN", "KIND", "STATUS", "GEN", "RUNS", "BEST")
 

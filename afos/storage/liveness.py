@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -36,13 +37,36 @@ HEARTBEAT_S = 10.0
 STALE_S = 120.0
 
 
+#: Bytes a ``run.json`` may hold; afos writes about 150.
+STATE_LIMIT = 64 * 1024
+
+
 def read_state(run_dir: str | Path) -> RunState | None:
     """The run's state from its ``run.json``; None when there is none or it does not read as one."""
-    try:
-        values = json.loads((Path(run_dir) / STATE_FILE).read_text())
-        return RunState.from_dict(values)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    text = _small_regular_file(Path(run_dir) / STATE_FILE, STATE_LIMIT)
+    if text is None:
         return None
+    try:
+        return RunState.from_dict(json.loads(text))
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
+
+
+def _small_regular_file(path: Path, limit: int) -> str | None:
+    """The text of ``path`` if it is a regular file (not a link) of at most ``limit`` bytes, else None.
+
+    Why so careful: a run folder is untrusted input, and readers such as ``afos serve`` read many. A FIFO
+    would block the reader forever (opened without blocking, then refused by its type), a link to
+    ``/dev/zero`` would never end, a huge file would fill the memory."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        return handle.read(limit + 1).decode("utf-8", errors="replace")
 
 
 def write_state(run_dir: str | Path, state: RunState) -> None:

@@ -14,7 +14,7 @@ import torch
 from starlette.testclient import TestClient
 
 from afos.app.server import create_app
-from afos.records.evaluation import Phase
+from afos.records.evaluation import Phase, Status
 from afos.reporting.export.form import Form
 from afos.reporting.export.formats import render
 from afos.runs.api import search_result
@@ -59,6 +59,11 @@ def test_evaluations_page_through_every_run_and_filter(client: TestClient, made_
     assert [(e["expression"], e["seed"], e["phase"]) for e in seen] == [(e.expression, e.seed, e.phase.value) for e in stored]
     confirm = client.get("/api/runs/search/evaluations?phase=confirm&limit=1000").json()["evaluations"]
     assert confirm and len(confirm) == sum(e.phase is Phase.CONFIRM for e in stored)
+    any_phase = client.get("/api/runs/search/evaluations?phase=&status=ok&limit=1000")  # a form's "any" phase
+    assert any_phase.status_code == 200
+    assert len(any_phase.json()["evaluations"]) == sum(e.status is Status.OK for e in stored[:1000])
+    page = client.get("/runs/search/evaluations?phase=&status=ok")
+    assert page.status_code == 200
     for bad in ("phase=nosuch", "limit=0", "limit=1001", "after=-1", "after=x", "status=fine"):
         answer = client.get(f"/api/runs/search/evaluations?{bad}")
         assert answer.status_code == 400 and answer.json()["error"].startswith(bad.split("=")[0])
