@@ -73,6 +73,12 @@ def runs(request: Request) -> Response:
     return Json({"runs": [row.to_dict() for row in list_runs(_root(request))], "version": root_version(_root(request))})
 
 
+def runs_version(request: Request) -> Response:
+    """A short text that changes when a run appears, goes, or changes under the root: the runs page polls
+    it, so a run started after the page loaded appears."""
+    return Json({"version": root_version(_root(request))})
+
+
 def run(request: Request) -> Response:
     """One run's whole view: its summary and, for a search, its generations, hall of fame, baselines,
     finalists, verdict and failed runs (the first 200); for an evaluate or compare run its cells and
@@ -163,6 +169,7 @@ def index(request: Request) -> Response:
 ROUTES: tuple[tuple[str, Callable[[Request], Response]], ...] = (
     ("/api", index),
     ("/api/runs", runs),
+    ("/api/version", runs_version),
     ("/api/runs/{run}", run),
     ("/api/runs/{run}/version", run_version),
     ("/api/runs/{run}/evaluations", evaluations),

@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from afos.errors import StoreError, UserError
+from afos.storage.liveness import running_elsewhere
 
 #: A run folder is a folder holding this database.
 DATABASE = "afos.db"
@@ -36,8 +37,9 @@ def run_folder(root: Path, name: str) -> Path | None:
 
 
 def version(folder: Path) -> str:
-    """A short text that changes whenever the run's process writes anything."""
-    stamps = []
+    """A short text that changes whenever the run's process writes anything, and when that process is
+    found gone (killed: its files stop changing, but an open page must learn that it died)."""
+    stamps = [f"alive:{running_elsewhere(folder)}"]
     for name in WRITTEN:
         try:
             stat = (folder / name).stat()

@@ -134,3 +134,34 @@ def test_a_run_whose_process_is_gone_is_shown_interrupted_without_a_new_write(
     summary = client.get("/api/runs/search").json()["summary"]
     assert summary["status"] == "interrupted" and summary["resume"].startswith("afos search --resume")
     assert "interrupted" in client.get("/runs/search").text
+
+
+def test_the_runs_list_and_a_run_page_learn_of_new_runs_and_of_dead_writers(results_root: Path) -> None:
+    """The runs page polls /api/version: a run that appears changes it. A run page polls its run's version:
+    when the process writing the run is killed its files stop changing, and the version changes anyway."""
+    import json
+    import shutil
+    import socket
+    import sqlite3
+    import subprocess
+    import time
+
+    from afos.app.server import create_app
+
+    client = TestClient(create_app(results_root, hosts=["testserver"]))
+    before = client.get("/api/version").json()["version"]
+    shutil.copytree(results_root / "search", results_root / "another")
+    assert client.get("/api/version").json()["version"] != before
+    writer = subprocess.Popen(["sleep", "60"])  # stands for the search's process
+    state = {"kind": "search", "status": "running", "host": socket.gethostname(), "pid": writer.pid,
+             "heartbeat": time.time(), "evaluations": 3}
+    (results_root / "another" / "run.json").write_text(json.dumps(state))
+    with sqlite3.connect(results_root / "another" / "afos.db") as connection:  # as a search under way holds it
+        connection.execute("UPDATE meta SET value = ? WHERE key = 'status'", (json.dumps("running"),))
+    assert client.get("/api/runs/another").json()["summary"]["status"] == "running"
+    alive = client.get("/api/runs/another/version").json()["version"]
+    assert client.get("/api/runs/another/version").json()["version"] == alive  # nothing changed, nothing said
+    writer.kill()
+    writer.wait()
+    assert client.get("/api/runs/another/version").json()["version"] != alive
+    assert client.get("/api/runs/another").json()["summary"]["status"] == "interrupted"
