@@ -53,12 +53,14 @@ class Role(str, Enum):
 
 class Verdict(str, Enum):
     """What the confirmation says of a finalist against ReLU (``baseline`` for the baselines themselves;
-    ``failed`` for a finalist that failed on any seed, however well it did on the others)."""
+    ``failed`` for a finalist that failed on any seed, however well it did on the others; ``pending`` while
+    it or ReLU still lacks some of the confirmation's seeds: work not done has no verdict)."""
 
     BETTER = "better"
     WORSE = "worse"
     NO_DIFFERENCE = "no difference"
     FAILED = "failed"
+    PENDING = "pending"
     BASELINE = "baseline"
 
 

@@ -90,7 +90,8 @@ _VERDICT_VALUES = frozenset(verdict.value for verdict in Verdict)
 HEADER = ("STARTED", "RUN", "KIND", "STATUS", "GEN", "RUNS", "BEST")
 
 _VERDICTS = {Verdict.BETTER: "better than ReLU", Verdict.WORSE: "worse than ReLU",
-             Verdict.NO_DIFFERENCE: "no difference from ReLU", Verdict.FAILED: "failed on some seeds"}
+             Verdict.NO_DIFFERENCE: "no difference from ReLU", Verdict.FAILED: "failed on some seeds",
+             Verdict.PENDING: "confirmation pending"}
 
 
 def runs_table(rows: list[RunSummary]) -> str:

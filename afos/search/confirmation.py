@@ -204,7 +204,9 @@ def summarise(functions: Sequence[PlannedFunction], seeds: Sequence[int], record
     outcomes = {f.key: _outcomes(records, f, seeds) for f in functions}
     relu = next((f for f in functions if f.expression == RELU), None)
     relu_test = {s: test for s, (_, test) in outcomes[relu.key][0].items()} if relu else {}
-    rows = [_Row(f, *outcomes[f.key], relu_test if f is not relu else {}) for f in functions]
+    relu_done = relu is None or _stored_seeds(outcomes[relu.key]) == len(seeds)
+    rows = [_Row(f, *outcomes[f.key], relu_test if f is not relu else {},
+                 pending=_stored_seeds(outcomes[f.key]) < len(seeds) or not relu_done) for f in functions]
     finalists = [r for r in rows if r.role is Role.FINALIST]
     for side in ("greater", "less"):  # one-sided p of "better", then of "worse", each Holm-corrected
         tested = [(r, p) for r in finalists if (p := r.p[side]) is not None]
@@ -235,6 +237,11 @@ def _strongest(functions: Sequence[PlannedFunction],
                default=None)
 
 
+def _stored_seeds(outcome: tuple[SeedValues, int]) -> int:
+    values, failed = outcome
+    return len(values) + failed
+
+
 def _outcomes(records: Lookup, function: PlannedFunction, seeds: Sequence[int]) -> tuple[SeedValues, int]:
     """The seeds' values of a function, and how many of its stored seeds failed on some task."""
     values: SeedValues = {}
@@ -255,7 +262,7 @@ class _Row:
     """The statistics of one function's confirmation, paired with ReLU's test accuracy by seed."""
 
     def __init__(self, function: PlannedFunction, values: SeedValues, failed: int,
-                 relu_test: Mapping[int, float]) -> None:
+                 relu_test: Mapping[int, float], *, pending: bool) -> None:
         self.role, self.expression = function.role, function.expression
         self.canonical, self.fingerprint = function.canonical, function.key
         self.failed, self.n_seeds = failed, len(values) + failed
@@ -264,8 +271,10 @@ class _Row:
         self.test_mean, self.test_std, self.test_ci = _mean(test), _std(test), _interval(test, (0.0, 1.0))
         self.values = values
         # A function that failed on some seed is not tested on its survivors: diverging one time in five is
-        # not better than ReLU however well the other four score. It is reported as failed instead.
-        self.testable = not (function.role is Role.FINALIST and failed)
+        # not better than ReLU however well the other four score. It is reported as failed instead. Nor is
+        # one whose seeds (or ReLU's) are not all trained yet: pending.
+        self.pending = function.role is Role.FINALIST and pending
+        self.testable = not (function.role is Role.FINALIST and failed) and not self.pending
         self.delta, self.delta_ci, self.p = self._paired(relu_test)
         self.p_holm: dict[str, float | None] = {"greater": None, "less": None}
         self.strongest: str | None = None
@@ -296,6 +305,8 @@ class _Row:
             verdict = Verdict.BASELINE
         elif self.failed:
             verdict = Verdict.FAILED
+        elif self.pending:
+            verdict = Verdict.PENDING
         elif better is not None and better < alpha:
             verdict = Verdict.BETTER
         elif worse is not None and worse < alpha:
@@ -337,6 +348,8 @@ def winner(rows: Sequence[Finalist]) -> Finalist | None:
     confirmed validation (None without finalists). The verdict sentence, ``afos export`` and ``afos runs``
     all take this one."""
     finalists = [r for r in rows if r.role is Role.FINALIST]
+    if any(r.verdict is Verdict.PENDING for r in finalists):
+        return None  # a confirmation under way or stopped names no function
     better = [r for r in finalists if r.verdict is Verdict.BETTER]
     ranked = better or finalists
     return ranked[0] if ranked else None
@@ -344,6 +357,11 @@ def winner(rows: Sequence[Finalist]) -> Finalist | None:
 
 def verdict_sentence(rows: Sequence[Finalist]) -> str:
     """The one sentence a search ends with: does any confirmed finalist beat ReLU beyond noise?"""
+    finalists = [r for r in rows if r.role is Role.FINALIST]
+    pending = sum(r.verdict is Verdict.PENDING for r in finalists)
+    if pending:
+        return (f"The confirmation has not finished ({pending} of {len(finalists)} finalists, or ReLU, still lack "
+                "some of its seeds): no verdict yet.")
     best = winner(rows)
     if best is None:
         return "No finalist was confirmed (no function of the hall of fame trained ok)."

@@ -165,6 +165,25 @@ def test_a_finalist_that_failed_on_one_seed_is_failed_and_ranked_last(searched: 
     assert failed.canonical not in verdict_sentence(summary) or len(ranked) == 1
 
 
+def test_work_not_done_has_no_verdict(searched: Path) -> None:
+    """The real confirmation records of this search with the last seed of one finalist (then of ReLU) not
+    trained yet, as a confirmation under way or killed leaves them: pending, no winner, no headline."""
+    rows = _finalists(searched)
+    seeds = [int(s) for s in confirm_seeds(SEARCH["seed"], SEARCH["fitness_seeds"], SEARCH["confirm_seeds"])]
+    functions = [_planned(r) for r in rows]
+    with RunStore(searched / "afos.db", readonly=True) as store:
+        stored = {(e.activation_key, e.seed): e for e in store.evaluations() if e.phase is Phase.CONFIRM}
+    complete = summarise(functions, seeds, lambda f, seed: [stored[f.key, seed]])
+    assert not any(f.verdict is Verdict.PENDING for f in complete) and winner(complete) is not None
+    for missing in (functions[0], next(f for f in functions if f.expression == "relu")):
+        summary = summarise(functions, seeds, lambda f, seed, gone=missing: None if (f is gone and seed == seeds[-1])
+                            else [stored[f.key, seed]])
+        verdicts = {f.canonical: f.verdict for f in summary if f.role is Role.FINALIST}
+        assert Verdict.PENDING in verdicts.values() and winner(summary) is None
+        assert verdict_sentence(summary).startswith("The confirmation has not finished")
+        assert all(f.p_holm is None for f in summary if f.verdict is Verdict.PENDING)
+
+
 def test_the_time_limit_bounds_the_confirmation_too(tmp_path: Path) -> None:
     """A search stopped by its time limit trains no confirmation run past it (the limit has passed when the
     search stops), says so, and stays resumable."""
