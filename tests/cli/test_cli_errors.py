@@ -214,6 +214,7 @@ def test_export_of_a_results_folder_names_a_run_to_export(tmp_path: Path) -> Non
                     f"afos export {tmp_path / 'results' / 'e'}")
 
 
+@pytest.mark.slow  # a whole search through a pipe, ~20 s
 def test_a_closed_output_pipe_ends_quietly_and_the_run_finishes(tmp_path: Path) -> None:
     """`afos search ... 2>&1 | head -1`: the reader goes away after one line; the search goes on to its end
     (logged, status finished) and exits 141, as a command killed by SIGPIPE would, not 1 (a bug)."""
