@@ -110,17 +110,21 @@ def writer_lock(run_dir: str | Path) -> Iterator[None]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / LOCK_FILE, "a") as handle:
+        locked = True
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunInUse(_in_use(run_dir)) from None
+        except OSError:  # a filesystem without locks (some network mounts): the heartbeat alone guards
+            locked = False
         state = read_state(run_dir)
-        if state is not None and state.host != socket.gethostname() and running_elsewhere(run_dir):
+        if state is not None and (not locked or state.host != socket.gethostname()) and running_elsewhere(run_dir):
             raise RunInUse(_in_use(run_dir))
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _in_use(run_dir: Path) -> str:
