@@ -27,7 +27,7 @@ from afos.cli.options import executor_options, interrupted, make_executor, names
 @click.option("--strategy", type=click.Choice(["ga", "random"]), default=None,
               help="ga (the genetic algorithm) or random (every candidate drawn at random: the baseline).")
 @click.option("--surrogate", type=click.Choice(["none", "knn", "forest"]), default=None,
-              help="Rank pools of proposals by predicted fitness before training (default none).")
+              help="Rank pools of proposals by predicted fitness before training (default knn; none: the plain GA).")
 @click.option("--epochs", type=float, default=None, help="Training budget per candidate, in epochs.")
 @click.option("--batch-size", type=int, default=None, help="Mini-batch size of each training run.")
 @click.option("--lr", type=float, default=None, help="Learning rate of each training run.")

@@ -125,7 +125,7 @@ class SearchConfig:
     mutation_prob: float = 0.5
     immigrants: float = 0.2
     strategy: str = "ga"
-    surrogate: str = "none"
+    surrogate: str = "knn"  # the best strategy on every hard task of the table (benchmarks/RESULTS.md)
     pool: int = 4
     explore: float = 0.25
     init_min_depth: int = 1

@@ -101,7 +101,7 @@ def test_tiny_search_writes_a_trustworthy_run_folder(tmp_path: Path) -> None:
     with RunStore(tmp_path / "run" / "afos.db", readonly=True) as store:
         assert [g.generation for g in store.generations()] == [0, 1, 2]
         counts = [g.stats.counts for g in store.generations()]
-    assert all(c.trained + c.reused == c.proposed - c.duplicate - c.screened for c in counts)
+    assert all(c.trained + c.reused + c.ranked_out == c.proposed - c.duplicate - c.screened for c in counts)
     assert counts[1].mutations + counts[1].crossovers > 0  # variation really runs
     with (tmp_path / "run" / "hall_of_fame.csv").open() as handle:
         header = next(csv.reader(handle))
