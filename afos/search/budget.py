@@ -15,6 +15,7 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from afos.errors import NothingTrains
 from afos.records.evaluation import Evaluation, Origin, Status
 from afos.training.config import TrainConfig
 
@@ -43,6 +44,20 @@ def _load_note() -> str:
         return ""
     return f"; the machine is busy (load {load:.1f} on {cores} cores), so a quieter time may be enough" \
         if load > cores else ""
+
+
+def stop_if_nothing_trains(first: Sequence[Evaluation], train_baselines: Callable[[], list[Evaluation]],
+                           train: TrainConfig) -> None:
+    """Stop a search (:class:`NothingTrains`, one line) whose first generation's trainings (``first``) all
+    failed, if its baselines (trained now by ``train_baselines``) fail too. Why then: on a machine the budget
+    does not fit (every run times out) or under settings nothing trains with, the rest of the search would
+    fail the same way, for hours, and its ranking of failures would mean nothing. Baselines that train say
+    the candidates were just bad, and the search goes on; none trained means the budget or time ran out."""
+    if not first or any(record.ok for record in first):
+        return
+    baselines = train_baselines()
+    if baselines and not any(record.ok for record in baselines):
+        raise NothingTrains(nothing_trains([*first, *baselines], train))
 
 
 def nothing_trains(records: Sequence[Evaluation], train: TrainConfig) -> str:

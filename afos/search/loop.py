@@ -27,7 +27,7 @@ from dataclasses import asdict, replace
 from typing import Any, Protocol
 
 from afos.activation.spec import ActivationSpec
-from afos.errors import BudgetSpent, NothingTrains, TimeUp, UserError
+from afos.errors import BudgetSpent, TimeUp, UserError
 from afos.evaluation import EvalRequest, Evaluator, RunDatabase
 from afos.records.evaluation import Evaluation, Origin, Phase
 from afos.records.runs import RunStatus
@@ -43,7 +43,7 @@ from afos.records.search import (
     Lineage,
     Member,
 )
-from afos.search.budget import BudgetWatch, nothing_trains
+from afos.search.budget import BudgetWatch, stop_if_nothing_trains
 from afos.search.config import (
     SearchConfig,
     Strategy,
@@ -130,6 +130,7 @@ class Search:
             hall_of_fame.update(candidates)
             save(g, population, hall_of_fame, random state)           # one transaction: the resume point
             on_generation(g)                                          # e.g. rewrite the report files
+            if g = 0 and no training ended ok: train the baselines; none ok -> stop
         train the baselines at the full budget
 
     The caller (:mod:`afos.runs.search`) opens the database and the evaluator and keeps the run's status.
@@ -145,9 +146,8 @@ class Search:
         self.started = time.monotonic()
         self.deadline = None if config.time_limit is None else self.started + config.time_limit
         primitives = {p.name: p for p in resolve_primitives(config.primitives)}
-        pset = primitive_set(primitives.values(), config.constants, learnable_constants=config.learnable_constants)
-        self.pset = pset
-        self.proposer = Proposer(_variation(config), pset, primitives, on_screened=self._record_candidate,
+        self.pset = primitive_set(primitives.values(), config.constants, learnable_constants=config.learnable_constants)
+        self.proposer = Proposer(_variation(config), self.pset, primitives, on_screened=self._record_candidate,
                                  say=self.progress, deadline=self.deadline)
         self.protocols = task_protocols(config)
         self.budgets = budgets(config)
@@ -168,8 +168,8 @@ class Search:
         try:
             for generation in range(start, self.config.generations):
                 population = self._generation(generation, population)
-                if generation == 0:
-                    self._check_trainable()
+                if generation == 0:  # not one training ended ok: do the baselines train? (stop if not)
+                    stop_if_nothing_trains(self.store.evaluations(phase=Phase.SEARCH), self._baseline, self.config.train)
         except BudgetSpent:
             status = RunStatus.BUDGET
         except TimeUp:
@@ -227,8 +227,7 @@ class Search:
                                                     self._ranker(generation), self.config.pool)
 
     def _ranker(self, generation: int) -> Ranker | None:
-        """With a surrogate that has enough of this run's fitness to learn from, what picks each generation's
-        candidates from its pool (see :mod:`afos.search.surrogate`)."""
+        """With a surrogate and enough of this run's fitness, what picks candidates from each pool."""
         if self.surrogate is None or len(self.known) < MIN_RECORDS:
             return None
         texts = {c.key: c.canonical for c in self.store.candidates()}
@@ -260,8 +259,7 @@ class Search:
             functions = [(ActivationSpec(c.text, learnable=dict(c.learnable)), c.text, c.key) for c in alive]
             records = self._ensure(functions, budget, Phase.SEARCH, generation)
             for candidate in alive:
-                value = statistics.fmean(self.score(r) for r in records[candidate.key])
-                fitness[candidate.key] = Fitness(float(rung), value)
+                fitness[candidate.key] = Fitness(float(rung), _mean_score(records[candidate.key], self.config.fitness))
             if rung == 0:
                 trained = sum(any(r.origin is not Origin.REUSED for r in records[c.key]) for c in alive)
                 failed = sum(any(not r.ok for r in records[c.key]) for c in alive)
@@ -281,9 +279,6 @@ class Search:
         per_function = len(requests) // max(1, len(functions))
         return {key: records[i * per_function:(i + 1) * per_function] for i, (_, _, key) in enumerate(functions)}
 
-    def score(self, record: Evaluation) -> float:
-        return score(record, self.config.fitness)
-
     def _evals_left(self) -> int | None:
         """Records this run may still add (trained or reused alike; resumes included), None for no limit."""
         if self.config.max_evals is None:
@@ -295,8 +290,7 @@ class Search:
         return known_fitness(self.store.evaluations(phase=Phase.SEARCH), generation, self.config, self.protocols)
 
     def _baseline(self) -> list[Evaluation]:
-        """Train the baselines (ReLU first) under the same protocol and seeds, for the report's comparison;
-        their records (none when the budget or time limit ran out first)."""
+        """Train the baselines (ReLU first) for the report's comparison; their records (none if out of budget)."""
         specs = [ActivationSpec(name) for name in baseline_names(self.config.baseline)]
         baselines = [Baseline(spec.expression, spec.key(), self.budgets[-1]) for spec in specs]
         self.store.set_meta("baseline", [baseline.to_dict() for baseline in baselines])
@@ -307,19 +301,6 @@ class Search:
             self.progress("the baselines were not trained: the evaluation budget or time limit ran out")
             return []
         return [record for runs in records.values() for record in runs]
-
-    def _check_trainable(self) -> None:
-        """Stop with one line (:class:`NothingTrains`) after a first generation none of whose trainings ended
-        ok, if the baselines fail too. Why then: on a machine the budget does not fit (every run times out)
-        or under settings nothing trains with, the rest of the search would fail the same way, for hours,
-        and its ranking of failures would mean nothing. Baselines that train say the candidates were just
-        bad, and the search goes on."""
-        first = self.store.evaluations(phase=Phase.SEARCH)
-        if not first or any(record.ok for record in first):
-            return
-        baselines = self._baseline()  # none: the budget or time limit ran out first, and that says it all
-        if baselines and not any(record.ok for record in baselines):
-            raise NothingTrains(nothing_trains(first + baselines, self.config.train))
 
     # ----------------------------------------------------------------------- hall of fame, saving
     def _entry(self, candidate: Candidate, fitness: Fitness, generation: int) -> HallOfFameEntry:
@@ -362,6 +343,11 @@ def known_fitness(records: Iterable[Evaluation], generation: int, config: Search
             scores.setdefault(record.activation_key, {})[(record.task, record.seed)] = score(record, config.fitness)
     return {key: Fitness(float(len(rungs) - 1), statistics.fmean(by_run.values())) for key, by_run in scores.items()
             if set(by_run) == wanted}
+
+
+def _mean_score(records: Iterable[Evaluation], fitness: str) -> float:
+    """A candidate's fitness at one rung: its score averaged over tasks and fitness seeds (a failure is 0)."""
+    return statistics.fmean(score(record, fitness) for record in records)
 
 
 def _variation(config: SearchConfig) -> Variation:
