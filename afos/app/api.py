@@ -70,7 +70,8 @@ def _guarded(route: Callable[[Request], Response]) -> Callable[[Request], Respon
 def runs(request: Request) -> Response:
     """Every run under the root, oldest first: kind, status (with the liveness rules of ``afos runs``),
     progress, best function, start; an unreadable run with its reason."""
-    return Json({"runs": [row.to_dict() for row in list_runs(_root(request))], "version": root_version(_root(request))})
+    root = _root(request)
+    return Json({"runs": [row.to_dict() for row in list_runs(root, links=False)], "version": root_version(root)})
 
 
 def runs_version(request: Request) -> Response:

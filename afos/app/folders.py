@@ -2,33 +2,38 @@
 
 Run folders are found again on every request, so a run started after the server appears without a restart.
 A request names a run by its folder's name, and the name is only ever looked up among the folders found:
-no path is built from request text. A run's *version* is the size and modification time of the files its
-process writes (the database, its write-ahead log and ``run.json``): pages poll it to learn, without opening
-the database, that something new was written, and views are cached under it.
+no path is built from request text. A folder or database that is a symbolic link is not a run here: it could
+lead anywhere on the machine. Text a run holds is shown up to :data:`SHOWN_TEXT` characters: a failure reason
+is a line or a short traceback, and a hostile database's megabytes would otherwise be sent to every reader.
+
+A run's *version* is the size and modification time of the files its process writes (the database, its
+write-ahead log and ``run.json``): pages poll it to learn, without opening the database, that something
+new was written, and views and pages are cached under it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from afos.errors import StoreError, UserError
+from afos.records.evaluation import Evaluation
+from afos.storage.layout import DATABASE, run_databases
 from afos.storage.liveness import running_elsewhere
 
-#: A run folder is a folder holding this database.
-DATABASE = "afos.db"
 #: The files a working run writes; any change to one changes the run's version.
 WRITTEN = (DATABASE, f"{DATABASE}-wal", "run.json")
 #: What reading a run folder may raise when its files are not what afos wrote.
 READ_ERRORS = (StoreError, UserError, OSError, sqlite3.Error, ValueError, KeyError, TypeError, AttributeError)
+#: The most characters of one stored text (a failure or screening reason) a page or the API shows.
+SHOWN_TEXT = 4000
 
 
 def run_folders(root: Path) -> dict[str, Path]:
     """Every run folder directly under ``root``, by name (empty when ``root`` does not exist yet)."""
-    if not root.is_dir():
-        return {}
-    return {db.parent.name: db.parent for db in sorted(root.glob(f"*/{DATABASE}")) if db.is_file()}
+    return {db.parent.name: db.parent for db in run_databases(root, links=False)}
 
 
 def run_folder(root: Path, name: str) -> Path | None:
@@ -60,3 +65,15 @@ def figures(folder: Path) -> list[str]:
     """The names of the PNG pictures a run's report wrote into its folder (plain files only: a link could
     point anywhere)."""
     return sorted(path.name for path in folder.glob("*.png") if path.is_file() and not path.is_symlink())
+
+
+def clipped(text: str) -> str:
+    """``text`` cut to :data:`SHOWN_TEXT` characters, saying how much was left out."""
+    if len(text) <= SHOWN_TEXT:
+        return text
+    return f"{text[:SHOWN_TEXT]} … ({len(text) - SHOWN_TEXT:,} more characters, in the run's database)"
+
+
+def shown(evaluation: Evaluation) -> Evaluation:
+    """The training run as pages and the API show it: its reason clipped."""
+    return replace(evaluation, reason=clipped(evaluation.reason))

@@ -9,6 +9,7 @@ the sections marked live: no reload, no lost scroll position (``static/app.js``)
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -52,8 +53,12 @@ def _environment() -> Environment:
 TEMPLATES = _environment()
 
 
+def _render(name: str, **values: Any) -> str:
+    return TEMPLATES.get_template(name).render(**values)
+
+
 def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    return HTMLResponse(TEMPLATES.get_template(name).render(**values), status_code=status)
+    return HTMLResponse(_render(name, **values), status_code=status)
 
 
 def _root(request: Request) -> Path:
@@ -62,8 +67,15 @@ def _root(request: Request) -> Path:
 
 def runs_page(request: Request) -> Response:
     root = _root(request)
-    return _page("runs.html", title="Runs", root=str(root), runs=list_runs(root), poll="/api/version",
-                 version=root_version(root), live=True)
+    return HTMLResponse(_runs_html(root, root_version(root)))
+
+
+@lru_cache(maxsize=4)
+def _runs_html(root: Path, current: str) -> str:
+    """The runs page at the root's version ``current``: rendered once per change under the root, however
+    many browsers ask (they poll, and each change brings them all back at once)."""
+    return _render("runs.html", title="Runs", root=str(root), runs=list_runs(root, links=False),
+                   poll="/api/version", version=current, live=True)
 
 
 def run_page(request: Request) -> Response:
@@ -72,16 +84,23 @@ def run_page(request: Request) -> Response:
         folder = find_run(_root(request), name)
     except UnknownRun:
         return _page("message.html", 404, title="No such run", message=f"No run {name!r} under the results root.")
-    common = {"title": name, "run": name, "poll": f"/api/runs/{quote(name, safe='')}/version",
-              "version": version(folder)}
+    status, html = run_html(folder, name, version(folder))
+    return HTMLResponse(html, status_code=status)
+
+
+@lru_cache(maxsize=64)
+def run_html(folder: Path, name: str, current: str) -> tuple[int, str]:
+    """A run's page (its HTTP status and HTML) at the run's version ``current``: rendered once per change of
+    the run, so twenty browsers watching a search cost the search one render, not twenty."""
+    common = {"title": name, "run": name, "poll": f"/api/runs/{quote(name, safe='')}/version", "version": current}
     try:
         view = read_view(folder)
     except Unreadable as error:
-        return _page("message.html", 422, **common, message=f"This run cannot be read: {error}")
+        return 422, _render("message.html", **common, message=f"This run cannot be read: {error}")
+    live = view.summary.status is RunStatus.RUNNING
     if isinstance(view, SearchView):
-        return _page("search.html", **common, view=view, live=view.summary.status is RunStatus.RUNNING,
-                     charts=_search_charts(view))
-    return _page("grid.html", **common, view=view, live=view.summary.status is RunStatus.RUNNING)
+        return 200, _render("search.html", **common, view=view, live=live, charts=_search_charts(view))
+    return 200, _render("grid.html", **common, view=view, live=live)
 
 
 def _search_charts(view: SearchView) -> dict[str, Any]:

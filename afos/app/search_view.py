@@ -8,11 +8,12 @@ twenty readers polling a live search cost one read per change, not twenty.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from afos.app.folders import clipped, shown
 from afos.app.sketch import Sketch, sketch
 from afos.records.evaluation import Evaluation
 from afos.records.runs import RunSummary
@@ -106,10 +107,12 @@ def search_view(folder: Path, version: str) -> SearchView:
         predicted = {key: value for generation in saved for key, value in generation.stats.predicted.items()}
         hall = tuple(_hall_row(rank, entry, candidates.get(entry.key), predicted.get(entry.key))
                      for rank, entry in enumerate(hall_of_fame(store), 1))
-        screened = tuple(c for c in candidates.values() if c.status is CandidateStatus.SCREENED)[:FAILED_SHOWN]
+        screened = tuple(replace(c, reason=c.reason and clipped(c.reason)) for c in candidates.values()
+                         if c.status is CandidateStatus.SCREENED)[:FAILED_SHOWN]
+        failed = tuple((row, shown(e)) for row, e in store.evaluation_page(failed=True, limit=FAILED_SHOWN))
         return SearchView(row, config, _generation_rows(saved), hall, baselines, finalists,
                           verdict_sentence(finalists) if finalists else None,
-                          tuple(store.evaluation_page(failed=True, limit=FAILED_SHOWN)), screened,
+                          failed, screened,
                           next((b.fitness for b in baselines if b.expression == "relu"), None))
 
 

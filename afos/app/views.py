@@ -3,16 +3,14 @@ hostile run folder raises into :class:`Unreadable` (that run's page says why; th
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-from afos.app.folders import READ_ERRORS, run_folder, version
+from afos.app.folders import READ_ERRORS, run_folder, shown, version
 from afos.app.grid_view import GridView, grid_view
 from afos.app.search_view import SearchView, search_view
 from afos.records.evaluation import Evaluation, Phase, Status
 from afos.records.runs import RunKind
 from afos.reporting.run_report import run_kind
-from afos.runs.listing import summary
 from afos.storage.store import RunStore
 
 
@@ -33,14 +31,13 @@ def find_run(root: Path, name: str) -> Path:
 
 
 def read_view(folder: Path) -> SearchView | GridView:
-    """The run's view, whatever its kind. Its records are cached until the run writes again; its summary is
-    read afresh, because liveness changes without a write: a killed run's files stop changing, and only the
-    age of its last heartbeat tells that it is no longer running."""
+    """The run's view, whatever its kind, cached under the run's version: the version changes with every
+    write and when the run's process is found gone (:func:`~afos.app.folders.version`), so a cached view,
+    summary and status included, is never stale."""
     try:
         kind = run_kind(folder)
         current = version(folder)
-        view = search_view(folder, current) if kind is RunKind.SEARCH else grid_view(folder, current)
-        return replace(view, summary=summary(folder / "afos.db"))
+        return search_view(folder, current) if kind is RunKind.SEARCH else grid_view(folder, current)
     except READ_ERRORS as error:
         raise Unreadable(str(error) or type(error).__name__) from None
 
@@ -51,6 +48,7 @@ def evaluation_page(folder: Path, *, after: int, limit: int, phase: Phase | None
     phase and status; a broken or hostile database is :class:`Unreadable`."""
     try:
         with RunStore(folder / "afos.db", readonly=True) as store:
-            return store.evaluation_page(after=after, limit=limit, phase=phase, status=status)
+            page = store.evaluation_page(after=after, limit=limit, phase=phase, status=status)
+        return [(row, shown(evaluation)) for row, evaluation in page]
     except READ_ERRORS as error:
         raise Unreadable(str(error)) from None

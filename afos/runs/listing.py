@@ -16,18 +16,20 @@ from typing import Any
 from afos.errors import StoreError, UserError
 from afos.records.runs import RunKind, RunState, RunStatus, RunSummary, Verdict
 from afos.storage.filesystems import is_network_filesystem
+from afos.storage.layout import run_databases
 from afos.storage.liveness import is_alive, read_state
 from afos.storage.store import RunStore
 
 
-def list_runs(root: str | Path) -> list[RunSummary]:
+def list_runs(root: str | Path, *, links: bool = True) -> list[RunSummary]:
     """One summary per run folder under ``root``, oldest first (runs whose start is unknown first, by name);
-    an unreadable database is listed with a one-word reason.
+    an unreadable database is listed with a one-word reason; ``links`` as in
+    :func:`~afos.storage.layout.run_databases`.
 
     Reads each database's meta and last generation only, and imports neither torch nor the statistics, so
     that listing a results folder takes a fraction of a second."""
     runs = []
-    for db in sorted(Path(root).glob("*/afos.db")):
+    for db in run_databases(root, links=links):
         try:
             runs.append(summary(db))
         except (StoreError, UserError, OSError, ValueError, KeyError, TypeError, AttributeError) as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,11 @@ from afos.errors import StoreError
 from afos.records.json import dumps as json_text
 from afos.storage.filesystems import is_network_filesystem
 from afos.storage.schema import loads
+from afos.storage.snapshot import needs_copy, private_copy
+
+#: The databases this process holds open for writing, by resolved path: a reader of one of them reads it in
+#: place (its writer is alive, here), whether or not a heartbeat says so.
+_WRITERS: Counter[Path] = Counter()
 
 
 class Database:
@@ -29,6 +35,7 @@ class Database:
         self.readonly = readonly
         self.network = is_network_filesystem(self.path)
         self._depth = 0
+        self._writing: Path | None = None
         try:
             self._conn = self._connect()
         except sqlite3.Error as error:
@@ -42,13 +49,13 @@ class Database:
                 self._conn.execute("PRAGMA synchronous=FULL")  # per connection; see the module docstring
             self.prepare(meta or {})
         except sqlite3.OperationalError:
-            self._conn.close()
+            self.close()
             raise  # a full or unreadable disk, a lock: the CLI's boundary says what to do about it
         except sqlite3.DatabaseError as error:
-            self._conn.close()
+            self.close()
             raise StoreError(f"{self.path} is not a usable afos run database ({error})") from None
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
     def _connect(self) -> sqlite3.Connection:
@@ -61,16 +68,22 @@ class Database:
         so is every database on a network filesystem (see the module docstring), and every database without
         a write-ahead log beside it: a WAL writer keeps its log for as long as it is connected, so no process
         writes such a file, and a reader that opened it normally would create the log and shared-memory files
-        in a run folder it must leave as it found it (``afos runs``, ``afos serve``). The busy timeout waits out
+        in a run folder it must leave as it found it (``afos runs``, ``afos serve``). A database whose writer died
+        with its journal beside it is read from a private copy (:mod:`afos.storage.snapshot`). The busy timeout waits out
         another connection's short locks (WAL recovery, checkpoints).
         """
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder, not a run database")
         if not self.readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._writing = self.path.resolve()
+            _WRITERS[self._writing] += 1
+            return connection
         if not self.path.is_file():
             raise FileNotFoundError(f"no run database at {self.path}")
+        if not _WRITERS[self.path.resolve()] and needs_copy(self.path):
+            return sqlite3.connect(private_copy(self.path), isolation_level=None, timeout=30.0)
         ended = not self.path.with_name(self.path.name + "-wal").exists()
         shared = self.network or ended or not os.access(self.path.parent, os.W_OK)
         flags = "mode=ro&immutable=1" if shared else "mode=ro"
@@ -84,6 +97,9 @@ class Database:
     def close(self) -> None:
         """Close the connection; an open transaction is rolled back. Safe to call twice."""
         self._conn.close()
+        if self._writing is not None:
+            _WRITERS[self._writing] -= 1
+            self._writing = None
 
     def __enter__(self) -> Database:
         return self

@@ -11,6 +11,7 @@ from pathlib import Path
 from afos.errors import StoreError
 from afos.records.evaluation import EvalKey, Evaluation
 from afos.storage.filesystems import is_network_filesystem
+from afos.storage.layout import run_databases
 from afos.storage.liveness import read_state
 from afos.storage.store import RunStore
 
@@ -51,7 +52,7 @@ class SiblingRuns:
 
     def _stores(self) -> Iterator[tuple[Path, RunStore]]:
         if time.monotonic() - self._listed > RELIST_S:
-            self._paths, self._listed = sorted(self.root.glob("*/afos.db")), time.monotonic()
+            self._paths, self._listed = run_databases(self.root), time.monotonic()
         for path in self._paths:
             if path.parent.resolve() == self.exclude or path in self._broken:
                 continue

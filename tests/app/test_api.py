@@ -165,3 +165,19 @@ def test_the_runs_list_and_a_run_page_learn_of_new_runs_and_of_dead_writers(resu
     writer.wait()
     assert client.get("/api/runs/another/version").json()["version"] != alive
     assert client.get("/api/runs/another").json()["summary"]["status"] == "interrupted"
+
+
+def test_a_watched_page_is_rendered_once_per_change_of_its_run(results_root: Path) -> None:
+    """Twenty browsers reloading a search page must cost the search one render per change, not twenty."""
+    from afos.app import pages
+
+    client = TestClient(create_app(results_root, hosts=["testserver"]))
+    first = client.get("/runs/search").text
+    before = pages.run_html.cache_info()
+    answers = {client.get("/runs/search").text for _ in range(20)}
+    after = pages.run_html.cache_info()
+    assert answers == {first} and after.misses == before.misses and after.hits == before.hits + 20
+    with sqlite3.connect(results_root / "search" / "afos.db") as db:  # the run writes
+        db.execute("UPDATE evaluations SET reason = 'a new write' WHERE id = 1")
+    client.get("/runs/search")
+    assert pages.run_html.cache_info().misses == after.misses + 1

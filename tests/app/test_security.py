@@ -4,8 +4,11 @@ hostile run folder."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -44,6 +47,34 @@ def test_serving_never_writes_into_the_results_root(results_root: Path) -> None:
     assert _snapshot(results_root) == before
 
 
+#: A writer that commits one change and is killed before it closes: the change lives in the write-ahead log.
+KILLED_WRITER = """
+import os, signal, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("PRAGMA wal_autocheckpoint=0")
+db.execute("UPDATE evaluations SET status = 'error', reason = 'committed just before the kill' WHERE id = 1")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_run_is_read_whole_without_writing_into_its_folder(results_root: Path) -> None:
+    killed = results_root / "killed"
+    shutil.copytree(results_root / "search", killed)
+    run = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(killed / "afos.db")], check=False)
+    assert run.returncode == -signal.SIGKILL
+    (killed / "afos.db-shm").unlink()
+    assert (killed / "afos.db-wal").stat().st_size > 0
+    before, folder_time = _snapshot(results_root), killed.stat().st_mtime_ns
+    client = TestClient(create_app(results_root, hosts=["testserver"]))
+    assert "committed just before the kill" in client.get("/runs/killed/evaluations?status=error").text
+    assert client.get("/runs/killed").status_code == 200
+    listed = CliRunner().invoke(cli, ["runs", str(results_root)])
+    assert listed.exit_code == 0 and "killed" in listed.output
+    assert _snapshot(results_root) == before and killed.stat().st_mtime_ns == folder_time
+    assert not (killed / "afos.db-shm").exists()
+
+
 def test_everything_shown_is_escaped(results_root: Path) -> None:
     hostile_run = results_root / HOSTILE_NAME
     shutil.copytree(results_root / "search", hostile_run)
@@ -76,6 +107,31 @@ def test_a_broken_or_hostile_run_is_reported_and_the_rest_keeps_working(results_
         assert client.get(f"/api/runs/{run}").status_code == 422
     assert client.get("/api/runs/malformed/evaluations").status_code == 422
     assert client.get("/runs/search").status_code == 200 and client.get("/").status_code == 200
+
+
+def test_a_huge_stored_reason_is_shown_clipped(results_root: Path) -> None:
+    with sqlite3.connect(results_root / "search" / "afos.db") as db:
+        db.execute("UPDATE evaluations SET status = 'error', reason = ? WHERE id = 1", ("x" * 2_000_000,))
+    client = TestClient(create_app(results_root, hosts=["testserver"]))
+    for path in ("/runs/search/evaluations", "/api/runs/search/evaluations", "/runs/search", "/api/runs/search"):
+        answer = client.get(path)
+        assert answer.status_code == 200 and len(answer.content) < 400_000, path
+        assert "more characters" in answer.text, path
+
+
+def test_a_linked_run_folder_or_database_is_not_served(results_root: Path, tmp_path: Path) -> None:
+    outside = Path(shutil.copytree(results_root / "search", tmp_path / "outside"))
+    (results_root / "linked").symlink_to(outside, target_is_directory=True)
+    (results_root / "db-linked").mkdir()
+    (results_root / "db-linked" / "afos.db").symlink_to(outside / "afos.db")
+    client = TestClient(create_app(results_root, hosts=["testserver"]))
+    listed = {row["run"] for row in client.get("/api/runs").json()["runs"]}
+    assert listed == {"search", "evaluate", "compare"}
+    for run in ("linked", "db-linked"):
+        assert client.get(f"/runs/{run}").status_code == 404
+        assert client.get(f"/api/runs/{run}/evaluations").status_code == 404
+    pictures = sorted(path.name for path in outside.glob("*.png"))
+    assert pictures and client.get(f"/runs/linked/files/{pictures[0]}").status_code == 404
 
 
 def test_runs_are_found_by_name_never_by_path(client: TestClient) -> None:
