@@ -2,30 +2,32 @@
 
 Every route reads; none writes. Each route's docstring is its documentation (``GET /api`` lists them, and
 ``docs/serve.md`` is generated from the same table). Numbers are plain JSON (a missing measurement is
-``null``); times are ISO 8601 in UTC. Errors are ``{"error": "..."}`` with 400 (a bad parameter), 404 (no
-such run) or 422 (the run's files cannot be read).
+``null``); times are ISO 8601 in UTC. Every route that answers a table answers it as CSV with
+``format=csv`` (nested values as dotted columns, lists as JSON text): the pages' download links. Errors
+are ``{"error": "..."}`` with 400 (a bad parameter), 404 (no such run) or 422 (the run's files cannot be
+read).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from afos.app.folders import root_version, version
 from afos.app.function_view import function_export, function_facts, function_values, trained_in
 from afos.app.grid_view import GridView
-from afos.app.params import choice, expression, integer, points
+from afos.app.params import choice, expression, integer, points, run_filters
 from afos.app.search_view import SearchView
-from afos.app.views import UnknownRun, Unreadable, evaluation_page, find_run, read_view
+from afos.app.tables import csv_text
+from afos.app.views import UnknownRun, Unreadable, evaluation_page, find_run, listed_runs, read_view
 from afos.errors import UserError
 from afos.records.evaluation import Phase, Status
 from afos.records.json import dumps
-from afos.runs.listing import list_runs
 
 #: The most evaluations one page of the API returns.
 MAX_PAGE = 1000
@@ -44,6 +46,14 @@ def _root(request: Request) -> Path:
 
 def _error(status: int, message: str) -> Json:
     return Json({"error": message}, status_code=status)
+
+
+def _table(request: Request, name: str, rows: list[dict[str, Any]], **more: Any) -> Response:
+    """A table as JSON (``{name: rows, **more}``), or as a CSV download with ``format=csv``."""
+    if request.query_params.get("format") == "csv":
+        return PlainTextResponse(csv_text(rows)[0], media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return Json({name: rows, **more})
 
 
 def _guarded(route: Callable[[Request], Response]) -> Callable[[Request], Response]:
@@ -68,10 +78,12 @@ def _guarded(route: Callable[[Request], Response]) -> Callable[[Request], Respon
 
 
 def runs(request: Request) -> Response:
-    """Every run under the root, oldest first: kind, status (with the liveness rules of ``afos runs``),
-    progress, best function, start; an unreadable run with its reason."""
+    """Every run under the root, newest first: kind, status (with the liveness rules of ``afos runs``),
+    progress, best function, start; an unreadable run with its reason. Filter by ``kind`` (search, evaluate,
+    compare), ``status`` and ``name`` (a part of the run's name)."""
     root = _root(request)
-    return Json({"runs": [row.to_dict() for row in list_runs(root, links=False)], "version": root_version(root)})
+    rows = [row.to_dict() for row in listed_runs(root, **run_filters(request))]
+    return _table(request, "runs", rows, version=root_version(root))
 
 
 def runs_version(request: Request) -> Response:
@@ -100,9 +112,25 @@ def evaluations(request: Request) -> Response:
     folder = find_run(_root(request), request.path_params["run"])
     after, limit = integer(request, "after", 0, 0, 2**62), integer(request, "limit", 100, 1, MAX_PAGE)
     phase, status = choice(request, "phase", Phase), choice(request, "status", Status)
+    if request.query_params.get("format") == "csv":
+        return _csv_stream(folder, after, phase, status)
     page = evaluation_page(folder, after=after, limit=limit, phase=phase, status=status)
     return Json({"evaluations": [{"id": i, **e.to_dict()} for i, e in page],
                  "next_after": page[-1][0] if page else after})
+
+
+def _csv_stream(folder: Path, after: int, phase: Phase | None, status: Status | None) -> Response:
+    """Every training run after ``after`` as one CSV download, read a page at a time (a run may hold
+    100,000)."""
+    def pages() -> Iterator[str]:
+        start, columns = after, None
+        while page := evaluation_page(folder, after=start, limit=MAX_PAGE, phase=phase, status=status):
+            text, columns = csv_text([{"id": i, **e.to_dict()} for i, e in page], columns)
+            yield text
+            start = page[-1][0]
+
+    return StreamingResponse(pages(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="evaluations.csv"'})
 
 
 def _search(request: Request) -> SearchView:
@@ -116,20 +144,20 @@ def generations(request: Request) -> Response:
     """A search's generations: best, mean and median fitness, counts (proposed, duplicate, screened,
     trained, reused, failed, ranked_out), the surrogate's rank correlation, candidates trained so far and the
     best fitness so far (the anytime curve)."""
-    return Json({"generations": [g.to_dict() for g in _search(request).generations]})
+    return _table(request, "generations", [g.to_dict() for g in _search(request).generations])
 
 
 def hall_of_fame(request: Request) -> Response:
     """A search's hall of fame, best first, with each function's lineage and size."""
-    return Json({"hall_of_fame": [row.to_dict() for row in _search(request).hall]})
+    return _table(request, "hall_of_fame", [row.to_dict() for row in _search(request).hall])
 
 
 def finalists(request: Request) -> Response:
     """A search's confirmation: finalists and baselines on fresh seeds (intervals, deltas against ReLU and
     the strongest baseline, Holm-corrected p), the baselines' search runs, and the verdict sentence."""
     view = _search(request)
-    return Json({"finalists": [f.to_dict() for f in view.finalists], "baselines": [vars(b) for b in view.baselines],
-                 "verdict": view.verdict})
+    return _table(request, "finalists", [f.to_dict() for f in view.finalists],
+                  baselines=[vars(b) for b in view.baselines], verdict=view.verdict)
 
 
 def grid(request: Request) -> Response:

@@ -21,7 +21,7 @@ from pathlib import Path
 from afos.errors import StoreError, UserError
 from afos.records.evaluation import Evaluation
 from afos.storage.layout import DATABASE, run_databases
-from afos.storage.liveness import running_elsewhere
+from afos.storage.liveness import STATE_FILE, running_elsewhere
 
 #: The files a working run writes; any change to one changes the run's version.
 WRITTEN = (DATABASE, f"{DATABASE}-wal", "run.json")
@@ -61,10 +61,17 @@ def root_version(root: Path) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
-def figures(folder: Path) -> list[str]:
-    """The names of the PNG pictures a run's report wrote into its folder (plain files only: a link could
-    point anywhere)."""
-    return sorted(path.name for path in folder.glob("*.png") if path.is_file() and not path.is_symlink())
+#: What a run's report writes into its folder that the server hands out, by suffix, with its media type.
+SERVED = {".png": "image/png", ".csv": "text/csv; charset=utf-8", ".md": "text/markdown; charset=utf-8",
+          ".json": "application/json", ".log": "text/plain; charset=utf-8"}
+
+
+def run_files(folder: Path) -> list[str]:
+    """The names of the files a run's report wrote into its folder (pictures, tables, the report, the
+    log): plain files only, since a link could point anywhere; ``run.json`` is the liveness file, not a
+    result."""
+    return sorted(path.name for path in folder.iterdir() if path.suffix in SERVED and path.name != STATE_FILE
+                  and path.is_file() and not path.is_symlink())
 
 
 def clipped(text: str) -> str:

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from afos.app.folders import figures
+from afos.app.folders import run_files
 from afos.errors import UserError
 from afos.grid.analysis import GridAnalysis, analyse
 from afos.grid.sources import load_results
@@ -35,12 +35,12 @@ class GridView:
     lines: tuple[CellLine, ...]
     analysis: GridAnalysis | None
     note: str
-    figures: tuple[str, ...]
+    files: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary.to_dict(), "cells": [line.to_dict() for line in self.lines],
                 "analysis": self.analysis.to_dict() if self.analysis else None, "note": self.note,
-                "figures": list(self.figures)}
+                "files": list(self.files)}
 
     def heatmap(self) -> list[tuple[str, list[tuple[float | None, int]]]]:
         """Per case, each function's mean test accuracy with its shade (0: the row's best, up to
@@ -67,4 +67,4 @@ def grid_view(folder: Path, version: str) -> GridView:
         analysis, note = analyse(results), ""
     except UserError as error:
         analysis, note = None, f"no statistics: {error}"
-    return GridView(row, tuple(cell_lines(results)), analysis, note, tuple(figures(folder)))
+    return GridView(row, tuple(cell_lines(results)), analysis, note, tuple(run_files(folder)))

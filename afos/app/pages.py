@@ -12,24 +12,24 @@ import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from afos.app.folders import figures, root_version, version
+from afos.app.folders import SERVED, root_version, run_files, version
+from afos.app.forest import forest
 from afos.app.function_view import function_facts, trained_in
 from afos.app.grid_view import SHADES
-from afos.app.params import choice, integer
+from afos.app.params import choice, integer, run_filters
 from afos.app.search_view import FAILED_SHOWN, SearchView
-from afos.app.views import UnknownRun, Unreadable, evaluation_page, find_run, read_view
+from afos.app.views import UnknownRun, Unreadable, evaluation_page, find_run, listed_runs, read_view
 from afos.errors import UserError
 from afos.records.evaluation import Phase, Status
-from afos.records.runs import RunStatus
+from afos.records.runs import RunKind, RunStatus
 from afos.reporting.tables import format_number, format_p, format_points, plus_minus
-from afos.runs.listing import list_runs
 from afos.space.features import CONSTANT
 
 #: Training runs per page of a run's evaluations.
@@ -47,6 +47,7 @@ def _environment() -> Environment:
                                link=lambda text: "/functions/" + quote(str(text), safe=""))
     environment.globals.update(plus_minus=plus_minus, shades=len(SHADES), failed_shown=FAILED_SHOWN,
                                learnable=lambda text: bool(CONSTANT.search(str(text))))
+    environment.tests["picture"] = lambda name: str(name).endswith(".png")
     return environment
 
 
@@ -67,15 +68,22 @@ def _root(request: Request) -> Path:
 
 def runs_page(request: Request) -> Response:
     root = _root(request)
-    return HTMLResponse(_runs_html(root, root_version(root)))
+    try:
+        filters = run_filters(request)
+    except UserError as error:
+        return _page("message.html", 400, title="Runs", message=str(error))
+    return HTMLResponse(runs_html(root, root_version(root), **filters))
 
 
-@lru_cache(maxsize=4)
-def _runs_html(root: Path, current: str) -> str:
-    """The runs page at the root's version ``current``: rendered once per change under the root, however
-    many browsers ask (they poll, and each change brings them all back at once)."""
-    return _render("runs.html", title="Runs", root=str(root), runs=list_runs(root, links=False),
-                   poll="/api/version", version=current, live=True)
+@lru_cache(maxsize=16)
+def runs_html(root: Path, current: str, *, kind: RunKind | None, status: RunStatus | None, name: str | None) -> str:
+    """The runs page at the root's version ``current``: rendered once per change under the root and filter,
+    however many browsers ask (they poll, and each change brings them all back at once)."""
+    return _render("runs.html", title="Runs", root=str(root), poll="/api/version", version=current, live=True,
+                   runs=listed_runs(root, kind=kind, status=status, name=name), kinds=list(RunKind),
+                   statuses=list(RunStatus), filters={"kind": kind, "status": status, "name": name},
+                   query=urlencode({key: getattr(value, "value", value) for key, value in
+                                    (("kind", kind), ("status", status), ("name", name)) if value}))
 
 
 def run_page(request: Request) -> Response:
@@ -99,7 +107,8 @@ def run_html(folder: Path, name: str, current: str) -> tuple[int, str]:
         return 422, _render("message.html", **common, message=f"This run cannot be read: {error}")
     live = view.summary.status is RunStatus.RUNNING
     if isinstance(view, SearchView):
-        return 200, _render("search.html", **common, view=view, live=live, charts=_search_charts(view))
+        return 200, _render("search.html", **common, view=view, live=live, charts=_search_charts(view),
+                            forest=forest(view.finalists))
     return 200, _render("grid.html", **common, view=view, live=live)
 
 
@@ -134,16 +143,20 @@ def evaluations_page(request: Request) -> Response:
                  filters={k: v.value for k, v in filters.items()}, phases=list(Phase), statuses=list(Status))
 
 
-def figure(request: Request) -> Response:
-    """A picture a run's report wrote, by a name found in its folder (never a path from the request)."""
+def run_file(request: Request) -> Response:
+    """A file a run's report wrote (a picture, a table, the report), by a name found in its folder (never a
+    path from the request); tables and the report are sent as downloads."""
     try:
         folder = find_run(_root(request), request.path_params["run"])
     except UnknownRun:
         return Response("no such run", 404)
     name = request.path_params["name"]
-    if name not in figures(folder):
-        return Response("no such picture", 404)
-    return FileResponse(folder / name, media_type="image/png")
+    if name not in run_files(folder):
+        return Response("no such file", 404)
+    media = SERVED[Path(name).suffix]
+    if name.endswith(".png"):
+        return FileResponse(folder / name, media_type=media)
+    return FileResponse(folder / name, media_type=media, filename=name)  # Content-Disposition: attachment
 
 
 def function_page(request: Request) -> Response:
@@ -162,6 +175,6 @@ def function_page(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [Route("/", runs_page), Route("/runs/{run}", run_page), Route("/runs/{run}/evaluations", evaluations_page),
-            Route("/runs/{run}/files/{name}", figure), Route("/functions", function_page),
+            Route("/runs/{run}/files/{name}", run_file), Route("/functions", function_page),
             Route("/functions/{expr:path}", function_page)]
 

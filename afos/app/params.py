@@ -10,6 +10,7 @@ from starlette.requests import Request
 from afos.app.function_view import MAX_POINTS
 from afos.errors import UserError
 from afos.records.evaluation import Phase, Status
+from afos.records.runs import RunKind, RunStatus
 
 
 def integer(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -26,7 +27,7 @@ def integer(request: Request, name: str, default: int, low: int, high: int) -> i
     return value
 
 
-def choice(request: Request, name: str, kind: type[Phase] | type[Status]) -> Any:
+def choice(request: Request, name: str, kind: type[Phase] | type[Status] | type[RunKind] | type[RunStatus]) -> Any:
     """An enum query parameter (None when absent or empty: a form's "any" sends ``phase=``)."""
     text = request.query_params.get(name)
     if not text:
@@ -61,3 +62,12 @@ def expression(request: Request) -> str:
     if text is None:
         raise UserError("give the function as expr=..., e.g. expr=x*sigmoid(x)")
     return text
+
+
+def run_filters(request: Request) -> dict[str, Any]:
+    """The runs list's filters: ``kind``, ``status`` and ``name`` (a part of the run's name, at most 100
+    characters), each None when absent or empty."""
+    name = request.query_params.get("name") or None
+    if name is not None and len(name) > 100:
+        raise UserError(f"name must be at most 100 characters, got {len(name)}")
+    return {"kind": choice(request, "kind", RunKind), "status": choice(request, "status", RunStatus), "name": name}

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from afos.app.folders import clipped, shown
+from afos.app.folders import clipped, run_files, shown
 from afos.app.sketch import Sketch, sketch
 from afos.records.evaluation import Evaluation
 from afos.records.runs import RunSummary
@@ -81,6 +81,8 @@ class SearchView:
     failed: tuple[tuple[int, Evaluation], ...]
     screened: tuple[CandidateRecord, ...]
     relu_fitness: float | None
+    searched: tuple[tuple[str, str], ...] = ()
+    files: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary.to_dict(), "config": self.config,
@@ -91,7 +93,7 @@ class SearchView:
                 "failed": [{"id": i, **e.to_dict()} for i, e in self.failed],
                 "screened": [{"canonical": c.canonical, "tree": c.tree, "generation": c.generation + 1, "reason": c.reason}
                              for c in self.screened],
-                "relu_fitness": self.relu_fitness}
+                "relu_fitness": self.relu_fitness, "searched": dict(self.searched), "files": list(self.files)}
 
 
 @lru_cache(maxsize=32)
@@ -112,8 +114,26 @@ def search_view(folder: Path, version: str) -> SearchView:
         failed = tuple((row, shown(e)) for row, e in store.evaluation_page(failed=True, limit=FAILED_SHOWN))
         return SearchView(row, config, _generation_rows(saved), hall, baselines, finalists,
                           verdict_sentence(finalists) if finalists else None,
-                          failed, screened,
-                          next((b.fitness for b in baselines if b.expression == "relu"), None))
+                          failed, screened, next((b.fitness for b in baselines if b.expression == "relu"), None),
+                          searched(config), tuple(run_files(folder)))
+
+
+def searched(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What a search searched, as labelled facts for its page: the task, the training, the space and the
+    budget, read from its stored config (missing or malformed values are left out, never guessed)."""
+    train = config.get("train")
+    train = train if isinstance(train, dict) else {}
+    length = f"{train['steps']} steps" if train.get("steps") else f"{train.get('epochs', '?')} epochs"
+    facts = {
+        "tasks": ", ".join(map(str, config.get("tasks") or [])) or f"{train.get('dataset', '?')} / {train.get('model', '?')}",
+        "training": f"{length}, batch {train.get('batch_size', '?')}, {train.get('optimizer', '?')} lr {train.get('lr', '?')}",
+        "primitives": str(config.get("primitives", "?")),
+        "search": f"{config.get('strategy', '?')}, surrogate {config.get('surrogate', 'none')}, population "
+                  f"{config.get('population', '?')} × {config.get('generations', '?')} generations",
+        "fitness": f"{config.get('fitness', '?')} on {config.get('fitness_seeds', '?')} seed(s), seed {config.get('seed', '?')}",
+        "budget": ", ".join(f"{key} {config[key]}" for key in ("max_evals", "time_limit") if config.get(key)) or "generations",
+    }
+    return tuple(facts.items())
 
 
 def _generation_rows(saved: list[Generation]) -> tuple[GenerationRow, ...]:

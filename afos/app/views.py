@@ -3,14 +3,16 @@ hostile run folder raises into :class:`Unreadable` (that run's page says why; th
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
-from afos.app.folders import READ_ERRORS, run_folder, shown, version
+from afos.app.folders import READ_ERRORS, root_version, run_folder, shown, version
 from afos.app.grid_view import GridView, grid_view
 from afos.app.search_view import SearchView, search_view
 from afos.records.evaluation import Evaluation, Phase, Status
-from afos.records.runs import RunKind
+from afos.records.runs import RunKind, RunStatus, RunSummary
 from afos.reporting.run_report import run_kind
+from afos.runs.listing import list_runs
 from afos.storage.store import RunStore
 
 
@@ -52,3 +54,17 @@ def evaluation_page(folder: Path, *, after: int, limit: int, phase: Phase | None
         return [(row, shown(evaluation)) for row, evaluation in page]
     except READ_ERRORS as error:
         raise Unreadable(str(error)) from None
+
+
+def listed_runs(root: Path, *, kind: RunKind | None = None, status: RunStatus | None = None,
+                name: str | None = None) -> list[RunSummary]:
+    """The runs under ``root``, newest first (the one a reader just started on top), those of ``kind`` and
+    ``status`` whose name holds ``name`` (case-insensitive); read once per change under the root."""
+    rows = _runs_at(root, root_version(root))
+    return [row for row in rows if (kind is None or row.kind is kind) and (status is None or row.status is status)
+            and (name is None or name.lower() in row.run.lower())]
+
+
+@lru_cache(maxsize=4)
+def _runs_at(root: Path, version: str) -> tuple[RunSummary, ...]:
+    return tuple(reversed(list_runs(root, links=False)))

@@ -38,7 +38,7 @@ ALPHA = 0.05
 FINALIST_COLUMNS = ("rank", "role", "expression", "canonical", "fingerprint", "n_seeds", "failed", "val_mean",
                     "val_std", "test_mean", "test_std", "test_ci_low", "test_ci_high", "delta_vs_relu",
                     "delta_ci_low", "delta_ci_high", "p_vs_relu", "p_holm", "verdict", "strongest_baseline",
-                    "delta_vs_strongest", "p_holm_vs_strongest")
+                    "delta_vs_strongest", "p_holm_vs_strongest", "strongest_ci_low", "strongest_ci_high")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class Finalist:
     strongest_baseline: str | None = None
     delta_vs_strongest: float | None = None
     p_holm_vs_strongest: float | None = None
+    strongest_ci_low: float | None = None
+    strongest_ci_high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "role": self.role.value, "verdict": self.verdict.value}
@@ -279,6 +281,7 @@ class _Row:
         self.p_holm: dict[str, float | None] = {"greater": None, "less": None}
         self.strongest: str | None = None
         self.delta_strongest: float | None = None
+        self.strongest_ci: tuple[float | None, float | None] = (None, None)
         self.p_strongest: float | None = None
         self.p_holm_strongest: float | None = None
 
@@ -296,7 +299,7 @@ class _Row:
 
     def against_strongest(self, name: str, strongest_test: Mapping[int, float]) -> None:
         self.strongest = name
-        self.delta_strongest, _, p = self._paired(strongest_test)
+        self.delta_strongest, self.strongest_ci, p = self._paired(strongest_test)
         self.p_strongest = p["greater"]
 
     def finalist(self, rank: int | None, alpha: float) -> Finalist:
@@ -316,7 +319,7 @@ class _Row:
         return Finalist(rank, self.role, self.expression, self.canonical, self.fingerprint, self.n_seeds,
                         self.failed, self.val_mean, self.val_std, self.test_mean, self.test_std, *self.test_ci,
                         self.delta, *self.delta_ci, self.p["greater"], better, verdict, self.strongest,
-                        self.delta_strongest, self.p_holm_strongest)
+                        self.delta_strongest, self.p_holm_strongest, *self.strongest_ci)
 
 
 def _paired_p(candidate: list[float], baseline: list[float], side: str) -> float | None:

@@ -73,7 +73,7 @@ def test_a_compare_run_answers_its_statistics(client: TestClient) -> None:
     grid = client.get("/api/runs/compare/grid").json()
     names = [f["name"] for f in grid["analysis"]["functions"]]
     assert sorted(grid["analysis"]["average_ranks"]) == sorted(names) and grid["analysis"]["findings"]
-    assert "cd_diagram.png" in grid["figures"]
+    assert "cd_diagram.png" in grid["files"] and "report.md" in grid["files"]
     picture = client.get("/runs/compare/files/cd_diagram.png")
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
     assert client.get("/api/runs/search/grid").status_code == 400

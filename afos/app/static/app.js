@@ -4,26 +4,61 @@
 (function () {
   "use strict";
 
-  const COLOURS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#7f7f7f"];
+  // One colour per idea on every page: f blue, f′ orange, f″ green (the sketches, the function plot and
+  // the charts' series); the reference (ReLU) is a dashed line in the text colour.
+  const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#7f7f7f"];
   // Generations and trainings are whole numbers: ticks at 1, 2, 5, 10, 20, ...
   const WHOLE = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+  const charts = [];
+
+  function ink() {
+    return getComputedStyle(document.body).getPropertyValue("--ink").trim() || "#1c2330";
+  }
 
   function chartWidth(element) {
-    return Math.max(280, Math.min(element.parentElement.clientWidth || 480, 900));
+    return Math.max(280, element.parentElement.clientWidth || 480);
   }
+
+  // A y range padded around the data: uPlot's default gives a flat curve an axis from 0 to twice its value.
+  function paddedRange(u, low, high) {
+    if (low === null || high === null) return [0, 1];
+    const span = high - low;
+    const pad = span > 1e-9 ? 0.08 * span : Math.max(Math.abs(high) * 0.02, 0.01);
+    return [low - pad, high + pad];
+  }
+
+  function axes(xlabel, ylabel, whole) {
+    const colour = ink();
+    const axis = {stroke: colour, grid: {stroke: "rgba(128,128,128,0.2)"}, ticks: {stroke: "rgba(128,128,128,0.4)"}};
+    return [Object.assign({label: xlabel}, whole ? {incrs: WHOLE} : {}, axis), Object.assign({label: ylabel}, axis)];
+  }
+
+  // Charts follow their column's width when the window changes.
+  function track(chart, element) {
+    charts.push({chart: chart, element: element});
+    return chart;
+  }
+
+  window.addEventListener("resize", function () {
+    for (const item of charts) {
+      if (item.element.isConnected) item.chart.setSize({width: chartWidth(item.element), height: item.chart.height});
+    }
+  });
 
   function lineChart(element, spec) {
     const names = Object.keys(spec.series);
     let colour = 0;
     const series = [{label: spec.xlabel}].concat(names.map(function (name) {
       const reference = name === "ReLU";
-      return {label: name, stroke: reference ? "#000" : COLOURS[colour++ % COLOURS.length], width: reference ? 1 : 2,
+      return {label: name, stroke: reference ? ink() : COLOURS[colour++ % COLOURS.length], width: reference ? 1 : 2,
               dash: reference ? [6, 4] : undefined, spanGaps: true, points: {show: spec.x.length < 40}};
     }));
     const data = [spec.x].concat(names.map(function (name) { return spec.series[name]; }));
     element.textContent = "";
-    return new uPlot({width: chartWidth(element), height: 240, series: series, scales: {x: {time: false}},
-                      axes: [{label: spec.xlabel, incrs: WHOLE}, {label: spec.ylabel}]}, data, element);
+    // The legend names the series; values appear while the cursor is over the chart, never "--".
+    return track(new uPlot({width: chartWidth(element), height: 240, series: series, legend: {live: false},
+                            scales: {x: {time: false}, y: {range: paddedRange}},
+                            axes: axes(spec.xlabel, spec.ylabel, true)}, data, element), element);
   }
 
   function drawCharts(root) {
@@ -113,11 +148,12 @@
       note.textContent = "";
       if (chart) chart.destroy();
       element.textContent = "";
-      chart = new uPlot({width: chartWidth(element), height: 320, scales: {x: {time: false}},
-                         series: [{label: "x"}, {label: "f", stroke: COLOURS[0], width: 2},
-                                  {label: "f′", stroke: COLOURS[1], width: 1.5},
-                                  {label: "f″", stroke: COLOURS[2], width: 1}],
-                         axes: [{label: "x"}, {}]}, [values.x, values.f, values.df, values.d2f], element);
+      chart = track(new uPlot({width: chartWidth(element), height: 320, scales: {x: {time: false}},
+                               series: [{label: "x"}, {label: "f", stroke: COLOURS[0], width: 2},
+                                        {label: "f′", stroke: COLOURS[1], width: 1.5},
+                                        {label: "f″", stroke: COLOURS[2], width: 1}],
+                               legend: {live: false}, axes: axes("x", "", false)},
+                              [values.x, values.f, values.df, values.d2f], element), element);
       element.dataset.drawn = String(values.x.length);
     }
     form.addEventListener("submit", function (event) { event.preventDefault(); draw(); });
