@@ -97,4 +97,4 @@ def _ticks(low: float, high: float) -> list[tuple[float, str]]:
     step = next(s for s in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0) if (high - low) / s <= 6)
     decimals = 1 if step < 0.01 else 0
     values = [round(i * step, 6) for i in range(math.ceil(low / step), math.floor(high / step) + 1)]
-    return [(value, f"{100 * value:+.{decimals}f}") for value in values]
+    return [(value, f"{100 * value:+.{decimals}f}" if value else "0") for value in values]

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from afos.app.across import anytime_overlay, learning_curves
 from afos.app.folders import SERVED, root_version, run_files, version
 from afos.app.forest import forest
 from afos.app.function_view import function_facts, trained_in
@@ -170,11 +171,22 @@ def function_page(request: Request) -> Response:
     except UserError as error:
         return _page("function.html", 400, title="Functions", facts=None, trained=[], error=str(error), text=text)
     return _page("function.html", title=facts["canonical"], facts=facts, text=text, error=None,
-                 trained=trained_in(_root(request), facts["key"]))
+                 trained=trained_in(_root(request), facts["key"]),
+                 charts={"curves": learning_curves(_root(request), facts["key"])})
+
+
+def searches_page(request: Request) -> Response:
+    """Several searches' anytime curves on one chart, grouped by strategy (median and band per group)."""
+    names = request.query_params.getlist("run")
+    try:
+        lines, chart = anytime_overlay(_root(request), names)
+    except UserError as error:
+        return _page("message.html", 400, title="Compare searches", message=str(error))
+    return _page("searches.html", title="Compare searches", lines=lines, charts={"anytime": chart})
 
 
 def routes() -> list[Route]:
     return [Route("/", runs_page), Route("/runs/{run}", run_page), Route("/runs/{run}/evaluations", evaluations_page),
             Route("/runs/{run}/files/{name}", run_file), Route("/functions", function_page),
-            Route("/functions/{expr:path}", function_page)]
+            Route("/functions/{expr:path}", function_page), Route("/searches", searches_page)]
 

@@ -166,13 +166,15 @@ class RunStore(Database):
         return None if row is None else self._evaluation(row)
 
     def evaluations(self, *, activation_key: str | None = None, protocol: str | None = None,
-                    phase: Phase | None = None, task: str | None = None) -> list[Evaluation]:
-        """Training runs in insertion order, filtered by whichever arguments are not None."""
+                    phase: Phase | None = None, task: str | None = None, limit: int = -1) -> list[Evaluation]:
+        """Training runs in insertion order, filtered by whichever arguments are not None; the first ``limit``
+        (every one when negative)."""
         filters = {"activation_key": activation_key, "protocol": protocol, "task": task,
                    "phase": phase.value if phase else None}
         used = {column: value for column, value in filters.items() if value is not None}
         where = " AND ".join(f"{column} = ?" for column in used) or "1"
-        rows = self._conn.execute(f"SELECT * FROM evaluations WHERE {where} ORDER BY id", tuple(used.values()))
+        rows = self._conn.execute(f"SELECT * FROM evaluations WHERE {where} ORDER BY id LIMIT ?",
+                                  (*used.values(), int(limit)))
         return [self._evaluation(row) for row in rows]
 
     def evaluation_page(self, *, after: int = 0, limit: int = 100, phase: Phase | None = None,

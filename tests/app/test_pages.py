@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -94,3 +96,25 @@ def test_the_runs_page_is_rendered_once_per_change_under_the_root(results_root: 
     (results_root / "search" / "afos.db").touch()
     client.get("/")
     assert pages.runs_html.cache_info().misses == before.misses + 1
+
+
+def test_searches_are_compared_on_one_anytime_chart_with_a_band_per_strategy(results_root: Path) -> None:
+    shutil.copytree(results_root / "search", results_root / "search-again")
+    client = TestClient(create_app(results_root, hosts=["testserver"]))
+    page = client.get("/searches?run=search&run=search-again")
+    assert page.status_code == 200
+    chart = json.loads(page.text.split('class="chart-data">')[1].split("</script>")[0])["anytime"]
+    assert chart["bands"] == [["ga + knn: highest", "ga + knn: lowest"]]
+    median = chart["series"]["ga + knn: median of 2"]
+    assert median == chart["series"]["ga + knn: highest"] and median[-1] is not None  # the copy is the same search
+    assert client.get("/searches?run=evaluate").status_code == 400
+    assert "choose the searches" in client.get("/searches").text
+    assert 'name="run" value="search"' in client.get("/").text  # the runs list's compare boxes
+
+
+def test_a_function_page_draws_its_learning_curves_from_every_run(client: TestClient) -> None:
+    page = client.get("/functions/relu").text
+    curves = json.loads(page.split('class="chart-data">')[1].split("</script>")[0])["curves"]
+    runs = {label.split(":")[0] for label in curves["series"]}
+    assert {"search", "evaluate", "compare"} <= runs and curves["xlabel"] == "epoch"
+    assert all(len(values) == len(curves["x"]) for values in curves["series"].values())

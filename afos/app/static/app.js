@@ -45,20 +45,28 @@
     }
   });
 
+  // A line per series; `spec.bands` pairs (upper, lower) series names whose area is shaded, the pair
+  // itself drawn faint. Many series (a function's learning curves) leave the legend out.
   function lineChart(element, spec) {
     const names = Object.keys(spec.series);
+    const edges = new Set((spec.bands || []).flat());
     let colour = 0;
     const series = [{label: spec.xlabel}].concat(names.map(function (name) {
       const reference = name === "ReLU";
-      return {label: name, stroke: reference ? ink() : COLOURS[colour++ % COLOURS.length], width: reference ? 1 : 2,
-              dash: reference ? [6, 4] : undefined, spanGaps: true, points: {show: spec.x.length < 40}};
+      const stroke = reference ? ink() : edges.has(name) ? "rgba(128,128,128,0.35)" : COLOURS[colour++ % COLOURS.length];
+      return {label: name, stroke: stroke, width: reference || edges.has(name) ? 1 : 2,
+              dash: reference ? [6, 4] : undefined, spanGaps: true, points: {show: spec.x.length < 40 && !edges.has(name)}};
     }));
+    const bands = (spec.bands || []).map(function (pair) {
+      return {series: [names.indexOf(pair[0]) + 1, names.indexOf(pair[1]) + 1], fill: "rgba(31,119,180,0.12)"};
+    });
     const data = [spec.x].concat(names.map(function (name) { return spec.series[name]; }));
     element.textContent = "";
     // The legend names the series; values appear while the cursor is over the chart, never "--".
-    return track(new uPlot({width: chartWidth(element), height: 240, series: series, legend: {live: false},
+    return track(new uPlot({width: chartWidth(element), height: 240, series: series, bands: bands,
+                            legend: {show: names.length <= 12, live: false},
                             scales: {x: {time: false}, y: {range: paddedRange}},
-                            axes: axes(spec.xlabel, spec.ylabel, true)}, data, element), element);
+                            axes: axes(spec.xlabel, spec.ylabel, spec.xlabel !== "epoch")}, data, element), element);
   }
 
   function drawCharts(root) {
@@ -104,6 +112,12 @@
     }
   }
 
+  // A section swapped in keeps the boxes its reader had ticked (the runs list's "compare" choices).
+  function keepChoices(old, fresh) {
+    const ticked = new Set(Array.from(old.querySelectorAll("input[type=checkbox]:checked"), function (box) { return box.value; }));
+    for (const box of fresh.querySelectorAll("input[type=checkbox]")) box.checked = ticked.has(box.value);
+  }
+
   // A page of a run polls the run's version; when it changed, the page is fetched again and every live
   // section whose content differs is swapped in place (scroll position and the rest of the page stay).
   function poll() {
@@ -122,6 +136,7 @@
           const old = document.getElementById(section.id);
           if (!old || old.innerHTML === section.innerHTML) continue;
           const adopted = document.adoptNode(section);
+          keepChoices(old, adopted);
           old.replaceWith(adopted);
           drawCharts(adopted);
           makeSortable(adopted);
