@@ -9,11 +9,12 @@ Why: the server must stay fast on the biggest runs a cluster makes and must not 
    schema). ``afos serve`` runs in its own process; each route is asked --repeat times over one keep-alive
    connection. The first answer of a run's view reads the database (cold); later ones hit the cache that
    a version stamp keeps (warm, what pollers get). Median and 95th percentile per route.
-2. **Slowdown.** The same search (same config and seed, so the same work) runs --pairs times alone and
-   --pairs times while --clients pollers follow its page as the page's own script does (the version every
-   --interval seconds, the whole page when it changed), alternating after one uncounted warm-up, in fresh run
-   folders; the ratio of median wall times is the slowdown, the server's own CPU time included, on the same
-   cores.
+2. **Slowdown.** The same search (same config and seed, so the same work) runs --pairs times in each of
+   three ways, in turn after one uncounted warm-up, in fresh run folders: alone; while --clients pollers
+   follow its page as the page's own script does (the version every --interval seconds, the whole page when
+   it changed); and while --clients readers reload the whole page every --interval seconds, as a browser's
+   reload button does. The ratio of median wall times is the slowdown (the same ratio as trainings per
+   minute), the server's own CPU time included, on the same cores.
 3. **Page weight.** The bytes of each page's HTML and of the scripts, styles and fonts it loads, as sent
    plain and gzipped (the server compresses for browsers that accept it).
 
@@ -114,14 +115,16 @@ def latency(server: Server, repeat: int) -> dict[str, dict[str, float]]:
     return table
 
 
-def poller(server: Server, run: str, interval: float, stop: threading.Event, counts: list[int]) -> None:
-    """What the page's script does: the version every ``interval`` s, the whole page when it changed."""
+def poller(server: Server, run: str, interval: float, stop: threading.Event, counts: list[int],
+           reload: bool = False) -> None:
+    """What the page's script does: the version every ``interval`` s, the whole page when it changed (with
+    ``reload``, what a reader pressing reload does: the whole page every time)."""
     conn, seen = server.connection(), None
     while not stop.wait(interval):
         try:
-            now = json.loads(server.get(f"/api/runs/{run}/version", conn))["version"]
+            now = "reload" if reload else json.loads(server.get(f"/api/runs/{run}/version", conn))["version"]
             counts[0] += 1
-            if now != seen:
+            if now != seen or reload:
                 server.get(f"/runs/{run}", conn)
                 counts[1] += 1
                 seen = now
@@ -130,9 +133,9 @@ def poller(server: Server, run: str, interval: float, stop: threading.Event, cou
 
 
 def watched_search(root: Path, name: str, server: Server | None, clients: int, interval: float,
-                   epochs: float) -> tuple[float, list[int]]:
+                   epochs: float, reload: bool = False) -> tuple[float, list[int]]:
     stop, counts = threading.Event(), [0, 0]
-    threads = [threading.Thread(target=poller, args=(server, name, interval, stop, counts), daemon=True)
+    threads = [threading.Thread(target=poller, args=(server, name, interval, stop, counts, reload), daemon=True)
                for _ in range(clients if server else 0)]
     for thread in threads:
         thread.start()
@@ -167,27 +170,32 @@ def main() -> None:
             weights = {route: [len(server.get(route)), len(server.get(route, gzip=True))]
                        for route in ("/", "/runs/big", "/runs/small", "/functions/x*sigmoid(x)")}
             assets = {path: [len(server.get(path)), len(server.get(path, gzip=True))] for path in ASSETS}
-            walls: dict[str, list[float]] = {"alone": [], "watched": []}
-            polls = [0, 0]
+            walls: dict[str, list[float]] = {"alone": [], "watched": [], "reloaded": []}
+            polls = {"watched": [0, 0], "reloaded": [0, 0]}
             watched_search(root, "warm-up", None, 0, args.interval, args.epochs)  # caches and imports: not counted
             for pair in range(args.pairs):
                 walls["alone"].append(watched_search(root, f"alone-{pair}", None, 0, args.interval, args.epochs)[0])
-                wall, counts = watched_search(root, f"watched-{pair}", server, args.clients, args.interval, args.epochs)
-                walls["watched"].append(wall)
-                polls = [polls[0] + counts[0], polls[1] + counts[1]]
+                for way in ("watched", "reloaded"):
+                    wall, counts = watched_search(root, f"{way}-{pair}", server, args.clients, args.interval,
+                                                  args.epochs, reload=way == "reloaded")
+                    walls[way].append(wall)
+                    polls[way] = [polls[way][0] + counts[0], polls[way][1] + counts[1]]
         finally:
             server.stop()
-    slowdown = statistics.median(walls["watched"]) / statistics.median(walls["alone"]) - 1
+    alone = statistics.median(walls["alone"])
+    slowdown = {way: statistics.median(walls[way]) / alone - 1 for way in ("watched", "reloaded")}
     report: dict[str, Any] = {"evaluations": rows, "latency": timings, "page_bytes": weights, "asset_bytes": assets,
-                              "walls": walls, "slowdown": slowdown, "polls": {"version": polls[0], "page": polls[1]},
+                              "walls": walls, "slowdown": slowdown, "polls": polls,
                               "clients": args.clients, "interval_s": args.interval, "epochs": args.epochs}
     print(f"run of {rows:,} training runs; latency over {args.repeat} warm requests each (ms):")
     print(f"{'route':<58} {'cold':>8} {'median':>8} {'p95':>8}")
     for route, t in timings.items():
         print(f"{route:<58} {t['cold_ms']:>8.1f} {t['median_ms']:>8.1f} {t['p95_ms']:>8.1f}")
-    print(f"\nsearch alone {', '.join(f'{w:.1f}' for w in walls['alone'])} s; watched by {args.clients} pollers every "
-          f"{args.interval:g} s {', '.join(f'{w:.1f}' for w in walls['watched'])} s; slowdown of the median "
-          f"{100 * slowdown:+.1f} % ({polls[0]} version polls, {polls[1]} page fetches)")
+    print(f"\nsearch alone {', '.join(f'{w:.1f}' for w in walls['alone'])} s")
+    for way, doing in (("watched", "following it as its page does"), ("reloaded", "reloading its page")):
+        print(f"{way} by {args.clients} clients {doing} every {args.interval:g} s: "
+              f"{', '.join(f'{w:.1f}' for w in walls[way])} s; slowdown of the median {100 * slowdown[way]:+.1f} % "
+              f"({polls[way][0]} polls, {polls[way][1]} page fetches)")
     print("\npage HTML bytes (gzipped): " + ", ".join(f"{page} {raw:,} ({gz:,})" for page, (raw, gz) in weights.items()))
     print(f"scripts, styles and two fonts: {sum(raw for raw, _ in assets.values()):,} bytes, "
           f"{sum(gz for _, gz in assets.values()):,} gzipped (" +

@@ -27,6 +27,7 @@ def test_a_file_wins_over_a_name_and_a_typo_gets_a_suggestion(tmp_path: Path, mo
         config_path("cifar10-fsat")
 
 
+@pytest.mark.slow
 def test_the_cli_finds_a_shipped_config_outside_the_repository(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "afos", "evaluate", "relu", "--config", "quick", "--seeds", "1",
                            "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"], cwd=tmp_path,

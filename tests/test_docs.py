@@ -79,6 +79,7 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert digits == {"reused"}, "the tutorial says compare reuses the evaluate run's digits runs"
 
 
+@pytest.mark.slow
 def test_the_python_api_example_runs_as_written(tmp_path: Path) -> None:
     (block,) = re.findall(r"```python\n(.*?)```", (DOCS / "python-api.md").read_text(), flags=re.S)
     env = {**os.environ, "PYTHONPATH": str(REPO)}

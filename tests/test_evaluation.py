@@ -244,6 +244,7 @@ def test_json_output_carries_the_origin(tmp_path: Path) -> None:
     assert json.loads(first.stdout)[0]["val_accuracy"] == json.loads(second.stdout)[0]["val_accuracy"]
 
 
+@pytest.mark.slow
 def test_the_process_executor_beside_a_serial_twin_ends_identical(tmp_path: Path) -> None:
     """One worker process uses the serial run's torch thread count, so it trains bit for bit alike."""
     config = tmp_path / "tiny.toml"

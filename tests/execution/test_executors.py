@@ -119,7 +119,7 @@ def test_a_caller_error_is_raised_not_retried(healthy: tuple[str, Executor]) -> 
     assert run_all(executor, JOBS[:1])  # the executor is still usable
 
 
-@pytest.mark.parametrize("kind", ["process", "ray"])
+@pytest.mark.parametrize("kind", ["process", pytest.param("ray", marks=pytest.mark.slow)])
 def test_a_job_that_always_kills_its_worker_fails_after_max_retries(kind: str, request: pytest.FixtureRequest) -> None:
     """(Serial runs jobs in the driver itself: a job that kills its process ends the command.)"""
     if kind == "ray":
@@ -136,6 +136,7 @@ def test_a_job_that_always_kills_its_worker_fails_after_max_retries(kind: str, r
 # ------------------------------------------------------------------------------------------ process
 
 
+@pytest.mark.slow
 def test_worker_that_died_while_idle_is_replaced() -> None:
     with ProcessExecutor(workers=2) as executor:
         run_all(executor, JOBS[:2])  # both workers up
@@ -146,6 +147,7 @@ def test_worker_that_died_while_idle_is_replaced() -> None:
     assert [results[e]["status"] for e in EXPRESSIONS] == ["ok", "ok", "ok", "diverged"]
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_job_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reference: Callable[[Job, int], dict]
 ) -> None:
@@ -168,6 +170,7 @@ def test_worker_killed_mid_job_is_retried(
     assert {k: timeless(r) for k, r in results.items()} == {j.key: reference(j, threads) for j in [SLOW, *JOBS]}
 
 
+@pytest.mark.slow
 def test_timeout_kills_and_replaces_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PID_DIR, str(tmp_path))
     with ProcessExecutor(workers=1, timeout_s=30, target=announce_then_run) as executor:

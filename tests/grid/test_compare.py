@@ -98,6 +98,7 @@ def test_from_can_choose_functions_and_refuses_training_options(compared: tuple[
     assert refused.returncode == 2 and "--epochs" in refused.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_grid_resumes_without_repeating_runs(tmp_path: Path) -> None:
     out = tmp_path / "run"
     db = out / "afos.db"

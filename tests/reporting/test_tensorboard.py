@@ -14,6 +14,7 @@ from afos.reporting.tensorboard import SEARCH_FOLDER
 from afos.storage.store import RunStore
 
 
+@pytest.mark.slow
 def test_a_search_logs_its_generations_and_its_runs(tmp_path: Path) -> None:
     logs = tmp_path / "tb"
     done = subprocess.run([sys.executable, "-m", "afos", "search", "--population", "4", "--generations", "2",

@@ -51,7 +51,8 @@ def _resume(kind: RunKind, out: Path) -> list[str]:
     return [sys.executable, "-m", "afos", *COMMANDS[kind], "--out", str(out), "--quiet", "--no-reuse"]
 
 
-@pytest.mark.parametrize("kind", list(RunKind), ids=lambda kind: kind.value)
+@pytest.mark.parametrize("kind", [RunKind.SEARCH, *(pytest.param(kind, marks=pytest.mark.slow) for kind in RunKind
+                                                       if kind is not RunKind.SEARCH)], ids=lambda kind: kind.value)
 def test_a_killed_run_of_any_kind_shows_interrupted_and_resumes(tmp_path: Path, kind: RunKind) -> None:
     """Also: while another process holds the run (its lock and a live heartbeat, as a working afos does), the
     same resume is refused with one line, since two writers would train the same runs twice."""
@@ -77,7 +78,8 @@ def test_a_killed_run_of_any_kind_shows_interrupted_and_resumes(tmp_path: Path, 
     assert row.status is RunStatus.FINISHED and row.resume is None
 
 
-@pytest.mark.parametrize("kind", [RunKind.EVALUATE, RunKind.COMPARE], ids=lambda kind: kind.value)
+@pytest.mark.parametrize("kind", [pytest.param(RunKind.EVALUATE, marks=pytest.mark.slow), RunKind.COMPARE],
+                         ids=lambda kind: kind.value)
 def test_sigterm_interrupts_a_grid_like_a_search(tmp_path: Path, kind: RunKind) -> None:
     """A scheduler's cancel: status interrupted, exit 143, one line saying how to resume, no traceback."""
     out = tmp_path / "run"

@@ -241,6 +241,7 @@ def test_a_search_leaves_the_callers_random_state_alone(tmp_path: Path) -> None:
     assert _hall_of_fame(tmp_path / "twin") == _hall_of_fame(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_budget_that_does_not_fit_the_machine_is_said_early(tmp_path: Path) -> None:
     """A run that times out, and a time limit far below what the planned runs need, each get one line as
     soon as they are seen, not a silent search that stops with nothing. When every run of the first
