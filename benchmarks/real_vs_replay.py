@@ -40,37 +40,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from replay_efficiency import DEFAULT_TABLE, TOP, a12, quality, replay, search_config, table_task
+from replay_efficiency import DEFAULT_TABLE, TOP, a12, held_best, quality, replay, search_config, table_task
 from scipy.stats import mannwhitneyu
 
 from afos.evaluation import Evaluator
 from afos.execution.factory import make_executor
 from afos.execution.replay import Table, read_table
-from afos.records.evaluation import Evaluation, Phase, Status
+from afos.records.evaluation import Phase, Status
 from afos.search.config import SearchConfig, task_configs
 from afos.search.loop import Search
 from afos.storage.store import RunStore
 
 STRATEGIES = ("random", "ga+knn")  # random, and the default strategy
-
-
-def held_best(records: list[Evaluation], fitness_seeds: int) -> tuple[list[str], list[str | None]]:
-    """The functions trained, in order, and the one held as best by fitness after each training (the rule of
-    ``replay_efficiency.replay``: mean validation accuracy over the fitness seeds, a failed run 0)."""
-    trained: list[str] = []
-    held: list[str | None] = []
-    scores: dict[str, list[float | None]] = {}
-    best: tuple[float, str] | None = None
-    for record in records:
-        key = record.key.activation_key
-        trained.append(key)
-        scores.setdefault(key, []).append(record.val_accuracy if record.status is Status.OK else 0.0)
-        if len(scores[key]) == fitness_seeds:
-            fitness = statistics.mean(v or 0.0 for v in scores[key])
-            if best is None or fitness > best[0]:
-                best = (fitness, key)
-        held.append(best[1] if best else None)
-    return trained, held
 
 
 def real_search(config: SearchConfig, table: Table, folder: Path) -> dict[str, Any]:
@@ -85,7 +66,8 @@ def real_search(config: SearchConfig, table: Table, folder: Path) -> dict[str, A
         Search(config, store, Evaluator(store, executor)).run()
         records = [r for r in store.evaluations() if r.phase is Phase.SEARCH]
     seconds = time.monotonic() - start
-    trained, held = held_best(records, config.fitness_seeds)
+    trace = held_best(records, config.fitness_seeds)
+    trained, held = trace.trained, trace.held
     final = held[-1] if held else None
     tests = [r.test_accuracy if r.status is Status.OK and r.test_accuracy is not None else 0.0
              for r in records if r.key.activation_key == final]

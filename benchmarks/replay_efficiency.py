@@ -39,9 +39,10 @@ from scipy.special import gammaln
 from scipy.stats import CensoredData, ecdf, mannwhitneyu
 
 from afos.config import load_config, with_overrides
+from afos.errors import ConfigError
 from afos.evaluation import Evaluator
-from afos.execution.replay import ReplayExecutor, Table, read_table, task_settings
-from afos.records.evaluation import Phase, Status
+from afos.execution.replay import ReplayExecutor, Table, read_table
+from afos.records.evaluation import Evaluation, Phase, Status
 from afos.search.config import SearchConfig, task_configs
 from afos.search.loop import Search
 from afos.stats.pairwise import holm
@@ -83,15 +84,23 @@ def replay(config: SearchConfig, table: Table, folder: Path) -> Trace:
         search = Search(config, store, Evaluator(store, ReplayExecutor(table)))
         search.run()
         records = [r for r in store.evaluations() if r.phase is Phase.SEARCH]
-    seeds = config.fitness_seeds
-    trained, held, scores = [], [], {}
+    return held_best(records, config.fitness_seeds)
+
+
+def held_best(records: list[Evaluation], fitness_seeds: int) -> Trace:
+    """The functions a search trained, in order, and the one it held as best by fitness after each training:
+    mean validation accuracy over the fitness seeds, a failed run counting 0 (real searches are read by the
+    same rule, ``real_vs_replay.py``)."""
+    trained: list[str] = []
+    held: list[str | None] = []
+    scores: dict[str, list[float]] = {}
     best: tuple[float, str] | None = None
     for record in records:
         key = record.key.activation_key
         trained.append(key)
-        scores.setdefault(key, []).append(record.val_accuracy if record.status is Status.OK else 0.0)
-        if len(scores[key]) == seeds:
-            fitness = statistics.mean(v or 0.0 for v in scores[key])
+        scores.setdefault(key, []).append((record.val_accuracy or 0.0) if record.status is Status.OK else 0.0)
+        if len(scores[key]) == fitness_seeds:
+            fitness = statistics.mean(scores[key])
             if best is None or fitness > best[0]:
                 best = (fitness, key)
         held.append(best[1] if best else None)
@@ -181,11 +190,10 @@ def run_all(args: argparse.Namespace, table: Table) -> dict[tuple[str, str, int]
 
 def table_task(table: Table, task: str) -> str:
     """The table's task that the shipped config ``task`` trains."""
-    settings = task_settings(task_configs(SearchConfig.from_dict(load_config(task)))[0])
-    for candidate in table.tasks:
-        if dict(candidate.settings) == settings:
-            return candidate.name
-    raise SystemExit(f"the table holds no task trained like config {task!r}")
+    try:
+        return table.task_of(task_configs(SearchConfig.from_dict(load_config(task)))[0]).name
+    except ConfigError as error:
+        raise SystemExit(f"config {task!r}: {error}") from None
 
 
 def summarise(args: argparse.Namespace, table: Table, traces: dict[tuple[str, str, int], Trace]) -> dict[str, Any]:
