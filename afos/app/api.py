@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from afos.app.folders import root_version, version
+from afos.app.function_pages import gallery_json
 from afos.app.function_view import function_export, function_facts, function_values, trained_in
 from afos.app.grid_view import GridView
 from afos.app.params import choice, expression, integer, points, run_filters
@@ -28,6 +29,7 @@ from afos.app.views import UnknownRun, Unreadable, evaluation_page, find_run, li
 from afos.errors import UserError
 from afos.records.evaluation import Phase, Status
 from afos.records.json import dumps
+from afos.space.features import CONSTANT
 
 #: The most evaluations one page of the API returns.
 MAX_PAGE = 1000
@@ -181,13 +183,23 @@ def describe(request: Request) -> Response:
 
 def values(request: Request) -> Response:
     """``expr`` and its first two derivatives at the points ``x`` (``x=0.5&x=1``, ``x=0.5,1``, or ``lo``,
-    ``hi``, ``n``), at most 2001 of them; a non-finite value is null."""
-    return Json(function_values(expression(request), points(request)))
+    ``hi``, ``n``), at most 2001 of them; a non-finite value is null. Learnable constants take their start
+    value 1, or the value given as ``p0=0.5``."""
+    given = {name: value for name, value in request.query_params.items() if CONSTANT.fullmatch(name)}
+    return Json(function_values(expression(request), points(request), given))
 
 
 def export(request: Request) -> Response:
     """What ``afos export EXPR --format FORMAT`` writes (torch, numpy, latex or sympy), as text."""
     return PlainTextResponse(function_export(expression(request), request.query_params.get("format", "torch")))
+
+
+def gallery(request: Request) -> Response:
+    """A search's functions, best first, 200 a page (``page``): each with its fitness, status, lineage,
+    family and shape; filtered by shape (``monotonic``: increasing, decreasing, no; ``bounded_below``,
+    ``saturating``, ``negative``: yes, no; ``slope`` at 0: positive, zero, negative) and ``status`` (ok,
+    failed, screened, untrained), as the gallery page is."""
+    return Json(gallery_json(_root(request), request.path_params["run"], request.query_params))
 
 
 def index(request: Request) -> Response:
@@ -206,6 +218,7 @@ ROUTES: tuple[tuple[str, Callable[[Request], Response]], ...] = (
     ("/api/runs/{run}/hall-of-fame", hall_of_fame),
     ("/api/runs/{run}/finalists", finalists),
     ("/api/runs/{run}/grid", grid),
+    ("/api/runs/{run}/gallery", gallery),
     ("/api/functions/describe", describe),
     ("/api/functions/values", values),
     ("/api/functions/export", export),

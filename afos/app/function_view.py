@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -29,6 +29,8 @@ from afos.storage.store import RunStore
 #: The longest expression text a request may send, and the most points one may ask values at.
 MAX_EXPRESSION = 400
 MAX_POINTS = 2001
+#: The largest value a request may give a learnable constant.
+MAX_CONSTANT = 1e6
 #: The x range a function's page plots first.
 DEFAULT_RANGE = (-5.0, 5.0)
 
@@ -52,8 +54,9 @@ def function_facts(text: str) -> dict[str, Any]:
             "range": list(DEFAULT_RANGE)}
 
 
-def function_values(text: str, points: list[float]) -> dict[str, Any]:
-    """f, f' and f'' at ``points`` (at most MAX_POINTS; a non-finite value is null)."""
+def function_values(text: str, points: list[float], given: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """f, f' and f'' at ``points`` (at most MAX_POINTS; a non-finite value is null), with the learnable
+    constants named in ``given`` at those values (an overlay's sliders) and the others at their start 1."""
     if not points:
         raise UserError("give the points to evaluate at: x=0.5&x=1 or x=0.5,1, or lo, hi and n")
     if len(points) > MAX_POINTS:
@@ -61,9 +64,26 @@ def function_values(text: str, points: list[float]) -> dict[str, Any]:
     if not all(math.isfinite(p) for p in points):
         raise UserError("every point must be a finite number")
     spec = function_spec(text)
-    curves = derivatives(spec.expression, torch.tensor(points, dtype=torch.float64), 2, spec.typical_values())
+    values = {**spec.typical_values(), **_constants(spec, given or {})}
+    curves = derivatives(spec.expression, torch.tensor(points, dtype=torch.float64), 2, values)
     value, slope, curvature = ([v if math.isfinite(v) else None for v in curve.tolist()] for curve in curves)
-    return {"expression": text, "x": points, "f": value, "df": slope, "d2f": curvature}
+    return {"expression": text, "x": points, "f": value, "df": slope, "d2f": curvature, "parameters": values}
+
+
+def _constants(spec: ActivationSpec, given: Mapping[str, str]) -> dict[str, float]:
+    """The values a request gives the function's learnable constants: finite, at most MAX_CONSTANT in size."""
+    chosen = {}
+    for name, text in given.items():
+        if name not in spec.learnable:
+            raise UserError(f"{name} is not a learnable constant of {spec.expression[:100]}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise UserError(f"{name} must be a number, got {text[:40]!r}") from None
+        if not (math.isfinite(value) and abs(value) <= MAX_CONSTANT):
+            raise UserError(f"{name} must be a finite number of size at most {MAX_CONSTANT:g}, got {text[:40]!r}")
+        chosen[name] = value
+    return chosen
 
 
 def function_export(text: str, fmt: str) -> str:

@@ -39,7 +39,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from afos.app import api, pages
+from afos.app import api, function_pages, pages
 from afos.errors import UserError
 
 #: The longest request target (path and query) answered.
@@ -114,7 +114,8 @@ class Guard(BaseHTTPMiddleware):
 
 def create_app(root: str | Path, *, token: str | None = None, hosts: Sequence[str] = LOOPBACK_NAMES) -> Starlette:
     """The application over the runs under ``root``; ``hosts`` are the host names it answers (``*``: any)."""
-    app = Starlette(routes=[*api.routes(), *pages.routes(), Mount("/static", StaticFiles(directory=STATIC), name="static")],
+    app = Starlette(routes=[*api.routes(), *pages.routes(), *function_pages.routes(),
+                            Mount("/static", StaticFiles(directory=STATIC), name="static")],
                     middleware=[Middleware(Guard, token=token), Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
                                 Middleware(GZipMiddleware, minimum_size=1024)])
     app.state.root = Path(root)
