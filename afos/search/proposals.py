@@ -37,7 +37,7 @@ from afos.space.probe import fingerprint, screen
 #: process (a replay benchmark runs hundreds). Bounded: cleared when full.
 _FUNCTIONS: dict[str, tuple[Any, dict[str, float], str | None]] = {}
 _VERDICTS: dict[str, str | None] = {}
-_MEMO_LIMIT = 200_000
+_MEMO_LIMIT = 20_000  # a sympy form each: a few hundred MB at most; the table space holds 4,807 trees
 
 #: Fruitless proposals in a row before a known (already evaluated) function is accepted with its stored
 #: fitness instead of being refilled; bounds the work when the neighbourhood is exhausted.
