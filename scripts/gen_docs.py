@@ -186,6 +186,22 @@ def api_routes() -> str:
     return "\n".join(rows)
 
 
+def datasets() -> str:
+    from afos.training.data.registry import DATASET_SPECS, Loader
+
+    where = {Loader.GENERATED: "generated here", Loader.BUNDLED: "bundled with scikit-learn",
+             Loader.FILES: "files (torchvision layout), downloaded if absent", Loader.OWN: "your own data"}
+    rows = ["| dataset | comes from | default model | augmentation (`augment = true`) | test split | also spelled |",
+            "|---|---|---|---|---|---|"]
+    for spec in DATASET_SPECS.values():
+        augment = " and ".join(name for name, on in (("crop", spec.crop), ("flip", spec.flip)) if on) or "none"
+        test = ("official" if spec.source else "`DIR/test/` if present, else a fixed 20 %" if spec.name == "folder"
+                else "a fixed 20 % (the same for every seed)")
+        rows.append(f"| `{spec.name}` | {where[spec.loader]} | `{spec.default_model}` | {augment} | {test} | "
+                    f"{', '.join(f'`{a}`' for a in spec.aliases) or '-'} |")
+    return "\n".join(rows)
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "search-keys": search_keys,
     "train-keys": train_keys,
@@ -201,6 +217,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "packages": packages,
     "public-api": public_api,
     "api-routes": api_routes,
+    "datasets": datasets,
 }
 
 

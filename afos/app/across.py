@@ -19,6 +19,7 @@ from afos.app.folders import READ_ERRORS, run_folders
 from afos.app.search_view import SearchView
 from afos.app.views import UnknownRun, Unreadable, find_run, read_view
 from afos.errors import UserError
+from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 
 #: The most searches one chart overlays, and the most training runs a function's page draws.
@@ -113,7 +114,7 @@ def learning_curves(root: Path, key: str) -> dict[str, Any] | None:
     series: dict[str, dict[float, float | None]] = {}
     for name, folder in run_folders(root).items():
         try:
-            with RunStore(folder / "afos.db", readonly=True) as store:
+            with RunStore(run_database(folder), readonly=True) as store:
                 found = store.evaluations(activation_key=key, limit=MAX_CURVES - len(series))
         except READ_ERRORS:
             continue  # the function's page lists the run as unreadable already

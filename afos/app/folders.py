@@ -24,7 +24,7 @@ from afos.storage.layout import DATABASE, run_databases
 from afos.storage.liveness import STATE_FILE, running_elsewhere
 
 #: The files a working run writes; any change to one changes the run's version.
-WRITTEN = (DATABASE, f"{DATABASE}-wal", "run.json")
+WRITTEN = (DATABASE, f"{DATABASE}-wal", STATE_FILE)
 #: What reading a run folder may raise when its files are not what afos wrote.
 READ_ERRORS = (StoreError, UserError, OSError, sqlite3.Error, ValueError, KeyError, TypeError, AttributeError)
 #: The most characters of one stored text (a failure or screening reason) a page or the API shows.

@@ -45,7 +45,8 @@ class ForestRow:
 
 @dataclass(frozen=True)
 class Forest:
-    """Every finalist's row on one scale: x of zero and the ticks (x, label in points)."""
+    """Every finalist's row on one scale: x of zero and the ticks (x, label in points; none when no row has
+    anything to draw)."""
 
     rows: tuple[ForestRow, ...]
     zero: float
@@ -78,7 +79,8 @@ def forest(finalists: tuple[Finalist, ...]) -> Forest | None:
                             interval(f.delta_vs_strongest, f.strongest_ci_low, f.strongest_ci_high,
                                      f.p_holm_vs_strongest) if _drawn(f) else None)
                   for f in rows)
-    return Forest(drawn, x(0.0), tuple((x(t), label) for t, label in _ticks(low - pad, high + pad)),
+    ticks = _ticks(low - pad, high + pad) if any(row.relu or row.strongest for row in drawn) else []
+    return Forest(drawn, x(0.0), tuple((x(t), label) for t, label in ticks),
                   next((f.strongest_baseline for f in rows if f.strongest_baseline), None))
 
 

@@ -24,6 +24,7 @@ from afos.reporting.export.form import Form
 from afos.reporting.export.formats import ExportFormat, render
 from afos.space.features import CONSTANT
 from afos.space.probe import derivatives, describe
+from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 
 #: The longest expression text a request may send, and the most points one may ask values at.
@@ -119,7 +120,7 @@ def trained_in(root: Path, key: str) -> list[TrainedIn]:
     found = []
     for name, folder in run_folders(root).items():
         try:
-            with RunStore(folder / "afos.db", readonly=True) as store:
+            with RunStore(run_database(folder), readonly=True) as store:
                 runs, ok, phases, val, test = store.function_totals(key)
         except READ_ERRORS as error:
             found.append(TrainedIn(name, reason=f"cannot be read ({error})"))

@@ -31,6 +31,7 @@ from afos.search.config import score
 from afos.space.features import CONSTANT
 from afos.space.parse import canonical as canonical_text
 from afos.space.probe import properties
+from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 
 #: Functions on one page of a gallery.
@@ -179,7 +180,7 @@ def read_index(folder: Path) -> FunctionIndex:
 @lru_cache(maxsize=16)
 def function_index(folder: Path, current: str) -> FunctionIndex:
     """The index of the search in ``folder`` at version ``current`` (the cache key: a write makes a new one)."""
-    with RunStore(folder / "afos.db", readonly=True) as store:
+    with RunStore(run_database(folder), readonly=True) as store:
         config = store.get_meta("config", {}) or {}
         candidates = store.candidates()
         records = [*store.evaluations(phase=Phase.SEARCH), *store.evaluations(phase=Phase.BASELINE)]
@@ -322,7 +323,7 @@ def training_runs(folder: Path, key: str, limit: int) -> tuple[list[Evaluation],
     """The first ``limit`` training runs of the function ``key`` in the run, every phase, and how many there
     are; a broken or hostile database is Unreadable."""
     try:
-        with RunStore(folder / "afos.db", readonly=True) as store:
+        with RunStore(run_database(folder), readonly=True) as store:
             runs = store.evaluations(activation_key=key)
     except READ_ERRORS as error:
         raise Unreadable(str(error) or type(error).__name__) from None

@@ -21,6 +21,7 @@ from afos.grid.sources import load_results
 from afos.records.runs import RunSummary
 from afos.reporting.grid_report import CellLine, cell_lines
 from afos.runs.listing import summary
+from afos.storage.layout import run_database
 
 #: Shading steps of the heatmap: a cell's shortfall from its row's best, in accuracy points.
 SHADES = (0.0, 0.5, 1.0, 2.0, 5.0)
@@ -61,7 +62,7 @@ def _shade(shortfall: float) -> int:
 @lru_cache(maxsize=32)
 def grid_view(folder: Path, version: str) -> GridView:
     """The view of the evaluate/compare run in ``folder`` at ``version``."""
-    row = summary(folder / "afos.db")
+    row = summary(run_database(folder))
     results = load_results([folder])
     try:
         analysis, note = analyse(results), ""

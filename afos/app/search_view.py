@@ -23,6 +23,7 @@ from afos.search.confirmation import Finalist, verdict_sentence
 from afos.search.results import BaselineSummary, baseline_summaries, finalist_rows, hall_of_fame
 from afos.space.display import expression_size
 from afos.space.features import CONSTANT
+from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 
 #: Failed runs a page lists; the API pages through all of them.
@@ -99,8 +100,8 @@ class SearchView:
 @lru_cache(maxsize=32)
 def search_view(folder: Path, version: str) -> SearchView:
     """The view of the search in ``folder`` at ``version`` (the cache key: a new write makes a new view)."""
-    row = summary(folder / "afos.db")
-    with RunStore(folder / "afos.db", readonly=True) as store:
+    row = summary(run_database(folder))
+    with RunStore(run_database(folder), readonly=True) as store:
         config = store.get_meta("config", {}) or {}
         candidates = {c.key: c for c in store.candidates()}
         finalists = tuple(finalist_rows(store) or ())

@@ -13,6 +13,7 @@ from afos.records.evaluation import Evaluation, Phase, Status
 from afos.records.runs import RunKind, RunStatus, RunSummary
 from afos.reporting.run_report import run_kind
 from afos.runs.listing import list_runs
+from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 
 
@@ -49,7 +50,7 @@ def evaluation_page(folder: Path, *, after: int, limit: int, phase: Phase | None
     """Up to ``limit`` of the run's training runs stored after row ``after`` (row id, record), filtered by
     phase and status; a broken or hostile database is :class:`Unreadable`."""
     try:
-        with RunStore(folder / "afos.db", readonly=True) as store:
+        with RunStore(run_database(folder), readonly=True) as store:
             page = store.evaluation_page(after=after, limit=limit, phase=phase, status=status)
         return [(row, shown(evaluation)) for row, evaluation in page]
     except READ_ERRORS as error:

@@ -11,6 +11,7 @@ import click
 
 from afos.cli.boundary import cli
 from afos.cli.options import executor_options, interrupted, make_executor, names
+from afos.storage.layout import run_database
 
 
 @cli.command()
@@ -88,7 +89,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, replay:
         values = load_config(config_path or DEFAULT_SEARCH_CONFIG)
         config = SearchConfig.from_dict(with_overrides(values, overrides))
         run_dir = Path(out) if out else folders.new_run_dir("results", config)
-        if (run_dir / "afos.db").is_file():  # a finished run is changed only by an explicit --resume
+        if run_database(run_dir).is_file():  # a finished run is changed only by an explicit --resume
             raise ConfigError(f"--out {run_dir} already holds a run; `afos search --resume {run_dir}` continues "
                               "it, or choose another --out")
     tensorboard = options.pop("tensorboard")

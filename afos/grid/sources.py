@@ -13,6 +13,7 @@ from afos.grid.spec import Spec
 from afos.records.runs import Role
 from afos.search.config import baseline_names
 from afos.search.results import finalist_rows, hall_of_fame
+from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 
 
@@ -39,7 +40,7 @@ def from_search(run_dir: str | Path, top: int) -> SearchSelection:
 
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
-    path = Path(run_dir) / "afos.db"
+    path = run_database(run_dir)
     if not path.is_file():
         raise UserError(f"--from-search {run_dir}: no afos.db there, so it is not a run folder")
     with RunStore(path, readonly=True) as store:
@@ -64,7 +65,7 @@ def load_results(sources: Sequence[str | Path]) -> Results:
 
 
 def _load_one(source: Path) -> Results:
-    path = source / "afos.db" if source.is_dir() else source
+    path = run_database(source) if source.is_dir() else source
     try:
         with RunStore(path, readonly=True) as store:
             grid = store.get_meta("grid")

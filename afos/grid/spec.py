@@ -21,8 +21,7 @@ from afos.space.display import display_form
 from afos.space.families import FAMILIES
 from afos.space.parse import parse
 from afos.training.config import TrainConfig
-from afos.training.data.registry import DATASETS
-from afos.training.models.registry import default_model
+from afos.training.data.registry import DATASETS, default_model
 from afos.training.protocol import protocol_id, resolve_train, split_task
 
 #: Epochs per run unless the user or a config file says otherwise. On digits the cosine schedule has

@@ -14,13 +14,14 @@ from afos.records.runs import RunKind, RunStatus
 from afos.reporting.grid_report import comparison_markdown, evaluation_markdown, write_comparison, write_evaluation
 from afos.reporting.search_report import report_text, write_report
 from afos.storage.filesystems import is_network_filesystem
+from afos.storage.layout import run_database
 from afos.storage.liveness import read_state
 from afos.storage.store import RunStore
 
 
 def run_kind(run_dir: Path) -> RunKind:
     """The kind of the run in ``run_dir``, read from its database."""
-    database = run_dir / "afos.db"
+    database = run_database(run_dir)
     if not database.exists():
         raise FileNotFoundError(2, "No such file or directory (not a run folder)", str(database))
     state = read_state(run_dir)

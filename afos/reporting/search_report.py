@@ -39,6 +39,7 @@ from afos.search.results import (
 )
 from afos.space.display import expression_size
 from afos.storage.atomic import write_text_atomically
+from afos.storage.layout import run_database
 from afos.storage.liveness import running_elsewhere
 from afos.storage.store import RunStore
 from afos.text import counted
@@ -153,7 +154,7 @@ def _status(store: RunStore) -> str:
 
 
 def read_report(run_dir: Path) -> SearchReport:
-    with RunStore(run_dir / "afos.db", readonly=True) as store:
+    with RunStore(run_database(run_dir), readonly=True) as store:
         return _read(store)
 
 
@@ -358,7 +359,7 @@ def _confirmation_lines(finalists: list[Finalist] | None, seeds: Sequence[int]) 
 
 def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
     """The top functions beside the baseline, then the confirmation's verdict, as lines for the terminal."""
-    with RunStore(Path(run_dir) / "afos.db", readonly=True) as store:
+    with RunStore(run_database(run_dir), readonly=True) as store:
         rows = _ok(hall_of_fame(store))[:top]
         baselines = baseline_summaries(store)
         finalists = finalist_rows(store)

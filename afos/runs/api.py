@@ -43,6 +43,7 @@ from afos.runs.lifecycle import Options
 from afos.search.config import SearchConfig
 from afos.search.confirmation import Finalist, verdict_sentence, winner
 from afos.search.results import finalist_rows, hall_of_fame
+from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 
 
@@ -125,7 +126,7 @@ def run_search(config: str | Path | Mapping[str, Any] | SearchConfig | None = No
 
 def search_result(run_dir: str | Path, status: RunStatus | None = None) -> SearchResult:
     """The :class:`SearchResult` of the search in ``run_dir`` as its database holds it now."""
-    with RunStore(Path(run_dir) / "afos.db", readonly=True) as store:
+    with RunStore(run_database(run_dir), readonly=True) as store:
         rows = finalist_rows(store)
         recorded = RunStatus(store.get_meta("status", RunStatus.RUNNING.value))
         return SearchResult(Path(run_dir), status or recorded, tuple(hall_of_fame(store)), tuple(rows or ()),

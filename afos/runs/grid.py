@@ -15,6 +15,7 @@ from afos.grid.spec import Spec
 from afos.records.runs import RunStatus
 from afos.reporting.grid_report import write_comparison, write_evaluation
 from afos.runs.lifecycle import DEFAULT_OPTIONS, Options, Session, run_session
+from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 from afos.text import counted
 
@@ -60,7 +61,7 @@ def _run(spec: Spec, out: Path, executor: Executor, options: Options) -> Results
 
     run_session(out, spec.kind, {"grid": spec.to_dict()}, executor, options, work, expected=expected,
                 label=lambda record: names.get(record.activation_key, record.expression))
-    return replace(missing[0], sources=(str(out / "afos.db"),))
+    return replace(missing[0], sources=(str(run_database(out)),))
 
 
 def compare_stored(sources: Sequence[str | Path], out: str | Path, candidates: Sequence[str] = (),

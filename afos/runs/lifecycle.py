@@ -24,6 +24,7 @@ from afos.records.evaluation import Evaluation
 from afos.records.runs import RunKind, RunStatus
 from afos.records.search import Generation
 from afos.runs.progress import OnRecord, ProgressLog, Say
+from afos.storage.layout import run_database
 from afos.storage.liveness import Heartbeat, writer_lock
 from afos.storage.siblings import SiblingRuns
 from afos.storage.store import RunStore
@@ -85,7 +86,7 @@ def run_session(run_dir: Path, kind: RunKind, meta: Mapping[str, Any], executor:
     work's status. A second process that opens the run while this one works is refused (:func:`writer_lock`).
     """
     created = {"kind": kind.value, "created": time.time(), **meta}
-    with writer_lock(run_dir), RunStore(run_dir / "afos.db", meta=created) as store:
+    with writer_lock(run_dir), RunStore(run_database(run_dir), meta=created) as store:
         log = ProgressLog(run_dir / f"{kind.value}.log", options.echo, total=expected(store),
                           done=store.count_evaluations(), desc=f"afos {kind.value}", label=label,
                           on_record=options.on_record)

@@ -20,6 +20,7 @@ from afos.search.config import SearchConfig, expected_runs, task_configs, task_p
 from afos.search.confirmation import confirm, winner
 from afos.search.loop import Search
 from afos.search.results import finalist_rows
+from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 from afos.training.protocol import check_tasks
 
@@ -41,7 +42,7 @@ def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
     Refused with one line: a folder that is not a search run, and a change to any other option. Whether this
     afos would train the run under the same protocol is checked when the run opens (:func:`check_same_search`).
     """
-    db = Path(run_dir) / "afos.db"
+    db = run_database(run_dir)
     if not db.is_file():
         raise ConfigError(f"--resume {run_dir}: no afos.db there, so it is not a run folder")
     with RunStore(db, readonly=True) as store:
@@ -115,8 +116,8 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
     run_dir = Path(run_dir)
     meta = {"config": config.to_dict(), "protocols": task_protocols(config)}
 
-    if (run_dir / "afos.db").is_file():  # before anything is written
-        with RunStore(run_dir / "afos.db", readonly=True) as store:
+    if run_database(run_dir).is_file():  # before anything is written
+        with RunStore(run_database(run_dir), readonly=True) as store:
             check_same_search(store, run_dir, config)
 
     def work(session: Session) -> RunStatus:
@@ -140,7 +141,7 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
         status = run_session(run_dir, RunKind.SEARCH, meta, executor, reuse, work,
                              expected=lambda store: expected_runs(config))
     except BaseException:
-        if (run_dir / "afos.db").is_file():  # stopped or failed: the files say what the database holds
+        if run_database(run_dir).is_file():  # stopped or failed: the files say what the database holds
             with contextlib.suppress(Exception):  # the error that stopped the run is the one to report
                 write_report(run_dir)
         raise

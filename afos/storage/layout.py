@@ -21,3 +21,8 @@ def run_databases(root: str | Path, *, links: bool = True) -> list[Path]:
         return []
     found = (db for db in sorted(root.glob(f"*/{DATABASE}")) if db.is_file())
     return [db for db in found if links or not (db.is_symlink() or db.parent.is_symlink())]
+
+
+def run_database(run_dir: str | Path) -> Path:
+    """The database of the run folder ``run_dir``."""
+    return Path(run_dir) / DATABASE

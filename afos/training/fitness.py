@@ -32,9 +32,9 @@ from afos.errors import ConfigError
 from afos.records.evaluation import Checkpoint, FitnessResult, Params, Status
 from afos.training.config import CPU_COMPILE_MIN_STEPS, CPU_MODEL_MIN_STEPS, MODEL, TrainConfig, resolve_device
 from afos.training.data.loader import DeviceLoader
-from afos.training.data.registry import Dataset, default_augment, load_dataset
+from afos.training.data.registry import Dataset, default_augment, default_model, load_dataset
 from afos.training.learner import Learner, is_oom, on_cuda
-from afos.training.models.registry import activation_sites, build_model, default_model
+from afos.training.models.registry import activation_sites, build_model
 
 ActivationFactory = Callable[[], nn.Module]
 Progress = Callable[["EpochProgress"], None]

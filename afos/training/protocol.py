@@ -18,9 +18,9 @@ from afos.config import did_you_mean
 from afos.errors import ConfigError
 from afos.records.json import stable_hash
 from afos.training.config import TrainConfig, resolve_device
-from afos.training.data.registry import DATASETS, OWN_DATASETS, load_dataset
+from afos.training.data.registry import DATASETS, OWN_DATASETS, default_model, load_dataset
 from afos.training.fitness import check_setup
-from afos.training.models.registry import MODELS, default_model
+from afos.training.models.registry import MODELS
 
 #: Training settings that do not change what a number means: the budget and seed (part of the key
 #: beside the protocol), where the work runs, the soft time limit, and the kernel path (fused, compiled or

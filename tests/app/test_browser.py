@@ -95,10 +95,10 @@ def test_the_pages_in_a_real_browser(served: tuple[str, Path], browser: Any, sho
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         browser.get(address + "/")
-        names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#runs-table tbody td:nth-child(2) a")]
+        names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#runs-table tbody td:nth-child(3) a")]
         assert {"search", "evaluate", "compare"} <= set(names)
         browser.find_element(By.XPATH, "//th[text()='run']").click()
-        ordered = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#runs-table tbody td:nth-child(2) a")]
+        ordered = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#runs-table tbody td:nth-child(3) a")]
         assert ordered == sorted(ordered)
         shots(browser, "runs")
         assert not _errors(browser)

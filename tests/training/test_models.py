@@ -11,8 +11,9 @@ from torch import nn
 
 from afos.errors import ConfigError
 from afos.training.config import TrainConfig
+from afos.training.data.registry import DATASETS, default_model
 from afos.training.fitness import run_fitness
-from afos.training.models.registry import MODELS, activation_sites, build_model, default_model
+from afos.training.models.registry import MODELS, activation_sites, build_model
 
 REPLACED = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish)
 
@@ -264,6 +265,7 @@ def test_default_models() -> None:
         "cifar100": "resnet20",
     }
     assert {name: default_model(name) for name in expected} == expected
-    assert all(model in MODELS for model in expected.values())
-    with pytest.raises(ConfigError, match="known datasets: digits"):
+    assert all(default_model(name) in MODELS for name in DATASETS)  # every dataset's spec names a real model
+    assert default_model("CIFAR-10") == "resnet20"  # the spellings users type
+    with pytest.raises(ConfigError, match="choose one of: digits"):
         default_model("imagenet")

@@ -18,7 +18,7 @@ from afos.search.confirmation import Finalist, winner
 from afos.search.results import finalist_rows
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.primitives import X
-from afos.storage.layout import run_databases
+from afos.storage.layout import run_database, run_databases
 from afos.storage.store import RunStore
 
 Value = float | list[float]  # a scalar, or one value per channel (dim 1 of the input)
@@ -92,7 +92,7 @@ def winner_form(run_dir: str | Path) -> Form:
 
 
 def _search_results(run_dir: str | Path) -> tuple[tuple[HallOfFameEntry, ...], list[Finalist] | None]:
-    path = Path(run_dir) / "afos.db" if Path(run_dir).is_dir() else Path(run_dir)
+    path = run_database(run_dir) if Path(run_dir).is_dir() else Path(run_dir)
     if not path.is_file():
         runs = [db.parent.name for db in run_databases(run_dir)]
         if runs:

@@ -159,10 +159,11 @@ _CIFAR_SLACK_BYTES = 1 << 20
 def _read_cifar_batch(path: Path, label_key: bytes, max_images: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Read one pickled batch as (uint8 images N x 3 x 32 x 32, int64 labels, md5 of the file).
 
-    Security: unpickling is only ever applied to the fixed batch file names of :data:`_SOURCES` inside the
-    resolved dataset folder, never to a path taken from user input, and through :class:`_BatchUnpickler`,
-    which can only rebuild numpy arrays. At most the size a batch of ``max_images`` images can take is read,
-    so an oversized file is refused without being loaded. The md5 is returned because the bytes are already
+    Security: unpickling is only ever applied to the fixed batch file names of the dataset table
+    (:data:`~afos.training.data.registry.DATASET_SPECS`) inside the resolved dataset folder, never to a path
+    taken from user input, and through :class:`_BatchUnpickler`, which can only rebuild numpy arrays. At most
+    the size a batch of ``max_images`` images can take is read, so an oversized file is refused without being
+    loaded. The md5 is returned because the bytes are already
     in memory.
     """
     limit = max_images * _CIFAR_IMAGE_BYTES + _CIFAR_SLACK_BYTES

@@ -10,6 +10,7 @@ import contextlib
 import math
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,6 @@ from afos.errors import ConfigError, DatasetNotFound
 from afos.training.data.own import OwnData, load_own_data
 from afos.training.data.readers import Source, read_cifar_source, read_idx_source
 from afos.training.data.synthetic import GENERATORS, SYNTHETIC_DATASETS
-
-DATASETS: tuple[str, ...] = (
-    "digits", "wine", *SYNTHETIC_DATASETS, "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv"
-)
-OWN_DATASETS = ("folder", "csv")  # the user's own data: ``data_dir`` is the data itself, not a root of datasets
 
 # digits, wine and the synthetic tasks come without a test split. Carving it with a constant seed (not the run's seed) keeps the
 # test set identical across training seeds, so test accuracies of different runs stay comparable.
@@ -77,7 +73,7 @@ _IDX_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 # md5s copied from torchvision.datasets.CIFAR10 / CIFAR100 (train_list + test_list), so that checking them
 # does not need importing torchvision.
-_SOURCES: dict[str, Source] = {
+_SOURCES = {
     "mnist": Source("MNIST/raw", _IDX_TRAIN, _IDX_TEST, 10, "MNIST", read_idx_source, allow_gzip=True),
     "fashion-mnist": Source(
         "FashionMNIST/raw", _IDX_TRAIN, _IDX_TEST, 10, "FashionMNIST", read_idx_source, allow_gzip=True
@@ -109,6 +105,59 @@ _SOURCES: dict[str, Source] = {
         md5=(("train", "16019d7e3df5f24257cddd939b257f8d"), ("test", "f0ef6b0ae62326f3e7ffdfab6717acfc")),
     ),
 }
+
+
+
+
+class Loader(str, Enum):
+    """Where a dataset's examples come from: generated here (the synthetic tasks), bundled with
+    scikit-learn, read from downloaded files, or the user's own folder or CSV (``data_dir`` is the data
+    itself, not a root of datasets)."""
+
+    GENERATED = "generated"
+    BUNDLED = "bundled"
+    FILES = "files"
+    OWN = "own"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset afos knows: where it comes from, the architecture it is trained with unless the user picks
+    another, its default augmentation (random crop, horizontal flip: a flip only where a mirror image keeps
+    its class, as for photos and clothes but not digits), and other spellings users type. Splits: a dataset
+    with official test files keeps them; every other one gets a fixed test split (the same for every seed)."""
+
+    name: str
+    loader: Loader
+    default_model: str
+    crop: bool = False
+    flip: bool = False
+    source: Source | None = None
+    aliases: tuple[str, ...] = ()
+
+
+def _specs() -> dict[str, DatasetSpec]:
+    listed = [
+        DatasetSpec("digits", Loader.BUNDLED, "mlp", crop=True),
+        DatasetSpec("wine", Loader.BUNDLED, "mlp"),
+        *(DatasetSpec(name, Loader.GENERATED, "mlp") for name in SYNTHETIC_DATASETS),
+        DatasetSpec("mnist", Loader.FILES, "lenet5", crop=True, source=_SOURCES["mnist"]),
+        DatasetSpec("fashion-mnist", Loader.FILES, "lenet5", crop=True, flip=True, source=_SOURCES["fashion-mnist"],
+                    aliases=("fashionmnist",)),
+        DatasetSpec("cifar10", Loader.FILES, "resnet20", crop=True, flip=True, source=_SOURCES["cifar10"],
+                    aliases=("cifar-10",)),
+        DatasetSpec("cifar100", Loader.FILES, "resnet20", crop=True, flip=True, source=_SOURCES["cifar100"],
+                    aliases=("cifar-100",)),
+        DatasetSpec("folder", Loader.OWN, "resnet20", crop=True),  # whether a mirror keeps a class is the user's to know
+        DatasetSpec("csv", Loader.OWN, "mlp"),
+    ]
+    return {spec.name: spec for spec in listed}
+
+
+#: Every dataset afos knows, by name, in the order help texts list them.
+DATASET_SPECS: dict[str, DatasetSpec] = _specs()
+DATASETS: tuple[str, ...] = tuple(DATASET_SPECS)
+OWN_DATASETS = tuple(name for name, spec in DATASET_SPECS.items() if spec.loader is Loader.OWN)
 
 
 def _locate(source: Source, root: Path) -> tuple[dict[str, Path], list[str]]:
@@ -171,9 +220,8 @@ def _not_found_message(name: str, source: Source, root: Path, missing: list[str]
     )
 
 
-def _load_files(name: str, root: Path, download: bool) -> tuple[torch.Tensor, ...]:
+def _load_files(name: str, source: Source, root: Path, download: bool) -> tuple[torch.Tensor, ...]:
     """Read an image dataset's official train/test splits, downloading them first if allowed and needed."""
-    source = _SOURCES[name]
     found, missing = _locate(source, root)
     why = "downloading is disabled"
     if missing and download:
@@ -223,14 +271,13 @@ def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...
 # Public loading API
 
 
-def _canonical_name(name: str) -> str:
-    """Accept common spellings ("FashionMNIST", "fashion_mnist", "CIFAR-10") of the supported names."""
+def dataset_spec(name: str) -> DatasetSpec:
+    """The dataset ``name`` names, in any common spelling ("FashionMNIST", "fashion_mnist", "CIFAR-10")."""
     key = name.strip().lower().replace("_", "-")
-    aliases = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}
-    key = aliases.get(key, key)
-    if key not in DATASETS:
-        raise ConfigError(f"unknown dataset '{name}'; {did_you_mean(key, DATASETS)}choose one of: {', '.join(DATASETS)}")
-    return key
+    for spec in DATASET_SPECS.values():
+        if key == spec.name or key in spec.aliases:
+            return spec
+    raise ConfigError(f"unknown dataset '{name}'; {did_you_mean(key, DATASETS)}choose one of: {', '.join(DATASETS)}")
 
 
 def _load_sklearn(name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,14 +322,15 @@ def load_dataset(
     pixels and cached beside the data; ``csv`` reads the table ``data_dir`` whose ``target`` column is the
     class. Splits they lack are carved as for digits (fixed test split, seeded validation split).
     """
-    name = _canonical_name(name)
+    spec = dataset_spec(name)
+    name = spec.name
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     own: OwnData | None = None
-    if name in ("digits", "wine", *SYNTHETIC_DATASETS):
-        x, y = GENERATORS[name]() if name in GENERATORS else _load_sklearn(name)
-        x, y, test_x, test_y = _split(x, y, _TEST_FRACTION, _TEST_SPLIT_SEED)
-    elif name in OWN_DATASETS:
+    if spec.loader is Loader.FILES:
+        assert spec.source is not None
+        x, y, test_x, test_y = _load_files(name, spec.source, data_root(data_dir), download)
+    elif spec.loader is Loader.OWN:
         own = load_own_data(name, data_dir, image_size, target)
         x, y = own.train.x, own.train.y
         if own.test is None:
@@ -290,7 +338,8 @@ def load_dataset(
         else:
             test_x, test_y = own.test.x, own.test.y
     else:
-        x, y, test_x, test_y = _load_files(name, data_root(data_dir), download)
+        x, y = GENERATORS[name]() if spec.loader is Loader.GENERATED else _load_sklearn(name)
+        x, y, test_x, test_y = _split(x, y, _TEST_FRACTION, _TEST_SPLIT_SEED)
     if own is not None and own.val is not None:
         train_x, train_y, val_x, val_y = x, y, own.val.x, own.val.y
     else:
@@ -309,7 +358,7 @@ def load_dataset(
         test_x=test_x,
         test_y=test_y,
         num_classes=(
-            len(own.classes) if own is not None else _SOURCES[name].num_classes if name in _SOURCES else int(y.max()) + 1
+            len(own.classes) if own is not None else spec.source.num_classes if spec.source else int(y.max()) + 1
         ),
         in_channels=train_x.shape[1] if is_image else 1,
         image_size=train_x.shape[-1] if is_image else None,
@@ -320,15 +369,12 @@ def load_dataset(
 
 
 def default_augment(dataset_name: str) -> tuple[bool, bool]:
-    """(random crop, horizontal flip) suited to a dataset.
+    """(random crop, horizontal flip) suited to a dataset (:class:`DatasetSpec`): crops (small translations)
+    preserve every image class here; tabular data has no spatial structure to augment."""
+    spec = dataset_spec(dataset_name)
+    return spec.crop, spec.flip
 
-    Crops (small translations) preserve every image class here. Flips only where a mirror image is still the
-    same class: natural photos (CIFAR) and clothes (Fashion-MNIST), but not digits, whose mirror images are
-    not digits. Tabular data has no spatial structure to augment.
-    """
-    name = _canonical_name(dataset_name)
-    if name in ("wine", "csv", *SYNTHETIC_DATASETS):
-        return False, False
-    if name == "folder":
-        return True, False  # whether a mirror image keeps its class is the user's to know; crops are safe
-    return True, name in ("fashion-mnist", "cifar10", "cifar100")
+
+def default_model(dataset_name: str) -> str:
+    """The architecture a dataset is trained with unless the user picks another."""
+    return dataset_spec(dataset_name).default_model

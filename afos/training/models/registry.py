@@ -54,22 +54,6 @@ MODELS: tuple[str, ...] = tuple(_REGISTRY)
 
 _TABULAR_MODELS = frozenset({"mlp"})
 
-_DEFAULT_MODELS = {
-    "digits": "mlp",
-    "wine": "mlp",
-    "spirals": "mlp",
-    "checkerboard": "mlp",
-    "rings": "mlp",
-    "two-spirals": "mlp",
-    "mnist": "lenet5",
-    "fashion-mnist": "lenet5",
-    "cifar10": "resnet20",
-    "cifar100": "resnet20",
-    "folder": "resnet20",
-    "csv": "mlp",
-}
-
-
 def _resolve(name: str) -> str:
     """Canonical model name; '-' is accepted for '_' because CLI users type both."""
     key = name.strip().lower().replace("-", "_")
@@ -171,15 +155,6 @@ def _materialize(model: nn.Module, spec: InputSpec) -> None:
     with torch.no_grad():
         model(torch.zeros(shape))
     model.train(was_training)
-
-
-def default_model(dataset_name: str) -> str:
-    """The architecture a dataset is evaluated with unless the user picks another."""
-    try:
-        return _DEFAULT_MODELS[dataset_name.lower()]
-    except KeyError:
-        known = ", ".join(_DEFAULT_MODELS)
-        raise ConfigError(f"no default model for dataset {dataset_name!r}; known datasets: {known}") from None
 
 
 def activation_sites(model: nn.Module) -> list[nn.Module]:
