@@ -15,6 +15,7 @@ from typing import Any
 
 from afos.app.folders import clipped, run_files, shown
 from afos.app.sketch import Sketch, sketch
+from afos.errors import ConfigError
 from afos.records.evaluation import Evaluation
 from afos.records.runs import RunSummary
 from afos.records.search import CandidateRecord, CandidateStatus, Counts, Generation, HallOfFameEntry
@@ -25,6 +26,7 @@ from afos.space.display import expression_size
 from afos.space.features import CONSTANT
 from afos.storage.layout import run_database
 from afos.storage.store import RunStore
+from afos.training.data.registry import default_model
 
 #: Failed runs a page lists; the API pages through all of them.
 FAILED_SHOWN = 200
@@ -126,7 +128,7 @@ def searched(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     train = train if isinstance(train, dict) else {}
     length = f"{train['steps']} steps" if train.get("steps") else f"{train.get('epochs', '?')} epochs"
     facts = {
-        "tasks": ", ".join(map(str, config.get("tasks") or [])) or f"{train.get('dataset', '?')} / {train.get('model', '?')}",
+        "tasks": ", ".join(map(str, config.get("tasks") or [])) or _task(train),
         "training": f"{length}, batch {train.get('batch_size', '?')}, {train.get('optimizer', '?')} lr {train.get('lr', '?')}",
         "primitives": str(config.get("primitives", "?")),
         "search": f"{config.get('strategy', '?')}, surrogate {config.get('surrogate', 'none')}, population "
@@ -135,6 +137,17 @@ def searched(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         "budget": ", ".join(f"{key} {config[key]}" for key in ("max_evals", "time_limit") if config.get(key)) or "generations",
     }
     return tuple(facts.items())
+
+
+def _task(train: dict[str, Any]) -> str:
+    """``dataset / model``, the model a search left to its dataset's default named as such."""
+    dataset, model = str(train.get("dataset", "?")), train.get("model")
+    if model:
+        return f"{dataset} / {model}"
+    try:
+        return f"{dataset} / {default_model(dataset)} (its default)"
+    except ConfigError:
+        return f"{dataset} / its default model"
 
 
 def _generation_rows(saved: list[Generation]) -> tuple[GenerationRow, ...]:

@@ -78,6 +78,7 @@
         });
         charts.push(new uPlot({width: chartWidth(element), height: panel === "f" ? 300 : 190, series: series,
                                scales: {x: {time: false}}, cursor: {sync: {key: "afos-overlay"}},
+                               legend: {live: false},  // names, never "--" before the cursor is over a chart
                                axes: [{label: "x"}, {label: label}]}, columns(panel), element));
       }
       marked();
