@@ -21,6 +21,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from afos.records.settings import ExecutorKind, ExportFormat, FitnessMeasure, Scope, Strategy
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT))  # the layer rule lives in tests/test_layers.py
@@ -115,13 +117,9 @@ def schema() -> str:
 
 
 def vocabularies() -> str:
-    from afos.activation.spec import Scope
-    from afos.execution.contract import ExecutorKind
     from afos.records.evaluation import Origin, Phase, Status
     from afos.records.runs import Role, RunKind, RunStatus, Verdict
     from afos.records.search import CandidateStatus, MadeBy
-    from afos.reporting.export.formats import ExportFormat
-    from afos.search.config import FitnessMeasure, Strategy
 
     enums: list[type[Enum]] = [Status, Phase, Origin, CandidateStatus, MadeBy, RunKind, RunStatus, Role, Verdict,
                                FitnessMeasure, Strategy, Scope, ExecutorKind, ExportFormat]

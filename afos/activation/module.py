@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from afos.activation.kernels import Fused, expression_kernels
-from afos.activation.spec import ActivationSpec, Init, Scope, normal_parameters
+from afos.activation.spec import ActivationSpec, Init, normal_parameters
 from afos.errors import UserError
+from afos.records.settings import Scope
 from afos.space.lower import Program, lower
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.primitives import X

@@ -12,24 +12,15 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from typing import Any, Mapping
 
 import sympy
 
 from afos.errors import UserError
+from afos.records.settings import Scope
 from afos.space.families import FAMILIES
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.probe import fingerprint
-
-
-class Scope(str, Enum):
-    """Where learnable parameters live: one set for the network, one per activation site, one per channel."""
-
-    SHARED = "shared"
-    LAYER = "layer"
-    CHANNEL = "channel"
-
 
 Init = float | str  # a start value, or "N(mu,sigma)" for a random start
 

@@ -20,8 +20,9 @@ import torch
 from afos.activation.spec import ActivationSpec, resolve_activation
 from afos.app.folders import READ_ERRORS, run_folders
 from afos.errors import UserError
+from afos.records.settings import ExportFormat
 from afos.reporting.export.form import Form
-from afos.reporting.export.formats import ExportFormat, render
+from afos.reporting.export.formats import render
 from afos.space.features import CONSTANT
 from afos.space.probe import derivatives, describe
 from afos.storage.layout import run_database

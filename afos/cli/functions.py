@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from afos.cli.boundary import EXPRESSION_COMMAND, cli
-from afos.cli.options import parameter_options, parameters
+from afos.cli.options import choice, parameter_options, parameters
 from afos.errors import UserError
+from afos.records.settings import ExportFormat
 
 
 @cli.command()
@@ -63,7 +64,7 @@ def show(expression: str, as_json: bool, plot: str | None) -> None:
 @click.argument("target")
 @click.option("--rank", type=int, default=None,
               help="Export this rank of a run's hall of fame instead of the confirmed winner.")
-@click.option("--format", "fmt", type=click.Choice(["torch", "numpy", "latex", "sympy"]), default="torch",
+@click.option("--format", "fmt", type=choice(ExportFormat), default=ExportFormat.TORCH.value,
               show_default=True, help="Standalone torch or numpy code, or the formula as LaTeX or sympy text.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file (default stdout).")
 @parameter_options

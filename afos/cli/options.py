@@ -5,18 +5,25 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable
+from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from afos.errors import ExitCode, UserError
+from afos.records.settings import ExecutorKind, Scope
+
+
+def choice(vocabulary: type[Enum]) -> click.Choice:
+    """A click choice of a vocabulary's values: the command line offers exactly what the library knows."""
+    return click.Choice([member.value for member in vocabulary])
 
 
 def executor_options(command: Any) -> Any:
     """Where training runs happen; shared by search, evaluate and compare."""
     options = [
-        click.option("--executor", type=click.Choice(["serial", "process", "ray"]), default="serial", show_default=True,
+        click.option("--executor", type=choice(ExecutorKind), default=ExecutorKind.SERIAL.value, show_default=True,
                      help="serial, process (local worker processes) or ray (a Ray cluster; pip install afos[ray])."),
         click.option("--workers", type=int, default=None, help="Worker processes on a CPU-only machine."),
         click.option("--workers-per-gpu", type=int, default=1, show_default=True, help="Workers on each visible GPU."),
@@ -50,11 +57,12 @@ def interrupted(interrupt: KeyboardInterrupt, how: str) -> NoReturn:
     sys.exit(ExitCode.TERMINATED if isinstance(interrupt, Terminated) else ExitCode.INTERRUPTED)
 
 
-#: Training options shared by evaluate and compare: (option, TrainConfig key, click settings).
+#: Training options, declared once: (option, TrainConfig key, click settings). Grids take them all, a search
+#: those of :data:`SEARCH_TRAIN_OPTIONS`; the default of each is the config's.
 TRAIN_OPTIONS = (
-    ("--epochs", "epochs", {"type": float, "help": "Training budget per run, in epochs (default 30)."}),
-    ("--batch-size", "batch_size", {"type": int, "help": "Mini-batch size."}),
-    ("--lr", "lr", {"type": float, "help": "Learning rate."}),
+    ("--epochs", "epochs", {"type": float, "help": "Training budget of each training run, in epochs."}),
+    ("--batch-size", "batch_size", {"type": int, "help": "Mini-batch size of each training run."}),
+    ("--lr", "lr", {"type": float, "help": "Learning rate of each training run."}),
     ("--optimizer", "optimizer", {"help": "sgd, adam, adamw, adagrad or adadelta."}),
     ("--momentum", "momentum", {"type": float, "help": "SGD momentum (0 for plain SGD)."}),
     ("--device", "device", {"help": "auto, cpu, cuda or cuda:N."}),
@@ -68,13 +76,28 @@ TRAIN_OPTIONS = (
 )
 
 
+SEARCH_TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "device", "data_dir", "image_size", "target")
+
+
+def train_options(keys: tuple[str, ...]) -> Any:
+    """The training options of ``keys`` (TrainConfig keys), as :data:`TRAIN_OPTIONS` declares them."""
+
+    def decorate(command: Any) -> Any:
+        for flag, key, settings in reversed(TRAIN_OPTIONS):
+            if key in keys:
+                command = click.option(flag, key, default=None, **settings)(command)
+        return command
+
+    return decorate
+
+
 def parameter_options(command: Any) -> Any:
     """Learnable and fixed activation parameters (``afos evaluate``/``compare``)."""
     options = [
         click.option("--learnable", multiple=True, help="Train these parameters: beta=-0.25 or beta~N(0,0.1) "
                                                         "(repeatable, or comma-separated)."),
         click.option("--fixed", multiple=True, help="Set parameters without training them: beta=-0.25."),
-        click.option("--param-scope", type=click.Choice(["shared", "layer", "channel"]), default=None,
+        click.option("--param-scope", type=choice(Scope), default=None,
                      help="One parameter set for the network, per activation site (default) or per channel."),
     ]
     for option in reversed(options):

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from afos.cli.boundary import cli
-from afos.cli.options import executor_options, interrupted, make_executor, names
+from afos.cli.options import SEARCH_TRAIN_OPTIONS, choice, executor_options, interrupted, make_executor, names, train_options
+from afos.records.settings import Strategy, SurrogateKind
 from afos.storage.layout import run_database
 
 
@@ -25,24 +26,15 @@ from afos.storage.layout import run_database
 @click.option("--generations", type=int, default=None, help="Number of generations.")
 @click.option("--elites", type=int, default=None, help="Best functions carried into the next generation unchanged "
                                                        "(below --population).")
-@click.option("--strategy", type=click.Choice(["ga", "random"]), default=None,
+@click.option("--strategy", type=choice(Strategy), default=None,
               help="ga (the genetic algorithm) or random (every candidate drawn at random: the baseline).")
-@click.option("--surrogate", type=click.Choice(["none", "knn", "forest"]), default=None,
+@click.option("--surrogate", type=choice(SurrogateKind), default=None,
               help="Rank pools of proposals by predicted fitness before training (default knn; none: the plain GA).")
-@click.option("--epochs", type=float, default=None, help="Training budget per candidate, in epochs.")
-@click.option("--batch-size", type=int, default=None, help="Mini-batch size of each training run.")
-@click.option("--lr", type=float, default=None, help="Learning rate of each training run.")
 @click.option("--timeout", type=float, default=None,
               help="Seconds one training run may take before it is recorded as timed out (train.timeout_s).")
 @click.option("--seed", type=int, default=None, help="Random seed of the search and of training.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run-id>).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None, help="Continue this run folder.")
-@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-dir", default=None, help="Folder holding the datasets (else $AFOS_DATA_DIR); for "
-                                                "--dataset folder/csv the image folder or CSV file itself.")
-@click.option("--image-size", type=int, default=None, help="Side in pixels images of --dataset folder are fitted to "
-                                                           "(default 32).")
-@click.option("--target", default=None, help="Class column of --dataset csv.")
 @click.option("--max-evals", type=int, default=None, help="Stop after this many training runs.")
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--learnable-constants", is_flag=True, default=None,
@@ -57,6 +49,7 @@ from afos.storage.layout import run_database
               help="Answer every training from this table (benchmarks/tables) instead of training: the search "
                    "runs at table speed; it must stay within the table's space and protocol.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@train_options(SEARCH_TRAIN_OPTIONS)
 @executor_options
 def search(config_path: str | None, out: str | None, resume: str | None, replay: str | None, quiet: bool,
            **options: Any) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Protocol, TypeVar
 
 from afos.activation.spec import ActivationSpec
@@ -12,13 +11,6 @@ from afos.errors import ConfigError
 from afos.records.evaluation import FitnessResult, Status
 from afos.training.config import TrainConfig
 
-
-class ExecutorKind(str, Enum):
-    """Where training runs happen (``--executor``)."""
-
-    SERIAL = "serial"
-    PROCESS = "process"
-    RAY = "ray"
 
 @dataclass(frozen=True)
 class Job:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from afos.errors import ConfigError
-from afos.execution.contract import Executor, ExecutorKind, check_options
+from afos.execution.contract import Executor, check_options
 from afos.execution.local import ProcessExecutor, SerialExecutor
 from afos.execution.ray_cluster import RayExecutor
+from afos.records.settings import ExecutorKind
 
 
 def make_executor(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from enum import Enum
 from typing import Any, Mapping, Sequence
 
 from afos.config import (
@@ -27,31 +26,12 @@ from afos.config import (
 )
 from afos.errors import ConfigError
 from afos.records.evaluation import FitnessResult
-from afos.search.surrogate import SurrogateKind
+from afos.records.settings import FitnessMeasure, Strategy, SurrogateKind
 from afos.search.trees import MAX_TREE_DEPTH
 from afos.space.parse import MAX_LITERAL, canonical
 from afos.space.primitives import primitive_set as resolve_primitives
 from afos.training.config import TrainConfig
 from afos.training.protocol import protocol_id, resolve_train, split_task
-
-
-class FitnessMeasure(str, Enum):
-    """What a search maximises: validation accuracy, accuracy over loss (AFOS's), or macro-F1."""
-
-    VAL_ACCURACY = "val_accuracy"
-    ACCURACY_LOSS = "accuracy_loss"
-    VAL_F1 = "val_f1"
-
-
-class Strategy(str, Enum):
-    """How a search makes the candidates of each generation after the first: the genetic algorithm
-    (varied offspring of the population plus immigrants), or every one drawn at random from the same tree
-    generator, the baseline that tells what the evolution buys. Everything else is the same: generation 0,
-    elites, screening, de-duplication, budget, records and confirmation."""
-
-    GA = "ga"
-    RANDOM = "random"
-
 
 RELU = "relu"
 

@@ -43,10 +43,10 @@ from afos.records.search import (
     Lineage,
     Member,
 )
+from afos.records.settings import Strategy, SurrogateKind
 from afos.search.budget import BudgetWatch, stop_if_nothing_trains
 from afos.search.config import (
     SearchConfig,
-    Strategy,
     baseline_names,
     budgets,
     expected_runs,
@@ -57,7 +57,7 @@ from afos.search.config import (
 )
 from afos.search.hall_of_fame import HallOfFame, entry_of
 from afos.search.proposals import Candidate, Proposals, Proposer, Ranker, Variation
-from afos.search.surrogate import MIN_RECORDS, Surrogate, SurrogateKind, rank_correlation
+from afos.search.surrogate import MIN_RECORDS, Surrogate, rank_correlation
 from afos.search.trees import Individual, parse_tree, primitive_set
 from afos.space.parse import canonical
 from afos.space.primitives import primitive_set as resolve_primitives

@@ -16,11 +16,11 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from enum import Enum
 from typing import Any
 
 import numpy as np
 
+from afos.records.settings import SurrogateKind
 from afos.search.proposals import Candidate, Ranker
 from afos.space.features import features
 
@@ -28,13 +28,6 @@ from afos.space.features import features
 MIN_RECORDS = 8
 
 
-class SurrogateKind(str, Enum):
-    """The regressor that predicts fitness: none (the plain GA), k nearest neighbours (AQuaSurF's choice,
-    k = 3, distance-weighted) or a random forest (100 trees)."""
-
-    NONE = "none"
-    KNN = "knn"
-    FOREST = "forest"
 
 
 class Surrogate:

@@ -1,14 +1,13 @@
-"""The command line offers exactly the vocabularies the library knows. The CLI spells its choices out so
-that `afos --help` imports neither torch nor sympy; this test keeps the two lists one."""
+"""The command line offers exactly the vocabularies the library knows: its choices are built from the
+torch-free vocabularies of :mod:`afos.records.settings`, which the library's modules use too, and
+importing the command line loads neither torch nor sympy."""
 
 from __future__ import annotations
 
 import click
 
-from afos.activation.spec import Scope
 from afos.cli import cli
-from afos.execution.contract import ExecutorKind
-from afos.reporting.export.formats import ExportFormat
+from afos.records.settings import ExecutorKind, ExportFormat, Scope, Strategy, SurrogateKind
 
 
 def _choices(command: str, option: str) -> list[str]:
@@ -33,12 +32,16 @@ def test_executors_are_the_library_executors() -> None:
 
 
 def test_search_strategies_are_the_library_strategies() -> None:
-    from afos.search.config import Strategy
-
     assert _choices("search", "strategy") == [s.value for s in Strategy]
 
 
 def test_surrogates_are_the_library_surrogates() -> None:
-    from afos.search.surrogate import SurrogateKind
-
     assert _choices("search", "surrogate") == [k.value for k in SurrogateKind]
+
+
+def test_the_vocabularies_and_the_command_line_import_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, afos.cli, afos.records.settings; print(sorted({'torch', 'sympy'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

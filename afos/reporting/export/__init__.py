@@ -17,7 +17,8 @@ are emitted. A parameter whose name Python reserves or the file itself uses (``l
 ``formula`` ...) is written under another name in the code, and the file's docstring says which.
 """
 
+from afos.records.settings import ExportFormat
 from afos.reporting.export.form import Form
-from afos.reporting.export.formats import ExportFormat, render
+from afos.reporting.export.formats import render
 
 __all__ = ["ExportFormat", "Form", "render"]

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
 
+from afos.records.settings import ExportFormat
 from afos.reporting.export import numpy_code, torch_code
 from afos.reporting.export.form import ExportError, Form
 from afos.reporting.export.text import latex, sympy_text
-
-
-class ExportFormat(str, Enum):
-    """What ``afos export --format`` writes."""
-
-    TORCH = "torch"
-    NUMPY = "numpy"
-    LATEX = "latex"
-    SYMPY = "sympy"
-
 
 _WRITERS: dict[ExportFormat, Callable[[Form], str]] = {
     ExportFormat.TORCH: torch_code.torch_file, ExportFormat.NUMPY: numpy_code.numpy_file,
