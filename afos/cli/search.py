@@ -18,9 +18,10 @@ from afos.storage.layout import run_database
 @cli.command()
 @click.option("--config", "config_path", default=None,
               help="TOML config: a file, or a shipped config by name (cifar10-fast, quick, ...; default spirals).")
-@click.option("--dataset", default=None, help="Dataset (spirals, digits, wine, mnist, fashion-mnist, cifar10, cifar100, "
-                                             "folder, csv).")
-@click.option("--model", default=None, help="Model (mlp, small_cnn, lenet5, afos_cnn, resnet20, ...).")
+@click.option("--dataset", default=None, help="Dataset, e.g. spirals, digits, cifar10 (default: the config's); an unknown "
+                                             "name lists them all, and docs/models-datasets.md describes each.")
+@click.option("--model", default=None, help="Model, e.g. mlp, resnet20 (default: the dataset's default model); an unknown "
+                                           "name lists them all.")
 @click.option("--primitives", default=None, help="Primitive set (afos, swish, actbench) or a comma list.")
 @click.option("--population", type=int, default=None, help="Candidates per generation.")
 @click.option("--generations", type=int, default=None, help="Number of generations.")
