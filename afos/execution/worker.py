@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -47,10 +48,17 @@ def cpu_threads(config: TrainConfig, dataset: Dataset) -> int:
     executor's share of the cores, or ``OMP_NUM_THREADS``). A function of the job, never of the machine's
     load at the moment: the thread count changes sums in their last digits, and a job's numbers must
     depend only on its config and seed."""
-    network = build_network(config, dataset, nn.Identity)
-    convolutional = any(isinstance(module, nn.modules.conv._ConvNd) for module in network.modules())
-    small = not convolutional and sum(p.numel() for p in network.parameters()) < SMALL_MODEL_PARAMETERS
-    return 1 if small else torch.get_num_threads()
+    key = (config.model, json.dumps(config.model_options, sort_keys=True, default=str), dataset.name,
+           dataset.in_channels, dataset.num_classes, dataset.image_size, dataset.num_features)
+    if key not in _SMALL:  # built once per process for each network, not once per job (a ResNet takes a while)
+        network = build_network(config, dataset, nn.Identity)
+        convolutional = any(isinstance(module, nn.modules.conv._ConvNd) for module in network.modules())
+        _SMALL[key] = not convolutional and sum(p.numel() for p in network.parameters()) < SMALL_MODEL_PARAMETERS
+    return 1 if _SMALL[key] else torch.get_num_threads()
+
+
+#: Whether each network a worker built was small and fully connected, by model, options and dataset shape.
+_SMALL: dict[tuple[object, ...], bool] = {}
 
 
 @contextlib.contextmanager
