@@ -47,6 +47,7 @@ from afos.evaluation import Evaluator
 from afos.execution.factory import make_executor
 from afos.execution.replay import Table, read_table
 from afos.records.evaluation import Phase, Status
+from afos.records.runs import MetaKey
 from afos.search.config import SearchConfig, task_configs
 from afos.search.loop import Search
 from afos.storage.store import RunStore
@@ -61,7 +62,7 @@ def real_search(config: SearchConfig, table: Table, folder: Path) -> dict[str, A
         shutil.rmtree(folder)  # a search cut short by a kill is started again
     folder.mkdir(parents=True)
     start = time.monotonic()
-    with RunStore(folder / "afos.db", meta={"kind": "search", "config": config.to_dict()}) as store, \
+    with RunStore(folder / "afos.db", meta={MetaKey.KIND: "search", MetaKey.CONFIG: config.to_dict()}) as store, \
             make_executor("serial") as executor:
         Search(config, store, Evaluator(store, executor)).run()
         records = [r for r in store.evaluations() if r.phase is Phase.SEARCH]

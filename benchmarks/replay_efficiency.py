@@ -43,6 +43,7 @@ from afos.errors import ConfigError
 from afos.evaluation import Evaluator
 from afos.execution.replay import ReplayExecutor, Table, read_table
 from afos.records.evaluation import Evaluation, Phase, Status
+from afos.records.runs import MetaKey
 from afos.search.config import SearchConfig, task_configs
 from afos.search.loop import Search
 from afos.stats.pairwise import holm
@@ -80,7 +81,7 @@ def search_config(task: str, strategy: str, seed: int, budget: int, settings: di
 
 def replay(config: SearchConfig, table: Table, folder: Path) -> Trace:
     """Run the unchanged search against ``table`` in a throwaway database; read its trainings in order."""
-    with RunStore(folder / "afos.db", meta={"kind": "search", "config": config.to_dict()}) as store:
+    with RunStore(folder / "afos.db", meta={MetaKey.KIND: "search", MetaKey.CONFIG: config.to_dict()}) as store:
         search = Search(config, store, Evaluator(store, ReplayExecutor(table)))
         search.run()
         records = [r for r in store.evaluations() if r.phase is Phase.SEARCH]

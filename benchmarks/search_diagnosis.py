@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import search_efficiency as bench  # noqa: E402 - the sibling script, for its plan, names and configs
 
 from afos.records.evaluation import Phase  # noqa: E402
+from afos.records.runs import MetaKey
 from afos.search.config import SearchConfig, budgets, score  # noqa: E402
 from afos.storage.store import RunStore  # noqa: E402
 
@@ -53,7 +54,7 @@ class Trained:
 def trained_functions(run_dir: Path, config: SearchConfig) -> list[Trained]:
     """The functions of one search with all their fitness-seed runs, in the search's own records."""
     with RunStore(run_dir / "afos.db", readonly=True) as store:
-        protocols = store.get_meta("protocols") or {}
+        protocols = store.get_meta(MetaKey.PROTOCOLS) or {}
         made = {c.key: (c.lineage.made_by.value if c.lineage else "?", c.generation) for c in store.candidates()}
         records = [r for r in store.evaluations(phase=Phase.SEARCH)
                    if r.budget == budgets(config)[-1] and protocols.get(r.task) == r.protocol]

@@ -41,6 +41,7 @@ from afos.activation.spec import resolve_activation
 from afos.config import load_config, with_overrides
 from afos.errors import UserError
 from afos.records.evaluation import Evaluation, Origin, Phase
+from afos.records.runs import MetaKey
 from afos.search.config import SearchConfig, budgets, fitness_seeds, score, task_protocols
 from afos.search.proposals import Proposer
 from afos.search.surrogate import Surrogate
@@ -138,7 +139,7 @@ def status(run_dir: Path) -> str | None:
     if not (run_dir / "afos.db").is_file():
         return None
     with RunStore(run_dir / "afos.db", readonly=True) as store:
-        return store.get_meta("status")  # running (killed), interrupted, failed: afos resumes it
+        return store.get_meta(MetaKey.STATUS)  # running (killed), interrupted, failed: afos resumes it
 
 
 @contextlib.contextmanager
@@ -206,7 +207,7 @@ def read_trace(run_dir: Path, config: SearchConfig) -> Trace:
     database's insertion order, where copied records precede trained ones within a batch and so would depend
     on which other searches ran first."""
     with RunStore(run_dir / "afos.db", readonly=True) as store:
-        protocols: dict[str, str] = store.get_meta("protocols") or {}
+        protocols: dict[str, str] = store.get_meta(MetaKey.PROTOCOLS) or {}
         candidates = store.candidates()
         records = [r for r in store.evaluations(phase=Phase.SEARCH)
                    if r.budget == budgets(config)[-1] and protocols.get(r.task) == r.protocol]

@@ -21,7 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from afos.records.settings import ExecutorKind, ExportFormat, FitnessMeasure, Scope, Strategy
+from afos.records.settings import ExecutorKind, ExportFormat, FitnessMeasure, Scope, Strategy, SurrogateKind
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -118,11 +118,11 @@ def schema() -> str:
 
 def vocabularies() -> str:
     from afos.records.evaluation import Origin, Phase, Status
-    from afos.records.runs import Role, RunKind, RunStatus, Verdict
+    from afos.records.runs import MetaKey, Role, RunKind, RunStatus, Verdict
     from afos.records.search import CandidateStatus, MadeBy
 
-    enums: list[type[Enum]] = [Status, Phase, Origin, CandidateStatus, MadeBy, RunKind, RunStatus, Role, Verdict,
-                               FitnessMeasure, Strategy, Scope, ExecutorKind, ExportFormat]
+    enums: list[type[Enum]] = [Status, Phase, Origin, CandidateStatus, MadeBy, RunKind, RunStatus, MetaKey, Role, Verdict,
+                               FitnessMeasure, Strategy, SurrogateKind, Scope, ExecutorKind, ExportFormat]
     rows = ["| vocabulary | values | meaning |", "|---|---|---|"]
     for enum in enums:
         doc = " ".join((enum.__doc__ or "").split())

@@ -24,7 +24,7 @@ from afos.app.sketch import Sketch, sketch
 from afos.app.views import Unreadable, find_run
 from afos.errors import UserError
 from afos.records.evaluation import Evaluation, Phase, Status
-from afos.records.runs import RunKind
+from afos.records.runs import MetaKey, RunKind
 from afos.records.search import CandidateStatus, Lineage
 from afos.reporting.run_report import run_kind
 from afos.search.config import score
@@ -181,7 +181,7 @@ def read_index(folder: Path) -> FunctionIndex:
 def function_index(folder: Path, current: str) -> FunctionIndex:
     """The index of the search in ``folder`` at version ``current`` (the cache key: a write makes a new one)."""
     with RunStore(run_database(folder), readonly=True) as store:
-        config = store.get_meta("config", {}) or {}
+        config = store.get_meta(MetaKey.CONFIG, {}) or {}
         candidates = store.candidates()
         records = [*store.evaluations(phase=Phase.SEARCH), *store.evaluations(phase=Phase.BASELINE)]
     measure = str(config.get("fitness", "val_accuracy")) if isinstance(config, dict) else "val_accuracy"

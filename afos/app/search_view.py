@@ -17,7 +17,7 @@ from afos.app.folders import clipped, run_files, shown
 from afos.app.sketch import Sketch, sketch
 from afos.errors import ConfigError
 from afos.records.evaluation import Evaluation
-from afos.records.runs import RunSummary
+from afos.records.runs import MetaKey, RunSummary
 from afos.records.search import CandidateRecord, CandidateStatus, Counts, Generation, HallOfFameEntry
 from afos.runs.listing import summary
 from afos.search.confirmation import Finalist, verdict_sentence
@@ -104,7 +104,7 @@ def search_view(folder: Path, version: str) -> SearchView:
     """The view of the search in ``folder`` at ``version`` (the cache key: a new write makes a new view)."""
     row = summary(run_database(folder))
     with RunStore(run_database(folder), readonly=True) as store:
-        config = store.get_meta("config", {}) or {}
+        config = store.get_meta(MetaKey.CONFIG, {}) or {}
         candidates = {c.key: c for c in store.candidates()}
         finalists = tuple(finalist_rows(store) or ())
         baselines = tuple(baseline_summaries(store))

@@ -10,7 +10,7 @@ from afos.errors import UserError
 from afos.evaluation import Evaluator, RunDatabase
 from afos.grid.spec import Function, Run, Spec, resolve_functions
 from afos.records.evaluation import Evaluation
-from afos.records.runs import Role
+from afos.records.runs import MetaKey, Role
 from afos.text import counted
 from afos.training.protocol import check_tasks
 
@@ -33,8 +33,8 @@ def run_grid(spec: Spec, store: GridDatabase, evaluator: Evaluator, *, progress:
     retried. ``progress`` gets the grid's notes and a resume line; the evaluator reports each new record.
     """
     say = progress or (lambda message: None)
-    store.set_meta("kind", spec.kind)
-    store.set_meta("grid", spec.to_dict())
+    store.set_meta(MetaKey.KIND, spec.kind)
+    store.set_meta(MetaKey.GRID, spec.to_dict())
     for note in spec.notes:
         say(f"note: {note}")
     requests = [spec.request(function, task, seed) for seed, task, function in spec.runs()]
@@ -48,7 +48,7 @@ def run_grid(spec: Spec, store: GridDatabase, evaluator: Evaluator, *, progress:
 class GridDatabase(RunDatabase, Protocol):
     """What a grid needs of its run database (:class:`afos.store.RunStore` provides it)."""
 
-    def set_meta(self, key: str, value: object) -> None: ...
+    def set_meta(self, key: MetaKey, value: object) -> None: ...
 
 
 # --------------------------------------------------------------------------------------- the results

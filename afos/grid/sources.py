@@ -10,7 +10,7 @@ from pathlib import Path
 from afos.errors import ConfigError, StoreError, UserError
 from afos.grid.results import Results, collect, merge
 from afos.grid.spec import Spec
-from afos.records.runs import Role
+from afos.records.runs import MetaKey, Role
 from afos.search.config import baseline_names
 from afos.search.results import finalist_rows, hall_of_fame
 from afos.storage.layout import run_database
@@ -44,11 +44,11 @@ def from_search(run_dir: str | Path, top: int) -> SearchSelection:
     if not path.is_file():
         raise UserError(f"--from-search {run_dir}: no afos.db there, so it is not a run folder")
     with RunStore(path, readonly=True) as store:
-        if store.get_meta("kind", "search") != "search":
+        if store.get_meta(MetaKey.KIND, "search") != "search":
             raise UserError(f"--from-search {run_dir}: it is not a search run")
-        config = store.get_meta("config") or {}
+        config = store.get_meta(MetaKey.CONFIG) or {}
         finalists = finalist_rows(store)
-        seen = list(store.get_meta("protocols") or {})
+        seen = list(store.get_meta(MetaKey.PROTOCOLS) or {})
         if finalists:
             chosen = [f.canonical for f in finalists if f.role is Role.FINALIST][:top]
         else:
@@ -68,7 +68,7 @@ def _load_one(source: Path) -> Results:
     path = run_database(source) if source.is_dir() else source
     try:
         with RunStore(path, readonly=True) as store:
-            grid = store.get_meta("grid")
+            grid = store.get_meta(MetaKey.GRID)
             if not grid:
                 raise UserError(f"{source} holds no evaluate/compare grid (is it a search run?)")
             try:

@@ -23,6 +23,27 @@ class RunKind(str, Enum):
         return f"rerun the `afos {self.value}` command with --out {run_dir}"
 
 
+class MetaKey(str, Enum):
+    """The run-level values of a run database (its ``meta`` table, JSON each): the run's kind, status and
+    the reason it stopped, when it was created, its search config or grid and the protocol id of each task,
+    the baselines it trained, its confirmation and the winner that confirmation named; ``heartbeat``,
+    ``host`` and ``pid`` are an older afos's liveness (now in ``run.json``), still read."""
+
+    KIND = "kind"
+    STATUS = "status"
+    REASON = "reason"
+    CREATED = "created"
+    CONFIG = "config"
+    GRID = "grid"
+    PROTOCOLS = "protocols"
+    BASELINE = "baseline"
+    CONFIRMATION = "confirmation"
+    WINNER = "winner"
+    HEARTBEAT = "heartbeat"
+    HOST = "host"
+    PID = "pid"
+
+
 class RunStatus(str, Enum):
     """Where a run stands. ``budget`` and ``time-limit`` are searches stopped by their limits."""
 

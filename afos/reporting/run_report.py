@@ -10,7 +10,7 @@ from pathlib import Path
 
 from afos.errors import UserError
 from afos.grid.sources import load_results
-from afos.records.runs import RunKind, RunStatus
+from afos.records.runs import MetaKey, RunKind, RunStatus
 from afos.reporting.grid_report import comparison_markdown, evaluation_markdown, write_comparison, write_evaluation
 from afos.reporting.search_report import report_text, write_report
 from afos.storage.filesystems import is_network_filesystem
@@ -30,7 +30,7 @@ def run_kind(run_dir: Path) -> RunKind:
                         "filesystem afos reads a run's database only once its run has ended (`afos runs` shows "
                         "its progress)")
     with RunStore(database, readonly=True) as store:
-        stored = store.get_meta("kind", RunKind.SEARCH.value)
+        stored = store.get_meta(MetaKey.KIND, RunKind.SEARCH.value)
     try:
         return RunKind(stored)
     except ValueError:

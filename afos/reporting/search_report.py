@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from afos.records.evaluation import Evaluation, Phase
-from afos.records.runs import Role, RunStatus, Verdict
+from afos.records.runs import MetaKey, Role, RunStatus, Verdict
 from afos.records.search import CandidateRecord, Generation, HallOfFameEntry
 from afos.reporting.front import Point, front, front_lines, points
 from afos.reporting.genealogy import genealogy_lines, genealogy_plot
@@ -147,7 +147,7 @@ class SearchReport:
 
 def _status(store: RunStore) -> str:
     """The run's status as ``afos runs`` shows it: ``running`` whose process is gone is ``interrupted``."""
-    status = str(store.get_meta("status", "unknown"))
+    status = str(store.get_meta(MetaKey.STATUS, "unknown"))
     if status == RunStatus.RUNNING.value and not running_elsewhere(Path(store.path).parent):
         return RunStatus.INTERRUPTED.value
     return status
@@ -163,12 +163,12 @@ def _read(store: RunStore) -> SearchReport:
     done = saved[-1].generation if saved else -1
     search = store.evaluations(phase=Phase.SEARCH)
     plan = confirmation_plan(store)
-    return SearchReport(store.get_meta("config", {}) or {}, _status(store),
+    return SearchReport(store.get_meta(MetaKey.CONFIG, {}) or {}, _status(store),
                         store.count_evaluations(), hall_of_fame(store), saved, baseline_summaries(store),
-                        finalist_rows(store), list(store.get_meta("protocols") or {}), plan.seeds if plan else (),
+                        finalist_rows(store), list(store.get_meta(MetaKey.PROTOCOLS) or {}), plan.seeds if plan else (),
                         [r for r in search if r.generation is not None and r.generation > done],
                         [r for r in store.evaluations() if not r.ok],
-                        points(search, str(store.get_meta("config", {}).get("fitness", "val_accuracy"))),
+                        points(search, str(store.get_meta(MetaKey.CONFIG, {}).get("fitness", "val_accuracy"))),
                         {c.key: c for c in store.candidates()})
 
 

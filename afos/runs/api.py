@@ -34,7 +34,7 @@ from afos.execution.factory import make_executor
 from afos.grid.analysis import GridAnalysis
 from afos.grid.results import Results
 from afos.grid.spec import DEFAULT_BASELINES, spec_from_options
-from afos.records.runs import RunStatus
+from afos.records.runs import MetaKey, RunStatus
 from afos.records.search import HallOfFameEntry
 from afos.reporting.tensorboard import TensorBoardLog
 from afos.runs import grid as grids
@@ -128,7 +128,7 @@ def search_result(run_dir: str | Path, status: RunStatus | None = None) -> Searc
     """The :class:`SearchResult` of the search in ``run_dir`` as its database holds it now."""
     with RunStore(run_database(run_dir), readonly=True) as store:
         rows = finalist_rows(store)
-        recorded = RunStatus(store.get_meta("status", RunStatus.RUNNING.value))
+        recorded = RunStatus(store.get_meta(MetaKey.STATUS, RunStatus.RUNNING.value))
         return SearchResult(Path(run_dir), status or recorded, tuple(hall_of_fame(store)), tuple(rows or ()),
                             winner(rows or []), verdict_sentence(rows) if rows else None)
 

@@ -12,7 +12,7 @@ from afos.grid.analysis import GridAnalysis
 from afos.grid.results import Results, check_grid, run_grid, select
 from afos.grid.sources import load_results
 from afos.grid.spec import Spec
-from afos.records.runs import RunStatus
+from afos.records.runs import MetaKey, RunStatus
 from afos.reporting.grid_report import write_comparison, write_evaluation
 from afos.runs.lifecycle import DEFAULT_OPTIONS, Options, Session, run_session
 from afos.storage.layout import run_database
@@ -59,7 +59,7 @@ def _run(spec: Spec, out: Path, executor: Executor, options: Options) -> Results
         return store.count_evaluations() + sum(1 for seed, task, function in spec.runs()
                                                if store.find_evaluation(spec.key(function, task, seed)) is None)
 
-    run_session(out, spec.kind, {"grid": spec.to_dict()}, executor, options, work, expected=expected,
+    run_session(out, spec.kind, {MetaKey.GRID: spec.to_dict()}, executor, options, work, expected=expected,
                 label=lambda record: names.get(record.activation_key, record.expression))
     return replace(missing[0], sources=(str(run_database(out)),))
 

@@ -21,7 +21,7 @@ from typing import Any
 from afos.evaluation import Evaluator
 from afos.execution.contract import Executor
 from afos.records.evaluation import Evaluation
-from afos.records.runs import RunKind, RunStatus
+from afos.records.runs import MetaKey, RunKind, RunStatus
 from afos.records.search import Generation
 from afos.runs.progress import OnRecord, ProgressLog, Say
 from afos.storage.layout import run_database
@@ -76,7 +76,7 @@ class Options:
 DEFAULT_OPTIONS = Options()
 
 
-def run_session(run_dir: Path, kind: RunKind, meta: Mapping[str, Any], executor: Executor, options: Options,
+def run_session(run_dir: Path, kind: RunKind, meta: Mapping[MetaKey, Any], executor: Executor, options: Options,
                 work: Callable[[Session], RunStatus], *, expected: Callable[[RunStore], int],
                 label: Callable[[Evaluation], str] | None = None) -> RunStatus:
     """Open (or create) the run in ``run_dir`` and do ``work`` in it with its status kept true.
@@ -85,7 +85,7 @@ def run_session(run_dir: Path, kind: RunKind, meta: Mapping[str, Any], executor:
     was created); ``expected`` estimates the training runs the work needs, for the progress bar. Returns the
     work's status. A second process that opens the run while this one works is refused (:func:`writer_lock`).
     """
-    created = {"kind": kind.value, "created": time.time(), **meta}
+    created = {MetaKey.KIND: kind.value, MetaKey.CREATED: time.time(), **meta}
     with writer_lock(run_dir), RunStore(run_database(run_dir), meta=created) as store:
         log = ProgressLog(run_dir / f"{kind.value}.log", options.echo, total=expected(store),
                           done=store.count_evaluations(), desc=f"afos {kind.value}", label=label,
@@ -108,19 +108,19 @@ def run_session(run_dir: Path, kind: RunKind, meta: Mapping[str, Any], executor:
 def tracked(store: RunStore, heartbeat: Heartbeat, work: Callable[[], RunStatus]) -> RunStatus:
     """Run ``work`` with the run's status kept true in its meta and its ``run.json`` (see the module
     docstring)."""
-    store.set_meta("status", RunStatus.RUNNING.value)
+    store.set_meta(MetaKey.STATUS, RunStatus.RUNNING.value)
     try:
         status = work()
     except KeyboardInterrupt:
         heartbeat.finish(RunStatus.INTERRUPTED)
-        store.set_meta("status", RunStatus.INTERRUPTED.value)
+        store.set_meta(MetaKey.STATUS, RunStatus.INTERRUPTED.value)
         raise
     except BaseException as error:
         heartbeat.finish(RunStatus.FAILED)
         with contextlib.suppress(Exception):  # a full disk may refuse this too; run.json then tells
-            store.set_meta("status", RunStatus.FAILED.value)
-            store.set_meta("reason", f"{type(error).__name__}: {error}"[:_REASON_LIMIT])
+            store.set_meta(MetaKey.STATUS, RunStatus.FAILED.value)
+            store.set_meta(MetaKey.REASON, f"{type(error).__name__}: {error}"[:_REASON_LIMIT])
         raise
     heartbeat.finish(status)
-    store.set_meta("status", status.value)
+    store.set_meta(MetaKey.STATUS, status.value)
     return status

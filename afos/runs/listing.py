@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from afos.errors import StoreError, UserError
-from afos.records.runs import RunKind, RunState, RunStatus, RunSummary, Verdict
+from afos.records.runs import MetaKey, RunKind, RunState, RunStatus, RunSummary, Verdict
 from afos.storage.filesystems import is_network_filesystem
 from afos.storage.layout import run_databases
 from afos.storage.liveness import is_alive, read_state
@@ -44,18 +44,18 @@ def summary(db: Path) -> RunSummary:
     if state is not None and state.status is RunStatus.RUNNING and is_network_filesystem(db):
         return _row(db, state.kind, state.status, _alive(state), state.heartbeat, evaluations=state.evaluations)
     with RunStore(db, readonly=True) as store:
-        kind = RunKind(store.get_meta("kind", RunKind.SEARCH.value))
-        status = RunStatus(store.get_meta("status", RunStatus.RUNNING.value))
+        kind = RunKind(store.get_meta(MetaKey.KIND, RunKind.SEARCH.value))
+        status = RunStatus(store.get_meta(MetaKey.STATUS, RunStatus.RUNNING.value))
         if state is not None:
             alive, beat = _alive(state), state.heartbeat
         else:  # an older afos kept liveness in the database
-            beat = store.get_meta("heartbeat")
-            alive = is_alive(store.get_meta("host"), store.get_meta("pid"), beat)
+            beat = store.get_meta(MetaKey.HEARTBEAT)
+            alive = is_alive(store.get_meta(MetaKey.HOST), store.get_meta(MetaKey.PID), beat)
         row = _row(db, kind, status, alive, beat if isinstance(beat, (int, float)) else None,
-                   evaluations=store.count_evaluations(), started=_number(store.get_meta("created")))
+                   evaluations=store.count_evaluations(), started=_number(store.get_meta(MetaKey.CREATED)))
         if kind is not RunKind.SEARCH:
             return row
-        config = store.get_meta("config", {}) or {}
+        config = store.get_meta(MetaKey.CONFIG, {}) or {}
         if not isinstance(config, dict):
             raise StoreError(f"{db}: its stored config is malformed")
         return replace(row, generations=f"{len(store.generations())}/{config.get('generations', '?')}",
@@ -65,10 +65,10 @@ def summary(db: Path) -> RunSummary:
 def _best(store: RunStore) -> dict[str, Any]:
     """The function a search stands for: its confirmed winner once the confirmation has ended, else the
     first of its hall of fame (unconfirmed)."""
-    winner = store.get_meta("winner")
+    winner = store.get_meta(MetaKey.WINNER)
     if isinstance(winner, dict) and isinstance(winner.get("canonical"), str) and winner.get("verdict") in _VERDICT_VALUES:
         return {"best": winner["canonical"], "verdict": Verdict(winner["verdict"]), "score": _number(winner.get("val_mean"))}
-    if store.get_meta("confirmation") is not None and store.get_meta("status") == RunStatus.FINISHED.value:
+    if store.get_meta(MetaKey.CONFIRMATION) is not None and store.get_meta(MetaKey.STATUS) == RunStatus.FINISHED.value:
         return _winner_of_an_older_run(store)  # a stopped confirmation names no winner: unconfirmed below
     saved = store.last_generation()
     if saved is None or not saved.hall_of_fame or not saved.hall_of_fame[0].fitness[1] > 0:

@@ -12,7 +12,7 @@ from typing import Any
 from afos.config import with_overrides
 from afos.errors import ConfigError
 from afos.execution.contract import Executor
-from afos.records.runs import RunKind, RunStatus
+from afos.records.runs import MetaKey, RunKind, RunStatus
 from afos.records.search import Generation
 from afos.reporting.search_report import write_report
 from afos.runs.lifecycle import DEFAULT_OPTIONS, Options, Session, run_session
@@ -46,7 +46,7 @@ def resume_config(run_dir: Path, overrides: Mapping[str, Any]) -> SearchConfig:
     if not db.is_file():
         raise ConfigError(f"--resume {run_dir}: no afos.db there, so it is not a run folder")
     with RunStore(db, readonly=True) as store:
-        kind, stored = store.get_meta("kind", "search"), store.get_meta("config")
+        kind, stored = store.get_meta(MetaKey.KIND, "search"), store.get_meta(MetaKey.CONFIG)
     if kind != RunKind.SEARCH.value:
         raise ConfigError(f"--resume {run_dir}: it holds an `afos {kind}` grid, not a search; rerun that "
                           f"command with --out {run_dir} to resume it")
@@ -67,7 +67,7 @@ def check_same_search(store: RunStore, run_dir: Path, config: SearchConfig) -> N
     the protocol must be the one this afos computes (another afos or torch version, or a device of other
     precision, would retrain under another protocol).
     """
-    kind, stored = store.get_meta("kind"), store.get_meta("config")
+    kind, stored = store.get_meta(MetaKey.KIND), store.get_meta(MetaKey.CONFIG)
     if kind != RunKind.SEARCH.value:
         raise ConfigError(f"{run_dir} holds an `afos {kind}` run, not a search; choose another folder")
     if not isinstance(stored, dict):
@@ -77,7 +77,7 @@ def check_same_search(store: RunStore, run_dir: Path, config: SearchConfig) -> N
     if changed:
         raise ConfigError(f"{run_dir} holds a search with other settings ({', '.join(changed)}); continue it "
                           "unchanged (`afos search --resume`), or choose another folder")
-    if store.get_meta("protocols") != task_protocols(config):
+    if store.get_meta(MetaKey.PROTOCOLS) != task_protocols(config):
         raise ConfigError(f"{run_dir}: this afos would train it under another protocol (afos or torch "
                           "version, or device precision, changed); start a new search (`afos report` still "
                           "reads this one)")
@@ -100,7 +100,7 @@ def record_winner(store: RunStore) -> None:
     such as ``afos runs`` show it without recomputing the statistics."""
     best = winner(finalist_rows(store) or [])
     if best is not None:
-        store.set_meta("winner", best.to_dict())
+        store.set_meta(MetaKey.WINNER, best.to_dict())
 
 
 def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: Options = DEFAULT_OPTIONS) -> RunStatus:
@@ -114,14 +114,14 @@ def search(config: SearchConfig, run_dir: Path, *, executor: Executor, options: 
     """
     check_tasks(task_configs(config))
     run_dir = Path(run_dir)
-    meta = {"config": config.to_dict(), "protocols": task_protocols(config)}
+    meta = {MetaKey.CONFIG: config.to_dict(), MetaKey.PROTOCOLS: task_protocols(config)}
 
     if run_database(run_dir).is_file():  # before anything is written
         with RunStore(run_database(run_dir), readonly=True) as store:
             check_same_search(store, run_dir, config)
 
     def work(session: Session) -> RunStatus:
-        session.store.set_meta("config", config.to_dict())  # a resume may have raised the generations or limits
+        session.store.set_meta(MetaKey.CONFIG, config.to_dict())  # a resume may have raised the generations or limits
         session.log(f"run folder {run_dir}")
         def on_generation(generation: Generation) -> None:
             write_report(run_dir, store=session.store)

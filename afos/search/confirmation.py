@@ -26,7 +26,7 @@ from afos.activation.spec import ActivationSpec
 from afos.errors import TimeUp
 from afos.evaluation import EvalRequest, Evaluator
 from afos.records.evaluation import Evaluation, Phase
-from afos.records.runs import Role, Verdict
+from afos.records.runs import MetaKey, Role, Verdict
 from afos.records.search import Generation, HallOfFameEntry
 from afos.search.config import RELU, SearchConfig, baseline_names, task_configs
 from afos.space.parse import canonical
@@ -157,7 +157,7 @@ class ConfirmDatabase(Protocol):
 
     def last_generation(self) -> Generation | None: ...
 
-    def set_meta(self, key: str, value: object) -> None: ...
+    def set_meta(self, key: MetaKey, value: object) -> None: ...
 
 
 def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, progress: Callable[[str], None],
@@ -178,7 +178,7 @@ def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, 
         return True
     seeds = confirm_seeds(config.seed, config.fitness_seeds, config.confirm_seeds)
     budget = config.confirm_epochs or config.train.epochs
-    store.set_meta("confirmation", ConfirmationPlan(tuple(seeds), budget, tuple(functions)).to_dict())
+    store.set_meta(MetaKey.CONFIRMATION, ConfirmationPlan(tuple(seeds), budget, tuple(functions)).to_dict())
     progress(f"confirming {counted(finalists, 'finalist')} and {counted(len(functions) - finalists, 'baseline')} "
              "on fresh seeds "
              f"{seeds[0]}..{seeds[-1]} at {budget:g} epochs")

@@ -30,7 +30,7 @@ from afos.activation.spec import ActivationSpec
 from afos.errors import BudgetSpent, TimeUp, UserError
 from afos.evaluation import EvalRequest, Evaluator, RunDatabase
 from afos.records.evaluation import Evaluation, Origin, Phase
-from afos.records.runs import RunStatus
+from afos.records.runs import MetaKey, RunStatus
 from afos.records.search import (
     Baseline,
     CandidateRecord,
@@ -80,7 +80,7 @@ class SearchDatabase(RunDatabase, Protocol):
 
     def last_generation(self) -> Generation | None: ...
 
-    def set_meta(self, key: str, value: object) -> None: ...
+    def set_meta(self, key: MetaKey, value: object) -> None: ...
 
 
 Progress = Callable[[str], None]
@@ -293,7 +293,7 @@ class Search:
         """Train the baselines (ReLU first) for the report's comparison; their records (none if out of budget)."""
         specs = [ActivationSpec(name) for name in baseline_names(self.config.baseline)]
         baselines = [Baseline(spec.expression, spec.key(), self.budgets[-1]) for spec in specs]
-        self.store.set_meta("baseline", [baseline.to_dict() for baseline in baselines])
+        self.store.set_meta(MetaKey.BASELINE, [baseline.to_dict() for baseline in baselines])
         try:
             records = self._ensure([(spec, canonical(spec.expression), spec.key()) for spec in specs],
                                    self.budgets[-1], Phase.BASELINE, None)

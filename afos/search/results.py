@@ -12,6 +12,7 @@ from typing import Any
 
 from afos.errors import StoreError
 from afos.records.evaluation import EvalKey, Evaluation
+from afos.records.runs import MetaKey
 from afos.records.search import Baseline, Generation, HallOfFameEntry
 from afos.search.config import score
 from afos.search.confirmation import ConfirmationPlan, Finalist, PlannedFunction, summarise
@@ -51,10 +52,10 @@ class BaselineSummary:
 
 def baseline_summaries(store: RunStore) -> list[BaselineSummary]:
     """Mean validation/test accuracy of each baseline (ReLU first), trained by the run on its fitness seeds."""
-    stored = store.get_meta("baseline")
+    stored = store.get_meta(MetaKey.BASELINE)
     stored = [stored] if isinstance(stored, dict) else stored if isinstance(stored, list) else []  # afos < 0.1: one
-    protocols: dict[str, Any] = store.get_meta("protocols") or {}
-    config: dict[str, Any] = store.get_meta("config") or {}
+    protocols: dict[str, Any] = store.get_meta(MetaKey.PROTOCOLS) or {}
+    config: dict[str, Any] = store.get_meta(MetaKey.CONFIG) or {}
     seeds = range(config.get("seed", 0), config.get("seed", 0) + config.get("fitness_seeds", 1))
     summaries = []
     for baseline in (_read(Baseline.from_dict, value, store, "baseline") for value in stored):
@@ -73,14 +74,14 @@ def baseline_summaries(store: RunStore) -> list[BaselineSummary]:
 
 def confirmation_plan(store: RunStore) -> ConfirmationPlan | None:
     """The plan the search's confirmation followed (None for a search without one)."""
-    stored = store.get_meta("confirmation")
+    stored = store.get_meta(MetaKey.CONFIRMATION)
     return None if stored is None else _read(ConfirmationPlan.from_dict, stored, store, "confirmation")
 
 
 def finalist_rows(store: RunStore) -> list[Finalist] | None:
     """The confirmation table of a search from its stored runs (None for a search without one)."""
     plan = confirmation_plan(store)
-    protocols: dict[str, str] = store.get_meta("protocols") or {}
+    protocols: dict[str, str] = store.get_meta(MetaKey.PROTOCOLS) or {}
     if plan is None:
         return None
 

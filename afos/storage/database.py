@@ -17,6 +17,7 @@ from typing import Any
 
 from afos.errors import StoreError
 from afos.records.json import dumps as json_text
+from afos.records.runs import MetaKey
 from afos.storage.filesystems import is_network_filesystem
 from afos.storage.schema import loads
 from afos.storage.snapshot import needs_copy, private_copy
@@ -30,7 +31,7 @@ class Database:
     """One database file, writable (created with its folder) or ``readonly``; :meth:`prepare` (the subclass's)
     checks or creates the schema, in the same transaction as the ``meta`` of a new file."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, meta: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False, meta: Mapping[MetaKey, Any] | None = None) -> None:
         self.path = Path(path)
         self.readonly = readonly
         self.network = is_network_filesystem(self.path)
@@ -90,7 +91,7 @@ class Database:
         uri = self.path.resolve().as_uri() + "?" + flags
         return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
 
-    def prepare(self, meta: Mapping[str, Any]) -> None:
+    def prepare(self, meta: Mapping[MetaKey, Any]) -> None:
         """Check the schema of the file, creating it (with ``meta``) in an empty writable one."""
         raise NotImplementedError
 
@@ -150,14 +151,15 @@ class Database:
 
     # --- run metadata ---------------------------------------------------------------------------------
 
-    def set_meta(self, key: str, value: object) -> None:
+    def set_meta(self, key: MetaKey, value: object) -> None:
         """Set a run-level value (config, versions, status); any JSON-able value, replacing the old one."""
         with self.transaction():
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                               (key, json_text(value)))
+                               (key.value, json_text(value)))
 
-    def get_meta(self, key: str, default: object = None) -> Any:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else loads(row["value"], f"{self.path}: meta {key!r}")
+    def get_meta(self, key: MetaKey, default: object = None) -> Any:
+        """A run-level value (``default`` when the run has none): untrusted JSON, checked by its reader."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key.value,)).fetchone()
+        return default if row is None else loads(row["value"], f"{self.path}: meta {key.value!r}")
 

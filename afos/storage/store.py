@@ -37,6 +37,7 @@ from typing import Any
 
 from afos.errors import StoreError
 from afos.records.evaluation import MACHINE_FAILURES, WORKER_DIED, EvalKey, Evaluation, Phase, Status
+from afos.records.runs import MetaKey
 from afos.records.search import CandidateRecord, CandidateStatus, Generation, Lineage
 from afos.storage.database import Database
 from afos.storage.schema import (
@@ -70,7 +71,7 @@ class RunStore(Database):
     def __enter__(self) -> RunStore:
         return self
 
-    def prepare(self, meta: Mapping[str, Any]) -> None:
+    def prepare(self, meta: Mapping[MetaKey, Any]) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {version}; this afos reads up to "

@@ -20,7 +20,7 @@ from afos.grid.results import Results, select
 from afos.grid.sources import load_results
 from afos.grid.spec import Function, Spec
 from afos.records.evaluation import Evaluation, Status
-from afos.records.runs import Role, RunKind
+from afos.records.runs import MetaKey, Role, RunKind
 from afos.training.config import TrainConfig
 
 GRID = ["eelu", "--baseline", "relu,silu", "--datasets", "digits", "--models", "mlp,small_cnn", "--seeds", "2",
@@ -182,7 +182,7 @@ def test_merging_grids_refuses_a_task_trained_under_two_protocols(tmp_path: Path
         relu = Function("relu", "Max(0, x)", "f1", Role.BASELINE, ActivationSpec("relu"))
         spec = Spec(RunKind.COMPARE, (relu,), ("digits/mlp",), (0,), 1.0, TrainConfig(), {"digits/mlp": protocol})
         with RunStore(tmp_path / name / "afos.db") as store:
-            store.set_meta("grid", spec.to_dict())
+            store.set_meta(MetaKey.GRID, spec.to_dict())
     with pytest.raises(UserError, match="different settings"):
         load_results([tmp_path / "one", tmp_path / "two"])
     RunStore(tmp_path / "search" / "afos.db").close()  # a database without a grid, like a search run's

@@ -13,7 +13,7 @@ from scipy import stats as sps
 from afos.activation.spec import ActivationSpec
 from afos.execution.local import SerialExecutor
 from afos.records.evaluation import Origin, Phase
-from afos.records.runs import Role, RunStatus, Verdict
+from afos.records.runs import MetaKey, Role, RunStatus, Verdict
 from afos.runs.lifecycle import Options
 from afos.runs.listing import list_runs
 from afos.runs.search import search as run_search
@@ -50,7 +50,7 @@ def test_confirmation_seeds_are_fresh_and_paired(searched: Path) -> None:
     with RunStore(searched / "afos.db", readonly=True) as store:
         search_seeds = {r.seed for r in store.evaluations(phase=Phase.SEARCH)}
         confirm = store.evaluations(phase=Phase.CONFIRM)
-        plan = store.get_meta("confirmation")
+        plan = store.get_meta(MetaKey.CONFIRMATION)
     assert search_seeds == {3, 4}
     assert plan["seeds"] == confirm_seeds(3, 2, 3) == [5, 6, 7]
     assert {r.seed for r in confirm} == {5, 6, 7}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from afos.records.runs import RunKind, RunStatus
+from afos.records.runs import MetaKey, RunKind, RunStatus
 from afos.runs.listing import list_runs
 from afos.storage.filesystems import (
     NETWORK_TYPES,
@@ -67,16 +67,16 @@ def test_in_network_mode_the_writer_holds_its_database_alone(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(OVERRIDE, "1")
     path = tmp_path / "afos.db"
-    with RunStore(path, meta={"kind": "search"}) as store:
+    with RunStore(path, meta={MetaKey.KIND: "search"}) as store:
         assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-        store.set_meta("status", "running")
+        store.set_meta(MetaKey.STATUS, "running")
         assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
         other = sqlite3.connect(path, timeout=0.2)
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("SELECT count(*) FROM meta").fetchone()
         other.close()
     with RunStore(path, readonly=True) as reader:  # once the writer is gone: an immutable read
-        assert reader.get_meta("status") == "running"
+        assert reader.get_meta(MetaKey.STATUS) == "running"
 
 
 def _count_from_state(run: Path, count: int) -> None:

@@ -20,6 +20,7 @@ import pytest
 from afos.errors import StoreError
 from afos.records.evaluation import Checkpoint, EvalKey, Evaluation, Origin, Phase, Status
 from afos.records.json import stable_hash
+from afos.records.runs import MetaKey
 from afos.records.search import (
     CandidateRecord,
     CandidateStatus,
@@ -67,7 +68,7 @@ def store(tmp_path: Path) -> RunStore:
 def test_schema_created_versioned_and_reopened(tmp_path: Path) -> None:
     path = tmp_path / "run" / "afos.db"
     with RunStore(path) as store:
-        store.set_meta("config", {"population": 20, "dataset": "digits"})
+        store.set_meta(MetaKey.CONFIG, {"population": 20, "dataset": "digits"})
     conn = sqlite3.connect(path)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"meta", "candidates", "evaluations", "generations"} <= tables
@@ -75,20 +76,21 @@ def test_schema_created_versioned_and_reopened(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
     with RunStore(path) as store:
-        assert store.get_meta("config") == {"population": 20, "dataset": "digits"}
-        assert store.get_meta("absent", "fallback") == "fallback"
+        assert store.get_meta(MetaKey.CONFIG) == {"population": 20, "dataset": "digits"}
+        assert store.get_meta(MetaKey.WINNER, "fallback") == "fallback"
 
 
 def test_meta_values_keep_their_json_type(store: RunStore) -> None:
+    keys = dict(zip(("int", "str", "float", "big", "none", "nan", "list"), MetaKey))
     values = {"int": 1, "str": "1", "float": 1.0, "big": 2**100, "none": None, "nan": math.nan,
               "list": [1, (2, 3)]}
-    for key, value in values.items():
-        store.set_meta(key, value)
-    got = {key: store.get_meta(key, "missing") for key in values}
+    for name, value in values.items():
+        store.set_meta(keys[name], value)
+    got = {name: store.get_meta(keys[name], "missing") for name in values}
     assert got == {**values, "nan": None, "list": [1, [2, 3]]}
     assert type(got["float"]) is float and type(got["str"]) is str
-    store.set_meta("int", 2)
-    assert store.get_meta("int") == 2
+    store.set_meta(keys["int"], 2)
+    assert store.get_meta(keys["int"]) == 2
 
 
 def test_refuses_foreign_and_newer_databases(tmp_path: Path) -> None:
@@ -189,7 +191,7 @@ def test_a_candidates_lineage_round_trips(store: RunStore) -> None:
 
 def test_a_schema_2_database_reads_as_it_is_and_upgrades_when_written(tmp_path: Path) -> None:
     path = tmp_path / "afos.db"
-    with RunStore(path, meta={"kind": "search"}) as store:
+    with RunStore(path, meta={MetaKey.KIND: "search"}) as store:
         store.add_candidate(CandidateRecord("old", "x", "x", 0, CandidateStatus.VALID))
     with sqlite3.connect(path) as connection:  # what afos wrote before lineage existed
         connection.execute("ALTER TABLE candidates DROP COLUMN lineage")
@@ -209,11 +211,11 @@ def test_transaction_rolls_back_on_exception(store: RunStore) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         with store.transaction():
             store.add_evaluation(_record("a"))
-            store.set_meta("k", 1)
+            store.set_meta(MetaKey.REASON, 1)
             store.save_generation(_generation(0))
             raise RuntimeError("boom")
     assert store.count_evaluations() == 0
-    assert store.get_meta("k") is None and store.last_generation() is None
+    assert store.get_meta(MetaKey.REASON) is None and store.last_generation() is None
     store.add_evaluation(_record("b"))  # the store is still usable
     assert store.count_evaluations() == 1
 
@@ -271,9 +273,9 @@ def test_readonly_reads_but_refuses_writes(tmp_path: Path) -> None:
     path = tmp_path / "afos.db"
     with RunStore(path) as store:
         store.add_evaluation(_record())
-        store.set_meta("k", "v")
+        store.set_meta(MetaKey.REASON, "v")
     with RunStore(path, readonly=True) as reader:
-        assert reader.count_evaluations() == 1 and reader.get_meta("k") == "v"
+        assert reader.count_evaluations() == 1 and reader.get_meta(MetaKey.REASON) == "v"
         with pytest.raises(StoreError, match="read-only"):
             reader.add_evaluation(_record(seed=5))
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
