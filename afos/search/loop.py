@@ -85,7 +85,7 @@ class SearchDatabase(RunDatabase, Protocol):
 
 Progress = Callable[[str], None]
 #: A function of a search or its baseline: what to train, its canonical text and its activation key.
-Function = tuple[ActivationSpec, str, str]
+TrainTarget = tuple[ActivationSpec, str, str]
 
 
 class SearchRandom:
@@ -268,7 +268,7 @@ class Search:
             alive = sorted(alive, key=lambda c: (-fitness[c.key][1], c.key))[:keep]
         return fitness, counts
 
-    def _ensure(self, functions: list[Function], budget: float, phase: Phase, generation: int | None,
+    def _ensure(self, functions: list[TrainTarget], budget: float, phase: Phase, generation: int | None,
                 seeds: list[int] | None = None) -> dict[str, list[Evaluation]]:
         """The records of ``functions`` over every task and seed (default: the fitness seeds) at a budget."""
         requests = [EvalRequest.make(spec, config, budget=budget, seed=seed, label=text, phase=phase,
