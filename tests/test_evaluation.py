@@ -284,4 +284,4 @@ def test_fitness_can_be_validation_macro_f1(tmp_path: Path) -> None:
     for entry in hall:
         record = records[entry.key]
         expected = record.metric("val_f1") if record.ok else 0.0
-        assert entry.fitness[1] == expected and 0.0 <= expected <= 1.0
+        assert entry.fitness.value == expected and 0.0 <= expected <= 1.0

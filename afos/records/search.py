@@ -163,7 +163,7 @@ class HallOfFameEntry:
     @property
     def rank_key(self) -> tuple[float, float, str]:
         """Sorting by this ranks entries: higher rung, then higher fitness, then key (a fixed tie-break)."""
-        return -self.fitness[0], -self.fitness[1], self.key
+        return -self.fitness.rung, -self.fitness.value, self.key
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

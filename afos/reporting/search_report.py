@@ -173,7 +173,7 @@ def _read(store: RunStore) -> SearchReport:
 
 
 def _hof_row(rank: int, entry: HallOfFameEntry, candidate: CandidateRecord | None) -> dict[str, Any]:
-    return {"rank": rank, "canonical": entry.canonical, "fingerprint": entry.key, "fitness": entry.fitness[1],
+    return {"rank": rank, "canonical": entry.canonical, "fingerprint": entry.key, "fitness": entry.fitness.value,
             "n_runs": entry.n_runs, "val_accuracy": entry.val_accuracy, "val_std": entry.val_std,
             "test_accuracy": entry.test_accuracy, "generation": entry.generation + 1,
             "size": expression_size(entry.canonical, _parameters(entry)), "learned": entry.learned or "", "tree": entry.tree,
@@ -306,7 +306,7 @@ def _top_lines(report: SearchReport) -> list[str]:
     ]
     for rank, entry in ranked:
         lines.append(f"| {rank} | `{shown_form(entry)}` | {expression_size(entry.canonical, _parameters(entry))} "
-                     f"| {format_number(entry.fitness[1])} | {plus_minus(entry.val_accuracy, entry.val_std)} "
+                     f"| {format_number(entry.fitness.value)} | {plus_minus(entry.val_accuracy, entry.val_std)} "
                      f"| {format_number(entry.test_accuracy)} | {entry.n_runs} | {entry.generation + 1} |")
     for baseline in report.baselines:
         lines.append(f"| baseline | `{baseline.canonical}` ({baseline.expression}) | - "
@@ -364,7 +364,7 @@ def summary_lines(run_dir: str | Path, top: int = 5) -> list[str]:
         baselines = baseline_summaries(store)
         finalists = finalist_rows(store)
     lines = [f"{'rank':>4}  {'fitness':>7}  {'val acc (search)':>16}  {'test acc':>8}  function"]
-    lines += [f"{rank:>4}  {format_number(entry.fitness[1]):>7}  {plus_minus(entry.val_accuracy, entry.val_std):>16}  "
+    lines += [f"{rank:>4}  {format_number(entry.fitness.value):>7}  {plus_minus(entry.val_accuracy, entry.val_std):>16}  "
               f"{format_number(entry.test_accuracy):>8}  {entry.canonical}" for rank, entry in rows]
     if not rows:
         lines.append("   -  no generation completed yet; its finished runs are in afos.db "

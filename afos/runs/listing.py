@@ -71,10 +71,10 @@ def _best(store: RunStore) -> dict[str, Any]:
     if store.get_meta(MetaKey.CONFIRMATION) is not None and store.get_meta(MetaKey.STATUS) == RunStatus.FINISHED.value:
         return _winner_of_an_older_run(store)  # a stopped confirmation names no winner: unconfirmed below
     saved = store.last_generation()
-    if saved is None or not saved.hall_of_fame or not saved.hall_of_fame[0].fitness[1] > 0:
+    if saved is None or not saved.hall_of_fame or not saved.hall_of_fame[0].fitness.value > 0:
         return {}  # a function that never trained is nobody's best
     first = saved.hall_of_fame[0]
-    return {"best": first.canonical, "score": first.fitness[1]}
+    return {"best": first.canonical, "score": first.fitness.value}
 
 
 def _winner_of_an_older_run(store: RunStore) -> dict[str, Any]:

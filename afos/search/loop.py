@@ -212,7 +212,7 @@ class Search:
                                  if c.key not in self.hall_of_fame)
         predicted = {c.key: c.predicted for c in candidates if c.predicted is not None}
         self._save(generation, new_population, counts, predicted,
-                   rank_correlation([(value, fitnesses[key][1]) for key, value in predicted.items()]))
+                   rank_correlation([(value, fitnesses[key].value) for key, value in predicted.items()]))
         return new_population
 
     def _propose(self, generation: int, population: list[Individual]) -> tuple[list[Individual], Proposals]:
@@ -265,7 +265,7 @@ class Search:
                 failed = sum(any(not r.ok for r in records[c.key]) for c in alive)
                 counts = replace(counts, trained=trained, reused=len(alive) - trained, failed=failed)
             keep = max(1, math.ceil(len(alive) / self.config.halving_eta))
-            alive = sorted(alive, key=lambda c: (-fitness[c.key][1], c.key))[:keep]
+            alive = sorted(alive, key=lambda c: (-fitness[c.key].value, c.key))[:keep]
         return fitness, counts
 
     def _ensure(self, functions: list[TrainTarget], budget: float, phase: Phase, generation: int | None,
@@ -305,7 +305,7 @@ class Search:
     # ----------------------------------------------------------------------- hall of fame, saving
     def _entry(self, candidate: Candidate, fitness: Fitness, generation: int) -> HallOfFameEntry:
         """The hall-of-fame entry of a candidate, from this run's own runs of it at the full budget."""
-        at_full = fitness[0] == len(self.budgets) - 1
+        at_full = fitness.rung == len(self.budgets) - 1
         full = self.budgets[-1]
         runs = [r for r in self.store.evaluations(activation_key=candidate.key, phase=Phase.SEARCH)
                 if r.budget == full and self.protocols.get(r.task) == r.protocol] if at_full else []
@@ -324,7 +324,7 @@ class Search:
         best = ranked[0]
         done = ", ".join(f"{name} {value}" for name, value in asdict(counts).items()
                          if name not in ("crossovers", "mutations"))
-        self.progress(f"generation {generation + 1}/{self.config.generations} done: best {best.fitness[1]:.4f} "
+        self.progress(f"generation {generation + 1}/{self.config.generations} done: best {best.fitness.value:.4f} "
                       f"{best.canonical}  ({done})")
         self.on_generation(saved)
 

@@ -115,7 +115,7 @@ def test_no_confirm_writes_no_finalists(tmp_path: Path) -> None:
         assert store.count_evaluations(Phase.CONFIRM) == 0
         first = hall_of_fame(store)[0]
     (row,) = list_runs(tmp_path)  # nothing confirmed: the hall of fame's first, marked as such
-    assert (row.best, row.verdict, row.score) == (first.canonical, None, first.fitness[1])
+    assert (row.best, row.verdict, row.score) == (first.canonical, None, first.fitness.value)
 
 
 def test_compare_from_search_takes_the_finalists(searched: Path, tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def hall_of_fame_form(run_dir: str | Path, rank: int = 1) -> Form:
     if not 1 <= rank <= len(entries):
         raise UserError(f"--rank {rank} is out of range: {run_dir} holds {len(entries)} functions")
     entry = entries[rank - 1]
-    return _entry_form(entry, f"Rank {rank} of the hall of fame of {run_dir} (fitness {format_number(entry.fitness[1])})")
+    return _entry_form(entry, f"Rank {rank} of the hall of fame of {run_dir} (fitness {format_number(entry.fitness.value)})")
 
 
 def winner_form(run_dir: str | Path) -> Form:
