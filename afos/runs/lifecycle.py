@@ -93,11 +93,11 @@ def run_session(run_dir: Path, kind: RunKind, meta: Mapping[MetaKey, Any], execu
         cache = SiblingRuns(run_dir.parent, run_dir) if options.reuse else None
         try:
             with Heartbeat(run_dir, kind) as heartbeat, cache or contextlib.nullcontext():
-                heartbeat.count(log.done)
+                heartbeat.count(store.count_evaluations())
 
                 def on_record(record: Evaluation) -> None:
                     log.record(record)
-                    heartbeat.count(log.done)
+                    heartbeat.count(store.count_evaluations())  # a retried run replaces its record: rows, not events
 
                 session = Session(run_dir, store, Evaluator(store, executor, cache=cache, on_record=on_record), log)
                 return tracked(store, heartbeat, lambda: work(session))
