@@ -43,7 +43,7 @@ from afos.records.search import (
     Lineage,
     Member,
 )
-from afos.records.settings import Strategy, SurrogateKind
+from afos.records.settings import SurrogateKind
 from afos.search.budget import BudgetWatch, stop_if_nothing_trains
 from afos.search.config import (
     SearchConfig,
@@ -57,6 +57,7 @@ from afos.search.config import (
 )
 from afos.search.hall_of_fame import HallOfFame, entry_of
 from afos.search.proposals import Candidate, Proposals, Proposer, Ranker, Variation
+from afos.search.strategies import strategy_for
 from afos.search.surrogate import MIN_RECORDS, Surrogate, rank_correlation
 from afos.search.trees import Individual, parse_tree, primitive_set
 from afos.space.parse import canonical
@@ -113,20 +114,20 @@ class Search:
     The loop, written the way DEAP writes ``eaSimple``'s::
 
         population, hall_of_fame, start <- the last saved generation, else [], empty, 0
-        for g in start .. generations - 1:
+        for g in start .. generations - 1:                            # strategy: afos.search.strategies
             if g == 0:
-                candidates <- seed expressions + random trees        # Proposer.initial
+                candidates <- strategy.initial                        # seed expressions + random trees
             else:
                 elites <- the best `elites` of hall_of_fame
-                candidates <- varied offspring of population          # Proposer.offspring: tournament,
-                              + random immigrants                     #   crossover, mutation, bloat limits
+                candidates <- strategy.offspring(population)          # ga: tournament, crossover, mutation
+                                                                      #   + immigrants; random: all drawn
             (every candidate is distinct, valid and new to this run: duplicates and screened-out
-             functions cost no training and their slots are refilled)
+             functions cost no training and their slots are refilled; Proposer, bloat limits)
             (with a surrogate: `pool` x as many, the best predicted   # Surrogate.ranker
              trained, an `explore` share drawn from the rest)
             for rung, budget in successive halving:                   # all at the first budget,
                 fitness(c) <- mean score over tasks x fitness seeds   #   the best 1/eta go further
-            population <- elites + candidates
+            population <- strategy.survivors(elites, candidates)      # ga, random: elites + candidates
             hall_of_fame.update(candidates)
             save(g, population, hall_of_fame, random state)           # one transaction: the resume point
             on_generation(g)                                          # e.g. rewrite the report files
@@ -149,7 +150,7 @@ class Search:
         self.pset = primitive_set(primitives.values(), config.constants, learnable_constants=config.learnable_constants)
         self.proposer = Proposer(_variation(config), self.pset, primitives, on_screened=self._record_candidate,
                                  say=self.progress, deadline=self.deadline)
-        self.protocols = task_protocols(config)
+        self.strategy, self.protocols = strategy_for(config), task_protocols(config)
         self.budgets = budgets(config)
         self.known: dict[str, Fitness] = {}  # activation key -> fitness, as of generation start
         self.hall_of_fame = HallOfFame(config.hall_of_fame)
@@ -207,7 +208,7 @@ class Search:
         fitnesses, counts = self._evaluate(candidates, generation, proposals.counts)
         for candidate in candidates:
             candidate.tree.fitness.values = fitnesses[candidate.key]
-        new_population = carried + [c.tree for c in candidates]
+        new_population = self.strategy.survivors(carried, [c.tree for c in candidates])
         self.hall_of_fame.update(self._entry(c, fitnesses[c.key], generation) for c in candidates
                                  if c.key not in self.hall_of_fame)
         predicted = {c.key: c.predicted for c in candidates if c.predicted is not None}
@@ -220,11 +221,11 @@ class Search:
         cap = self._candidates_left()
         with self.random.active():
             if generation == 0:
-                return [], self.proposer.initial(self.known, cap)
+                return [], self.strategy.initial(self.proposer, self.known, cap)
             elites = self.hall_of_fame.ranked()[: self.config.elites]
             carried = [self._individual(Member(entry.tree, entry.fitness)) for entry in elites]
-            return carried, self.proposer.offspring(population, [e.key for e in elites], self.known, cap,
-                                                    self._ranker(generation), self.config.pool)
+            return carried, self.strategy.offspring(self.proposer, population, [e.key for e in elites], self.known,
+                                                    cap, self._ranker(generation), self.config.pool)
 
     def _ranker(self, generation: int) -> Ranker | None:
         """With a surrogate and enough of this run's fitness, what picks candidates from each pool."""
@@ -352,9 +353,8 @@ def _mean_score(records: Iterable[Evaluation], fitness: str) -> float:
 
 def _variation(config: SearchConfig) -> Variation:
     return Variation(config.population, tuple(config.seed_expressions), config.tournament_size,
-                     config.crossover_prob, config.mutation_prob, config.immigrants,
-                     Strategy(config.strategy) is Strategy.RANDOM, config.init_min_depth,
-                     config.init_max_depth, config.max_height, config.max_size, config.learnable_constants)
+                     config.crossover_prob, config.mutation_prob, config.init_min_depth, config.init_max_depth,
+                     config.max_height, config.max_size, config.learnable_constants)
 
 
 def rng_state_to_json(state: tuple[Any, ...]) -> dict[str, Any]:

@@ -75,8 +75,6 @@ class Variation:
     tournament_size: int
     crossover_prob: float
     mutation_prob: float
-    immigrants: float
-    random_only: bool
     init_min_depth: int
     init_max_depth: int
     max_height: int
@@ -122,17 +120,16 @@ class Proposer:
         return Proposals(accepted, Counts(**tally))
 
     def offspring(self, population: list[Individual], taken: Collection[str], known: Collection[str],
-                  cap: int, rank: Ranker | None = None, pool: int = 1) -> Proposals:
-        """Varied offspring, then random immigrants, for the slots the ``taken`` elites leave (every slot an
-        immigrant under random search). With ``rank`` (a surrogate), ``pool`` times as many are proposed in
-        the same proportions and ``rank`` picks the ones to train."""
+                  cap: int, rank: Ranker | None = None, pool: int = 1, *, immigrants: float) -> Proposals:
+        """Varied offspring, then random trees (``immigrants``, a share of the population: 1 under random
+        search), for the slots the ``taken`` elites leave. With ``rank`` (a surrogate), ``pool`` times as many
+        are proposed in the same proportions and ``rank`` picks the ones to train."""
         slots = min(cap, self.settings.population - len(taken))
         size = slots * (pool if rank is not None else 1)
-        share = 1.0 if self.settings.random_only else self.settings.immigrants
-        immigrants = min(size, round(share * self.settings.population) * (size // max(1, slots)))
+        drawn = min(size, round(immigrants * self.settings.population) * (size // max(1, slots)))
         accepted: list[Candidate] = []
         tally: TallyCounter = Counter()
-        self._fill(accepted, size - immigrants, tally, known, lambda: self._vary(population, tally), taken)
+        self._fill(accepted, size - drawn, tally, known, lambda: self._vary(population, tally), taken)
         self._fill(accepted, size, tally, known, lambda: (self.random_tree(), Lineage(MadeBy.IMMIGRANT)), taken)
         if rank is not None and len(accepted) > slots:
             chosen = rank(accepted, slots)
