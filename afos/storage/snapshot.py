@@ -24,8 +24,8 @@ from afos.storage.liveness import running_elsewhere
 
 #: The journals SQLite leaves beside a database whose writer was killed.
 JOURNALS = ("-wal", "-journal")
-#: Copies kept per process (a server reading several killed runs in turn).
-KEPT = 8
+#: Copies kept per process (a server reading several killed runs in turn); each is the size of its database.
+KEPT = 4
 
 _copies: OrderedDict[tuple[str, ...], tempfile.TemporaryDirectory[str]] = OrderedDict()
 _lock = threading.Lock()
