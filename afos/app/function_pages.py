@@ -37,7 +37,7 @@ from afos.app.gallery_view import (
     search_folder,
     training_runs,
 )
-from afos.app.pages import TEMPLATES
+from afos.app.pages import html_page
 from afos.app.params import integer
 from afos.app.search_view import SearchView
 from afos.app.sketch import sketch
@@ -58,17 +58,13 @@ COLOURS = {"f": ("#1f77b4", "#0b3f66"), "df": ("#ff7f0e", "#a64d00"), "d2f": ("#
 RUNS_SHOWN = 200
 
 
-def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    return HTMLResponse(TEMPLATES.get_template(name).render(**values), status_code=status)
-
-
 def _problem(name: str | None, error: Exception) -> HTMLResponse:
     """The message page of an error a request about run ``name`` met: 404 no such run, 422 unreadable, 400."""
     if isinstance(error, UnknownRun):
-        return _page("message.html", 404, title="No such run", message=f"No run {error.args[0]!r} under the results root.")
+        return html_page("message.html", 404, title="No such run", message=f"No run {error.args[0]!r} under the results root.")
     if isinstance(error, Unreadable):
-        return _page("message.html", 422, title=name or "Overlay", run=name, message=f"This run cannot be read: {error}")
-    return _page("message.html", 400, title=name or "Overlay", run=name, message=str(error))
+        return html_page("message.html", 422, title=name or "Overlay", run=name, message=f"This run cannot be read: {error}")
+    return html_page("message.html", 400, title=name or "Overlay", run=name, message=str(error))
 
 
 # --- gallery -----------------------------------------------------------------------------------------
@@ -95,7 +91,7 @@ def gallery(request: Request) -> Response:
         _, page = gallery_page_for(request.app.state.root, name, request.query_params)
     except (UnknownRun, Unreadable, UserError) as error:
         return _problem(name, error)
-    return _page("gallery.html", title=f"{name}: gallery", run=name, page=page, choices=SHAPE_CHOICES,
+    return html_page("gallery.html", title=f"{name}: gallery", run=name, page=page, choices=SHAPE_CHOICES,
                  statuses=STATUSES, link=lambda key: function_link(name, key))
 
 
@@ -127,7 +123,7 @@ def genealogy(request: Request) -> Response:
         index = read_index(folder)
         row = index.by_key.get(key)
         if row is None:
-            return _page("message.html", 404, title=name, run=name, message=f"The search {name} holds no function {key!r}.")
+            return html_page("message.html", 404, title=name, run=name, message=f"The search {name} holds no function {key!r}.")
         runs, total = training_runs(folder, key, RUNS_SHOWN)
     except (UnknownRun, Unreadable, UserError) as error:
         return _problem(name, error)
@@ -136,7 +132,7 @@ def genealogy(request: Request) -> Response:
     children = tuple(Relative(c, index.by_key.get(c), _gain(index.by_key.get(c), row)) for c in index.children.get(key, ()))
     overlay = "/overlay?" + "&".join(f"f={quote(r.canonical, safe='')}" for r in
                                      (row, *(p.row for p in parents if p.row))[:MAX_FUNCTIONS])
-    return _page("genealogy.html", title=f"{name}: {row.canonical}", run=name, row=row, parents=parents,
+    return html_page("genealogy.html", title=f"{name}: {row.canonical}", run=name, row=row, parents=parents,
                  children=children, runs=runs, total=total, shown=RUNS_SHOWN, overlay=overlay,
                  sketch=sketch(row.canonical, constants_of(row.canonical)), link=lambda k: function_link(name, k))
 
@@ -215,7 +211,7 @@ def overlay(request: Request) -> Response:
         return _problem(run, error)
     data = {"functions": [c.to_data() for c in curves], "baselines": list(BASELINES), "range": [-5.0, 5.0],
             "dashes": [list(d) for d in DASHES], "colours": {k: list(v) for k, v in COLOURS.items()}}
-    return _page("overlay.html", 400 if errors else 200, title="Overlay", curves=curves, errors=errors, data=data,
+    return html_page("overlay.html", 400 if errors else 200, title="Overlay", curves=curves, errors=errors, data=data,
                  texts=texts, run=run, runs=sorted(run_folders(root)), top=top, max_functions=MAX_FUNCTIONS,
                  baselines=BASELINES, dashes=[" ".join(map(str, d)) for d in DASHES], colours=COLOURS["f"])
 

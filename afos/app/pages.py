@@ -59,7 +59,8 @@ def _render(name: str, **values: Any) -> str:
     return TEMPLATES.get_template(name).render(**values)
 
 
-def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+def html_page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    """The template ``name`` rendered with ``values``, as an answer with ``status``."""
     return HTMLResponse(_render(name, **values), status_code=status)
 
 
@@ -72,7 +73,7 @@ def runs_page(request: Request) -> Response:
     try:
         filters = run_filters(request)
     except UserError as error:
-        return _page("message.html", 400, title="Runs", message=str(error))
+        return html_page("message.html", 400, title="Runs", message=str(error))
     return HTMLResponse(runs_html(root, root_version(root), **filters))
 
 
@@ -92,7 +93,7 @@ def run_page(request: Request) -> Response:
     try:
         folder = find_run(_root(request), name)
     except UnknownRun:
-        return _page("message.html", 404, title="No such run", message=f"No run {name!r} under the results root.")
+        return html_page("message.html", 404, title="No such run", message=f"No run {name!r} under the results root.")
     status, html = run_html(folder, name, version(folder))
     return HTMLResponse(html, status_code=status)
 
@@ -133,13 +134,13 @@ def evaluations_page(request: Request) -> Response:
         phase, status = choice(request, "phase", Phase), choice(request, "status", Status)
         rows = evaluation_page(folder, after=after, limit=PAGE, phase=phase, status=status)
     except UnknownRun:
-        return _page("message.html", 404, title="No such run", message=f"No run {name!r} under the results root.")
+        return html_page("message.html", 404, title="No such run", message=f"No run {name!r} under the results root.")
     except Unreadable as error:
-        return _page("message.html", 422, title=name, run=name, message=f"This run cannot be read: {error}")
+        return html_page("message.html", 422, title=name, run=name, message=f"This run cannot be read: {error}")
     except UserError as error:
-        return _page("message.html", 400, title=name, run=name, message=str(error))
+        return html_page("message.html", 400, title=name, run=name, message=str(error))
     filters = {k: v for k, v in (("phase", phase), ("status", status)) if v is not None}
-    return _page("evaluations.html", title=f"{name}: training runs", run=name, rows=rows, after=after,
+    return html_page("evaluations.html", title=f"{name}: training runs", run=name, rows=rows, after=after,
                  next_after=rows[-1][0] if len(rows) == PAGE else None,
                  filters={k: v.value for k, v in filters.items()}, phases=list(Phase), statuses=list(Status))
 
@@ -163,14 +164,14 @@ def run_file(request: Request) -> Response:
 def function_page(request: Request) -> Response:
     text = request.path_params.get("expr") or request.query_params.get("expr")
     if text is None:
-        return _page("function.html", title="Functions", facts=None, trained=[], error=None, text="")
+        return html_page("function.html", title="Functions", facts=None, trained=[], error=None, text="")
     if "expr" in request.query_params:
         return RedirectResponse("/functions/" + quote(text, safe=""), status_code=303)
     try:
         facts = function_facts(text)
     except UserError as error:
-        return _page("function.html", 400, title="Functions", facts=None, trained=[], error=str(error), text=text)
-    return _page("function.html", title=facts["canonical"], facts=facts, text=text, error=None,
+        return html_page("function.html", 400, title="Functions", facts=None, trained=[], error=str(error), text=text)
+    return html_page("function.html", title=facts["canonical"], facts=facts, text=text, error=None,
                  trained=trained_in(_root(request), facts["key"]),
                  charts={"curves": learning_curves(_root(request), facts["key"])})
 
@@ -181,8 +182,8 @@ def searches_page(request: Request) -> Response:
     try:
         lines, chart = anytime_overlay(_root(request), names)
     except UserError as error:
-        return _page("message.html", 400, title="Compare searches", message=str(error))
-    return _page("searches.html", title="Compare searches", lines=lines, charts={"anytime": chart})
+        return html_page("message.html", 400, title="Compare searches", message=str(error))
+    return html_page("searches.html", title="Compare searches", lines=lines, charts={"anytime": chart})
 
 
 def routes() -> list[Route]:
