@@ -9,12 +9,13 @@ How: every kernel of :data:`afos.space.lower.KERNELS` (the very callables the lo
 one float32 tensor of 2**20 elements (--size) with values where it is finite: uniform in [-3, 3], in
 (-0.9, 0.9) for ``atanh`` and ``atanh_gate``'s input, in [0.05, 3] for ``log``. Each kernel gets the
 arguments the lowering passes it: unary kernels one tensor; ``add``, ``mul``, ``max``, ``min`` two tensors;
-``pow`` a tensor and the exponent 3.0 (``torch.pow``; the exponents 2, -1, 1/2, -1/2 run ``square``,
-``reciprocal``, ``sqrt``, ``rsqrt`` instead, shown as extra rows); ``gate(grad, a, b, at_tie)`` two
-tensors and the tie share 0 (torch's ``relu`` backward; the tie-splitting ``maximum`` backward is an extra
-row); ``atanh_gate(grad, a, at_bound)`` with this torch's clamp tie share; ``heaviside(a, 1/2)``; each
-``*_backward(grad, a)``. Extra rows (not weights) show the variants one name covers, e.g. ``max``
-against a number runs ``relu`` or ``clamp``.
+``max_number``/``min_number`` a tensor and 1.0 (``clamp``; against 0 ``max`` runs ``relu``, the baseline);
+``pow`` a tensor and the exponent 3.0 (``torch.pow``), ``pow_simple`` the exponent 2 (``square``; -1, 1/2,
+-1/2 run ``reciprocal``, ``sqrt``, ``rsqrt``, shown as extra rows); ``gate(grad, a, b, at_tie)`` two tensors
+and the tie share 0 (the tie-splitting ``maximum`` backward is an extra row), ``threshold`` a tensor against
+0 (relu's backward); ``atanh_gate(grad, a, at_bound)`` with this torch's clamp tie share; ``heaviside(a, 1/2)``;
+each ``*_backward(grad, a)``. Extra rows (not weights) show the variants one name covers, e.g. the other
+exponents of ``pow_simple``.
 
 On one thread (``torch.set_num_threads(1)``), after --warmup untimed rounds, each of --rounds rounds calls
 every kernel --calls times in a fresh random order, ``torch.relu`` among them; a kernel's weight is the
@@ -94,23 +95,21 @@ def kernel_calls(size: int) -> tuple[dict[str, Callable[[], Any]], dict[str, Cal
     tie = float(clamp_tie())
     arguments: dict[str, tuple[Any, ...]] = {
         "log": (positive,), "atanh": (unit,),
-        "add": (a, b), "mul": (a, b), "max": (a, b), "min": (a, b),
-        "pow": (a, 3.0),
-        "gate": (grad, a, b, 0.0), "atanh_gate": (grad, unit, tie), "heaviside": (a, 0.5),
+        "add": (a, b), "mul": (a, b), "max": (a, b), "min": (a, b), "max_number": (a, 1.0), "min_number": (a, 1.0),
+        "pow": (a, 3.0), "pow_simple": (a, 2.0),
+        "gate": (grad, a, b, 0.0), "threshold": (grad, a, 0.0, 0.0), "atanh_gate": (grad, unit, tie),
+        "heaviside": (a, 0.5),
         **{name: (grad, a) for name in KERNELS if name.endswith("_backward")},
     }
     calls = {name: _bind(kernel, arguments.get(name, (a,))) for name, kernel in KERNELS.items()}
     extras = {
-        "max(a, 1.0): clamp": _bind(KERNELS["max"], (a, 1.0)),
         "add(a, 1.0)": _bind(KERNELS["add"], (a, 1.0)),
         "mul(a, 2.0)": _bind(KERNELS["mul"], (a, 2.0)),
         "mul(-1.0, a): neg": _bind(KERNELS["mul"], (-1.0, a)),
-        "pow(a, 2.0): square": _bind(KERNELS["pow"], (a, 2.0)),
         "pow(a, -1.0): reciprocal": _bind(KERNELS["pow"], (a, -1.0)),
         "pow(a, 0.5): sqrt": _bind(KERNELS["pow"], (positive, 0.5)),
         "pow(a, 2.5)": _bind(KERNELS["pow"], (positive, 2.5)),
         "pow(a, b), tensor exponent": _bind(KERNELS["pow"], (positive, b)),
-        "gate(g, a, 0.0, 0)": _bind(KERNELS["gate"], (grad, a, 0.0, 0.0)),
         "gate(g, a, b, 1/2)": _bind(KERNELS["gate"], (grad, a, b, 0.5)),
     }
     return {BASELINE: _bind(torch.relu, (a,)), **calls}, extras

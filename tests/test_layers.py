@@ -27,7 +27,7 @@ LAYERS = [
     {"cli", "__main__"},
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
-MAX_MODULE_LINES, MAX_CLASS_LINES = 420, 220
+MAX_MODULE_LINES = 420
 
 
 def _modules() -> list[Path]:
@@ -56,15 +56,11 @@ def test_a_module_imports_no_layer_above_its_own(path: Path) -> None:
     assert not above, f"{path.relative_to(AFOS)} imports from a layer above its own: {sorted(above)}"
 
 
-def test_modules_and_classes_stay_small() -> None:
-    large = []
-    for path in _modules():
-        text = path.read_text()
-        if text.count("\n") > MAX_MODULE_LINES:
-            large.append(f"{path.relative_to(AFOS)}: {text.count(chr(10))} lines")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno >= MAX_CLASS_LINES:
-                large.append(f"{path.relative_to(AFOS)}: class {node.name} {node.end_lineno - node.lineno + 1} lines")
+def test_modules_stay_small() -> None:
+    """Modules stay under the limit; a class's size is guidance (docs/architecture.md), not a number that
+    would make code denser to pass."""
+    large = [f"{path.relative_to(AFOS)}: {path.read_text().count(chr(10))} lines" for path in _modules()
+             if path.read_text().count("\n") > MAX_MODULE_LINES]
     assert not large, large
 
 

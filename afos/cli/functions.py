@@ -64,15 +64,18 @@ def show(expression: str, as_json: bool, plot: str | None) -> None:
 @click.argument("target")
 @click.option("--rank", type=int, default=None,
               help="Export this rank of a run's hall of fame instead of the confirmed winner.")
+@click.option("--pick", default=None,
+              help="Export a member of a run's front of accuracy against cost: cheapest, best, near-best (the "
+                   "cheapest within one seed-spread of the most accurate) or N (the N-th cheapest).")
 @click.option("--format", "fmt", type=choice(ExportFormat), default=ExportFormat.TORCH.value,
               show_default=True, help="Standalone torch or numpy code, or the formula as LaTeX or sympy text.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file (default stdout).")
 @parameter_options
-def export(target: str, rank: int | None, fmt: str, out: str | None, **options: Any) -> None:
+def export(target: str, rank: int | None, pick: str | None, fmt: str, out: str | None, **options: Any) -> None:
     """Export a function (TARGET: an expression, a family name, or a search RUN_DIR) as standalone code.
 
     From a RUN_DIR: the function its confirmation names (the one its verdict sentence is about), or with
-    --rank N the N-th of its hall of fame.
+    --rank N the N-th of its hall of fame, or with --pick a member of its front of accuracy against cost.
 
     The torch file defines activation(x) and class Activation(torch.nn.Module); the numpy file
     activation(x). Neither imports afos.
@@ -81,9 +84,11 @@ def export(target: str, rank: int | None, fmt: str, out: str | None, **options: 
     from afos.reporting.export.formats import render
 
     if Path(target).is_dir():
-        from afos.reporting.export.form import hall_of_fame_form, winner_form
+        from afos.reporting.export.form import front_form, hall_of_fame_form, winner_form
 
-        form = winner_form(target) if rank is None else hall_of_fame_form(target, rank)
+        if rank is not None and pick is not None:
+            raise click.UsageError("--rank and --pick each choose the function: give one of them")
+        form = front_form(target, pick) if pick else winner_form(target) if rank is None else hall_of_fame_form(target, rank)
     else:
         from afos.activation.spec import resolve_activation
 

@@ -28,7 +28,10 @@ from afos.storage.layout import run_database
 @click.option("--elites", type=int, default=None, help="Best functions carried into the next generation unchanged "
                                                        "(below --population).")
 @click.option("--strategy", type=choice(Strategy), default=None,
-              help="ga (the genetic algorithm) or random (every candidate drawn at random: the baseline).")
+              help="ga (the genetic algorithm), random (every candidate drawn at random: the baseline) or nsga2 "
+                   "(the front of accuracy against cost; needs --objectives accuracy,cost).")
+@click.option("--objectives", default=None,
+              help="accuracy, or accuracy,cost: also minimise the function's cost in ReLUs and keep the Pareto front.")
 @click.option("--surrogate", type=choice(SurrogateKind), default=None,
               help="Rank pools of proposals by predicted fitness before training (default knn; none: the plain GA).")
 @click.option("--timeout", type=float, default=None,
@@ -66,7 +69,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, replay:
         "primitives": options["primitives"], "population": options["population"],
         "generations": options["generations"], "elites": options["elites"], "strategy": options["strategy"],
         "seed": options["seed"],
-        "surrogate": options["surrogate"],
+        "surrogate": options["surrogate"], "objectives": names(options.pop("objectives")),
         "max_evals": options["max_evals"],
         "time_limit": options["time_limit"], "learnable_constants": options["learnable_constants"],
         "train.dataset": options["dataset"], "train.model": options["model"],

@@ -175,6 +175,11 @@ class Evaluation(FitnessResult):
         return EvalKey(self.activation_key, self.protocol, self.budget, self.seed, self.task)
 
     @property
+    def parameters(self) -> list[str]:
+        """The names of the trained function's parameters, learnable then fixed (the symbols of its text)."""
+        return [*(self.activation.get("learnable") or {}), *(self.activation.get("fixed") or {})]
+
+    @property
     def final(self) -> bool:
         """False for a record that tells of the machine, not the function: a run lost with its worker, a
         timeout or an out-of-memory (:data:`MACHINE_FAILURES`; the same training may fit on an idle or a

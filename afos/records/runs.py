@@ -92,8 +92,9 @@ class RunSummary:
 
     ``best`` is the function the run stands for: a search's confirmed winner (``verdict`` says what the
     confirmation found, ``score`` is its confirmed validation accuracy), or, before a confirmation has ended,
-    its hall of fame's first (``verdict`` None, ``score`` its search fitness). ``started`` and ``heartbeat``
-    are unix seconds (ISO 8601 text in :meth:`to_dict`)."""
+    its hall of fame's first (``verdict`` None, ``score`` its search fitness). ``front_costs`` are the costs of
+    the members of a search's front of accuracy against cost, cheapest first (empty for a hall of fame).
+    ``started`` and ``heartbeat`` are unix seconds (ISO 8601 text in :meth:`to_dict`)."""
 
     run: str
     kind: RunKind | None
@@ -104,6 +105,7 @@ class RunSummary:
     best: str | None = None
     verdict: Verdict | None = None
     score: float | None = None
+    front_costs: tuple[float, ...] = ()
     heartbeat: float | None = None
     resume: str | None = None
     reason: str = ""

@@ -88,12 +88,34 @@ class Counts:
 
 
 class Fitness(NamedTuple):
-    """A candidate's fitness: the successive-halving rung it reached (0: the first budget) and its score
-    there (the config's fitness, mean over seeds and tasks). A tuple, compared lexicographically, so scores
-    compare only at equal training budgets; named, so a reader writes ``fitness.value``."""
+    """A candidate's fitness: the successive-halving rung it reached (0: the first budget), its score there
+    (the config's fitness, mean over seeds and tasks) and, in a search that minimises cost too, its cost in
+    ReLUs (:mod:`afos.space.cost`; None otherwise). A tuple, compared lexicographically, so scores compare
+    only at equal training budgets; named, so a reader writes ``fitness.value``.
+
+    Stored as ``[rung, value]`` or ``[rung, value, cost]``, the form afos has always written."""
 
     rung: float
     value: float
+    cost: float | None = None
+
+    def dominates(self, other: Fitness) -> bool:
+        """Pareto dominance: no worse in rung, value and cost (higher, higher, lower; a missing cost counts
+        as 0) and better in one of them."""
+        mine, theirs = self.maximised(), other.maximised()
+        return all(a >= b for a, b in zip(mine, theirs)) and mine != theirs
+
+    def maximised(self) -> tuple[float, float, float]:
+        """(rung, value, -cost): each objective as a number to maximise."""
+        return self.rung, self.value, -(self.cost or 0.0)
+
+    def to_list(self) -> list[float]:
+        return [self.rung, self.value] + ([] if self.cost is None else [self.cost])
+
+    @classmethod
+    def from_list(cls, values: Any) -> Fitness:
+        rung, value, *cost = values
+        return cls(float(rung), float(value), float(cost[0]) if cost else None)
 
 
 @dataclass(frozen=True)
@@ -129,12 +151,11 @@ class Member:
     fitness: Fitness
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tree": self.tree, "fitness": list(self.fitness)}
+        return {"tree": self.tree, "fitness": self.fitness.to_list()}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Member:
-        rung, value = values["fitness"]
-        return cls(str(values["tree"]), Fitness(float(rung), float(value)))
+        return cls(str(values["tree"]), Fitness.from_list(values["fitness"]))
 
 
 @dataclass(frozen=True)
@@ -168,15 +189,14 @@ class HallOfFameEntry:
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["fingerprint"] = values.pop("key")
-        values["fitness"] = list(self.fitness)
+        values["fitness"] = self.fitness.to_list()
         return values
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> HallOfFameEntry:
-        rung, value = values["fitness"]
         return cls(
             key=str(values["fingerprint"]), tree=str(values["tree"]), canonical=str(values["canonical"]),
-            fitness=Fitness(float(rung), float(value)), generation=int(values["generation"]),
+            fitness=Fitness.from_list(values["fitness"]), generation=int(values["generation"]),
             n_runs=int(values.get("n_runs") or 0), ok=bool(values.get("ok", True)),
             val_accuracy=_number(values.get("val_accuracy")), val_std=_number(values.get("val_std")),
             test_accuracy=_number(values.get("test_accuracy")), learned=values.get("learned") or None,

@@ -13,12 +13,23 @@ from enum import Enum
 
 class Strategy(str, Enum):
     """How a search makes the candidates of each generation after the first: the genetic algorithm
-    (varied offspring of the population plus immigrants), or every one drawn at random from the same tree
-    generator, the baseline that tells what the evolution buys. Everything else is the same: generation 0,
-    elites, screening, de-duplication, budget, records and confirmation."""
+    (varied offspring of the population plus immigrants), every one drawn at random from the same tree
+    generator (the baseline that tells what the evolution buys), or NSGA-II (offspring of parents chosen by
+    Pareto rank and crowding, survivors by DEAP's ``selNSGA2``; it needs two objectives). Everything else is
+    the same: generation 0, screening, de-duplication, budget, records and confirmation."""
 
     GA = "ga"
     RANDOM = "random"
+    NSGA2 = "nsga2"
+
+
+class Objective(str, Enum):
+    """What a search optimises: the config's fitness measure (``accuracy``, always first) and, optionally, the
+    cost of the function in ReLUs (:mod:`afos.space.cost`), minimised. With both, a search keeps the Pareto
+    front of accuracy against cost instead of a hall of fame."""
+
+    ACCURACY = "accuracy"
+    COST = "cost"
 
 
 class SurrogateKind(str, Enum):

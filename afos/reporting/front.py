@@ -10,27 +10,30 @@ size (nodes of its canonical expression, :func:`afos.space.display.expression_si
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from afos.records.evaluation import Evaluation
 from afos.reporting.tables import format_number
 from afos.search.config import score
+from afos.space.cost import cost
 from afos.space.display import expression_size
 
 
 @dataclass(frozen=True)
 class Point:
-    """One distinct function of a search: its canonical text, size and mean fitness at the full budget."""
+    """One distinct function of a search: its canonical text, size, mean fitness at the full budget and, in a
+    search that minimises cost, its cost in ReLUs."""
 
     canonical: str
     size: int
     fitness: float
+    cost: float | None = None
 
 
-def points(runs: Sequence[Evaluation], fitness: str) -> list[Point]:
-    """The functions whose every full-budget search run finished ok, with their mean ``fitness`` score."""
+def points(runs: Sequence[Evaluation], fitness: str, *, priced: bool = False) -> list[Point]:
+    """The functions whose every full-budget search run finished ok, with their mean ``fitness`` score (and
+    their cost when ``priced``: computed from the form, a few milliseconds a function)."""
     if not runs:
         return []
     full = max(r.budget for r in runs)
@@ -38,8 +41,9 @@ def points(runs: Sequence[Evaluation], fitness: str) -> list[Point]:
     for run in runs:
         if run.budget == full:
             by_key.setdefault(run.activation_key, []).append(run)
-    return [Point(first.expression, expression_size(first.expression, _parameters(first.activation)),
-                  statistics.fmean(score(r, fitness) for r in group))
+    return [Point(first.expression, expression_size(first.expression, first.parameters),
+                  statistics.fmean(score(r, fitness) for r in group),
+                  cost(first.expression, first.parameters) if priced else None)
             for group in by_key.values() if all(r.ok for r in group) for first in group[:1]]
 
 
@@ -51,10 +55,6 @@ def front(candidates: Sequence[Point]) -> list[Point]:
         if not best or point.fitness > best[-1].fitness:
             best.append(point)
     return best
-
-
-def _parameters(activation: Mapping[str, Any]) -> list[str]:
-    return [*(activation.get("learnable") or {}), *(activation.get("fixed") or {})]
 
 
 def front_lines(best: Sequence[Point]) -> list[str]:

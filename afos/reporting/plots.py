@@ -296,37 +296,45 @@ def line_plot(
 
 
 def front_plot(
-    points: Sequence[tuple[int, float]],
-    front: Sequence[tuple[int, float, str]],
+    points: Sequence[tuple[float, float]],
+    front: Sequence[tuple[float, float, str]],
     path: str | os.PathLike[str],
     *,
     ylabel: str = "fitness",
     reference: tuple[str, float] | None = None,
+    xlabel: str = "size (nodes of the canonical expression)",
+    title: str = "Complexity against fitness",
+    marks: Sequence[tuple[str, float, float]] = (),
 ) -> Path:
-    """Size against fitness: every function as a grey dot, the Pareto front as a labelled step line (the
-    best fitness reached at each size or below), and ``reference`` (e.g. ReLU's fitness) as a dashed line."""
+    """A front of fitness against a price (size, cost): every function as a grey dot, the Pareto front as a
+    labelled step line (the best fitness reached at each price or below), ``reference`` (e.g. ReLU's fitness)
+    as a dashed line and ``marks`` (name, price, fitness: the baselines) as labelled diamonds."""
     figure, ax = new_figure(7.0, 4.2)
     if points:
-        ax.scatter([size for size, _ in points], [value for _, value in points], s=12, color="0.6", zorder=2,
+        ax.scatter([x for x, _ in points], [value for _, value in points], s=12, color="0.6", zorder=2,
                    label="functions trained")
     if front:
-        sizes, values = [size for size, _, _ in front], [value for _, value, _ in front]
-        ax.step(sizes, values, where="post", color="tab:blue", linewidth=1.5, zorder=3, label="front")
-        ax.scatter(sizes, values, s=24, color="tab:blue", zorder=4)
-        for index, (size, value, text) in enumerate(front):
+        xs, values = [x for x, _, _ in front], [value for _, value, _ in front]
+        ax.step(xs, values, where="post", color="tab:blue", linewidth=1.5, zorder=3, label="front")
+        ax.scatter(xs, values, s=24, color="tab:blue", zorder=4)
+        for index, (x, value, text) in enumerate(front):
             last = index == len(front) - 1
-            ax.annotate(text if len(text) <= 28 else text[:27] + "…", (size, value), textcoords="offset points",
+            ax.annotate(text if len(text) <= 28 else text[:27] + "…", (x, value), textcoords="offset points",
                         xytext=(-4 if last else 4, -10), ha="right" if last else "left", fontsize=7)
+    for name, x, value in marks:
+        ax.scatter([x], [value], marker="D", s=36, color="tab:orange", edgecolor="black", zorder=5)
+        ax.annotate(name, (x, value), textcoords="offset points", xytext=(5, 4), fontsize=8, color="tab:orange")
     if reference is not None:
         ax.axhline(reference[1], color="black", linestyle="--", linewidth=1.0, label=reference[0])
     _frame_the_top([value for _, value in points], [value for _, value, _ in front] +
-                   ([reference[1]] if reference else []), ax)
-    ax.set_xlabel("size (nodes of the canonical expression)")
+                   [value for _, _, value in marks] + ([reference[1]] if reference else []), ax)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if all(float(x).is_integer() for x, _ in points):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("Complexity against fitness")
+    ax.set_title(title)
     return save_figure(figure, path)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from afos.records.evaluation import Evaluation, Phase
 from afos.records.runs import MetaKey, Role, RunStatus, Verdict
 from afos.records.search import CandidateRecord, Generation, HallOfFameEntry
+from afos.reporting.cost_front import COST_PLOT, cost_front_lines, cost_front_plot, is_front
 from afos.reporting.front import Point, front, front_lines, points
 from afos.reporting.genealogy import genealogy_lines, genealogy_plot
 from afos.reporting.listed_runs import failure_lines, pending_lines
@@ -66,6 +67,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: R
         _fitness_plot(report, folder / FITNESS_PLOT)
     if report.front:
         _front_plot(report, folder / FRONT_PLOT)
+    if is_front(report.hof):
+        cost_front_plot(report.hof, report.points, report.baselines, folder / COST_PLOT, _fitness_label(report))
     if report.lineage_of:
         genealogy_plot(report.candidates, report.lineage_of, folder / GENEALOGY_PLOT)
     shapes, title = _shapes(report)
@@ -85,13 +88,18 @@ FITNESS_PLOT, SHAPES_PLOT, FRONT_PLOT, GENEALOGY_PLOT = "fitness.png", "top_func
 
 
 def _plots(folder: Path) -> list[str]:
-    return [name for name in (FITNESS_PLOT, SHAPES_PLOT, FRONT_PLOT, GENEALOGY_PLOT) if (folder / name).is_file()]
+    return [name for name in (FITNESS_PLOT, SHAPES_PLOT, COST_PLOT, FRONT_PLOT, GENEALOGY_PLOT)
+            if (folder / name).is_file()]
 
 
 def _front_plot(report: SearchReport, path: Path) -> None:
     relu = _relu_fitness(report)
     front_plot([(p.size, p.fitness) for p in report.points], [(p.size, p.fitness, p.canonical) for p in report.front],
-               path, ylabel=f"fitness ({report.config.get('fitness')})", reference=("ReLU", relu) if relu else None)
+               path, ylabel=_fitness_label(report), reference=("ReLU", relu) if relu else None)
+
+
+def _fitness_label(report: SearchReport) -> str:
+    return f"fitness ({report.config.get('fitness')})"
 
 
 def _relu_fitness(report: SearchReport) -> float | None:
@@ -106,7 +114,7 @@ def _fitness_plot(report: SearchReport, path: Path) -> None:
     relu = _relu_fitness(report)
     line_plot([g.generation + 1 for g in report.generations],
               {"best": [s.best for s in stats], "median": [s.median for s in stats]}, path,
-              xlabel="generation", ylabel=f"fitness ({report.config.get('fitness')})",
+              xlabel="generation", ylabel=_fitness_label(report),
               title="Fitness over generations", references={"ReLU": relu} if relu is not None else None)
 
 
@@ -168,13 +176,18 @@ def _read(store: RunStore) -> SearchReport:
                         finalist_rows(store), list(store.get_meta(MetaKey.PROTOCOLS) or {}), plan.seeds if plan else (),
                         [r for r in search if r.generation is not None and r.generation > done],
                         [r for r in store.evaluations() if not r.ok],
-                        points(search, str(store.get_meta(MetaKey.CONFIG, {}).get("fitness", "val_accuracy"))),
+                        _points(search, store.get_meta(MetaKey.CONFIG, {}) or {}),
                         {c.key: c for c in store.candidates()})
+
+
+def _points(search: list[Evaluation], config: dict[str, Any]) -> list[Point]:
+    """Every function the search trained at the full budget, priced when cost is one of its objectives."""
+    return points(search, str(config.get("fitness", "val_accuracy")), priced="cost" in (config.get("objectives") or ()))
 
 
 def _hof_row(rank: int, entry: HallOfFameEntry, candidate: CandidateRecord | None) -> dict[str, Any]:
     return {"rank": rank, "canonical": entry.canonical, "fingerprint": entry.key, "fitness": entry.fitness.value,
-            "n_runs": entry.n_runs, "val_accuracy": entry.val_accuracy, "val_std": entry.val_std,
+            "cost": entry.fitness.cost, "n_runs": entry.n_runs, "val_accuracy": entry.val_accuracy, "val_std": entry.val_std,
             "test_accuracy": entry.test_accuracy, "generation": entry.generation + 1,
             "size": expression_size(entry.canonical, _parameters(entry)), "learned": entry.learned or "", "tree": entry.tree,
             "lineage": candidate.lineage.to_dict() if candidate and candidate.lineage else ""}
@@ -228,11 +241,12 @@ def _markdown(run_dir: Path, report: SearchReport, plots: Sequence[str]) -> str:
         f"Status: **{report.status}**, {len(report.generations)} of {report.config.get('generations')} generations "
         f"completed, {counted(report.evaluations, 'training run')} in the database.{hints}",
         "",
-        *([f"**{verdict_sentence(finalists)}**", "", f"Export it: `afos export {run_dir}` (`--rank N` takes the "
-           "N-th of the hall of fame instead).", ""] if finalists else []),
+        *([f"**{verdict_sentence(finalists)}**", "", f"Export it: `afos export {run_dir}` ({_other_picks(report)}).",
+           ""] if finalists else []),
         *_protocol_lines(report),
         *_confirmation_lines(finalists, report.confirm_seeds),
         *_top_lines(report),
+        *cost_front_lines(report.hof, report.baselines),
         *front_lines(report.front),
         *_genealogy_lines(report),
         *pending_lines(report.pending),
@@ -242,13 +256,19 @@ def _markdown(run_dir: Path, report: SearchReport, plots: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _other_picks(report: SearchReport) -> str:
+    if is_front(report.hof):
+        return "`--pick cheapest`, `--pick near-best` or `--pick N` takes a member of the front instead"
+    return "`--rank N` takes the N-th of the hall of fame instead"
+
+
 def _resume_hint(run_dir: Path, status: str) -> str:
     resumable = status in {s.value for s in RunStatus if s.is_resumable()}
     return f" `afos search --resume {run_dir}` continues it." if resumable else ""
 
 
 PLOT_TITLES = {FITNESS_PLOT: "fitness over generations", SHAPES_PLOT: "top functions",
-               FRONT_PLOT: "complexity against fitness", GENEALOGY_PLOT: "genealogy"}
+               FRONT_PLOT: "complexity against fitness", GENEALOGY_PLOT: "genealogy", COST_PLOT: "accuracy against cost"}
 
 
 def _genealogy_lines(report: SearchReport) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from afos.storage.atomic import replaced_atomically
 
-HOF_COLUMNS = ("rank", "canonical", "fingerprint", "fitness", "n_runs", "val_accuracy", "val_std", "test_accuracy",
+HOF_COLUMNS = ("rank", "canonical", "fingerprint", "fitness", "cost", "n_runs", "val_accuracy", "val_std", "test_accuracy",
                "generation", "size", "learned", "tree", "lineage")
 GENERATION_COLUMNS = ("generation", "best", "mean", "median", "proposed", "duplicate", "screened", "trained",
                       "reused", "failed", "crossovers", "mutations", "ranked_out", "rank_correlation")

@@ -59,7 +59,7 @@ def summary(db: Path) -> RunSummary:
         if not isinstance(config, dict):
             raise StoreError(f"{db}: its stored config is malformed")
         return replace(row, generations=f"{len(store.generations())}/{config.get('generations', '?')}",
-                       **_best(store))
+                       front_costs=_front_costs(store), **_best(store))
 
 
 def _best(store: RunStore) -> dict[str, Any]:
@@ -75,6 +75,13 @@ def _best(store: RunStore) -> dict[str, Any]:
         return {}  # a function that never trained is nobody's best
     first = saved.hall_of_fame[0]
     return {"best": first.canonical, "score": first.fitness.value}
+
+
+def _front_costs(store: RunStore) -> tuple[float, ...]:
+    """The costs of the members of a search's front, cheapest first (none for a hall of fame)."""
+    saved = store.last_generation()
+    costs = [entry.fitness.cost for entry in saved.hall_of_fame if entry.ok] if saved else []
+    return tuple(sorted(cost for cost in costs if cost is not None))
 
 
 def _winner_of_an_older_run(store: RunStore) -> dict[str, Any]:
@@ -121,9 +128,11 @@ def _best_text(row: RunSummary) -> str:
     if row.best is None:
         return "-"
     score = "" if row.score is None else f"{row.score:.4f}"
+    front = (f"; front of {len(row.front_costs)}, cost {row.front_costs[0]:g}-{row.front_costs[-1]:g}"
+             if row.front_costs else "")
     if row.verdict is None:
-        return f"{row.best}  (unconfirmed: search fitness {score})" if score else f"{row.best}  (unconfirmed)"
-    return f"{row.best}  ({_VERDICTS.get(row.verdict, row.verdict.value)}; confirmed val {score or '-'})"
+        return f"{row.best}  (unconfirmed: search fitness {score}{front})" if score else f"{row.best}  (unconfirmed)"
+    return f"{row.best}  ({_VERDICTS.get(row.verdict, row.verdict.value)}; confirmed val {score or '-'}{front})"
 
 
 def _local(seconds: float | None) -> str | None:

@@ -26,7 +26,7 @@ from afos.config import (
 )
 from afos.errors import ConfigError
 from afos.records.evaluation import FitnessResult
-from afos.records.settings import FitnessMeasure, Strategy, SurrogateKind
+from afos.records.settings import FitnessMeasure, Objective, Strategy, SurrogateKind
 from afos.search.trees import MAX_TREE_DEPTH
 from afos.space.parse import MAX_LITERAL, canonical
 from afos.space.primitives import primitive_set as resolve_primitives
@@ -71,6 +71,8 @@ RULES: dict[str, Rule] = {
     "max_size": (integer(1, MAX_TREE_SIZE), f"an integer in [1, {MAX_TREE_SIZE}]"),
     "max_evals": (optional(integer(1)), "None or an integer >= 1"),
     "time_limit": (optional(number(0, open_low=True)), "None or a number of seconds > 0"),
+    "objectives": (lambda v: list_of(one_of(o.value for o in Objective))(v) and v[:1] == [Objective.ACCURACY.value]
+                   and len(set(v)) == len(v), "[\"accuracy\"] or [\"accuracy\", \"cost\"]"),
     "fitness": (one_of(m.value for m in FitnessMeasure), f"one of {', '.join(m.value for m in FitnessMeasure)}"),
     "fitness_seeds": (integer(1, MAX_FITNESS_SEEDS), f"an integer in [1, {MAX_FITNESS_SEEDS}]"),
     "tasks": (list_of(is_text), "a list of 'DATASET/MODEL' strings"),
@@ -114,6 +116,7 @@ class SearchConfig:
     max_size: int = 20
     max_evals: int | None = None
     time_limit: float | None = None
+    objectives: list[str] = field(default_factory=lambda: [Objective.ACCURACY.value])
     fitness: str = "val_accuracy"
     fitness_seeds: int = 1
     tasks: list[str] = field(default_factory=list)
@@ -137,6 +140,8 @@ class SearchConfig:
             "hall_of_fame": (self.hall_of_fame >= self.elites, "at least elites"),
             "init_min_depth": (self.init_min_depth <= self.init_max_depth, "at most init_max_depth"),
             "max_height": (self.max_height >= self.init_max_depth, "at least init_max_depth"),
+            "strategy": (self.strategy != Strategy.NSGA2.value or self.costed,
+                         'two objectives for nsga2 (objectives = ["accuracy", "cost"]; set it with --objectives)'),
         }
         for key, (ok, expected) in relations.items():
             if not ok:
@@ -148,6 +153,11 @@ class SearchConfig:
         resolve_primitives(self.primitives)
         self.train.validate()
         return self
+
+    @property
+    def costed(self) -> bool:
+        """Whether the search minimises cost beside maximising accuracy (and so keeps a Pareto front)."""
+        return Objective.COST.value in self.objectives
 
     def task_list(self) -> list[str]:
         """``dataset/model`` pairs the fitness averages over (default: the train config's one)."""

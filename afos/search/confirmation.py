@@ -29,6 +29,7 @@ from afos.records.evaluation import Evaluation, Phase
 from afos.records.runs import MetaKey, Role, Verdict
 from afos.records.search import Generation, HallOfFameEntry
 from afos.search.config import RELU, SearchConfig, baseline_names, task_configs
+from afos.search.hall_of_fame import spread
 from afos.space.parse import canonical
 from afos.stats.pairwise import holm
 from afos.text import counted
@@ -129,16 +130,20 @@ class ConfirmationPlan:
 
 
 def plan(hall_of_fame: Sequence[HallOfFameEntry], baseline: str | Sequence[str], top: int) -> list[PlannedFunction]:
-    """The functions to confirm: the top ``top`` hall-of-fame entries that trained ok, then the baselines
+    """The functions to confirm: the top ``top`` hall-of-fame entries that trained ok (of a Pareto archive,
+    ``top`` members spread along it by cost, its cheapest and its most accurate included), then the baselines
     (a baseline that is also a finalist is confirmed once, as a baseline)."""
     bases = [PlannedFunction(Role.BASELINE, name, canonical(name), ActivationSpec(name).key(), ActivationSpec(name))
              for name in baseline_names(baseline)]
     taken = {function.key for function in bases}
     finalists: list[PlannedFunction] = []
-    for entry in hall_of_fame:
+    trained = [entry for entry in hall_of_fame if entry.ok and entry.n_runs]
+    if any(entry.fitness.cost is not None for entry in trained):
+        trained = spread([entry for entry in trained if entry.key not in taken], top)
+    for entry in trained:
         if len(finalists) == top:
             break
-        if entry.ok and entry.n_runs and entry.key not in taken:
+        if entry.key not in taken:
             learnable: dict[str, float | str] = {f"p{i}": 1.0 for i in range(_constants(entry))}
             finalists.append(PlannedFunction(Role.FINALIST, entry.canonical, entry.canonical, entry.key,
                                              ActivationSpec(entry.canonical, learnable=learnable)))

@@ -4,6 +4,9 @@ Like DEAP's ``HallOfFame`` it keeps the best individuals ever seen, here keyed b
 computing one function are one entry) and ranked by (rung, fitness), so a function is compared only with
 functions trained at the same budget. An entry's statistics come from the search's own runs of it at the
 full budget, so the hall of fame depends on the config and seed alone.
+
+A search that minimises cost too keeps a :class:`ParetoArchive` in its place (DEAP's ``ParetoFront``, keyed
+the same way): every function trained at the full budget that no other one dominates in accuracy and cost.
 """
 
 from __future__ import annotations
@@ -41,6 +44,37 @@ class HallOfFame:
         self._entries = {entry.key: entry for entry in self.ranked()[: self.size]}
 
 
+class ParetoArchive(HallOfFame):
+    """The front of accuracy against cost of the functions trained at the full budget (rung ``top_rung``):
+    none is dominated by another (as accurate or more, as cheap or cheaper, and better in one). Ranked like
+    a hall of fame, most accurate first. Two objectives keep it small: one function per distinct cost at most."""
+
+    def __init__(self, top_rung: int, entries: Iterable[HallOfFameEntry] = ()) -> None:
+        super().__init__(0, ())
+        self.top_rung = top_rung
+        self.update(entries)
+
+    def update(self, entries: Iterable[HallOfFameEntry]) -> None:
+        """Add the entries of functions at the full budget not in it yet, then drop the dominated ones (of
+        two with equal fitness and cost, the one in it first stays)."""
+        for entry in entries:
+            if entry.fitness.rung == self.top_rung and entry.fitness.cost is not None:
+                self._entries.setdefault(entry.key, entry)
+        members = self.ranked()
+        self._entries = {entry.key: entry for entry in members
+                         if not any(other.fitness.dominates(entry.fitness) for other in members)}
+
+
+def spread(front: Sequence[HallOfFameEntry], count: int) -> list[HallOfFameEntry]:
+    """``count`` members of a front spread along it by cost, its cheapest and its most accurate included
+    (all of them when it has no more); the most accurate first."""
+    by_cost = sorted(front, key=lambda entry: (entry.fitness.cost or 0.0, entry.key))
+    if len(by_cost) > count:
+        picks = {round(i * (len(by_cost) - 1) / (count - 1)) for i in range(count)} if count > 1 else {len(by_cost) - 1}
+        by_cost = [by_cost[i] for i in sorted(picks)]
+    return sorted(by_cost, key=lambda entry: entry.rank_key)
+
+
 def entry_of(candidate: Candidate, fitness: Fitness, generation: int,
              full_budget_runs: Sequence[Evaluation]) -> HallOfFameEntry:
     """The hall-of-fame entry of a candidate evaluated in ``generation``; ``full_budget_runs`` are the
@@ -51,7 +85,7 @@ def entry_of(candidate: Candidate, fitness: Fitness, generation: int,
         key=candidate.key,
         tree=str(candidate.tree),
         canonical=candidate.text,
-        fitness=Fitness(*fitness),
+        fitness=fitness,
         generation=generation,
         n_runs=len(runs),
         ok=bool(runs) and all(r.ok for r in runs),

@@ -55,11 +55,12 @@ from afos.search.config import (
     task_configs,
     task_protocols,
 )
-from afos.search.hall_of_fame import HallOfFame, entry_of
+from afos.search.hall_of_fame import HallOfFame, ParetoArchive, entry_of
 from afos.search.proposals import Candidate, Proposals, Proposer, Ranker, Variation
 from afos.search.strategies import strategy_for
 from afos.search.surrogate import MIN_RECORDS, Surrogate, rank_correlation
-from afos.search.trees import Individual, parse_tree, primitive_set
+from afos.search.trees import Individual, fitness_of, parse_tree, primitive_set, set_fitness
+from afos.space.cost import cost
 from afos.space.parse import canonical
 from afos.space.primitives import primitive_set as resolve_primitives
 from afos.text import counted
@@ -120,15 +121,19 @@ class Search:
             else:
                 elites <- the best `elites` of hall_of_fame
                 candidates <- strategy.offspring(population)          # ga: tournament, crossover, mutation
-                                                                      #   + immigrants; random: all drawn
+                                                                      #   + immigrants; random: all drawn;
+                                                                      #   nsga2: crowded tournaments
             (every candidate is distinct, valid and new to this run: duplicates and screened-out
              functions cost no training and their slots are refilled; Proposer, bloat limits)
             (with a surrogate: `pool` x as many, the best predicted   # Surrogate.ranker
              trained, an `explore` share drawn from the rest)
             for rung, budget in successive halving:                   # all at the first budget,
                 fitness(c) <- mean score over tasks x fitness seeds   #   the best 1/eta go further
-            population <- strategy.survivors(elites, candidates)      # ga, random: elites + candidates
-            hall_of_fame.update(candidates)
+                              (and its cost, when cost is an objective: afos.space.cost)
+            population <- strategy.survivors(population, elites,      # ga, random: elites + candidates
+                                             candidates)              # nsga2: selNSGA2 of population
+                                                                      #   + candidates
+            hall_of_fame.update(candidates)                           # two objectives: a Pareto archive
             save(g, population, hall_of_fame, random state)           # one transaction: the resume point
             on_generation(g)                                          # e.g. rewrite the report files
             if g = 0 and no training ended ok: train the baselines; none ok -> stop
@@ -153,7 +158,7 @@ class Search:
         self.strategy, self.protocols = strategy_for(config), task_protocols(config)
         self.budgets = budgets(config)
         self.known: dict[str, Fitness] = {}  # activation key -> fitness, as of generation start
-        self.hall_of_fame = HallOfFame(config.hall_of_fame)
+        self.hall_of_fame = self._hall_of_fame(())
         self.random = SearchRandom(config.seed)
         self.generation = 0
         kind = SurrogateKind(config.surrogate)
@@ -186,7 +191,7 @@ class Search:
             return [], 0
         self.random.state = rng_state_from_json(saved.rng_state)
         try:
-            self.hall_of_fame = HallOfFame(self.config.hall_of_fame, saved.hall_of_fame)
+            self.hall_of_fame = self._hall_of_fame(saved.hall_of_fame)
             population = [self._individual(member) for member in saved.population]
         except (KeyError, TypeError, ValueError) as error:
             raise UserError(f"generation {saved.generation} in the run database is malformed ({error}); "
@@ -197,8 +202,14 @@ class Search:
 
     def _individual(self, member: Member) -> Individual:
         tree = parse_tree(member.tree, self.pset)
-        tree.fitness.values = member.fitness
+        set_fitness(tree, member.fitness)
         return tree
+
+    def _hall_of_fame(self, entries: Iterable[HallOfFameEntry]) -> HallOfFame:
+        """The hall of fame, or with cost as an objective the Pareto archive, holding ``entries``."""
+        if self.config.costed:
+            return ParetoArchive(len(self.budgets) - 1, entries)
+        return HallOfFame(self.config.hall_of_fame, entries)
 
     def _generation(self, generation: int, population: list[Individual]) -> list[Individual]:
         self.generation = generation
@@ -207,8 +218,8 @@ class Search:
         self.progress(f"generation {generation + 1}/{self.config.generations}: {counted(len(candidates), 'candidate')}")
         fitnesses, counts = self._evaluate(candidates, generation, proposals.counts)
         for candidate in candidates:
-            candidate.tree.fitness.values = fitnesses[candidate.key]
-        new_population = self.strategy.survivors(carried, [c.tree for c in candidates])
+            set_fitness(candidate.tree, fitnesses[candidate.key])
+        new_population = self.strategy.survivors(population, carried, [c.tree for c in candidates])
         self.hall_of_fame.update(self._entry(c, fitnesses[c.key], generation) for c in candidates
                                  if c.key not in self.hall_of_fame)
         predicted = {c.key: c.predicted for c in candidates if c.predicted is not None}
@@ -232,7 +243,7 @@ class Search:
         if self.surrogate is None or len(self.known) < MIN_RECORDS:
             return None
         texts = {c.key: c.canonical for c in self.store.candidates()}
-        known = {texts[key]: value for key, (_, value) in self.known.items() if key in texts}
+        known = {texts[key]: fitness.value for key, fitness in self.known.items() if key in texts}
         return self.surrogate.ranker(known, generation, self.config.explore)
 
     def _candidates_left(self) -> int:
@@ -260,7 +271,9 @@ class Search:
             functions = [(ActivationSpec(c.text, learnable=dict(c.learnable)), c.text, c.key) for c in alive]
             records = self._ensure(functions, budget, Phase.SEARCH, generation)
             for candidate in alive:
-                fitness[candidate.key] = Fitness(float(rung), _mean_score(records[candidate.key], self.config.fitness))
+                price = cost(candidate.text, candidate.learnable) if self.config.costed else None
+                fitness[candidate.key] = Fitness(float(rung), _mean_score(records[candidate.key], self.config.fitness),
+                                                 price)
             if rung == 0:
                 trained = sum(any(r.origin is not Origin.REUSED for r in records[c.key]) for c in alive)
                 failed = sum(any(not r.ok for r in records[c.key]) for c in alive)
@@ -318,15 +331,13 @@ class Search:
         stats = GenerationStats(counts, max(values), statistics.fmean(values), statistics.median(values), predicted,
                                 correlation)
         ranked = self.hall_of_fame.ranked()
-        members = tuple(Member(str(ind), Fitness(*ind.fitness.values)) for ind in population)
+        members = tuple(Member(str(ind), fitness_of(ind, self.config.costed)) for ind in population)
         saved = Generation(generation, stats, members, tuple(ranked), rng_state_to_json(self.random.state))
         self.store.save_generation(saved)
         self.known = self._known_before(generation + 1)
-        best = ranked[0]
         done = ", ".join(f"{name} {value}" for name, value in asdict(counts).items()
                          if name not in ("crossovers", "mutations"))
-        self.progress(f"generation {generation + 1}/{self.config.generations} done: best {best.fitness.value:.4f} "
-                      f"{best.canonical}  ({done})")
+        self.progress(f"generation {generation + 1}/{self.config.generations} done: {_best(ranked)}  ({done})")
         self.on_generation(saved)
 
 
@@ -338,12 +349,26 @@ def known_fitness(records: Iterable[Evaluation], generation: int, config: Search
     rungs = budgets(config)
     wanted = {(task, seed) for task in protocols for seed in fitness_seeds(config)}
     scores: dict[str, dict[tuple[str, int], float]] = {}
+    prices: dict[str, float | None] = {}
     for record in records:
         if (record.generation is not None and record.generation < generation and record.budget == rungs[-1]
                 and protocols.get(record.task) == record.protocol and (record.task, record.seed) in wanted):
             scores.setdefault(record.activation_key, {})[(record.task, record.seed)] = score(record, config.fitness)
-    return {key: Fitness(float(len(rungs) - 1), statistics.fmean(by_run.values())) for key, by_run in scores.items()
-            if set(by_run) == wanted}
+            if config.costed and record.activation_key not in prices:
+                prices[record.activation_key] = cost(record.expression, record.parameters)
+    return {key: Fitness(float(len(rungs) - 1), statistics.fmean(by_run.values()), prices.get(key))
+            for key, by_run in scores.items() if set(by_run) == wanted}
+
+
+def _best(ranked: list[HallOfFameEntry]) -> str:
+    """The progress line's summary of the hall of fame (or front) after a generation."""
+    if not ranked:
+        return "nothing trained at the full budget yet"
+    best = ranked[0]
+    text = f"best {best.fitness.value:.4f} {best.canonical}"
+    if best.fitness.cost is None:
+        return text
+    return f"front of {counted(len(ranked), 'function')}, {text} (cost {best.fitness.cost:g})"
 
 
 def _mean_score(records: Iterable[Evaluation], fitness: str) -> float:

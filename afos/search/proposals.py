@@ -89,6 +89,8 @@ TallyCounter = Counter[str]  # Counts field -> how many so far, while a generati
 OnScreened = Callable[[str, str, str, "str | None", Lineage], None]
 #: Picks the candidates to train from a pool (a surrogate): (pool, slots) -> chosen, with their predictions.
 Ranker = Callable[[list["Candidate"], int], list["Candidate"]]
+#: Picks one parent from a population (the GA's tournament by default; NSGA-II's crowded tournament).
+Selector = Callable[[list[Individual]], Individual]
 #: A proposal: a tree and how it was made.
 Proposal = tuple[Individual, Lineage]
 #: The mutations by the index :meth:`Proposer._mutate` draws.
@@ -120,16 +122,19 @@ class Proposer:
         return Proposals(accepted, Counts(**tally))
 
     def offspring(self, population: list[Individual], taken: Collection[str], known: Collection[str],
-                  cap: int, rank: Ranker | None = None, pool: int = 1, *, immigrants: float) -> Proposals:
-        """Varied offspring, then random trees (``immigrants``, a share of the population: 1 under random
-        search), for the slots the ``taken`` elites leave. With ``rank`` (a surrogate), ``pool`` times as many
-        are proposed in the same proportions and ``rank`` picks the ones to train."""
+                  cap: int, rank: Ranker | None = None, pool: int = 1, *, immigrants: float,
+                  select: Selector | None = None) -> Proposals:
+        """Varied offspring of parents chosen by ``select`` (default: a tournament of ``tournament_size``),
+        then random trees (``immigrants``, a share of the population: 1 under random search), for the slots
+        the ``taken`` elites leave. With ``rank`` (a surrogate), ``pool`` times as many are proposed in the
+        same proportions and ``rank`` picks the ones to train."""
         slots = min(cap, self.settings.population - len(taken))
         size = slots * (pool if rank is not None else 1)
         drawn = min(size, round(immigrants * self.settings.population) * (size // max(1, slots)))
         accepted: list[Candidate] = []
         tally: TallyCounter = Counter()
-        self._fill(accepted, size - drawn, tally, known, lambda: self._vary(population, tally), taken)
+        parent = select or self._tournament
+        self._fill(accepted, size - drawn, tally, known, lambda: self._vary(population, tally, parent), taken)
         self._fill(accepted, size, tally, known, lambda: (self.random_tree(), Lineage(MadeBy.IMMIGRANT)), taken)
         if rank is not None and len(accepted) > slots:
             chosen = rank(accepted, slots)
@@ -220,17 +225,17 @@ class Proposer:
         """A ramped half-and-half tree within the depth range (an immigrant, or generation 0's filler)."""
         return Individual(gp.genHalfAndHalf(self.pset, self.settings.init_min_depth, self.settings.init_max_depth))
 
-    def _vary(self, population: list[Individual], counts: TallyCounter) -> Proposal:
+    def _vary(self, population: list[Individual], counts: TallyCounter, select: Selector) -> Proposal:
         """Tournament-select a parent, then maybe cross it with a second one and maybe mutate it; the
         lineage names the operators whose child stayed within the bloat limits, and the parents' keys.
 
         DEAP's operators change their arguments in place, so each works on clones and the bloat limit
         compares the child with the untouched parent (as DEAP's ``staticLimit`` does).
         """
-        first = self._select(population)
+        first = select(population)
         parent, parents, operators = _clone(first), [first], []
         if random.random() < self.settings.crossover_prob:
-            second = self._select(population)
+            second = select(population)
             child = gp.cxOnePoint(_clone(parent), _clone(second))[0]
             parent = self._within_limits(parent, child)
             counts["crossovers"] += 1
@@ -251,7 +256,7 @@ class Proposer:
         """A population member's activation key (None for a tree that is no function)."""
         return self._function(tree)[2]
 
-    def _select(self, population: list[Individual]) -> Individual:
+    def _tournament(self, population: list[Individual]) -> Individual:
         return tools.selTournament(population, 1, self.settings.tournament_size)[0]
 
     def _mutate(self, tree: Individual, kind: int) -> Individual:

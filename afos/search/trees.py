@@ -16,17 +16,18 @@ import sympy
 from deap import base, gp
 
 from afos.errors import ConfigError
+from afos.records.search import Fitness
 from afos.space.parse import MAX_DEPTH, MAX_LENGTH, parameter_symbol
 from afos.space.primitives import Primitive, X
 
 
-class FitnessMax(base.Fitness):
-    """Lexicographic fitness (rung reached, value): compared only at equal training budgets.
+class TreeFitness(base.Fitness):
+    """A tree's fitness as DEAP's operators read it: (rung reached, value, cost), the first two maximised,
+    the cost minimised (0 when cost is not an objective). Compared lexicographically by the GA's tournaments
+    (so scores compare only at equal training budgets; the cost only breaks exact ties), by Pareto dominance
+    in NSGA-II's ``selNSGA2``. Without successive halving every candidate is on rung 0."""
 
-    Without successive halving every candidate is on rung 0, so only the value matters.
-    """
-
-    weights = (1.0, 1.0)
+    weights = (1.0, 1.0, -1.0)
 
 
 class Individual(gp.PrimitiveTree):
@@ -34,7 +35,18 @@ class Individual(gp.PrimitiveTree):
 
     def __init__(self, content: Iterable[gp.Primitive | gp.Terminal]) -> None:
         super().__init__(content)
-        self.fitness = FitnessMax()
+        self.fitness = TreeFitness()
+
+
+def set_fitness(tree: Individual, fitness: Fitness) -> None:
+    """Give ``tree`` the fitness record's values, as DEAP's operators read them."""
+    tree.fitness.values = (fitness.rung, fitness.value, 0.0 if fitness.cost is None else fitness.cost)
+
+
+def fitness_of(tree: Individual, costed: bool) -> Fitness:
+    """The fitness record of an evaluated tree (its cost only when cost is an objective)."""
+    rung, value, cost = tree.fitness.values
+    return Fitness(rung, value, cost if costed else None)
 
 
 #: The unary node ``scale(u)`` stands for ``p_i * u`` with its own learnable constant p_i (PANGAEA-style):

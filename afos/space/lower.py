@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from afos.errors import UserError
 from afos.space import derive
 from afos.space import functions as fn
+from afos.space.ops import step
 
 Value = Any  # a torch.Tensor, or a Python float for constants
 
@@ -119,19 +120,19 @@ def _upcast(op: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tenso
     return run
 
 
-#: One-argument sympy functions and their torch kernels.
-UNARY: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
-    sympy.exp: torch.exp, sympy.log: torch.log, sympy.Abs: torch.abs,
-    sympy.sin: torch.sin, sympy.cos: torch.cos, sympy.tan: torch.tan,
-    sympy.sinh: torch.sinh, sympy.cosh: torch.cosh, sympy.tanh: torch.tanh,
-    sympy.asinh: torch.asinh, sympy.atan: torch.atan, sympy.atanh: _atanh,
-    sympy.erf: torch.erf, sympy.erfc: torch.erfc,
-    sympy.sinc: lambda a: torch.sinc(a / math.pi),
-    fn.sigmoid: torch.sigmoid, fn.softplus: F.softplus, fn.gelu: F.gelu, fn.elu: F.elu, fn.selu: F.selu,
-    fn.elish: _elish, fn.i0e: _upcast(torch.special.i0e), fn.i1e: _upcast(torch.special.i1e),
-    sympy.sign: torch.sign,
-    derive.sinc_slope: _sinc_slope,
-    derive.i1e_slope: _upcast(_i1e_slope),
+#: One-argument sympy functions' torch kernels, by the function's name (see :func:`afos.space.ops.step`).
+_UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "exp": torch.exp, "log": torch.log, "Abs": torch.abs,
+    "sin": torch.sin, "cos": torch.cos, "tan": torch.tan,
+    "sinh": torch.sinh, "cosh": torch.cosh, "tanh": torch.tanh,
+    "asinh": torch.asinh, "atan": torch.atan, "atanh": _atanh,
+    "erf": torch.erf, "erfc": torch.erfc,
+    "sinc": lambda a: torch.sinc(a / math.pi),
+    "sigmoid": torch.sigmoid, "softplus": F.softplus, "gelu": F.gelu, "elu": F.elu, "selu": F.selu,
+    "elish": _elish, "i0e": _upcast(torch.special.i0e), "i1e": _upcast(torch.special.i1e),
+    "sign": torch.sign,
+    "sinc_slope": _sinc_slope,
+    "i1e_slope": _upcast(_i1e_slope),
 }
 
 
@@ -238,7 +239,7 @@ def _fold_pairs(op: Callable[[Value, Value], Value]) -> Callable[..., Value]:
 
 _ATEN = torch.ops.aten
 #: torch's backward kernels, as (incoming gradient, input or result) -> gradient of the input.
-BACKWARD_KERNELS: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+_BACKWARD: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     derive.tanh_backward: _ATEN.tanh_backward,
     derive.sigmoid_backward: _ATEN.sigmoid_backward,
     derive.softplus_backward: lambda g, a: _ATEN.softplus_backward(g, a, 1.0, 20.0),
@@ -251,8 +252,6 @@ BACKWARD_KERNELS: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     ),
 }
 
-#: The fused kernels of :func:`afos.space.derive.fused_pattern`.
-FUSED: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"softplus": F.softplus, "silu": F.silu, "mish": F.mish}
 
 
 def _gate(grad: torch.Tensor, a: Value, b: Value, at_tie: float) -> torch.Tensor:
@@ -261,33 +260,34 @@ def _gate(grad: torch.Tensor, a: Value, b: Value, at_tie: float) -> torch.Tensor
     return passed if at_tie == 0.0 else torch.where(a == b, grad * at_tie, passed)
 
 
+def _threshold(grad: Value, a: Value, b: float, at_tie: float) -> Value:
+    """:func:`_gate` against 0 with nothing passed at the tie: relu's backward, run as torch runs it (one
+    ``threshold_backward`` kernel instead of a comparison and a ``where``: ten times cheaper on a CPU,
+    benchmarks/RESULTS.md "The cost model"), selecting as well (an infinite gradient gives 0 beyond the kink).
+    Like torch's relu, it passes the gradient where the input is NaN."""
+    if isinstance(grad, torch.Tensor) and isinstance(a, torch.Tensor):
+        return _ATEN.threshold_backward(grad, a, b)
+    return _gate(grad, a, b, at_tie)
+
+
+#: Every kernel by its name in :func:`afos.space.ops.step`.
+KERNELS: dict[str, Callable[..., Value]] = {
+    **_UNARY, "silu": F.silu, "mish": F.mish,
+    "add": _sum, "mul": _product, "pow": _power, "pow_simple": _power,
+    "max": _fold_pairs(_maximum), "min": _fold_pairs(_minimum),
+    "max_number": _fold_pairs(_maximum), "min_number": _fold_pairs(_minimum),
+    "gate": _gate, "threshold": _threshold, "atanh_gate": _atanh_gate, "heaviside": _heaviside,
+    **{backward.__name__: kernel for backward, kernel in _BACKWARD.items()},
+}
+
+
 def _lowering(expr: sympy.Basic) -> tuple[Callable[..., Value], tuple[sympy.Basic, ...]]:
     """The torch operation computing ``expr`` from its arguments."""
-    pattern = derive.fused_pattern(expr)
-    if pattern is not None:
-        return FUSED[pattern[0]], (pattern[1],)
-    if expr.is_Add:
-        return _sum, expr.args
-    if expr.is_Mul:
-        return _product, expr.args
-    if expr.is_Pow:
-        return _power, expr.args
-    if isinstance(expr, sympy.Max):
-        return _fold_pairs(_maximum), expr.args
-    if isinstance(expr, sympy.Min):
-        return _fold_pairs(_minimum), expr.args
-    if isinstance(expr, derive.Backward):
-        return BACKWARD_KERNELS[expr.func], expr.args
-    if isinstance(expr, derive.gate):
-        return _gate, expr.args
-    if isinstance(expr, derive.atanh_gate):
-        return _atanh_gate, expr.args
-    if isinstance(expr, sympy.Heaviside):
-        return _heaviside, expr.args  # sympy stores H(0), 1/2 by default, as a second argument
-    op = UNARY.get(expr.func)
-    if op is None or len(expr.args) != 1:
+    name, args = step(expr)
+    op = KERNELS.get(name)
+    if op is None or (name in _UNARY and len(args) != 1):
         raise LoweringError(f"no torch lowering for {expr.func.__name__} in {expr}")
-    return op, expr.args
+    return op, args
 
 
 def _fold(expr: sympy.Basic) -> float:

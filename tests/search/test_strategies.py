@@ -24,13 +24,17 @@ from tests.search.test_search import TINY, _config, _hall_of_fame, _rows, _rows_
 pytestmark = pytest.mark.slow
 
 
+#: What a strategy needs set beside its name (NSGA-II optimises two objectives).
+NEEDS: dict[Strategy, dict[str, object]] = {Strategy.NSGA2: {"objectives": ["accuracy", "cost"]}}
+
+
 def _decided(run_dir: Path) -> tuple[list[tuple], list[tuple[str, str]]]:
     return sorted(_rows(run_dir / "afos.db")), _hall_of_fame(run_dir)
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES), ids=lambda strategy: strategy.value)
 def test_a_strategy_decides_by_config_and_seed_alone(strategy: Strategy, tmp_path: Path) -> None:
-    config = _config(strategy=strategy.value)
+    config = _config(strategy=strategy.value, **NEEDS.get(strategy, {}))
     decided = []
     for name, kind in (("serial", "serial"), ("serial-again", "serial"), ("process", "process")):
         with make_executor(kind, workers=2) as executor:
@@ -41,7 +45,7 @@ def test_a_strategy_decides_by_config_and_seed_alone(strategy: Strategy, tmp_pat
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES), ids=lambda strategy: strategy.value)
 def test_a_strategy_resumes_after_kill_9_to_the_same_decisions(strategy: Strategy, tmp_path: Path) -> None:
-    config = _toml(tmp_path / "tiny.toml", {**TINY, "strategy": strategy.value})
+    config = _toml(tmp_path / "tiny.toml", {**TINY, "strategy": strategy.value, **NEEDS.get(strategy, {})})
     reference = tmp_path / "reference"
     assert subprocess.run([sys.executable, "-m", "afos", "search", "--config", str(config), "--out", str(reference),
                            "--quiet"], capture_output=True, timeout=300).returncode == 0

@@ -13,6 +13,7 @@ import sympy
 from afos.activation.module import Activation
 from afos.errors import UserError
 from afos.records.search import HallOfFameEntry
+from afos.reporting.cost_front import by_cost, cheapest_near_best, is_front
 from afos.reporting.tables import format_number
 from afos.search.confirmation import Finalist, winner
 from afos.search.results import finalist_rows
@@ -78,6 +79,26 @@ def hall_of_fame_form(run_dir: str | Path, rank: int = 1) -> Form:
         raise UserError(f"--rank {rank} is out of range: {run_dir} holds {len(entries)} functions")
     entry = entries[rank - 1]
     return _entry_form(entry, f"Rank {rank} of the hall of fame of {run_dir} (fitness {format_number(entry.fitness.value)})")
+
+
+def front_form(run_dir: str | Path, pick: str) -> Form:
+    """A member of a search's front of accuracy against cost: ``cheapest``, ``best`` (the most accurate),
+    ``near-best`` (the cheapest within one seed-spread of the most accurate) or ``N`` (the N-th cheapest)."""
+    entries, _ = _search_results(run_dir)
+    if not is_front(entries):
+        raise UserError(f"--pick needs a search that minimised cost ({run_dir} kept a hall of fame: use --rank)")
+    members = by_cost(entries)
+    named = {"cheapest": members[:1], "best": members[-1:], "near-best": [m for m in [cheapest_near_best(entries)] if m]}
+    if pick in named:
+        chosen = named[pick]
+    elif pick.isdigit() and 1 <= int(pick) <= len(members):
+        chosen = [members[int(pick) - 1]]
+    else:
+        raise UserError(f"--pick {pick!r}: expected cheapest, best, near-best or a number in 1..{len(members)} "
+                        f"(the front of {run_dir} has {len(members)} members, cheapest first)")
+    entry = chosen[0]
+    return _entry_form(entry, f"A member of the front of {run_dir} (cost {entry.fitness.cost:g} ReLUs, fitness "
+                              f"{format_number(entry.fitness.value)})")
 
 
 def winner_form(run_dir: str | Path) -> Form:

@@ -18,6 +18,7 @@ from afos.records.settings import Strategy
 from afos.search.config import SearchConfig
 from afos.search.proposals import Proposals, Proposer, Ranker
 from afos.search.strategies.ga import GeneticAlgorithm
+from afos.search.strategies.nsga2 import NSGA2
 from afos.search.strategies.random_search import RandomSearch
 from afos.search.trees import Individual
 
@@ -35,8 +36,10 @@ class SearchStrategy(Protocol):
         leave; with ``rank`` (a surrogate), ``pool`` times as many proposed and the best ranked trained."""
         ...
 
-    def survivors(self, carried: list[Individual], offspring: list[Individual]) -> list[Individual]:
-        """The population the next generation varies: of the elites ``carried`` over and the new candidates."""
+    def survivors(self, previous: list[Individual], carried: list[Individual],
+                  offspring: list[Individual]) -> list[Individual]:
+        """The population the next generation varies, from the ``previous`` one, the elites ``carried`` over
+        and the new candidates (``offspring``, evaluated)."""
         ...
 
 
@@ -44,6 +47,7 @@ class SearchStrategy(Protocol):
 STRATEGIES: dict[Strategy, Callable[[SearchConfig], SearchStrategy]] = {
     Strategy.GA: GeneticAlgorithm.from_config,
     Strategy.RANDOM: RandomSearch.from_config,
+    Strategy.NSGA2: NSGA2.from_config,
 }
 
 

@@ -15,5 +15,6 @@ class Elitist:
     def initial(self, proposer: Proposer, known: Collection[str], cap: int) -> Proposals:
         return proposer.initial(known, cap)
 
-    def survivors(self, carried: list[Individual], offspring: list[Individual]) -> list[Individual]:
+    def survivors(self, previous: list[Individual], carried: list[Individual],
+                  offspring: list[Individual]) -> list[Individual]:
         return carried + offspring

@@ -1,0 +1,78 @@
+"""The front of accuracy against cost of a search that minimises both (``objectives = ["accuracy", "cost"]``).
+
+Such a search keeps a Pareto archive in place of its hall of fame (:class:`afos.search.hall_of_fame.ParetoArchive`):
+every function trained at the full budget that no other beats in both fitness and cost (:mod:`afos.space.cost`,
+in ReLUs). The report shows it as a table, cheapest first, with the baselines priced by the same model, and as
+a picture; the line a practitioner reads first names the cheapest member within one seed-spread of the most
+accurate one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from afos.records.search import HallOfFameEntry
+from afos.reporting.front import Point
+from afos.reporting.plots import front_plot
+from afos.reporting.tables import format_number, plus_minus
+from afos.search.results import BaselineSummary, shown_form
+from afos.space.cost import cost
+
+COST_PLOT = "cost_front.png"
+
+
+def is_front(hof: Sequence[HallOfFameEntry]) -> bool:
+    """Whether ``hof`` is a Pareto archive of accuracy and cost (its entries carry a cost)."""
+    return any(entry.fitness.cost is not None for entry in hof)
+
+
+def by_cost(hof: Sequence[HallOfFameEntry]) -> list[HallOfFameEntry]:
+    """The front's members that trained ok, cheapest first (none of a hall of fame: its entries carry no cost)."""
+    members = [e for e in hof if e.ok and e.fitness.cost is not None]
+    return sorted(members, key=lambda e: (e.fitness.cost or 0.0, -e.fitness.value, e.key))
+
+
+def cheapest_near_best(hof: Sequence[HallOfFameEntry]) -> HallOfFameEntry | None:
+    """The cheapest member whose fitness is within one standard deviation (over the search's seeds) of the
+    most accurate member's; the most accurate itself when its spread is unknown (one fitness seed)."""
+    members = by_cost(hof)
+    if not members:
+        return None
+    best = max(members, key=lambda e: (e.fitness.value, -(e.fitness.cost or 0.0)))
+    spread = best.val_std or 0.0
+    return next(e for e in members if e.fitness.value >= best.fitness.value - spread)
+
+
+def cost_front_lines(hof: Sequence[HallOfFameEntry], baselines: Sequence[BaselineSummary]) -> list[str]:
+    """The report's section on the front: the headline, then the front and the baselines, cheapest first."""
+    members = by_cost(hof)
+    if not members:
+        return []
+    best, near = members[-1], cheapest_near_best(hof)
+    lines = ["## Accuracy and cost", "",
+             "The front: every function trained at the full budget that no other one beats in both fitness and "
+             "cost. Cost is the time of the function's kernels per training step, forward and backward, in ReLUs "
+             "(a model of the eager kernels, computed from the form: docs/search.md).", ""]
+    if near is not None and near is not best:
+        lines += [f"The cheapest function within one seed-spread ({format_number(best.val_std)}) of the most "
+                  f"accurate: `{near.canonical}` at cost {near.fitness.cost:g} and fitness "
+                  f"{format_number(near.fitness.value)}, against `{best.canonical}` at cost {best.fitness.cost:g} "
+                  f"and {format_number(best.fitness.value)}.", ""]
+    lines += ["| cost | function | fitness | val acc | test acc | found in gen |", "|---:|---|---:|---:|---:|---:|"]
+    lines += [f"| {e.fitness.cost:g} | `{shown_form(e)}` | {format_number(e.fitness.value)} "
+              f"| {plus_minus(e.val_accuracy, e.val_std)} | {format_number(e.test_accuracy)} | {e.generation + 1} |"
+              for e in members]
+    lines += [f"| {cost(b.canonical):g} | `{b.canonical}` ({b.expression}, baseline) | {format_number(b.fitness)} "
+              f"| {format_number(b.val_accuracy)} | {format_number(b.test_accuracy)} | - |" for b in baselines]
+    return [*lines, ""]
+
+
+def cost_front_plot(hof: Sequence[HallOfFameEntry], trained: Sequence[Point], baselines: Sequence[BaselineSummary],
+                    path: Path, ylabel: str) -> Path:
+    """Cost against fitness: every function trained (grey), the front (blue steps), the baselines (diamonds)."""
+    return front_plot([(p.cost, p.fitness) for p in trained if p.cost is not None],
+                      [(e.fitness.cost or 0.0, e.fitness.value, e.canonical) for e in by_cost(hof)], path,
+                      ylabel=ylabel, xlabel="cost (ReLUs: kernel time per training step)",
+                      title="Accuracy against cost",
+                      marks=[(b.expression, cost(b.canonical), b.fitness) for b in baselines if b.fitness is not None])
