@@ -81,11 +81,15 @@ def search_config(task: str, strategy: str, seed: int, budget: int, settings: di
 
 def replay(config: SearchConfig, table: Table, folder: Path) -> Trace:
     """Run the unchanged search against ``table`` in a throwaway database; read its trainings in order."""
+    return held_best(replayed(config, table, folder), config.fitness_seeds)
+
+
+def replayed(config: SearchConfig, table: Table, folder: Path) -> list[Evaluation]:
+    """The search trainings, in order, of the unchanged search run against ``table`` in a throwaway database."""
     with RunStore(folder / "afos.db", meta={MetaKey.KIND: "search", MetaKey.CONFIG: config.to_dict()}) as store:
         search = Search(config, store, Evaluator(store, ReplayExecutor(table)))
         search.run()
-        records = [r for r in store.evaluations() if r.phase is Phase.SEARCH]
-    return held_best(records, config.fitness_seeds)
+        return [r for r in store.evaluations() if r.phase is Phase.SEARCH]
 
 
 def held_best(records: list[Evaluation], fitness_seeds: int) -> Trace:

@@ -1,5 +1,6 @@
-"""benchmarks/tabular.py and benchmarks/replay_efficiency.py end to end on a tiny space: build (twice: the
-second trains nothing), export, stats, then the replayed comparison with its summary and picture."""
+"""benchmarks/tabular.py, benchmarks/replay_efficiency.py and benchmarks/front_efficiency.py end to end on a
+tiny space: build (twice: the second trains nothing), export, stats, then the replayed comparisons (one
+objective, and the front of accuracy against cost) with their summaries and pictures."""
 
 from __future__ import annotations
 
@@ -66,3 +67,10 @@ def test_a_tiny_table_is_built_resumed_exported_and_replayed(tmp_path: Path) -> 
     assert len(lines) == 4 * 4
     _run(*replay)  # resumed: every search is read back, none replayed again
     assert (tmp_path / "replay" / "traces.jsonl").read_text().splitlines() == lines
+    front = ["benchmarks/front_efficiency.py", "--table", str(table_path), "--tasks", str(config), "--seeds", "4",
+             "--budgets", "8", "16", "--root", str(tmp_path / "front")]
+    assert "missed hypervolume" in _run(*front)
+    result = json.loads((tmp_path / "front" / "summary.json").read_text())[str(config)]
+    assert {row["strategy"] for row in result["rows"]} == {"random", "nsga2", "nsga2+knn", "ga+knn"}
+    assert all(0.0 <= row["median_missed"] <= result["table_hv"] + 1e-9 for row in result["rows"])
+    assert (tmp_path / "front" / "front-efficiency.png").stat().st_size > 0

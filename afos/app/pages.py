@@ -22,6 +22,7 @@ from starlette.routing import Route
 from afos.app.across import anytime_overlay, learning_curves
 from afos.app.folders import SERVED, root_version, run_files, version
 from afos.app.forest import forest
+from afos.app.front_chart import front_chart
 from afos.app.function_view import function_facts, trained_in
 from afos.app.grid_view import SHADES
 from afos.app.params import choice, integer, run_filters
@@ -110,7 +111,7 @@ def run_html(folder: Path, name: str, current: str) -> tuple[int, str]:
     live = view.summary.status is RunStatus.RUNNING
     if isinstance(view, SearchView):
         return 200, _render("search.html", **common, view=view, live=live, charts=_search_charts(view),
-                            forest=forest(view.finalists))
+                            forest=forest(view.finalists), front=front_chart([r.entry for r in view.hall], view.baselines))
     return 200, _render("grid.html", **common, view=view, live=live)
 
 

@@ -133,6 +133,7 @@ def searched(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         "primitives": str(config.get("primitives", "?")),
         "search": f"{config.get('strategy', '?')}, surrogate {config.get('surrogate', 'none')}, population "
                   f"{config.get('population', '?')} × {config.get('generations', '?')} generations",
+        "objectives": " and ".join(map(str, config.get("objectives") or ["accuracy"])),
         "fitness": f"{config.get('fitness', '?')} on {config.get('fitness_seeds', '?')} seed(s), seed {config.get('seed', '?')}",
         "budget": ", ".join(f"{key} {config[key]}" for key in ("max_evals", "time_limit") if config.get(key)) or "generations",
     }

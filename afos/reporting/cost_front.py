@@ -9,13 +9,14 @@ accurate one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from afos.records.search import HallOfFameEntry
 from afos.reporting.front import Point
 from afos.reporting.plots import front_plot
-from afos.reporting.tables import format_number, plus_minus
+from afos.reporting.tables import format_number, format_points, plus_minus
+from afos.search.confirmation import Finalist, Role
 from afos.search.results import BaselineSummary, shown_form
 from afos.space.cost import cost
 
@@ -44,8 +45,11 @@ def cheapest_near_best(hof: Sequence[HallOfFameEntry]) -> HallOfFameEntry | None
     return next(e for e in members if e.fitness.value >= best.fitness.value - spread)
 
 
-def cost_front_lines(hof: Sequence[HallOfFameEntry], baselines: Sequence[BaselineSummary]) -> list[str]:
-    """The report's section on the front: the headline, then the front and the baselines, cheapest first."""
+def cost_front_lines(hof: Sequence[HallOfFameEntry], baselines: Sequence[BaselineSummary],
+                     step_seconds: Mapping[str, float | None], confirmed: Sequence[Finalist] = ()) -> list[str]:
+    """The report's section on the front: the headline, then the front and the baselines, cheapest first,
+    each with its measured time per step over ReLU's (``step_seconds``: activation key -> seconds) beside
+    its modelled cost, and its test accuracy on the confirmation's fresh seeds where it was confirmed."""
     members = by_cost(hof)
     if not members:
         return []
@@ -53,19 +57,40 @@ def cost_front_lines(hof: Sequence[HallOfFameEntry], baselines: Sequence[Baselin
     lines = ["## Accuracy and cost", "",
              "The front: every function trained at the full budget that no other one beats in both fitness and "
              "cost. Cost is the time of the function's kernels per training step, forward and backward, in ReLUs "
-             "(a model of the eager kernels, computed from the form: docs/search.md).", ""]
+             "(a model of the eager kernels, computed from the form: docs/search.md); \"measured\" is the "
+             "search's own time per training step over ReLU's, whole steps on this run's machine, recorded "
+             "beside the model and never used as fitness.", ""]
+    relu = next((b.step_seconds for b in baselines if b.expression == "relu"), None)
+    fresh = {row.fingerprint: row for row in confirmed}
     if near is not None and near is not best:
         lines += [f"The cheapest function within one seed-spread ({format_number(best.val_std)}) of the most "
                   f"accurate: `{near.canonical}` at cost {near.fitness.cost:g} and fitness "
                   f"{format_number(near.fitness.value)}, against `{best.canonical}` at cost {best.fitness.cost:g} "
                   f"and {format_number(best.fitness.value)}.", ""]
-    lines += ["| cost | function | fitness | val acc | test acc | found in gen |", "|---:|---|---:|---:|---:|---:|"]
-    lines += [f"| {e.fitness.cost:g} | `{shown_form(e)}` | {format_number(e.fitness.value)} "
-              f"| {plus_minus(e.val_accuracy, e.val_std)} | {format_number(e.test_accuracy)} | {e.generation + 1} |"
+    lines += ["| cost | measured | function | fitness | val acc | test acc | confirmed test | found in gen |",
+              "|---:|---:|---|---:|---:|---:|---|---:|"]
+    lines += [f"| {e.fitness.cost:g} | {_ratio(step_seconds.get(e.key), relu)} | `{shown_form(e)}` "
+              f"| {format_number(e.fitness.value)} | {plus_minus(e.val_accuracy, e.val_std)} "
+              f"| {format_number(e.test_accuracy)} | {_confirmed(fresh.get(e.key))} | {e.generation + 1} |"
               for e in members]
-    lines += [f"| {cost(b.canonical):g} | `{b.canonical}` ({b.expression}, baseline) | {format_number(b.fitness)} "
-              f"| {format_number(b.val_accuracy)} | {format_number(b.test_accuracy)} | - |" for b in baselines]
+    by_text = {row.canonical: row for row in confirmed if row.role is Role.BASELINE}
+    lines += [f"| {cost(b.canonical):g} | {_ratio(b.step_seconds, relu)} | `{b.canonical}` ({b.expression}, baseline) "
+              f"| {format_number(b.fitness)} | {format_number(b.val_accuracy)} | {format_number(b.test_accuracy)} "
+              f"| {_confirmed(by_text.get(b.canonical))} | - |" for b in baselines]
     return [*lines, ""]
+
+
+def _confirmed(row: Finalist | None) -> str:
+    """Test accuracy on the fresh seeds, and for a finalist its difference from ReLU and its verdict."""
+    if row is None or row.test_mean is None:
+        return "-"
+    if row.role is Role.BASELINE:
+        return plus_minus(row.test_mean, row.test_std)
+    return f"{plus_minus(row.test_mean, row.test_std)} ({format_points(row.delta_vs_relu)} vs ReLU, {row.outcome()})"
+
+
+def _ratio(seconds: float | None, relu: float | None) -> str:
+    return "-" if seconds is None or not relu else f"{seconds / relu:.2f}"
 
 
 def cost_front_plot(hof: Sequence[HallOfFameEntry], trained: Sequence[Point], baselines: Sequence[BaselineSummary],

@@ -36,6 +36,7 @@ from afos.search.results import (
     finalist_rows,
     generations,
     hall_of_fame,
+    seconds_per_step,
     shown_form,
 )
 from afos.space.display import expression_size
@@ -137,6 +138,7 @@ class SearchReport:
     failed: list[Evaluation]
     points: list[Point]
     candidates: dict[str, CandidateRecord]
+    step_seconds: dict[str, float | None]  # activation key -> measured seconds per step at the full budget
 
     @property
     def lineage_of(self) -> str | None:
@@ -177,12 +179,22 @@ def _read(store: RunStore) -> SearchReport:
                         [r for r in search if r.generation is not None and r.generation > done],
                         [r for r in store.evaluations() if not r.ok],
                         _points(search, store.get_meta(MetaKey.CONFIG, {}) or {}),
-                        {c.key: c for c in store.candidates()})
+                        {c.key: c for c in store.candidates()}, _step_seconds(search))
 
 
 def _points(search: list[Evaluation], config: dict[str, Any]) -> list[Point]:
     """Every function the search trained at the full budget, priced when cost is one of its objectives."""
     return points(search, str(config.get("fitness", "val_accuracy")), priced="cost" in (config.get("objectives") or ()))
+
+
+def _step_seconds(search: list[Evaluation]) -> dict[str, float | None]:
+    """Each function's measured seconds per training step over its search runs at the full budget."""
+    full = max((r.budget for r in search), default=None)
+    groups: dict[str, list[Evaluation]] = {}
+    for record in search:
+        if record.budget == full:
+            groups.setdefault(record.activation_key, []).append(record)
+    return {key: seconds_per_step(group) for key, group in groups.items()}
 
 
 def _hof_row(rank: int, entry: HallOfFameEntry, candidate: CandidateRecord | None) -> dict[str, Any]:
@@ -246,7 +258,7 @@ def _markdown(run_dir: Path, report: SearchReport, plots: Sequence[str]) -> str:
         *_protocol_lines(report),
         *_confirmation_lines(finalists, report.confirm_seeds),
         *_top_lines(report),
-        *cost_front_lines(report.hof, report.baselines),
+        *cost_front_lines(report.hof, report.baselines, report.step_seconds, finalists or ()),
         *front_lines(report.front),
         *_genealogy_lines(report),
         *pending_lines(report.pending),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -36,18 +37,33 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's cancel or pre-emption): handled like Ctrl-C, so the run is marked interrupted."""
 
 
+#: Set when SIGTERM arrives. Python runs a signal handler between bytecodes, and an exception it raises while
+#: a finaliser or a weakref callback runs (garbage collection, at any moment) is printed and swallowed; so the
+#: run also asks :func:`raise_if_terminated` after every record, and stops at the next one at the latest.
+_TERMINATED = threading.Event()
+
+
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """Turn SIGTERM into :class:`Terminated` while a command runs."""
 
     def handler(signum: int, frame: object) -> None:
+        _TERMINATED.set()
         raise Terminated
 
+    _TERMINATED.clear()
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _TERMINATED.clear()
+
+
+def raise_if_terminated() -> None:
+    """Raise :class:`Terminated` if SIGTERM arrived and its exception was swallowed (see :data:`_TERMINATED`)."""
+    if _TERMINATED.is_set():
+        raise Terminated
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,7 @@ def run_session(run_dir: Path, kind: RunKind, meta: Mapping[MetaKey, Any], execu
                 def on_record(record: Evaluation) -> None:
                     log.record(record)
                     heartbeat.count(store.count_evaluations())  # a retried run replaces its record: rows, not events
+                    raise_if_terminated()  # the record is committed: stopping here loses nothing
 
                 session = Session(run_dir, store, Evaluator(store, executor, cache=cache, on_record=on_record), log)
                 return tracked(store, heartbeat, lambda: work(session))

@@ -7,6 +7,7 @@ not read back as its record is a :class:`~afos.errors.StoreError`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,8 @@ def shown_form(entry: HallOfFameEntry) -> str:
 
 @dataclass(frozen=True)
 class BaselineSummary:
-    """A baseline the search trained on its fitness seeds: its runs' mean fitness and accuracies."""
+    """A baseline the search trained on its fitness seeds: its runs' mean fitness and accuracies, and their
+    measured time per training step (:func:`seconds_per_step`)."""
 
     expression: str
     canonical: str
@@ -48,6 +50,7 @@ class BaselineSummary:
     val_accuracy: float | None
     test_accuracy: float | None
     statuses: str
+    step_seconds: float | None = None
 
 
 def baseline_summaries(store: RunStore) -> list[BaselineSummary]:
@@ -68,8 +71,23 @@ def baseline_summaries(store: RunStore) -> list[BaselineSummary]:
             baseline.expression, records[0].expression, len(records),
             finite_mean(score(r, config.get("fitness", "val_accuracy")) for r in records),
             finite_mean(r.val_accuracy for r in ok), finite_mean(r.test_accuracy for r in ok),
-            ", ".join(sorted({r.status.value for r in records}))))
+            ", ".join(sorted({r.status.value for r in records})), seconds_per_step(ok)))
     return summaries
+
+
+def seconds_per_step(records: Iterable[Evaluation]) -> float | None:
+    """The mean measured time of a training step over ``records`` that finished ok, from each run's own
+    clock between its first and last validation pass (so the start-up the first run of a process pays, data
+    loading and warm-up, is left out; a validation pass per epoch is in); recorded beside a function's cost,
+    never its fitness. None when no run has two passes."""
+    return finite_mean(_warm_step(r) for r in records if r.ok)
+
+
+def _warm_step(record: Evaluation) -> float | None:
+    if len(record.history) < 2 or record.history[-1].step <= record.history[0].step:
+        return None
+    first, last = record.history[0], record.history[-1]
+    return (last.seconds - first.seconds) / (last.step - first.step)
 
 
 def confirmation_plan(store: RunStore) -> ConfirmationPlan | None:

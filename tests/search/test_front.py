@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from starlette.testclient import TestClient
 
+from afos.app.server import create_app
 from afos.cli import cli
 from afos.errors import ConfigError
 from afos.records.runs import Role
@@ -98,3 +100,16 @@ def test_export_picks_a_member_of_the_front(front_run: Path) -> None:
     assert export("--pick", str(len(by_cost))).output.strip() == by_cost[-1]["canonical"]
     wrong = export("--pick", str(len(by_cost) + 1))
     assert wrong.exit_code == 2 and f"1..{len(by_cost)}" in wrong.output
+
+
+def test_the_search_page_draws_the_front_and_lists_it_cheapest_first(front_run: Path) -> None:
+    client = TestClient(create_app(front_run.parent, hosts=["testserver"]))
+    page = client.get(f"/runs/{front_run.name}").text
+    assert "Front of accuracy against cost" in page and 'class="steps"' in page
+    with (front_run / "hall_of_fame.csv").open() as handle:
+        members = sorted(csv.DictReader(handle), key=lambda row: (float(row["cost"]), -float(row["fitness"])))
+    table = page[page.index("Front of accuracy against cost"):page.index("Front, by fitness")]
+    positions = [table.index(f">{row['canonical']}</a>") for row in members]
+    assert positions == sorted(positions)
+    assert all(f">{name}</text>" in table for name in ("relu", "silu", "gelu"))  # the baselines, marked
+    assert "accuracy and cost" in page  # what was searched

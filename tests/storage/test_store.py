@@ -25,6 +25,7 @@ from afos.records.search import (
     CandidateRecord,
     CandidateStatus,
     Counts,
+    Fitness,
     Generation,
     GenerationStats,
     HallOfFameEntry,
@@ -52,7 +53,7 @@ def _record(activation_key: str = "fp1", seed: int = 0, **changes: object) -> Ev
 
 
 def _generation(number: int) -> Generation:
-    return Generation(number, GenerationStats(Counts(), 0.5, 0.5, 0.5), (Member("a", (0.0, 0.5)),), (), {})
+    return Generation(number, GenerationStats(Counts(), 0.5, 0.5, 0.5), (Member("a", Fitness(0.0, 0.5)),), (), {})
 
 
 def _key(activation_key: str = "fp1", seed: int = 0, **changes: object) -> EvalKey:
@@ -239,11 +240,11 @@ def test_generation_round_trip_restores_random_draws(store: RunStore) -> None:
     random.gauss(0, 1)  # leaves a cached gauss_next in the state
     state = rng_state_to_json(random.getstate())
     expected = [random.random() for _ in range(5)] + [random.gauss(0, 1)]
-    hall = (HallOfFameEntry("k", "x", "x", (0.0, 0.9), 1, n_runs=1, val_accuracy=0.9, learned={"0": {"p0": 1.5}},
+    hall = (HallOfFameEntry("k", "x", "x", Fitness(0.0, 0.9), 1, n_runs=1, val_accuracy=0.9, learned={"0": {"p0": 1.5}},
                             learned_runs={"p0": [1.5]}),)
     store.save_generation(_generation(0))
     saved = Generation(1, GenerationStats(Counts(proposed=4, trained=2), 0.9, 0.7, math.nan),
-                       (Member("x", (0.0, 0.9)),), hall, state)
+                       (Member("x", Fitness(0.0, 0.9)),), hall, state)
     store.save_generation(saved)
     last = store.last_generation()
     assert last.finished == pytest.approx(time.time(), abs=60)
@@ -322,7 +323,7 @@ def test_stable_hash_is_stable() -> None:
 _WRITER = textwrap.dedent("""
     import random, sys, time
     from afos.records.evaluation import Checkpoint, Evaluation, Status
-    from afos.records.search import Counts, Generation, GenerationStats, Member
+    from afos.records.search import Counts, Fitness, Generation, GenerationStats, Member
     from afos.storage.store import RunStore
     store = RunStore(sys.argv[1])
     pause_at = int(sys.argv[2])  # -1: never pause
@@ -340,7 +341,7 @@ _WRITER = textwrap.dedent("""
                 print("in transaction", flush=True)
                 time.sleep(60)
             store.save_generation(Generation(generation, GenerationStats(Counts(proposed=5), 1.0, 1.0, 1.0),
-                                             tuple(Member(f"g{generation}-{i}", (0.0, 1.0)) for i in range(5)), (),
+                                             tuple(Member(f"g{generation}-{i}", Fitness(0.0, 1.0)) for i in range(5)), (),
                                              {"generation": generation}))
         generation += 1
 """)
