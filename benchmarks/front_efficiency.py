@@ -105,7 +105,7 @@ def run_all(args: argparse.Namespace, table: Table) -> dict[tuple[str, str, int]
                         continue
                     folder = Path(scratch) / f"{Path(task).stem}-{strategy}-{seed}"
                     folder.mkdir()
-                    config = search_config(task, "random", seed, budget, STRATEGIES[strategy])
+                    config = search_config(task, "random", seed, budget, {**STRATEGIES[strategy], **args.settings})
                     records = replayed(config, table, folder)
                     trace = Trace([r.key.activation_key for r in records],
                                   [(r.val_accuracy or 0.0) if r.status is Status.OK else 0.0 for r in records])
@@ -205,7 +205,10 @@ def main() -> None:
     parser.add_argument("--max-cost", type=float, default=10.0, help="The reference's cost, in ReLUs.")
     parser.add_argument("--root", default="results/front-efficiency")
     parser.add_argument("--picture", default=None, help="Write the picture here (default <root>/front-efficiency.png).")
+    parser.add_argument("--set", dest="settings", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="search settings for every strategy (immigrants=0.5); use a --root of their own")
     args = parser.parse_args()
+    args.settings = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.settings)}
     if "random" not in args.strategies:
         parser.error("random is the baseline every strategy is tested against: keep it in --strategies")
     table = read_table(args.table)

@@ -1,6 +1,6 @@
 """The floor plan holds: every module of afos imports only its own layer and the layers below it (lazy
-imports inside functions included), no module grows past ~400 lines and no class past ~200, and every
-package says in its docstring what it owns and what it may import."""
+imports inside functions included), no module grows past ~400 lines, every package says in its docstring
+what it owns and what it may import, and only the storage spells the names of a run folder's files."""
 
 from __future__ import annotations
 
@@ -71,3 +71,25 @@ def test_every_package_says_what_it_owns_and_may_import() -> None:
         if len(doc) < 150 or "import" not in doc.lower():
             silent.append(init.parent.name)
     assert not silent, f"packages without a docstring saying what they own and import: {silent}"
+
+
+def _run_file_names() -> set[str]:
+    from afos.storage.layout import DATABASE, RunFiles
+
+    files = RunFiles(Path("run"))
+    named = {getattr(files, name) for name in dir(RunFiles) if isinstance(getattr(RunFiles, name), property)}
+    return {DATABASE, "run.json", "afos.lock", files.log("search").name} | {path.name for path in named}
+
+
+def test_only_the_storage_spells_a_run_folders_file_names() -> None:
+    """A file of a run folder is named once (afos.storage.layout.RunFiles); docstrings may mention it."""
+    names = _run_file_names()
+    spelled = []
+    for path in _modules():
+        if path.relative_to(AFOS).parts[0] == "storage":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        spelled += [f"{path.relative_to(AFOS)}:{node.lineno}: {node.value}" for node in ast.walk(tree)
+                    if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings]
+    assert not spelled, spelled

@@ -12,7 +12,7 @@ import click
 from afos.cli.boundary import cli
 from afos.cli.options import SEARCH_TRAIN_OPTIONS, choice, executor_options, interrupted, make_executor, names, train_options
 from afos.records.settings import Strategy, SurrogateKind
-from afos.storage.layout import run_database
+from afos.storage.layout import RunFiles, run_database
 
 
 @cli.command()
@@ -95,7 +95,7 @@ def search(config_path: str | None, out: str | None, resume: str | None, replay:
             result = run_search(config, out=run_dir, executor=executor, progress=not quiet, tensorboard=tensorboard)
     except KeyboardInterrupt as interrupt:
         interrupted(interrupt, f"resume with: afos search --resume {run_dir}")
-    click.echo(_top_functions(run_dir, result.status, run_dir / "report.md"))
+    click.echo(_top_functions(run_dir, result.status, RunFiles(run_dir).report))
 
 
 def _executor(replay: str | None, config: Any, options: dict[str, Any]) -> Any:

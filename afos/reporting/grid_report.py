@@ -20,6 +20,7 @@ from afos.reporting.plots import critical_difference_diagram, function_plot, hea
 from afos.reporting.tables import CELL_COLUMNS, RUN_COLUMNS, format_number, plus_minus, safe_name, write_csv
 from afos.space.display import display_form, site_mean
 from afos.storage.atomic import write_text_atomically
+from afos.storage.layout import RunFiles
 from afos.training.protocol import split_task
 
 # ------------------------------------------------------------------------------------------- rows
@@ -103,12 +104,13 @@ def write_evaluation(out: Path, results: Results) -> None:
     out.mkdir(parents=True, exist_ok=True)
     lines = cell_lines(results)
     runs = results.all_runs()
-    _write_json(out / "results.json", {"grid": [s.to_dict() for s in results.specs],
-                                       "functions": [line.to_dict() for line in lines],
-                                       "runs": [run_row(r, history=True) for r in runs]})
-    write_csv(out / "results.csv", CELL_COLUMNS, [line.to_dict() for line in lines])
-    write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
-    write_text_atomically(out / "results.md", _evaluation_markdown(results, lines))
+    files = RunFiles(out)
+    _write_json(files.results_json, {"grid": [s.to_dict() for s in results.specs],
+                                     "functions": [line.to_dict() for line in lines],
+                                     "runs": [run_row(r, history=True) for r in runs]})
+    write_csv(files.results_csv, CELL_COLUMNS, [line.to_dict() for line in lines])
+    write_csv(files.runs_csv, RUN_COLUMNS, [run_row(r) for r in runs])
+    write_text_atomically(files.results_md, _evaluation_markdown(results, lines))
     curves_plot(results, out / "curves.png")
     learned_shapes(results, out)
 
@@ -211,10 +213,11 @@ def write_comparison(out: Path, results: Results) -> GridAnalysis:
     out.mkdir(parents=True, exist_ok=True)
     analysis = analyse(results)
     runs = results.all_runs()
-    _write_json(out / "results.json", {**analysis.to_dict(), "grid": [s.to_dict() for s in results.specs],
-                                       "runs": [run_row(r, history=True) for r in runs]})
-    write_csv(out / "results.csv", CELL_COLUMNS, [line.to_dict() for line in cell_lines(results)])
-    write_csv(out / "runs.csv", RUN_COLUMNS, [run_row(r) for r in runs])
+    files = RunFiles(out)
+    _write_json(files.results_json, {**analysis.to_dict(), "grid": [s.to_dict() for s in results.specs],
+                                     "runs": [run_row(r, history=True) for r in runs]})
+    write_csv(files.results_csv, CELL_COLUMNS, [line.to_dict() for line in cell_lines(results)])
+    write_csv(files.runs_csv, RUN_COLUMNS, [run_row(r) for r in runs])
     names = [f.name for f in analysis.functions]
     matrix = [[math.nan if v is None else v for v in row] for row in analysis.matrix]
     heatmap(matrix, list(analysis.cases), names, out / "heatmap.png", title="Mean test accuracy over seeds",
@@ -224,7 +227,7 @@ def write_comparison(out: Path, results: Results) -> GridAnalysis:
                                     out / "cd_diagram.png",
                                     title=f"Average ranks over {analysis.friedman.n_cases} cases "
                                           f"(Nemenyi CD, alpha {analysis.alpha:g})")
-    write_text_atomically(out / "report.md", _comparison_markdown(results, analysis))
+    write_text_atomically(files.report, _comparison_markdown(results, analysis))
     return analysis
 
 
@@ -242,7 +245,7 @@ def comparison_text(analysis: GridAnalysis, out: Path) -> str:
         lines.append(f"Friedman chi2 = {friedman.statistic:.3f}, p = {friedman.p_value:.3g} "
                      f"(N = {friedman.n_cases}, k = {friedman.k})")
     lines += [f"- {line}" for line in analysis.findings]
-    lines.append(f"report: {out / 'report.md'}")
+    lines.append(f"report: {RunFiles(out).report}")
     return "\n".join(lines)
 
 

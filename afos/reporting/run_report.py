@@ -14,7 +14,7 @@ from afos.records.runs import MetaKey, RunKind, RunStatus
 from afos.reporting.grid_report import comparison_markdown, evaluation_markdown, write_comparison, write_evaluation
 from afos.reporting.search_report import report_text, write_report
 from afos.storage.filesystems import is_network_filesystem
-from afos.storage.layout import run_database
+from afos.storage.layout import RunFiles, run_database
 from afos.storage.liveness import read_state
 from afos.storage.store import RunStore
 
@@ -47,9 +47,9 @@ def rebuild_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     results = load_results([run_dir])
     if kind is RunKind.EVALUATE:
         write_evaluation(folder, results)
-        return folder / "results.md"
+        return RunFiles(folder).results_md
     write_comparison(folder, results)
-    return folder / "report.md"
+    return RunFiles(folder).report
 
 
 def report_markdown(run_dir: str | Path) -> str:

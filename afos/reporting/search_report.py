@@ -41,7 +41,7 @@ from afos.search.results import (
 )
 from afos.space.display import expression_size
 from afos.storage.atomic import write_text_atomically
-from afos.storage.layout import run_database
+from afos.storage.layout import RunFiles, run_database
 from afos.storage.liveness import running_elsewhere
 from afos.storage.store import RunStore
 from afos.text import counted
@@ -58,12 +58,13 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: R
     folder = Path(out) if out is not None else run_dir
     folder.mkdir(parents=True, exist_ok=True)
     report = _read(store) if store is not None else read_report(run_dir)
-    write_csv(folder / "hall_of_fame.csv", HOF_COLUMNS,
+    files = RunFiles(folder)
+    write_csv(files.hall_of_fame_csv, HOF_COLUMNS,
               [_hof_row(rank, e, report.candidates.get(e.key)) for rank, e in enumerate(report.hof, 1)])
-    write_csv(folder / "generations.csv", GENERATION_COLUMNS,
+    write_csv(files.generations_csv, GENERATION_COLUMNS,
               [{**g.stats.to_dict(), "generation": g.generation + 1} for g in report.generations])
     if report.finalists is not None:
-        write_csv(folder / "finalists.csv", FINALIST_COLUMNS, [f.to_dict() for f in report.finalists])
+        write_csv(files.finalists_csv, FINALIST_COLUMNS, [f.to_dict() for f in report.finalists])
     if report.generations:
         _fitness_plot(report, folder / FITNESS_PLOT)
     if report.front:
@@ -75,7 +76,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, store: R
     shapes, title = _shapes(report)
     if shapes:
         function_plot({**shapes, "ReLU": "relu"}, folder / SHAPES_PLOT, title=title, reference="ReLU", order=1)
-    path = folder / "report.md"
+    path = files.report
     write_text_atomically(path, _markdown(run_dir, report, _plots(folder)))
     return path
 

@@ -25,7 +25,7 @@ from afos.records.evaluation import Evaluation
 from afos.records.runs import MetaKey, RunKind, RunStatus
 from afos.records.search import Generation
 from afos.runs.progress import OnRecord, ProgressLog, Say
-from afos.storage.layout import run_database
+from afos.storage.layout import RunFiles, run_database
 from afos.storage.liveness import Heartbeat, writer_lock
 from afos.storage.siblings import SiblingRuns
 from afos.storage.store import RunStore
@@ -103,7 +103,7 @@ def run_session(run_dir: Path, kind: RunKind, meta: Mapping[MetaKey, Any], execu
     """
     created = {MetaKey.KIND: kind.value, MetaKey.CREATED: time.time(), **meta}
     with writer_lock(run_dir), RunStore(run_database(run_dir), meta=created) as store:
-        log = ProgressLog(run_dir / f"{kind.value}.log", options.echo, total=expected(store),
+        log = ProgressLog(RunFiles(run_dir).log(kind.value), options.echo, total=expected(store),
                           done=store.count_evaluations(), desc=f"afos {kind.value}", label=label,
                           on_record=options.on_record)
         cache = SiblingRuns(run_dir.parent, run_dir) if options.reuse else None
