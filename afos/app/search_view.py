@@ -20,8 +20,9 @@ from afos.records.evaluation import Evaluation
 from afos.records.runs import MetaKey, RunSummary
 from afos.records.search import CandidateRecord, CandidateStatus, Counts, Generation, HallOfFameEntry
 from afos.runs.listing import summary
-from afos.search.confirmation import Finalist, verdict_sentence
+from afos.search.confirmation import Finalist
 from afos.search.results import BaselineSummary, baseline_summaries, finalist_rows, hall_of_fame
+from afos.search.verdict import verdict_sentence
 from afos.space.display import expression_size
 from afos.space.features import CONSTANT
 from afos.storage.layout import run_database

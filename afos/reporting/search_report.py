@@ -28,7 +28,7 @@ from afos.reporting.tables import (
     plus_minus,
     write_csv,
 )
-from afos.search.confirmation import FINALIST_COLUMNS, Finalist, verdict_sentence, winner
+from afos.search.confirmation import FINALIST_COLUMNS, Finalist
 from afos.search.results import (
     BaselineSummary,
     baseline_summaries,
@@ -39,6 +39,7 @@ from afos.search.results import (
     seconds_per_step,
     shown_form,
 )
+from afos.search.verdict import verdict_sentence, winner
 from afos.space.display import expression_size
 from afos.storage.atomic import write_text_atomically
 from afos.storage.layout import RunFiles, run_database

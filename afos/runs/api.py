@@ -41,8 +41,9 @@ from afos.runs import grid as grids
 from afos.runs import search as searches
 from afos.runs.lifecycle import Options
 from afos.search.config import SearchConfig
-from afos.search.confirmation import Finalist, verdict_sentence, winner
+from afos.search.confirmation import Finalist
 from afos.search.results import finalist_rows, hall_of_fame
+from afos.search.verdict import verdict_sentence, winner
 from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 

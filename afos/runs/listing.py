@@ -87,8 +87,8 @@ def _front_costs(store: RunStore) -> tuple[float, ...]:
 def _winner_of_an_older_run(store: RunStore) -> dict[str, Any]:
     """A run made before afos recorded its winner: computed from the stored confirmation (slower: this
     imports the statistics and torch)."""
-    from afos.search.confirmation import winner
     from afos.search.results import finalist_rows
+    from afos.search.verdict import winner
 
     best = winner(finalist_rows(store) or [])
     return {} if best is None else {"best": best.canonical, "verdict": best.verdict, "score": best.val_mean}

@@ -17,9 +17,10 @@ from afos.records.search import Generation
 from afos.reporting.search_report import write_report
 from afos.runs.lifecycle import DEFAULT_OPTIONS, Options, Session, run_session
 from afos.search.config import SearchConfig, expected_runs, task_configs, task_protocols
-from afos.search.confirmation import confirm, winner
+from afos.search.confirmation import confirm
 from afos.search.loop import Search
 from afos.search.results import finalist_rows
+from afos.search.verdict import winner
 from afos.storage.layout import run_database
 from afos.storage.store import RunStore
 from afos.training.protocol import check_tasks

@@ -28,7 +28,16 @@ from afos.evaluation import EvalRequest, Evaluator
 from afos.records.evaluation import Evaluation, Phase
 from afos.records.runs import MetaKey, Role, Verdict
 from afos.records.search import Generation, HallOfFameEntry
-from afos.search.config import RELU, SearchConfig, baseline_names, task_configs
+from afos.search.config import (
+    RELU,
+    SearchConfig,
+    baseline_names,
+    budgets,
+    fitness_seeds,
+    score,
+    task_configs,
+    task_protocols,
+)
 from afos.search.hall_of_fame import spread
 from afos.space.parse import canonical
 from afos.stats.pairwise import holm
@@ -129,17 +138,20 @@ class ConfirmationPlan:
                    tuple(PlannedFunction.from_dict(f) for f in values["functions"]))
 
 
-def plan(hall_of_fame: Sequence[HallOfFameEntry], baseline: str | Sequence[str], top: int) -> list[PlannedFunction]:
+def plan(hall_of_fame: Sequence[HallOfFameEntry], baseline: str | Sequence[str], top: int,
+         floor: float | None = None) -> list[PlannedFunction]:
     """The functions to confirm: the top ``top`` hall-of-fame entries that trained ok (of a Pareto archive,
-    ``top`` members spread along it by cost, its cheapest and its most accurate included), then the baselines
-    (a baseline that is also a finalist is confirmed once, as a baseline)."""
+    ``top`` members spread along it by cost, its cheapest and its most accurate included, among those whose
+    fitness reaches ``floor``), then the baselines (a baseline that is also a finalist is confirmed once, as a
+    baseline)."""
     bases = [PlannedFunction(Role.BASELINE, name, canonical(name), ActivationSpec(name).key(), ActivationSpec(name))
              for name in baseline_names(baseline)]
     taken = {function.key for function in bases}
     finalists: list[PlannedFunction] = []
     trained = [entry for entry in hall_of_fame if entry.ok and entry.n_runs]
     if any(entry.fitness.cost is not None for entry in trained):
-        trained = spread([entry for entry in trained if entry.key not in taken], top)
+        worth = [e for e in trained if e.key not in taken and (floor is None or e.fitness.value >= floor)]
+        trained = spread(worth, top)
     for entry in trained:
         if len(finalists) == top:
             break
@@ -164,6 +176,8 @@ class ConfirmDatabase(Protocol):
 
     def set_meta(self, key: MetaKey, value: object) -> None: ...
 
+    def evaluations(self, *, activation_key: str | None = None) -> list[Evaluation]: ...
+
 
 def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, progress: Callable[[str], None],
             deadline: float | None = None) -> bool:
@@ -176,7 +190,9 @@ def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, 
     it, the confirmation stops with a line saying how to finish it. With no finalist nothing is trained:
     baselines alone confirm nothing."""
     saved = store.last_generation()
-    functions = plan(saved.hall_of_fame if saved else (), config.baseline, config.confirm_top)
+    relu = ActivationSpec(RELU).key()
+    floor = _relu_floor(store.evaluations(activation_key=relu), config) if config.costed else None
+    functions = plan(saved.hall_of_fame if saved else (), config.baseline, config.confirm_top, floor)
     finalists = sum(1 for f in functions if f.role is Role.FINALIST)
     if not finalists:
         progress("no finalist to confirm: no function of the hall of fame trained ok")
@@ -196,6 +212,22 @@ def confirm(config: SearchConfig, store: ConfirmDatabase, evaluator: Evaluator, 
                  "larger --time-limit to finish it")
         return False
     return True
+
+
+def _relu_floor(records: Sequence[Evaluation], config: SearchConfig) -> float | None:
+    """ReLU's search fitness less one spread, from ``records`` (ReLU's, as a baseline or a seed expression):
+    the mean less the standard deviation of its scores at the full budget on the fitness seeds (None when it
+    has none).
+
+    Why a floor for a front's confirmation: every front holds functions that cost little and do little (the
+    identity costs 0); one that ReLU beats by more than the noise cannot beat ReLU, which is what the
+    confirmation tests, so its fresh seeds would be spent for nothing."""
+    protocols, seeds, full = task_protocols(config), set(fitness_seeds(config)), budgets(config)[-1]
+    scores = [score(r, config.fitness) for r in records
+              if r.budget == full and r.seed in seeds and protocols.get(r.task) == r.protocol]
+    if not scores:
+        return None
+    return statistics.fmean(scores) - (statistics.stdev(scores) if len(scores) > 1 else 0.0)
 
 
 #: The stored runs of a function on one seed over every task, or None while some are missing.
@@ -349,57 +381,3 @@ def _interval(values: Sequence[float], bounds: tuple[float, float] = (-math.inf,
     mean, sem = statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
     half = float(sps.t.ppf(0.975, len(values) - 1)) * sem
     return max(bounds[0], mean - half), min(bounds[1], mean + half)
-
-
-def winner(rows: Sequence[Finalist]) -> Finalist | None:
-    """The function a confirmation names: the best finalist confirmed better than ReLU, else the best by
-    confirmed validation (None without finalists). The verdict sentence, ``afos export`` and ``afos runs``
-    all take this one."""
-    finalists = [r for r in rows if r.role is Role.FINALIST]
-    if any(r.verdict is Verdict.PENDING for r in finalists):
-        return None  # a confirmation under way or stopped names no function
-    better = [r for r in finalists if r.verdict is Verdict.BETTER]
-    ranked = better or finalists
-    return ranked[0] if ranked else None
-
-
-def verdict_sentence(rows: Sequence[Finalist]) -> str:
-    """The one sentence a search ends with: does any confirmed finalist beat ReLU beyond noise?"""
-    finalists = [r for r in rows if r.role is Role.FINALIST]
-    pending = sum(r.verdict is Verdict.PENDING for r in finalists)
-    if pending:
-        return (f"The confirmation has not finished ({pending} of {len(finalists)} finalists, or ReLU, still lack "
-                "some of its seeds): no verdict yet.")
-    best = winner(rows)
-    if best is None:
-        return "No finalist was confirmed (no function of the hall of fame trained ok)."
-    if best.verdict is Verdict.BETTER:
-        return (f"{best.canonical} beats ReLU: {_points(best.delta_vs_relu)} points test accuracy "
-                f"(95 % CI {_points(best.delta_ci_low, sign=False)} – {_points(best.delta_ci_high, sign=False)}), "
-                f"p_holm = {best.p_holm:.3g}, {best.n_seeds} seeds.{_against_strongest(best)}")
-    if best.failed:
-        return (f"No finalist beats ReLU: every finalist failed on some confirmation seed ({best.canonical}: "
-                f"{best.failed} of {best.n_seeds}).")
-    spread = "" if best.delta_ci_high is None or best.delta_vs_relu is None else \
-        f" (95 % CI {_points(best.delta_ci_low, sign=False)} – {_points(best.delta_ci_high, sign=False)})"
-    p = "" if best.p_holm is None else f", p_holm = {best.p_holm:.3g}"
-    return (f"No finalist beats ReLU beyond noise (best by confirmed validation: {best.canonical}, "
-            f"{_points(best.delta_vs_relu)} points test{spread}{p}, {best.n_seeds} seeds).")
-
-
-def _against_strongest(best: Finalist, alpha: float = ALPHA) -> str:
-    """What the verdict adds when the strongest baseline is not ReLU: does the winner beat that one too?"""
-    name = best.strongest_baseline
-    if name is None or name == RELU:
-        return ""
-    p = "" if best.p_holm_vs_strongest is None else f", p_holm = {best.p_holm_vs_strongest:.3g}"
-    numbers = f"{_points(best.delta_vs_strongest)} points{p}"
-    if best.p_holm_vs_strongest is not None and best.p_holm_vs_strongest < alpha:
-        return f" It also beats the strongest baseline, {name}: {numbers}."
-    return f" It does not beat the strongest baseline, {name}, beyond noise ({numbers})."
-
-
-def _points(value: float | None, *, sign: bool = True) -> str:
-    if value is None:
-        return "n/a"
-    return f"{100 * value:+.2f}" if sign else f"{100 * value:.2f}"

@@ -18,8 +18,9 @@ from afos.runs.lifecycle import Options
 from afos.runs.listing import list_runs
 from afos.runs.search import search as run_search
 from afos.search.config import SearchConfig
-from afos.search.confirmation import Finalist, PlannedFunction, confirm_seeds, summarise, verdict_sentence, winner
+from afos.search.confirmation import Finalist, PlannedFunction, confirm_seeds, summarise
 from afos.search.results import finalist_rows, hall_of_fame
+from afos.search.verdict import verdict_sentence, winner
 from afos.storage.store import RunStore
 from afos.training.config import TrainConfig
 from afos.training.fitness import run_fitness

@@ -53,6 +53,8 @@ def test_confirmation_takes_members_spread_along_the_front() -> None:
     members = [_entry(k, v, c) for k, v, c in (("p", 0.5, 1.5), ("q", 0.6, 2.0), ("r", 0.7, 3.0), ("s", 0.8, 4.0))]
     finalists = [f.canonical for f in plan(members, ["silu"], 2) if f.role is Role.FINALIST]
     assert finalists == ["fs", "fp"]  # the most accurate and the cheapest, not the two most accurate
+    floored = [f.canonical for f in plan(members, ["silu"], 2, floor=0.55) if f.role is Role.FINALIST]
+    assert floored == ["fs", "fq"]  # p (0.5) is below every baseline: its seeds would be spent for nothing
 
 
 def test_nsga2_needs_two_objectives_and_objectives_start_with_accuracy() -> None:

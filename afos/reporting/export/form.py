@@ -15,8 +15,9 @@ from afos.errors import UserError
 from afos.records.search import HallOfFameEntry
 from afos.reporting.cost_front import by_cost, cheapest_near_best, is_front
 from afos.reporting.tables import format_number
-from afos.search.confirmation import Finalist, winner
+from afos.search.confirmation import Finalist
 from afos.search.results import finalist_rows
+from afos.search.verdict import winner
 from afos.space.parse import canonical, parameter_symbol, parse
 from afos.space.primitives import X
 from afos.storage.layout import run_database, run_databases
@@ -102,7 +103,7 @@ def front_form(run_dir: str | Path, pick: str) -> Form:
 
 
 def winner_form(run_dir: str | Path) -> Form:
-    """The function a search's confirmation names (see :func:`afos.search.confirmation.winner`); a search
+    """The function a search's confirmation names (see :func:`afos.search.verdict.winner`); a search
     without a confirmation has its hall of fame's first."""
     entries, finalists = _search_results(run_dir)
     best = winner(finalists or [])
