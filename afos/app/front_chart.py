@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from afos.records.search import HallOfFameEntry
+from afos.search.hall_of_fame import cheapest_first
 from afos.search.results import BaselineSummary
 from afos.space.cost import cost
 
@@ -49,8 +50,7 @@ class FrontChart:
 
 def front_chart(hall: Sequence[HallOfFameEntry], baselines: Sequence[BaselineSummary]) -> FrontChart | None:
     """The chart of a front, or None for a search without one (its entries carry no cost)."""
-    members = sorted((e for e in hall if e.ok and e.fitness.cost is not None),
-                     key=lambda e: (e.fitness.cost or 0.0, -e.fitness.value))
+    members = cheapest_first(hall)
     if not members:
         return None
     priced = [(b.expression, cost(b.canonical), b.fitness) for b in baselines if b.fitness is not None]

@@ -17,27 +17,17 @@ from afos.reporting.front import Point
 from afos.reporting.plots import front_plot
 from afos.reporting.tables import format_number, format_points, plus_minus
 from afos.search.confirmation import Finalist, Role
+from afos.search.hall_of_fame import cheapest_first
 from afos.search.results import BaselineSummary, shown_form
 from afos.space.cost import cost
 
 COST_PLOT = "cost_front.png"
 
 
-def is_front(hof: Sequence[HallOfFameEntry]) -> bool:
-    """Whether ``hof`` is a Pareto archive of accuracy and cost (its entries carry a cost)."""
-    return any(entry.fitness.cost is not None for entry in hof)
-
-
-def by_cost(hof: Sequence[HallOfFameEntry]) -> list[HallOfFameEntry]:
-    """The front's members that trained ok, cheapest first (none of a hall of fame: its entries carry no cost)."""
-    members = [e for e in hof if e.ok and e.fitness.cost is not None]
-    return sorted(members, key=lambda e: (e.fitness.cost or 0.0, -e.fitness.value, e.key))
-
-
 def cheapest_near_best(hof: Sequence[HallOfFameEntry]) -> HallOfFameEntry | None:
     """The cheapest member whose fitness is within one standard deviation (over the search's seeds) of the
     most accurate member's; the most accurate itself when its spread is unknown (one fitness seed)."""
-    members = by_cost(hof)
+    members = cheapest_first(hof)
     if not members:
         return None
     best = max(members, key=lambda e: (e.fitness.value, -(e.fitness.cost or 0.0)))
@@ -50,7 +40,7 @@ def cost_front_lines(hof: Sequence[HallOfFameEntry], baselines: Sequence[Baselin
     """The report's section on the front: the headline, then the front and the baselines, cheapest first,
     each with its measured time per step over ReLU's (``step_seconds``: activation key -> seconds) beside
     its modelled cost, and its test accuracy on the confirmation's fresh seeds where it was confirmed."""
-    members = by_cost(hof)
+    members = cheapest_first(hof)
     if not members:
         return []
     best, near = members[-1], cheapest_near_best(hof)
@@ -97,7 +87,7 @@ def cost_front_plot(hof: Sequence[HallOfFameEntry], trained: Sequence[Point], ba
                     path: Path, ylabel: str) -> Path:
     """Cost against fitness: every function trained (grey), the front (blue steps), the baselines (diamonds)."""
     return front_plot([(p.cost, p.fitness) for p in trained if p.cost is not None],
-                      [(e.fitness.cost or 0.0, e.fitness.value, e.canonical) for e in by_cost(hof)], path,
+                      [(e.fitness.cost or 0.0, e.fitness.value, e.canonical) for e in cheapest_first(hof)], path,
                       ylabel=ylabel, xlabel="cost (ReLUs: kernel time per training step)",
                       title="Accuracy against cost",
                       marks=[(b.expression, cost(b.canonical), b.fitness) for b in baselines if b.fitness is not None])

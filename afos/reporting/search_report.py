@@ -14,7 +14,7 @@ from typing import Any
 from afos.records.evaluation import Evaluation, Phase
 from afos.records.runs import MetaKey, Role, RunStatus, Verdict
 from afos.records.search import CandidateRecord, Generation, HallOfFameEntry
-from afos.reporting.cost_front import COST_PLOT, cost_front_lines, cost_front_plot, is_front
+from afos.reporting.cost_front import COST_PLOT, cost_front_lines, cost_front_plot
 from afos.reporting.front import Point, front, front_lines, points
 from afos.reporting.genealogy import genealogy_lines, genealogy_plot
 from afos.reporting.listed_runs import failure_lines, pending_lines
@@ -29,6 +29,7 @@ from afos.reporting.tables import (
     write_csv,
 )
 from afos.search.confirmation import FINALIST_COLUMNS, Finalist
+from afos.search.hall_of_fame import is_front
 from afos.search.results import (
     BaselineSummary,
     baseline_summaries,

@@ -38,7 +38,7 @@ from afos.search.config import (
     task_configs,
     task_protocols,
 )
-from afos.search.hall_of_fame import spread
+from afos.search.hall_of_fame import is_front, spread
 from afos.space.parse import canonical
 from afos.stats.pairwise import holm
 from afos.text import counted
@@ -149,7 +149,7 @@ def plan(hall_of_fame: Sequence[HallOfFameEntry], baseline: str | Sequence[str],
     taken = {function.key for function in bases}
     finalists: list[PlannedFunction] = []
     trained = [entry for entry in hall_of_fame if entry.ok and entry.n_runs]
-    if any(entry.fitness.cost is not None for entry in trained):
+    if is_front(trained):
         worth = [e for e in trained if e.key not in taken and (floor is None or e.fitness.value >= floor)]
         trained = spread(worth, top)
     for entry in trained:

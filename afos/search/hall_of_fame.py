@@ -65,14 +65,25 @@ class ParetoArchive(HallOfFame):
                          if not any(other.fitness.dominates(entry.fitness) for other in members)}
 
 
+def is_front(entries: Sequence[HallOfFameEntry]) -> bool:
+    """Whether ``entries`` are a Pareto archive's (they carry a cost), not a hall of fame's."""
+    return any(entry.fitness.cost is not None for entry in entries)
+
+
+def cheapest_first(entries: Sequence[HallOfFameEntry]) -> list[HallOfFameEntry]:
+    """A front's members that trained ok, cheapest first (none of a hall of fame: its entries carry no cost)."""
+    members = [entry for entry in entries if entry.ok and entry.fitness.cost is not None]
+    return sorted(members, key=lambda entry: (entry.fitness.cost or 0.0, -entry.fitness.value, entry.key))
+
+
 def spread(front: Sequence[HallOfFameEntry], count: int) -> list[HallOfFameEntry]:
     """``count`` members of a front spread along it by cost, its cheapest and its most accurate included
     (all of them when it has no more); the most accurate first."""
-    by_cost = sorted(front, key=lambda entry: (entry.fitness.cost or 0.0, entry.key))
-    if len(by_cost) > count:
-        picks = {round(i * (len(by_cost) - 1) / (count - 1)) for i in range(count)} if count > 1 else {len(by_cost) - 1}
-        by_cost = [by_cost[i] for i in sorted(picks)]
-    return sorted(by_cost, key=lambda entry: entry.rank_key)
+    members = cheapest_first(front)
+    if len(members) > count:
+        picks = {round(i * (len(members) - 1) / (count - 1)) for i in range(count)} if count > 1 else {len(members) - 1}
+        members = [members[i] for i in sorted(picks)]
+    return sorted(members, key=lambda entry: entry.rank_key)
 
 
 def entry_of(candidate: Candidate, fitness: Fitness, generation: int,

@@ -13,9 +13,10 @@ import sympy
 from afos.activation.module import Activation
 from afos.errors import UserError
 from afos.records.search import HallOfFameEntry
-from afos.reporting.cost_front import by_cost, cheapest_near_best, is_front
+from afos.reporting.cost_front import cheapest_near_best
 from afos.reporting.tables import format_number
 from afos.search.confirmation import Finalist
+from afos.search.hall_of_fame import cheapest_first, is_front
 from afos.search.results import finalist_rows
 from afos.search.verdict import winner
 from afos.space.parse import canonical, parameter_symbol, parse
@@ -88,7 +89,7 @@ def front_form(run_dir: str | Path, pick: str) -> Form:
     entries, _ = _search_results(run_dir)
     if not is_front(entries):
         raise UserError(f"--pick needs a search that minimised cost ({run_dir} kept a hall of fame: use --rank)")
-    members = by_cost(entries)
+    members = cheapest_first(entries)
     named = {"cheapest": members[:1], "best": members[-1:], "near-best": [m for m in [cheapest_near_best(entries)] if m]}
     if pick in named:
         chosen = named[pick]
