@@ -29,16 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import moocore
 import numpy as np
-from replay_efficiency import DEFAULT_TABLE, a12, quality, replayed, search_config, table_task
+from replay_efficiency import DEFAULT_TABLE, a12, quality, replayed, run_searches, search_config, table_task
 from scipy.stats import mannwhitneyu
 
 from afos.execution.replay import Table, read_table
@@ -86,36 +83,14 @@ def hypervolume(points: list[tuple[float, float]], reference: tuple[float, float
 
 
 def run_all(args: argparse.Namespace, table: Table) -> dict[tuple[str, str, int], Trace]:
-    root = Path(args.root)
-    root.mkdir(parents=True, exist_ok=True)
-    done_path = root / "traces.jsonl"
-    traces: dict[tuple[str, str, int], Trace] = {}
-    if done_path.is_file():
-        for line in done_path.read_text().splitlines():
-            row = json.loads(line)
-            traces[(row["task"], row["strategy"], row["seed"])] = Trace(row["trained"], row["scores"])
-    budget = max(args.budgets)
-    start = time.monotonic()
-    memory = "/dev/shm" if Path("/dev/shm").is_dir() else None  # the throwaway databases need no disk
-    with done_path.open("a") as out, tempfile.TemporaryDirectory(dir=memory) as scratch:
-        for task in args.tasks:
-            for strategy in args.strategies:
-                for seed in range(args.seeds):
-                    if (task, strategy, seed) in traces:
-                        continue
-                    folder = Path(scratch) / f"{Path(task).stem}-{strategy}-{seed}"
-                    folder.mkdir()
-                    config = search_config(task, "random", seed, budget, {**STRATEGIES[strategy], **args.settings})
-                    records = replayed(config, table, folder)
-                    trace = Trace([r.key.activation_key for r in records],
-                                  [(r.val_accuracy or 0.0) if r.status is Status.OK else 0.0 for r in records])
-                    traces[(task, strategy, seed)] = trace
-                    out.write(json.dumps({"task": task, "strategy": strategy, "seed": seed,
-                                          "trained": trace.trained, "scores": trace.scores}) + "\n")
-                    out.flush()
-                print(f"{task} {strategy}: {args.seeds} searches, {time.monotonic() - start:.0f} s so far",
-                      file=sys.stderr)
-    return traces
+    def search(task: str, strategy: str, seed: int, folder: Path) -> dict[str, Any]:
+        config = search_config(task, "random", seed, max(args.budgets), {**STRATEGIES[strategy], **args.settings})
+        records = replayed(config, table, folder)
+        return {"trained": [r.key.activation_key for r in records],
+                "scores": [(r.val_accuracy or 0.0) if r.status is Status.OK else 0.0 for r in records]}
+
+    rows = run_searches(args, search)
+    return {key: Trace(row["trained"], row["scores"]) for key, row in rows.items()}
 
 
 def summarise(args: argparse.Namespace, table: Table, traces: dict[tuple[str, str, int], Trace]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,33 +165,47 @@ def random_unique(values: dict[str, float], fitness: dict[str, float], top: set[
 
 # ------------------------------------------------------------------------------------------- the run
 def run_all(args: argparse.Namespace, table: Table) -> dict[tuple[str, str, int], Trace]:
+    def search(task: str, strategy: str, seed: int, folder: Path) -> dict[str, Any]:
+        trace = replay(search_config(task, strategy, seed, max(args.budgets), args.settings), table, folder)
+        return {"trained": trace.trained, "held": trace.held}
+
+    rows = run_searches(args, search)
+    return {key: Trace(row["trained"], row["held"]) for key, row in rows.items()}
+
+
+#: One replayed search, in a throwaway folder: (task, strategy, seed, folder) -> its trace as JSON values.
+SearchOnce = Callable[[str, str, int, Path], dict[str, Any]]
+
+
+def run_searches(args: argparse.Namespace, search: SearchOnce) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Every (task, strategy, seed) of ``args`` searched once by ``search``: each trace is appended to
+    ``<root>/traces.jsonl`` as it finishes, and the ones already there are read back instead, so the command
+    resumes after a kill."""
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     done_path = root / "traces.jsonl"
-    traces: dict[tuple[str, str, int], Trace] = {}
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     if done_path.is_file():
         for line in done_path.read_text().splitlines():
             row = json.loads(line)
-            traces[(row["task"], row["strategy"], row["seed"])] = Trace(row["trained"], row["held"])
-    budget = max(args.budgets)
+            rows[(row["task"], row["strategy"], row["seed"])] = row
     start = time.monotonic()
     memory = "/dev/shm" if Path("/dev/shm").is_dir() else None  # the throwaway databases need no disk
     with done_path.open("a") as out, tempfile.TemporaryDirectory(dir=memory) as scratch:
         for task in args.tasks:
             for strategy in args.strategies:
                 for seed in range(args.seeds):
-                    if (task, strategy, seed) in traces:
+                    if (task, strategy, seed) in rows:
                         continue
                     folder = Path(scratch) / f"{Path(task).stem}-{strategy}-{seed}"
                     folder.mkdir()
-                    trace = replay(search_config(task, strategy, seed, budget, args.settings), table, folder)
-                    traces[(task, strategy, seed)] = trace
-                    out.write(json.dumps({"task": task, "strategy": strategy, "seed": seed,
-                                          "trained": trace.trained, "held": trace.held}) + "\n")
+                    row = {"task": task, "strategy": strategy, "seed": seed, **search(task, strategy, seed, folder)}
+                    rows[(task, strategy, seed)] = row
+                    out.write(json.dumps(row) + "\n")
                     out.flush()
                 print(f"{task} {strategy}: {args.seeds} searches, {time.monotonic() - start:.0f} s so far",
                       file=sys.stderr)
-    return traces
+    return rows
 
 
 def table_task(table: Table, task: str) -> str:
