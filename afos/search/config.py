@@ -89,10 +89,11 @@ RULES: dict[str, Rule] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchConfig:
-    """Settings of one search; ``train`` is the fitness protocol. What each key does: docs/search.md; the
-    keys and their rules: docs/config.md."""
+    """Settings of one search; ``train`` is the fitness protocol. Frozen: built once at the boundary (a
+    change is a new record, ``dataclasses.replace``). What each key does: docs/search.md; the keys and their
+    rules: docs/config.md."""
 
     primitives: str | list[str] = "afos"
     constants: list[float] = field(default_factory=list)

@@ -120,9 +120,10 @@ RULES: dict[str, Rule] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines one fitness run; the defaults suit the offline ``digits`` dataset.
+    """Everything that defines one fitness run (frozen: a change is a new record, ``dataclasses.replace``);
+    the defaults suit the offline ``digits`` dataset.
 
     Budget: ``epochs`` may be fractional (0.5 trains half the batches of one epoch); ``steps``, when set,
     overrides it. The learning-rate ``schedule`` is stepped per batch: ``constant``, ``cosine`` (to zero),
@@ -187,7 +188,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Paths arrive from the CLI as pathlib objects; records and TOML files want plain strings.
         if isinstance(self.data_dir, os.PathLike):
-            self.data_dir = os.fspath(self.data_dir)
+            object.__setattr__(self, "data_dir", os.fspath(self.data_dir))  # frozen: set once, here
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid key and its value; return self for chaining."""
